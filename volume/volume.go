@@ -1,0 +1,103 @@
+// Package volume is the interface between file system engines (NTFS, FAT,
+// ext4, ISO 9660) and the FUSE tree. An engine serves one file system on a
+// partition; the FUSE layer knows engines only through these interfaces.
+//
+// Errors are syscall.Errno values, wrapped with context where useful
+// (fmt.Errorf("ntfs: record %d: %w", n, syscall.EIO)); the FUSE layer
+// unwraps them with errors.As. Engines are safe for concurrent use.
+package volume
+
+import (
+	"io"
+	"os"
+	"time"
+)
+
+// Ino identifies a file within one volume. It is stable for the life of the
+// mount (NTFS: the MFT record number; engines without inode numbers assign
+// their own). Hard links share an Ino.
+type Ino uint64
+
+// Attr is what stat shows of a file.
+type Attr struct {
+	Ino   Ino
+	Mode  os.FileMode // type bits (ModeDir, ModeSymlink, 0 = regular) and permissions
+	Size  int64
+	Nlink uint32
+	// Blocks is the allocated size in 512-byte units (sparse files, du).
+	Blocks int64
+	Atime  time.Time
+	Mtime  time.Time
+	Ctime  time.Time
+}
+
+// DirEntry is one name in a directory listing.
+type DirEntry struct {
+	Name string
+	Ino  Ino
+	Mode os.FileMode // type bits only
+}
+
+// StatFS is what statfs shows of the volume.
+type StatFS struct {
+	BlockSize  uint32
+	Blocks     uint64
+	BlocksFree uint64
+	Files      uint64
+	FilesFree  uint64
+	NameMaxLen uint32
+}
+
+// FS is a mounted file system, read side.
+type FS interface {
+	// Type is the file system's name as info.json shows it: "ntfs",
+	// "fat12", "fat16", "fat32", "ext4", "iso9660".
+	Type() string
+	Label() string
+	Root() Ino
+	// Lookup finds name in dir with the file system's own case rules
+	// (NTFS and FAT: case-insensitive). ENOENT when absent.
+	Lookup(dir Ino, name string) (Attr, error)
+	GetAttr(ino Ino) (Attr, error)
+	// ReadDir lists dir without "." and "..", in a stable order.
+	ReadDir(dir Ino) ([]DirEntry, error)
+	// ReadAt reads file content; io.EOF at end as io.ReaderAt does.
+	ReadAt(ino Ino, p []byte, off int64) (int, error)
+	Readlink(ino Ino) (string, error)
+	// ListXattr and GetXattr expose alternate data streams as
+	// "user.<stream>" and engine attributes such as "system.ntfs_attrib".
+	// GetXattr returns ENODATA for an absent attribute.
+	ListXattr(ino Ino) ([]string, error)
+	GetXattr(ino Ino, name string) ([]byte, error)
+	StatFS() (StatFS, error)
+}
+
+// Writer is implemented by engines that can change their volume. Every
+// change goes to the device the engine was opened on (for offvm: the
+// transaction overlay), never elsewhere.
+type Writer interface {
+	Create(dir Ino, name string, mode os.FileMode) (Attr, error)
+	Mkdir(dir Ino, name string, mode os.FileMode) (Attr, error)
+	Unlink(dir Ino, name string) error
+	Rmdir(dir Ino, name string) error
+	// Rename moves oldName in oldDir to newName in newDir, replacing an
+	// existing file (not a non-empty directory) as rename(2) does.
+	Rename(oldDir Ino, oldName string, newDir Ino, newName string) error
+	Link(ino Ino, dir Ino, name string) (Attr, error)
+	Symlink(dir Ino, name, target string) (Attr, error)
+	WriteAt(ino Ino, p []byte, off int64) (int, error)
+	Truncate(ino Ino, size int64) error
+	// SetTimes changes the times that are non-nil.
+	SetTimes(ino Ino, atime, mtime *time.Time) error
+	SetXattr(ino Ino, name string, value []byte) error
+	RemoveXattr(ino Ino, name string) error
+	// Sync writes every pending metadata change to the device.
+	Sync() error
+}
+
+// Device is what an engine is opened on: a partition of a virtual disk.
+type Device interface {
+	io.ReaderAt
+	io.WriterAt
+	Size() int64
+}
