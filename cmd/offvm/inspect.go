@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/offvm/offvm/mount"
+	"github.com/urfave/cli/v2"
+)
+
+// imageInfo is what info.json and inspect show of an open image.
+func imageInfo(im *mount.Image) any { return im.Info() }
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "tell what each image is: container, partitions, file systems",
+		ArgsUsage: "IMAGE...",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, -1, "[--json] IMAGE..."); err != nil {
+				return err
+			}
+			var infos []mount.Info
+			failed := 0
+			for _, p := range c.Args().Slice() {
+				inf := describe(p)
+				if inf.Error != nil {
+					failed++
+				}
+				infos = append(infos, inf)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				var v any = infos
+				if len(infos) == 1 {
+					v = infos[0]
+				}
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			} else {
+				for _, inf := range infos {
+					fmt.Fprintln(c.App.Writer, lsLine(inf))
+				}
+			}
+			if failed > 0 {
+				return cli.Exit(fmt.Sprintf("offvm: %d of %d images could not be opened", failed, len(infos)), 1)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/offvm/offvm/daemon"
+	"github.com/urfave/cli/v2"
+)
+
+func mountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "show every image of LIBRARY as a directory under MOUNTPOINT",
+		ArgsUsage: "LIBRARY MOUNTPOINT",
+		Description: `LIBRARY is a directory of images (searched recursively) or one image file.
+Each image appears as a directory holding disk (the raw virtual disk), p1, p2, ...
+(its partitions' file systems), and info.json. offvm returns once the tree is
+visible and leaves a daemon serving it; 'offvm unmount MOUNTPOINT' ends it.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "ro", Usage: "read-only: nothing is written anywhere"},
+			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground; Ctrl-C unmounts"},
+			&cli.BoolFlag{Name: "allow-other", Usage: "let other users enter the tree (needs user_allow_other in /etc/fuse.conf)"},
+			&cli.BoolFlag{Name: "no-secrets", Usage: "leave the SAM and SECURITY hives out of registry/"},
+			&cli.StringFlag{Name: "pid-file", Usage: "write the daemon's pid to `FILE`"},
+			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", Hidden: true},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 2, 2, "[--ro] [-f] [--allow-other] [--no-secrets] [--pid-file FILE] LIBRARY MOUNTPOINT"); err != nil {
+				return err
+			}
+			opts := daemon.Options{
+				Library: c.Args().Get(0), Mountpoint: c.Args().Get(1),
+				ReadOnly: c.Bool("ro"), AllowOther: c.Bool("allow-other"), NoSecrets: c.Bool("no-secrets"),
+				PidFile: c.String("pid-file"), Debug: c.Bool("debug-fuse"),
+				Info: imageInfo,
+			}
+			if !c.Bool("foreground") {
+				return daemon.Spawn(append(daemonArgs(c), "--foreground", opts.Library, opts.Mountpoint), opts.Mountpoint)
+			}
+			d, err := daemon.Start(opts)
+			daemon.NotifyReady(err)
+			if err != nil {
+				return err
+			}
+			return d.Wait()
+		},
+	}
+}
+
+// daemonArgs rebuilds the command line for the background daemon.
+func daemonArgs(c *cli.Context) []string {
+	var args []string
+	if c.Bool("verbose") || isVerbose() {
+		args = append(args, "-v")
+	}
+	args = append(args, "mount")
+	for _, f := range []string{"ro", "allow-other", "no-secrets", "debug-fuse"} {
+		if c.Bool(f) {
+			args = append(args, "--"+f)
+		}
+	}
+	if p := c.String("pid-file"); p != "" {
+		args = append(args, "--pid-file", p)
+	}
+	return args
+}
+
+func isVerbose() bool {
+	for _, a := range os.Args[1:] {
+		if a == "-v" || a == "--verbose" {
+			return true
+		}
+		if a == "mount" {
+			break
+		}
+	}
+	return false
+}
+
+func unmountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unmount",
+		Aliases:   []string{"umount"},
+		Usage:     "commit every changed image into its file, then unmount",
+		ArgsUsage: "MOUNTPOINT",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "discard", Usage: "drop every change instead of committing"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "[--discard] MOUNTPOINT"); err != nil {
+				return err
+			}
+			return daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(line string) {
+				fmt.Fprintln(c.App.Writer, line)
+			})
+		},
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// Commands of the contract that later issues build. Each is in --help and
+// says plainly that it is not there yet.
+
+func regCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reg",
+		Usage: "export or import registry keys of a Windows image",
+		Subcommands: []*cli.Command{
+			{Name: "export", Usage: "print a key as regedit 5.00 text", ArgsUsage: `IMAGE 'HKLM\SOFTWARE\Some\Key'`, Action: notYet("reg export")},
+			{Name: "import", Usage: "merge a .reg file, committed atomically", ArgsUsage: "IMAGE FILE.reg", Action: notYet("reg import")},
+		},
+	}
+}
+
+func patchCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output"}
+	return &cli.Command{
+		Name:  "patch",
+		Usage: "apply update bundles to images, all or nothing per image",
+		Subcommands: []*cli.Command{
+			{Name: "apply", Usage: "apply BUNDLE to each TARGET", ArgsUsage: "BUNDLE TARGET...", Action: notYet("patch apply"),
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"}, &cli.IntFlag{Name: "jobs", Usage: "images patched at once", Value: 1}, jsonFlag}},
+			{Name: "status", Usage: "tell whether BUNDLE is applied to each TARGET", ArgsUsage: "BUNDLE TARGET...", Action: notYet("patch status"), Flags: []cli.Flag{jsonFlag}},
+		},
+	}
+}
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{Name: "rollback", Usage: "restore IMAGE to what it was before its last commit", ArgsUsage: "IMAGE", Action: notYet("rollback")}
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{Name: "check", Usage: "recover an interrupted commit, then check container, file systems and hives", ArgsUsage: "IMAGE...",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}}, Action: notYet("check")}
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{Name: "report", Usage: "report how far behind each image of LIBRARY is", ArgsUsage: "LIBRARY",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "html", Usage: "also write an HTML report to `FILE`"},
+			&cli.IntFlag{Name: "max-age", Usage: "flag images not patched for `DAYS` days"},
+			&cli.StringFlag{Name: "require", Usage: "flag images missing any of these updates (`KB,...`)"},
+		}, Action: notYet("report")}
+}

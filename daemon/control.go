@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// The control socket lets `offvm unmount` ask the daemon to detach, commit
+// and report, and wait until it has: unmount returns only when every
+// image's changes are in its file.
+
+// request is what the client sends, one JSON line.
+type request struct {
+	Cmd     string `json:"cmd"` // "unmount"
+	Discard bool   `json:"discard"`
+}
+
+// reply is what the daemon streams back, one JSON line each: progress
+// lines, then one with Done set.
+type reply struct {
+	Line  string `json:"line,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// RuntimeDir is where control sockets, pid files and logs live.
+func RuntimeDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/offvm"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "offvm")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("offvm-%d", os.Getuid()))
+}
+
+// key names a mount's runtime files after its absolute mountpoint.
+func key(mountpoint string) string {
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		abs = mountpoint
+	}
+	abs = filepath.Clean(abs)
+	h := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(h[:8])
+}
+
+// SocketPath is the control socket of the daemon serving mountpoint.
+func SocketPath(mountpoint string) string {
+	return filepath.Join(RuntimeDir(), key(mountpoint)+".sock")
+}
+
+// LogPath is where a background daemon writes its log.
+func LogPath(mountpoint string) string {
+	return filepath.Join(RuntimeDir(), key(mountpoint)+".log")
+}
+
+// Unmount asks the daemon serving mountpoint to unmount, streaming its
+// progress lines to out. It returns the daemon's verdict.
+func Unmount(mountpoint string, discard bool, out func(string)) error {
+	c, err := net.Dial("unix", SocketPath(mountpoint))
+	if err != nil {
+		return fmt.Errorf("%s: no offvm daemon serves it (%w)", mountpoint, err)
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(request{Cmd: "unmount", Discard: discard}); err != nil {
+		return fmt.Errorf("%s: talking to the daemon: %w", mountpoint, err)
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		var r reply
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("%s: bad reply from the daemon: %w", mountpoint, err)
+		}
+		if r.Line != "" {
+			out(r.Line)
+		}
+		if r.Done {
+			if r.Error != "" {
+				return fmt.Errorf("%s", r.Error)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: the daemon ended without saying whether it committed (see %s)", mountpoint, LogPath(mountpoint))
+}

@@ -1,0 +1,206 @@
+// Package daemon runs `offvm mount`: the FUSE server, its control socket,
+// signals, and the commit of every changed image when the tree is
+// unmounted.
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/fusefs"
+	"github.com/offvm/offvm/mount"
+)
+
+// Options are `offvm mount`'s.
+type Options struct {
+	Library    string
+	Mountpoint string
+	ReadOnly   bool
+	AllowOther bool
+	NoSecrets  bool
+	PidFile    string
+	Debug      bool
+	// Info renders info.json for an open image (inspection); nil means
+	// the container/partition facts only.
+	Info func(*mount.Image) any
+}
+
+// Daemon is a running mount.
+type Daemon struct {
+	opts Options
+	tree *fusefs.Tree
+	srv  *fuse.Server
+	ln   net.Listener
+
+	once      sync.Once
+	committed chan struct{} // closed when the commit is over
+	err       error         // the commit's verdict, set before committed closes
+	discard   bool
+	lines     []string
+
+	mu      sync.Mutex
+	pending bool          // an unmount request waits for the verdict
+	replied chan struct{} // closed once it has been told
+}
+
+// Start mounts the library and returns when the tree is visible.
+func Start(opts Options) (*Daemon, error) {
+	lib, err := filepath.Abs(opts.Library)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(lib); err != nil {
+		return nil, fmt.Errorf("library %s: %w", opts.Library, err)
+	}
+	if st, err := os.Stat(opts.Mountpoint); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("mountpoint %s: not a directory", opts.Mountpoint)
+	}
+	d := &Daemon{opts: opts, committed: make(chan struct{}), replied: make(chan struct{})}
+	d.tree = fusefs.NewTree(fusefs.Options{Library: lib, ReadOnly: opts.ReadOnly,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: opts.Info})
+	if err := os.MkdirAll(RuntimeDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("runtime directory %s: %w", RuntimeDir(), err)
+	}
+	sock := SocketPath(opts.Mountpoint)
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("mountpoint %s: another offvm daemon already serves it", opts.Mountpoint)
+	}
+	os.Remove(sock)
+	d.ln, err = net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	d.srv, err = fusefs.Mount(opts.Mountpoint, d.tree, fusefs.MountOptions{AllowOther: opts.AllowOther, Debug: opts.Debug})
+	if err != nil {
+		d.ln.Close()
+		os.Remove(sock)
+		return nil, err
+	}
+	if err := d.srv.WaitMount(); err != nil {
+		d.srv.Unmount()
+		d.ln.Close()
+		return nil, fmt.Errorf("mounting %s: %w", opts.Mountpoint, err)
+	}
+	if opts.PidFile != "" {
+		if err := os.WriteFile(opts.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			d.srv.Unmount()
+			d.ln.Close()
+			return nil, fmt.Errorf("pid file %s: %w", opts.PidFile, err)
+		}
+	}
+	go d.serveControl()
+	go d.watchSignals()
+	go func() { d.srv.Wait(); d.finish() }()
+	slog.Info("mounted", "library", lib, "mountpoint", opts.Mountpoint, "ro", opts.ReadOnly)
+	return d, nil
+}
+
+// Wait blocks until the tree is unmounted, the commit is over, and an
+// `offvm unmount` that asked for it has been told the verdict.
+func (d *Daemon) Wait() error {
+	<-d.committed
+	d.mu.Lock()
+	pending := d.pending
+	d.mu.Unlock()
+	if pending {
+		<-d.replied
+	}
+	return d.err
+}
+
+// finish runs once the kernel has let go of the tree: commit (or discard)
+// and close every image, then release the runtime files.
+func (d *Daemon) finish() {
+	d.once.Do(func() {
+		d.err = d.commitAll()
+		d.ln.Close()
+		os.Remove(SocketPath(d.opts.Mountpoint))
+		if d.opts.PidFile != "" {
+			os.Remove(d.opts.PidFile)
+		}
+		close(d.committed)
+	})
+}
+
+// commitAll closes every image opened during the mount. Changes are
+// committed image by image: one failure never costs another image.
+func (d *Daemon) commitAll() error {
+	var errs []error
+	for _, im := range d.tree.Images() {
+		if err := im.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", im.Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) watchSignals() {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	for range ch {
+		slog.Info("signal: unmounting")
+		if err := d.srv.Unmount(); err != nil {
+			slog.Error("unmount failed", "err", err)
+		}
+	}
+}
+
+func (d *Daemon) serveControl() {
+	for {
+		c, err := d.ln.Accept()
+		if err != nil {
+			return
+		}
+		go d.handle(c)
+	}
+}
+
+func (d *Daemon) handle(c net.Conn) {
+	defer c.Close()
+	var req request
+	if err := json.NewDecoder(c).Decode(&req); err != nil {
+		return
+	}
+	enc := json.NewEncoder(c)
+	if req.Cmd != "unmount" {
+		enc.Encode(reply{Done: true, Error: "unknown request " + strconv.Quote(req.Cmd)})
+		return
+	}
+	d.mu.Lock()
+	if d.pending {
+		d.mu.Unlock()
+		enc.Encode(reply{Done: true, Error: d.opts.Mountpoint + ": an unmount is already under way"})
+		return
+	}
+	d.pending = true
+	d.discard = req.Discard
+	d.mu.Unlock()
+	if err := d.srv.Unmount(); err != nil {
+		d.mu.Lock()
+		d.pending = false
+		d.mu.Unlock()
+		enc.Encode(reply{Done: true, Error: fmt.Sprintf("%s: cannot unmount: %v (is a shell or program using it?)", d.opts.Mountpoint, err)})
+		return
+	}
+	<-d.committed
+	defer close(d.replied)
+	for _, l := range d.lines {
+		enc.Encode(reply{Line: l})
+	}
+	r := reply{Done: true}
+	if d.err != nil {
+		r.Error = d.err.Error()
+	}
+	enc.Encode(r)
+}

@@ -1,0 +1,60 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/mount"
+)
+
+// diskNode is the whole virtual disk as a raw, read-only file: what qemu
+// would show the guest, whatever the container.
+type diskNode struct {
+	fs.Inode
+	tree *Tree
+	im   *mount.Image
+}
+
+var (
+	_ fs.NodeOpener    = (*diskNode)(nil)
+	_ fs.NodeReader    = (*diskNode)(nil)
+	_ fs.NodeGetattrer = (*diskNode)(nil)
+)
+
+func (n *diskNode) fill(out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Size = uint64(n.im.Disk().Size())
+	out.Blocks = (out.Size + 511) / 512
+	out.Nlink = 1
+	out.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
+}
+
+func (n *diskNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr)
+	return 0
+}
+
+func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *diskNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (res fuse.ReadResult, e syscall.Errno) {
+	defer guard("disk read", &e)
+	d := n.im.Disk()
+	if off >= d.Size() {
+		return fuse.ReadResultData(nil), 0
+	}
+	if rem := d.Size() - off; int64(len(dest)) > rem {
+		dest = dest[:rem]
+	}
+	k, err := d.ReadAt(dest, off)
+	if err != nil && k < len(dest) {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}

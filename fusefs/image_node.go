@@ -1,0 +1,157 @@
+package fusefs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/mount"
+)
+
+// imageNode is an image file shown as a directory. The image is opened on
+// first lookup inside it, not when the library is listed.
+type imageNode struct {
+	fs.Inode
+	tree *Tree
+	path string
+
+	mu   sync.Mutex
+	im   *mount.Image
+	err  error
+	done bool
+	vols map[int]*volCtx
+}
+
+var (
+	_ fs.NodeLookuper  = (*imageNode)(nil)
+	_ fs.NodeReaddirer = (*imageNode)(nil)
+	_ fs.NodeGetattrer = (*imageNode)(nil)
+)
+
+// peek returns the image if it has been opened, without opening it.
+func (n *imageNode) peek() (*mount.Image, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.im, n.err
+}
+
+func (n *imageNode) open() (*mount.Image, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done {
+		return n.im, n.err
+	}
+	n.done = true
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				n.err = fmt.Errorf("%s: opening the image failed: %v", n.path, r)
+			}
+		}()
+		n.im, n.err = mount.Open(n.path, mount.Options{ReadOnly: n.tree.opts.ReadOnly})
+	}()
+	if n.err != nil {
+		slog.Warn("image failed to open", "image", n.path, "err", n.err)
+	}
+	n.vols = map[int]*volCtx{}
+	return n.im, n.err
+}
+
+// volume returns partition num's file system context, or nil when the
+// partition holds none that opened.
+func (n *imageNode) volume(num int) *volCtx {
+	im, err := n.open()
+	if err != nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if vc, ok := n.vols[num]; ok {
+		return vc
+	}
+	v, err := im.Volume(num)
+	if err != nil || v.FS == nil {
+		return nil
+	}
+	vc := newVolCtx(n.tree, v.FS, im.ReadOnlyReason())
+	n.vols[num] = vc
+	return vc
+}
+
+func (n *imageNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.tree.owner.dirAttr(&out.Attr, 0o755)
+	return 0
+}
+
+// children lists the names the image directory holds, opening it.
+func (n *imageNode) children() []fuse.DirEntry {
+	out := []fuse.DirEntry{{Name: "info.json", Mode: syscall.S_IFREG}}
+	im, err := n.open()
+	if err != nil {
+		return out
+	}
+	out = append(out, fuse.DirEntry{Name: "disk", Mode: syscall.S_IFREG})
+	for _, p := range im.Partitions() {
+		if n.volume(p.Number) != nil {
+			out = append(out, fuse.DirEntry{Name: "p" + strconv.Itoa(p.Number), Mode: syscall.S_IFDIR})
+		}
+	}
+	return out
+}
+
+func (n *imageNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	return fs.NewListDirStream(n.children()), 0
+}
+
+func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	switch {
+	case name == "info.json":
+		node := &infoNode{img: n}
+		node.fill(&out.Attr)
+		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	case name == "disk":
+		im, err := n.open()
+		if err != nil {
+			return nil, syscall.ENOENT
+		}
+		node := &diskNode{tree: n.tree, im: im}
+		node.fill(&out.Attr)
+		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	case strings.HasPrefix(name, "p"):
+		num, err := strconv.Atoi(name[1:])
+		if err != nil || strconv.Itoa(num) != name[1:] {
+			return nil, syscall.ENOENT
+		}
+		vc := n.volume(num)
+		if vc == nil {
+			return nil, syscall.ENOENT
+		}
+		return vc.lookupRoot(ctx, &n.Inode, out)
+	}
+	return nil, syscall.ENOENT
+}
+
+// infoJSON renders what inspection says of the image, or its error.
+func (n *imageNode) infoJSON() []byte {
+	im, err := n.open()
+	var v any
+	if err != nil {
+		v = mount.ErrorInfo(n.path, err)
+	} else if n.tree.opts.Info != nil {
+		v = n.tree.opts.Info(im)
+	} else {
+		v = im.Info()
+	}
+	b, jerr := json.MarshalIndent(v, "", "  ")
+	if jerr != nil {
+		b = []byte(fmt.Sprintf("{\"error\": %q}", jerr.Error()))
+	}
+	return append(b, '\n')
+}

@@ -1,0 +1,75 @@
+// Package fusefs is the FUSE tree: the library's folders, each image as a
+// directory (disk, p1.., info.json), and each file system through the
+// volume interface. It holds no format knowledge: images come from package
+// mount, file systems from their engines.
+package fusefs
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/offvm/offvm/mount"
+)
+
+// Options shape the tree.
+type Options struct {
+	Library  string // directory (or one image file)
+	ReadOnly bool   // --ro
+	UID, GID uint32 // the mounting user, owner of everything
+	// Info, when set, describes an open image (inspection fills the
+	// guest's OS); nil means mount.Image.Info.
+	Info func(*mount.Image) any
+}
+
+// Tree is the state shared by every node of one mount.
+type Tree struct {
+	opts  Options
+	owner owner
+
+	volIDs atomic.Uint64 // volume ids: the high bits of FUSE inode numbers
+
+	mu     sync.Mutex
+	images map[string]*imageNode // by host path, every image looked up so far
+}
+
+// NewTree prepares the tree for a library.
+func NewTree(opts Options) *Tree {
+	return &Tree{opts: opts, owner: owner{opts.UID, opts.GID}, images: map[string]*imageNode{}}
+}
+
+// Images returns the images opened so far (for commit at unmount), in
+// path order.
+func (t *Tree) Images() []*mount.Image {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*mount.Image
+	for _, n := range t.images {
+		if im, _ := n.peek(); im != nil {
+			out = append(out, im)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// imageFor returns the single node of an image: the same image reached
+// twice (a library linked into itself) is opened once.
+func (t *Tree) imageFor(path string) *imageNode {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n, ok := t.images[path]; ok {
+		return n
+	}
+	n := &imageNode{tree: t, path: path}
+	t.images[path] = n
+	return n
+}
+
+// Timeouts: the library mirrors a host directory that may change under us,
+// so its entries are short-lived; inside images we are the only writer.
+var (
+	libraryTimeout = time.Second
+	volumeTimeout  = 60 * time.Second
+)

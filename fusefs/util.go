@@ -1,0 +1,5 @@
+package fusefs
+
+import "time"
+
+func ptr(t time.Time) *time.Time { return &t }

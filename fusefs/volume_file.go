@@ -1,0 +1,105 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+var (
+	_ fs.NodeOpener    = (*vnode)(nil)
+	_ fs.NodeReader    = (*vnode)(nil)
+	_ fs.NodeWriter    = (*vnode)(nil)
+	_ fs.NodeSetattrer = (*vnode)(nil)
+	_ fs.NodeFsyncer   = (*vnode)(nil)
+	_ fs.NodeFlusher   = (*vnode)(nil)
+)
+
+const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND
+
+func (n *vnode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
+	defer guard("open", &e)
+	if flags&writeFlags != 0 {
+		if n.vc.w == nil {
+			return nil, 0, syscall.EROFS
+		}
+		if flags&syscall.O_TRUNC != 0 {
+			if err := n.vc.w.Truncate(n.ino, 0); err != nil {
+				return nil, 0, errno(err)
+			}
+		}
+	}
+	// We are the only writer of this file system: the kernel may keep
+	// what it cached across opens.
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *vnode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (_ fuse.ReadResult, e syscall.Errno) {
+	defer guard("read", &e)
+	k, err := n.vc.fs.ReadAt(n.ino, dest, off)
+	if err != nil && errno(err) != 0 {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *vnode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (_ uint32, e syscall.Errno) {
+	defer guard("write", &e)
+	if n.vc.w == nil {
+		return 0, syscall.EROFS
+	}
+	k, err := n.vc.w.WriteAt(n.ino, data, off)
+	return uint32(k), errno(err)
+}
+
+func (n *vnode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (e syscall.Errno) {
+	defer guard("setattr", &e)
+	if in.Valid&(fuse.FATTR_SIZE|fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) != 0 {
+		if n.vc.w == nil {
+			return syscall.EROFS
+		}
+	}
+	if sz, ok := in.GetSize(); ok {
+		if err := n.vc.w.Truncate(n.ino, int64(sz)); err != nil {
+			return errno(err)
+		}
+	}
+	if at, mt := setattrTimes(in); at != nil || mt != nil {
+		if err := n.vc.w.SetTimes(n.ino, at, mt); err != nil {
+			return errno(err)
+		}
+	}
+	// chmod and chown mean nothing to NTFS or FAT: accepted and ignored,
+	// as ntfs-3g does without a user mapping.
+	return n.Getattr(ctx, fh, out)
+}
+
+func setattrTimes(in *fuse.SetAttrIn) (at, mt *time.Time) {
+	now := time.Now()
+	if t, ok := in.GetATime(); ok {
+		at = &t
+	} else if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+		at = &now
+	}
+	if t, ok := in.GetMTime(); ok {
+		mt = &t
+	} else if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+		mt = &now
+	}
+	return at, mt
+}
+
+func (n *vnode) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) (e syscall.Errno) {
+	defer guard("fsync", &e)
+	// Nothing reaches the image before unmount; fsync makes the engine's
+	// state complete in the overlay.
+	if n.vc.w == nil {
+		return 0
+	}
+	return errno(n.vc.w.Sync())
+}
+
+func (n *vnode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return 0 }

@@ -1,0 +1,109 @@
+// Package library finds the disk images in a library: a directory searched
+// recursively, or one image file. Images are recognised by content, never
+// by extension; offvm's own sidecar files are hidden.
+package library
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/offvm/offvm/vdisk/detect"
+)
+
+// Entry is one name in a library directory that the tree shows.
+type Entry struct {
+	Name   string
+	Path   string
+	IsDir  bool
+	Format string // container format for images, "" for directories
+}
+
+// sidecarSuffixes are offvm's own files beside an image (journal, undo
+// record, lock); they are never images and never shown.
+var sidecarSuffixes = []string{".offvm-journal", ".offvm-undo", ".offvm-lock", ".offvm-tmp"}
+
+// IsSidecar reports whether name is one of offvm's own files.
+func IsSidecar(name string) bool {
+	for _, s := range sidecarSuffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// List returns the subdirectories and images of one directory, sorted by
+// name. Files that are not images, and hidden names, are left out.
+func List(dir string) ([]Entry, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") || IsSidecar(name) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		st, err := os.Stat(p) // follow symlinks: a library may link images in
+		if err != nil {
+			continue
+		}
+		if st.IsDir() {
+			out = append(out, Entry{Name: name, Path: p, IsDir: true})
+			continue
+		}
+		if !st.Mode().IsRegular() {
+			continue
+		}
+		if f, err := detect.Probe(p); err == nil && f != "" {
+			out = append(out, Entry{Name: name, Path: p, Format: f})
+		}
+	}
+	return hideExtents(out), nil
+}
+
+// Walk returns every image under root (or root itself when it is a file),
+// in path order.
+func Walk(root string) ([]Entry, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		f, err := detect.Probe(root)
+		if err != nil {
+			return nil, err
+		}
+		if f == "" {
+			return nil, fmt.Errorf("%s: not a disk image (no container header, partition table or file system)", root)
+		}
+		return []Entry{{Name: filepath.Base(root), Path: root, Format: f}}, nil
+	}
+	var out []Entry
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if p != root && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		ents, err := List(p)
+		if err != nil {
+			return nil
+		}
+		for _, e := range ents {
+			if !e.IsDir {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, err
+}

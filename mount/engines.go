@@ -1,0 +1,32 @@
+package mount
+
+import (
+	"fmt"
+
+	"github.com/offvm/offvm/diskfsvol"
+	"github.com/offvm/offvm/volume"
+)
+
+// engineFunc opens a file system engine on a partition. readOnly asks the
+// engine never to write.
+type engineFunc func(dev volume.Device, readOnly bool) (volume.FS, error)
+
+// engines maps what probeFS finds to the engine that serves it.
+var engines = map[string]engineFunc{
+	"ext2":    openExt,
+	"ext3":    openExt,
+	"ext4":    openExt,
+	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
+}
+
+func openExt(dev volume.Device, _ bool) (volume.FS, error) {
+	return diskfsvol.OpenExt4(dev)
+}
+
+func openEngine(fsType string, dev volume.Device, readOnly bool) (volume.FS, error) {
+	open, ok := engines[fsType]
+	if !ok {
+		return nil, fmt.Errorf("no engine for %s file systems", fsType)
+	}
+	return open(dev, readOnly)
+}

@@ -1,0 +1,81 @@
+package mount
+
+import (
+	"path/filepath"
+)
+
+// Info is what `offvm inspect --json` and info.json say of an image
+// (CONTRACT.md, "Inspection"). Fields that cannot be known are null.
+type Info struct {
+	Image          string            `json:"image"`
+	Path           string            `json:"path"`
+	Format         *string           `json:"format"`
+	Variant        *string           `json:"variant"`
+	VirtualSize    *int64            `json:"virtual_size"`
+	Parent         *string           `json:"parent"`
+	Writable       bool              `json:"writable"`
+	ReadOnlyReason *string           `json:"read_only_reason"`
+	PartitionTable *string           `json:"partition_table"`
+	Partitions     []PartitionInfo   `json:"partitions"`
+	Drives         map[string]string `json:"drives"`
+	OS             any               `json:"os"`
+	Updates        []any             `json:"updates"`
+	Applications   []any             `json:"applications"`
+	Users          []any             `json:"users"`
+	Patches        []any             `json:"patches"`
+	Problems       []string          `json:"problems"`
+	Error          *string           `json:"error,omitempty"`
+}
+
+// PartitionInfo describes one partition.
+type PartitionInfo struct {
+	Number     int     `json:"number"`
+	Type       string  `json:"type"`
+	Filesystem *string `json:"filesystem"`
+	Start      int64   `json:"start"`
+	Size       int64   `json:"size"`
+	Label      *string `json:"label"`
+	Error      *string `json:"error,omitempty"`
+}
+
+func strp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// ErrorInfo is the info.json of an image that could not be opened.
+func ErrorInfo(path string, err error) Info {
+	msg := err.Error()
+	return Info{Image: filepath.Base(path), Path: path, Error: &msg, Problems: []string{msg},
+		Partitions: []PartitionInfo{}, Drives: map[string]string{}, Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}}
+}
+
+// Info describes the image: container, partitions and file systems.
+// Later layers (inspect) fill the guest's OS, updates and applications.
+func (im *Image) Info() Info {
+	di := im.base.Info()
+	size := im.disk.Size()
+	inf := Info{
+		Image: filepath.Base(im.Path), Path: im.Path,
+		Format: strp(di.Format), Variant: strp(di.Variant), VirtualSize: &size,
+		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly),
+		PartitionTable: strp(im.table.Kind),
+		Partitions:     []PartitionInfo{}, Drives: map[string]string{},
+		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Problems: []string{},
+	}
+	for _, v := range im.Volumes() {
+		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),
+			Start: v.Partition.Start, Size: v.Partition.Size}
+		if v.FS != nil {
+			p.Label = strp(v.FS.Label())
+		}
+		if v.Err != nil {
+			p.Error = strp(v.Err.Error())
+			inf.Problems = append(inf.Problems, v.Err.Error())
+		}
+		inf.Partitions = append(inf.Partitions, p)
+	}
+	return inf
+}
