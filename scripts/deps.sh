@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what offvm's tests, demo and benchmarks need, when missing.
+# Debian/Ubuntu with apt-get; run as root (make test does).
+set -euo pipefail
+need=()
+check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+check fusermount3 fuse3
+check qemu-img qemu-utils
+check ntfs-3g ntfs-3g
+check mkntfs ntfs-3g
+check mkfs.vfat dosfstools
+check mcopy mtools
+check mkfs.ext4 e2fsprogs
+check hivexsh libhivex-bin
+check hivexregedit libwin-hivex-perl
+check fls sleuthkit
+check setfattr attr
+check sfdisk fdisk
+check xz xz-utils
+check unzip unzip
+check python3 python3
+python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
