@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make bench: offvm against ntfs-3g on the same NTFS content, cold cache,
+# printed as ratios (>1.0: offvm is faster). A benchmark, not a test: it
+# never fails on a number. Needs root (drop_caches, mounts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OFFVM=${OFFVM:-$PWD/bin/offvm}
+SIZE_MIB=${BENCH_FILE_MIB:-1024}
+FILES=${BENCH_FILES:-5000}
+B=$(mktemp -d /var/tmp/offvm-bench.XXXXXX)
+trap 'for m in "$B"/m*; do mountpoint -q "$m" && { "$OFFVM" unmount --discard "$m" 2>/dev/null || umount -l "$m"; }; done; rm -rf "$B"' EXIT
+
+echo "building a $((SIZE_MIB + 256)) MiB NTFS volume: one ${SIZE_MIB} MiB file, a ${FILES}-file directory ..."
+mkdir -p "$B/lib" "$B/m3g" "$B/moff" "$B/fill"
+truncate -s $((SIZE_MIB + 256))M "$B/lib/vol.img"
+mkntfs -q -F -Q -L bench "$B/lib/vol.img"
+ntfs-3g "$B/lib/vol.img" "$B/fill"
+head -c "${SIZE_MIB}M" /dev/urandom > "$B/fill/big.bin"
+mkdir "$B/fill/many"
+(cd "$B/fill/many" && seq -f "file-%05g.txt" 1 "$FILES" | xargs touch)
+umount "$B/fill"
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", e-s}'; }
+
+bench_pair() { # label, path inside ntfs-3g mount, path inside offvm mount, command
+  local label=$1 a=$2 b=$3; shift 3
+  drop; local t3g; t3g=$(secs "$@" "$a")
+  drop; local toff; toff=$(secs "$@" "$b")
+  printf '%-34s ntfs-3g %7.3fs   offvm %7.3fs   ratio %5.2f\n' "$label" "$t3g" "$toff" "$(awk -v a="$t3g" -v b="$toff" 'BEGIN{printf "%.2f", a/b}')"
+}
+
+ntfs-3g -o ro "$B/lib/vol.img" "$B/m3g"
+"$OFFVM" mount --ro "$B/lib" "$B/moff"
+OV=$B/moff/vol.img/p0
+bench_pair "cold read ${SIZE_MIB} MiB file (raw)" "$B/m3g/big.bin" "$OV/big.bin" cat
+bench_pair "ls -l of ${FILES} files (raw)" "$B/m3g/many" "$OV/many" ls -l
+"$OFFVM" unmount "$B/moff"
+
+# The same volume inside each container format, read through offvm,
+# against ntfs-3g on the raw volume.
+for fmt in qcow2 vhdx vmdk vpc; do
+  rm -rf "$B/lib2"; mkdir -p "$B/lib2"
+  qemu-img convert -O "$fmt" "$B/lib/vol.img" "$B/lib2/vol.$fmt" 2>/dev/null || { echo "qemu-img cannot make $fmt"; continue; }
+  "$OFFVM" mount --ro "$B/lib2" "$B/moff"
+  bench_pair "cold read ${SIZE_MIB} MiB file ($fmt)" "$B/m3g/big.bin" "$B/moff/vol.$fmt/p0/big.bin" cat
+  "$OFFVM" unmount "$B/moff"
+done
+umount "$B/m3g"
