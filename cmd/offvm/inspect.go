@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
 
 // imageInfo is what info.json and inspect show of an open image.
-func imageInfo(im *mount.Image) any { return im.Info() }
+func imageInfo(im *mount.Image) any { return inspect.Describe(im) }
 
 func inspectCommand() *cli.Command {
 	return &cli.Command{

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
@@ -52,7 +53,7 @@ func describe(path string) mount.Info {
 		return mount.ErrorInfo(path, err)
 	}
 	defer im.Close()
-	return im.Info()
+	return inspect.Describe(im)
 }
 
 func lsLine(inf mount.Info) string {
