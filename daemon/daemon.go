@@ -15,6 +15,9 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/offvm/offvm/fusefs"
@@ -106,6 +109,9 @@ func Start(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// Lines are the per-image commit lines (for a foreground daemon to print).
+func (d *Daemon) Lines() []string { return d.lines }
+
 // Wait blocks until the tree is unmounted, the commit is over, and an
 // `offvm unmount` that asked for it has been told the verdict.
 func (d *Daemon) Wait() error {
@@ -133,16 +139,43 @@ func (d *Daemon) finish() {
 	})
 }
 
-// commitAll closes every image opened during the mount. Changes are
-// committed image by image: one failure never costs another image.
+// commitAll commits (or, with --discard, drops) every image's changes,
+// image by image: one failure never costs another image, and a failed
+// image is left exactly as it was. Each changed image gets one line.
 func (d *Daemon) commitAll() error {
 	var errs []error
 	for _, im := range d.tree.Images() {
+		if err := d.commitOne(im); err != nil {
+			errs = append(errs, err)
+			d.lines = append(d.lines, "failed     "+im.Path+": "+err.Error())
+		}
 		if err := im.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", im.Path, err))
+			slog.Warn("closing image", "image", im.Path, "err", err)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%d image(s) not committed, each left as it was: %w", len(errs), errors.Join(errs...))
+	}
+	return nil
+}
+
+func (d *Daemon) commitOne(im *mount.Image) error {
+	if d.discard {
+		if im.Dirty() {
+			d.lines = append(d.lines, "discarded  "+im.Path)
+		}
+		return im.Discard()
+	}
+	res, err := im.Commit()
+	if err != nil {
+		return err
+	}
+	if res.Changed > 0 || res.Written > 0 {
+		d.lines = append(d.lines, fmt.Sprintf("committed  %s: %s changed, %s written in %s",
+			im.Path, humanize.IBytes(uint64(res.Changed)), humanize.IBytes(uint64(res.Written)), res.Duration.Round(time.Millisecond)))
+		slog.Info("committed", "image", im.Path, "changed", res.Changed, "written", res.Written, "took", res.Duration)
+	}
+	return nil
 }
 
 func (d *Daemon) watchSignals() {

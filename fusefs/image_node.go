@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/registryfs"
 )
 
 // imageNode is an image file shown as a directory. The image is opened on
@@ -55,7 +56,11 @@ func (n *imageNode) open() (*mount.Image, error) {
 				n.err = fmt.Errorf("%s: opening the image failed: %v", n.path, r)
 			}
 		}()
-		n.im, n.err = mount.Open(n.path, mount.Options{ReadOnly: n.tree.opts.ReadOnly})
+		opts := mount.Options{ReadOnly: n.tree.opts.ReadOnly}
+		if !opts.ReadOnly && n.tree.isParent(n.path) {
+			opts.ReadOnlyReason = "the parent of another image in the library"
+		}
+		n.im, n.err = mount.Open(n.path, opts)
 	}()
 	if n.err != nil {
 		slog.Warn("image failed to open", "image", n.path, "err", n.err)
@@ -80,7 +85,10 @@ func (n *imageNode) volume(num int) *volCtx {
 	if err != nil || v.FS == nil {
 		return nil
 	}
-	vc := newVolCtx(n.tree, v.FS, im.ReadOnlyReason())
+	vc := newVolCtx(n.tree, v.FS, v.ReadOnly)
+	if reg, rv, err := im.Registry(); err == nil && rv == v {
+		vc.guard = reg.FileWrite
+	}
 	n.vols[num] = vc
 	return vc
 }
@@ -103,6 +111,9 @@ func (n *imageNode) children() []fuse.DirEntry {
 			out = append(out, fuse.DirEntry{Name: "p" + strconv.Itoa(p.Number), Mode: syscall.S_IFDIR})
 		}
 	}
+	if reg, _, err := im.Registry(); err == nil && reg != nil {
+		out = append(out, fuse.DirEntry{Name: "registry", Mode: syscall.S_IFDIR})
+	}
 	return out
 }
 
@@ -124,6 +135,18 @@ func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		node := &diskNode{tree: n.tree, im: im}
 		node.fill(&out.Attr)
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	case name == "registry":
+		im, err := n.open()
+		if err != nil {
+			return nil, syscall.ENOENT
+		}
+		reg, _, err := im.Registry()
+		if err != nil {
+			return nil, syscall.ENOENT
+		}
+		n.tree.owner.dirAttr(&out.Attr, 0o755)
+		node := registryfs.New(reg, registryfs.Owner{UID: n.tree.owner.uid, GID: n.tree.owner.gid})
+		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 	case strings.HasPrefix(name, "p"):
 		num, err := strconv.Atoi(name[1:])
 		if err != nil || strconv.Itoa(num) != name[1:] {

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"path/filepath"
+
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 )
 
@@ -32,6 +35,17 @@ type Tree struct {
 
 	mu     sync.Mutex
 	images map[string]*imageNode // by host path, every image looked up so far
+
+	parentsOnce sync.Once
+	parents     map[string]bool // images that are another image's parent
+}
+
+// isParent reports whether the image at path is the parent of another
+// image in the library; the library is scanned once, on first need.
+func (t *Tree) isParent(path string) bool {
+	t.parentsOnce.Do(func() { t.parents = library.Parents(t.opts.Library) })
+	abs, err := filepath.Abs(path)
+	return err == nil && t.parents[abs]
 }
 
 // NewTree prepares the tree for a library.

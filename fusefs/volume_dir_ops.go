@@ -68,6 +68,9 @@ func (n *vnode) Unlink(ctx context.Context, name string) (e syscall.Errno) {
 	}
 	n.vc.mu.Lock()
 	defer n.vc.mu.Unlock()
+	if e := n.checkName(name); e != 0 {
+		return e
+	}
 	return errno(w.Unlink(n.ino, name))
 }
 
@@ -97,6 +100,12 @@ func (n *vnode) Rename(ctx context.Context, name string, newParent fs.InodeEmbed
 	}
 	n.vc.mu.Lock()
 	defer n.vc.mu.Unlock()
+	if e := n.checkName(name); e != 0 {
+		return e
+	}
+	if e := np.checkName(newName); e != 0 && e != syscall.ENOENT {
+		return e
+	}
 	return errno(w.Rename(n.ino, name, np.ino, newName))
 }
 
@@ -134,4 +143,16 @@ func (n *vnode) Symlink(ctx context.Context, target, name string, out *fuse.Entr
 	}
 	n.vc.entry(a, out)
 	return n.vc.node(ctx, &n.Inode, a), 0
+}
+
+// checkName asks the guard about the file a name in this directory holds.
+func (n *vnode) checkName(name string) syscall.Errno {
+	if n.vc.guard == nil {
+		return 0
+	}
+	a, err := n.vc.fs.Lookup(n.ino, name)
+	if err != nil {
+		return errno(err)
+	}
+	return n.vc.check(a.Ino)
 }

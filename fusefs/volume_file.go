@@ -26,6 +26,9 @@ func (n *vnode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint
 		if n.vc.w == nil {
 			return nil, 0, syscall.EROFS
 		}
+		if e := n.vc.check(n.ino); e != 0 {
+			return nil, 0, e
+		}
 		if flags&syscall.O_TRUNC != 0 {
 			if err := n.vc.w.Truncate(n.ino, 0); err != nil {
 				return nil, 0, errno(err)
@@ -63,6 +66,9 @@ func (n *vnode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrI
 		}
 	}
 	if sz, ok := in.GetSize(); ok {
+		if e := n.vc.check(n.ino); e != 0 {
+			return e
+		}
 		if err := n.vc.w.Truncate(n.ino, int64(sz)); err != nil {
 			return errno(err)
 		}

@@ -19,6 +19,11 @@ type volCtx struct {
 	ro   string        // why it is read-only
 	id   uint64
 
+	// guard, when set, is asked before a file is changed in place, renamed
+	// or removed: the registry view refuses (EBUSY) changes to a hive file
+	// it holds unsaved edits of.
+	guard func(volume.Ino) error
+
 	// mu orders metadata changes against lookups (engines lock too; this
 	// keeps rename and unlink atomic as seen through FUSE).
 	mu sync.RWMutex
@@ -135,4 +140,12 @@ func (n *vnode) Statfs(ctx context.Context, out *fuse.StatfsOut) (e syscall.Errn
 	out.Files, out.Ffree = s.Files, s.FilesFree
 	out.NameLen = s.NameMaxLen
 	return 0
+}
+
+// check asks the guard whether ino may change.
+func (vc *volCtx) check(ino volume.Ino) syscall.Errno {
+	if vc.guard == nil {
+		return 0
+	}
+	return errno(vc.guard(ino))
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/offvm/offvm/diskfsvol"
+	"github.com/offvm/offvm/fat"
+	"github.com/offvm/offvm/ntfs"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -13,6 +15,10 @@ type engineFunc func(dev volume.Device, readOnly bool) (volume.FS, error)
 
 // engines maps what probeFS finds to the engine that serves it.
 var engines = map[string]engineFunc{
+	"ntfs":    openNTFS,
+	"fat12":   openFAT,
+	"fat16":   openFAT,
+	"fat32":   openFAT,
 	"ext2":    openExt,
 	"ext3":    openExt,
 	"ext4":    openExt,
@@ -28,5 +34,18 @@ func openEngine(fsType string, dev volume.Device, readOnly bool) (volume.FS, err
 	if !ok {
 		return nil, fmt.Errorf("no engine for %s file systems", fsType)
 	}
-	return open(dev, readOnly)
+	fs, err := open(dev, readOnly)
+	if err != nil {
+		// never a typed nil inside a non-nil interface
+		return nil, err
+	}
+	return fs, nil
+}
+
+func openNTFS(dev volume.Device, ro bool) (volume.FS, error) {
+	return ntfs.Open(dev, ntfs.Options{ReadOnly: ro})
+}
+
+func openFAT(dev volume.Device, ro bool) (volume.FS, error) {
+	return fat.Open(dev, fat.Options{ReadOnly: ro})
 }

@@ -12,16 +12,28 @@ import (
 	"sort"
 	"sync"
 
+	"strings"
+
 	"github.com/offvm/offvm/partition"
+	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vdisk"
 	"github.com/offvm/offvm/vdisk/detect"
 	"github.com/offvm/offvm/volume"
+	"github.com/offvm/offvm/winreg"
 )
 
 // Options say how an image is opened.
 type Options struct {
-	// ReadOnly: nothing may change (offvm mount --ro, inspect, ls).
+	// ReadOnly: nothing may change and nothing is written anywhere
+	// (offvm mount --ro, inspect, ls): no lock, no recovery, no overlay.
 	ReadOnly bool
+	// ReadOnlyReason, when set, opens the image read-only for this reason
+	// (the image is the parent of another one in the library).
+	ReadOnlyReason string
+	// NoSecrets leaves SAM and SECURITY out of the registry.
+	NoSecrets bool
+	// TmpDir holds the overlay's changed blocks ("" = os.TempDir()).
+	TmpDir string
 }
 
 // Image is an open image.
@@ -29,15 +41,22 @@ type Image struct {
 	Path string
 	opts Options
 
-	disk  vdisk.Disk // what the engines read and write
-	base  vdisk.Disk // the container itself, opened read-only
-	table *partition.Table
+	disk    vdisk.Disk   // what the engines read and write
+	base    vdisk.Disk   // the container itself, opened read-only
+	overlay *txn.Overlay // nil when read-only
+	lock    *txn.ImageLock
+	table   *partition.Table
 
 	// readOnly says why this image cannot be written ("" when it can).
 	readOnly string
 
 	mu   sync.Mutex
 	vols map[int]*Volume
+
+	regOnce sync.Once
+	reg     *winreg.Registry
+	regVol  *Volume
+	regErr  error
 }
 
 // Volume is one file system of the image.
@@ -46,36 +65,91 @@ type Volume struct {
 	FSType    string              // "" when no file system was recognised
 	FS        volume.FS           // nil until opened, or when opening failed
 	Err       error               // why FS is nil
+	// ReadOnly says why this file system cannot be written even when the
+	// image can (a hibernated or dirty NTFS, an engine without writes).
+	ReadOnly string
 }
 
 // Open opens the image at path: container, parents and partition table.
 // File systems are opened on first use (see Volume).
 func Open(path string, opts Options) (*Image, error) {
-	base, err := detect.Open(path, detect.Options{})
-	if err != nil {
+	im := &Image{Path: path, opts: opts, vols: map[int]*Volume{}}
+	if err := im.prepare(); err != nil {
 		return nil, err
 	}
-	im := &Image{Path: path, opts: opts, base: base, disk: base, vols: map[int]*Volume{}}
-	im.readOnly = im.whyReadOnly()
-	t, err := partition.Read(base, base.Size())
+	base, err := detect.Open(path, detect.Options{})
 	if err != nil {
-		base.Close()
+		im.lock.Close()
+		return nil, err
+	}
+	im.base, im.disk = base, base
+	if im.readOnly == "" {
+		im.readOnly = formatReadOnly(base)
+	}
+	if im.readOnly == "" {
+		if im.overlay, err = txn.NewOverlay(base, opts.TmpDir); err != nil {
+			im.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		im.disk = im.overlay
+	}
+	t, err := partition.Read(im.disk, im.disk.Size())
+	if err != nil {
+		im.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	im.table = t
 	return im, nil
 }
 
-func (im *Image) whyReadOnly() string {
+// prepare decides whether the image may be written, and if so takes its
+// lock and finishes any commit a crash interrupted. A read-only open
+// writes nothing, so it refuses an image with an unfinished commit rather
+// than read it half-applied.
+func (im *Image) prepare() error {
 	switch {
 	case im.opts.ReadOnly:
-		return "mounted read-only (--ro)"
-	case im.base.Info().ReadOnly != "" && im.base.Info().ReadOnly != "opened read-only":
-		return im.base.Info().ReadOnly
+		im.readOnly = "mounted read-only (--ro)"
+	case im.opts.ReadOnlyReason != "":
+		im.readOnly = im.opts.ReadOnlyReason
 	}
-	// Writes reach images through the transaction layer, which this build
-	// does not have yet.
-	return "writing is not supported yet"
+	if im.readOnly != "" {
+		if pending(im.Path) {
+			return fmt.Errorf("%s: an interrupted commit awaits recovery (run offvm check %s): %w", im.Path, im.Path, ErrPending)
+		}
+		return nil
+	}
+	lock, err := txn.Lock(im.Path)
+	if err != nil {
+		if errors.Is(err, txn.ErrLocked) {
+			im.readOnly = "in use by another program: " + err.Error()
+			if pending(im.Path) {
+				return fmt.Errorf("%s: an interrupted commit awaits recovery and the image is in use: %w", im.Path, ErrPending)
+			}
+			return nil
+		}
+		return err
+	}
+	im.lock = lock
+	if did, err := txn.Recover(im.Path); err != nil {
+		lock.Close()
+		return fmt.Errorf("%s: recovering an interrupted commit: %w", im.Path, err)
+	} else if did {
+		slog.Info("recovered an interrupted commit", "image", im.Path)
+	}
+	return nil
+}
+
+// ErrPending means an image holds an interrupted commit.
+var ErrPending = errors.New("interrupted commit pending")
+
+// formatReadOnly says why the container cannot be written ("" when it
+// can): streamOptimized VMDK, internal snapshots, and the like.
+func formatReadOnly(d vdisk.Disk) string {
+	if r := d.Info().ReadOnly; r != "" && r != "opened read-only" && !strings.HasSuffix(r, "opened read-only") {
+		return r
+	}
+	return ""
 }
 
 // Disk is the virtual disk as the engines see it.
@@ -124,6 +198,13 @@ func (im *Image) Volume(n int) (*Volume, error) {
 			v.Err = fmt.Errorf("%s partition %d (%s): %w", im.Path, n, v.FSType, v.Err)
 			slog.Warn("volume failed to open", "err", v.Err)
 		}
+		v.ReadOnly = im.readOnly
+		if r, ok := v.FS.(interface{ ReadOnlyReason() string }); ok && v.ReadOnly == "" {
+			v.ReadOnly = r.ReadOnlyReason()
+		}
+		if _, ok := v.FS.(volume.Writer); !ok && v.FS != nil && v.ReadOnly == "" {
+			v.ReadOnly = v.FSType + " is read-only in offvm"
+		}
 	}
 	im.vols[n] = v
 	return v, nil
@@ -154,7 +235,14 @@ func (im *Image) Volumes() []*Volume {
 	return out
 }
 
-// Close releases the image.
+// Close releases the image, dropping uncommitted changes.
 func (im *Image) Close() error {
-	return errors.Join(im.base.Close())
+	var errs []error
+	if im.overlay != nil {
+		errs = append(errs, im.overlay.Close()) // closes base too
+	} else if im.base != nil {
+		errs = append(errs, im.base.Close())
+	}
+	errs = append(errs, im.lock.Close())
+	return errors.Join(errs...)
 }

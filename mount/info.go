@@ -35,6 +35,8 @@ type PartitionInfo struct {
 	Start      int64   `json:"start"`
 	Size       int64   `json:"size"`
 	Label      *string `json:"label"`
+	Writable   bool    `json:"writable"`
+	ReadOnly   *string `json:"read_only_reason"`
 	Error      *string `json:"error,omitempty"`
 }
 
@@ -70,6 +72,8 @@ func (im *Image) Info() Info {
 			Start: v.Partition.Start, Size: v.Partition.Size}
 		if v.FS != nil {
 			p.Label = strp(v.FS.Label())
+			p.Writable = v.ReadOnly == ""
+			p.ReadOnly = strp(v.ReadOnly)
 		}
 		if v.Err != nil {
 			p.Error = strp(v.Err.Error())

@@ -18,7 +18,7 @@ W=$DEMO/work
 echo "Building the sample library in $LIB ..."
 # A Windows-like disk: GPT, an EFI FAT32 partition and an NTFS partition
 # filled through ntfs-3g.
-truncate -s 40M "$W/esp.img"; mkfs.vfat -q -F 32 -n SYSTEM "$W/esp.img"
+truncate -s 40M "$W/esp.img"; mkfs.vfat -F 32 -n SYSTEM "$W/esp.img" >/dev/null
 mmd -i "$W/esp.img" ::/EFI ::/EFI/Boot
 echo "bootloader" > "$W/bootx64.efi"; mcopy -i "$W/esp.img" "$W/bootx64.efi" ::/EFI/Boot/
 truncate -s 96M "$W/ntfs.img"; mkntfs -q -F -Q -L Windows "$W/ntfs.img"

@@ -24,6 +24,7 @@ visible and leaves a daemon serving it; 'offvm unmount MOUNTPOINT' ends it.`,
 			&cli.BoolFlag{Name: "no-secrets", Usage: "leave the SAM and SECURITY hives out of registry/"},
 			&cli.StringFlag{Name: "pid-file", Usage: "write the daemon's pid to `FILE`"},
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", Hidden: true},
+			&cli.BoolFlag{Name: "quiet-commit", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 2, 2, "[--ro] [-f] [--allow-other] [--no-secrets] [--pid-file FILE] LIBRARY MOUNTPOINT"); err != nil {
@@ -43,7 +44,13 @@ visible and leaves a daemon serving it; 'offvm unmount MOUNTPOINT' ends it.`,
 			if err != nil {
 				return err
 			}
-			return d.Wait()
+			err = d.Wait()
+			if os.Getenv("OFFVM_READY_FD") == "" && !c.Bool("quiet-commit") {
+				for _, l := range d.Lines() {
+					fmt.Fprintln(c.App.Writer, l)
+				}
+			}
+			return err
 		},
 	}
 }
@@ -55,6 +62,7 @@ func daemonArgs(c *cli.Context) []string {
 		args = append(args, "-v")
 	}
 	args = append(args, "mount")
+	args = append(args, "--quiet-commit") // unmount prints the lines
 	for _, f := range []string{"ro", "allow-other", "no-secrets", "debug-fuse"} {
 		if c.Bool(f) {
 			args = append(args, "--"+f)

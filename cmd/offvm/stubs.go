@@ -29,15 +29,6 @@ func patchCommand() *cli.Command {
 	}
 }
 
-func rollbackCommand() *cli.Command {
-	return &cli.Command{Name: "rollback", Usage: "restore IMAGE to what it was before its last commit", ArgsUsage: "IMAGE", Action: notYet("rollback")}
-}
-
-func checkCommand() *cli.Command {
-	return &cli.Command{Name: "check", Usage: "recover an interrupted commit, then check container, file systems and hives", ArgsUsage: "IMAGE...",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}}, Action: notYet("check")}
-}
-
 func reportCommand() *cli.Command {
 	return &cli.Command{Name: "report", Usage: "report how far behind each image of LIBRARY is", ArgsUsage: "LIBRARY",
 		Flags: []cli.Flag{

@@ -1,0 +1,126 @@
+// Package fat reads and writes FAT12, FAT16 and FAT32 volumes with VFAT
+// long names (Microsoft, "FAT: General Overview of On-Disk Format",
+// fatgen103). It serves the volume.FS and volume.Writer interfaces over a
+// volume.Device.
+package fat
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+
+	"github.com/offvm/offvm/volume"
+)
+
+// Options controls how a volume is opened.
+type Options struct {
+	// ReadOnly refuses every change with EROFS and writes nothing.
+	ReadOnly bool
+}
+
+// Volume is an open FAT file system. It is safe for concurrent use.
+type Volume struct {
+	mu  sync.RWMutex
+	dev volume.Device
+	ro  bool
+	g   geometry
+	fat *fatTable
+
+	free        uint32 // free clusters, counted from the FAT at open
+	nextFree    uint32 // where the next allocation starts looking
+	fsInfoDirty bool
+
+	label   string
+	root    *node
+	nodes   map[volume.Ino]*node
+	nextIno volume.Ino
+}
+
+var (
+	_ volume.FS     = (*Volume)(nil)
+	_ volume.Writer = (*Volume)(nil)
+)
+
+// Open reads the boot sector and FAT of the volume on dev.
+func Open(dev volume.Device, opts Options) (*Volume, error) {
+	if dev.Size() < 512 {
+		return nil, fmt.Errorf("fat: partition of %d bytes is too small: %w", dev.Size(), syscall.EINVAL)
+	}
+	b := make([]byte, 512)
+	if _, err := dev.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("fat: reading boot sector: %w", syscall.EIO)
+	}
+	g, err := parseBoot(b, dev.Size())
+	if err != nil {
+		return nil, err
+	}
+	v := &Volume{dev: dev, ro: opts.ReadOnly, g: g, nodes: map[volume.Ino]*node{}, nextIno: 2}
+	if err := v.loadFAT(); err != nil {
+		return nil, err
+	}
+	v.countFree()
+	v.readFSInfo()
+	v.root = &node{ino: 1, ent: dirent{attr: attrDir, cluster: g.rootCluster}}
+	v.nodes[1] = v.root
+	if err := v.loadDir(v.root); err != nil {
+		return nil, err
+	}
+	v.label = v.findLabel()
+	return v, nil
+}
+
+// Type is "fat12", "fat16" or "fat32".
+func (v *Volume) Type() string { return fmt.Sprintf("fat%d", v.g.kind) }
+
+// Label is the volume label entry of the root directory, else the boot
+// sector's label.
+func (v *Volume) Label() string { return v.label }
+
+// Root is the root directory's Ino.
+func (v *Volume) Root() volume.Ino { return 1 }
+
+// node is a file or directory seen by this Volume. Its Ino is kept for the
+// Volume's life, across renames; its entry fields are the truth and are
+// written through to the parent directory on every change.
+type node struct {
+	ino    volume.Ino
+	parent *node
+	slot   int // index of the 8.3 entry in the parent directory
+	first  int // index of the first slot of its long name (== slot without one)
+	name   string
+	ent    dirent
+	gone   bool // removed; its Ino answers ENOENT
+
+	chain []uint32 // cluster chain cache of a file, nil until needed
+
+	// Directories only.
+	dir      *dirData
+	children map[int]*node // by 8.3 slot
+	list     []*node       // listing in slot order; nil when stale
+	byName   map[string]*node
+}
+
+func (n *node) isDir() bool { return n.ent.attr&attrDir != 0 }
+
+// get finds a live node by Ino.
+func (v *Volume) get(ino volume.Ino) (*node, error) {
+	n := v.nodes[ino]
+	if n == nil || n.gone {
+		return nil, fmt.Errorf("fat: inode %d: %w", ino, syscall.ENOENT)
+	}
+	return n, nil
+}
+
+func (v *Volume) getDir(ino volume.Ino) (*node, error) {
+	n, err := v.get(ino)
+	if err != nil {
+		return nil, err
+	}
+	if !n.isDir() {
+		return nil, fmt.Errorf("fat: inode %d: %w", ino, syscall.ENOTDIR)
+	}
+	return n, v.loadDir(n)
+}
+
+// Close writes what is pending. The device stays open (it is the caller's).
+func (v *Volume) Close() error { return v.Sync() }

@@ -1,0 +1,131 @@
+package fat
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+)
+
+// TestReadOnlyUseWritesNothing: a volume opened for writing but only read
+// leaves the image byte-identical.
+func TestReadOnlyUseWritesNothing(t *testing.T) {
+	requireTools(t)
+	src, m := srcTree(t, 50)
+	for _, f := range []format{formats[0], formats[2], formats[4]} {
+		t.Run(f.name, func(t *testing.T) {
+			img := mkfs(t, f, "RO")
+			mtools(t, "mcopy", "-s", "-m", "-i", img, src+"/sub", src+"/many", src+"/big.bin", "::/")
+			before := fileHash(t, img)
+			v, err := Open(openDev(t, img, 0, 0), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := newModel()
+			for k, d := range m.files {
+				if len(k) > 5 && (k[:5] == "/sub/" || k[:6] == "/many/" || k == "/big.bin") {
+					sub.files[k] = d
+				}
+			}
+			for k := range m.dirs {
+				if k == "/sub" || k == "/many" || k == "/sub/deeper" || k == "/sub/Another Long Sub Name" {
+					sub.dirs[k] = true
+				}
+			}
+			compareTree(t, v, src, sub)
+			if err := v.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if fileHash(t, img) != before {
+				t.Fatal("reading changed the image")
+			}
+		})
+	}
+}
+
+func fileHash(t *testing.T, p string) [32]byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestInoStable: an Ino survives renames, directory re-reads and moves of
+// its parent; the root is 1.
+func TestInoStable(t *testing.T) {
+	requireTools(t)
+	e := newEnv(t, formats[4])
+	if e.v.Root() != 1 {
+		t.Fatal("root is not 1")
+	}
+	e.mkdir("/d1")
+	e.mkdir("/d1/inner")
+	e.create("/d1/inner/file", []byte("x"))
+	e.create("/d1/inner/empty", nil) // no cluster: only its entry identifies it
+	fi, ei, di := resolve(t, e.v, "/d1/inner/file"), resolve(t, e.v, "/d1/inner/empty"), resolve(t, e.v, "/d1/inner")
+	for i := range 40 { // force re-parsing the directories
+		e.create(fmt.Sprintf("/d1/inner/filler %d", i), nil)
+	}
+	e.mkdir("/d2")
+	e.rename("/d1/inner", "/d2/Inner Renamed")
+	e.rename("/d2/Inner Renamed/empty", "/d2/Empty Moved")
+	if resolve(t, e.v, "/d2/inner renamed/FILE") != fi || resolve(t, e.v, "/d2/Empty Moved") != ei || resolve(t, e.v, "/d2/Inner Renamed") != di {
+		t.Fatal("an Ino changed")
+	}
+	if a, err := e.v.GetAttr(ei); err != nil || a.Size != 0 {
+		t.Fatalf("GetAttr after move: %v %v", a, err)
+	}
+	e.unlink("/d2/Empty Moved")
+	if _, err := e.v.GetAttr(ei); err == nil {
+		t.Fatal("a removed file still answers GetAttr")
+	}
+	e.check()
+}
+
+// TestConcurrent runs writers and readers at once (go test -race).
+func TestConcurrent(t *testing.T) {
+	requireTools(t)
+	e := newEnv(t, formats[4])
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := fmt.Sprintf("worker %d", g)
+			d, err := e.v.Mkdir(e.v.Root(), dir, 0o755)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range 20 {
+				name := fmt.Sprintf("file %d", i)
+				a, err := e.v.Create(d.Ino, name, 0o644)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				data := pattern(1000+i*100, byte(g))
+				for off := 0; off < len(data); off += 300 {
+					if _, err := e.v.WriteAt(a.Ino, data[off:min(off+300, len(data))], int64(off)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				buf := make([]byte, len(data))
+				if _, err := e.v.ReadAt(a.Ino, buf, 0); err != nil || string(buf) != string(data) {
+					t.Errorf("read back %s/%s: %v", dir, name, err)
+				}
+				_, _ = e.v.ReadDir(e.v.Root())
+				mu.Lock()
+				e.m.files["/"+dir+"/"+name] = data
+				e.m.dirs["/"+dir] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	e.check()
+}

@@ -1,0 +1,36 @@
+// Package hive reads, replays, edits and writes Windows registry hive files
+// (regf, versions 1.3 to 1.6).
+//
+// The model is lazy: Parse keeps the hive bins data as one byte slice and
+// decodes a key's subkeys and values only when they are asked for, so opening
+// a 100 MiB SOFTWARE hive and listing one key touches only that key's cells.
+// Edits replace the decoded parts of the keys they touch; Serialize walks the
+// whole tree (reading untouched subtrees straight from the original cells
+// without keeping them) and lays out a fresh, compact regf file.
+//
+// # Transaction logs
+//
+// Parse replays the logs given to it when the base block says the hive is
+// dirty (a bad checksum, or primary and secondary sequence numbers that
+// differ): new-format logs (Windows 8.1 and later: HvLE entries, Marvin32
+// hashes) from .LOG1 then .LOG2 in sequence-number order, and old-format logs
+// (Vista/7: a DIRT bitmap of 512-byte pages) whose base block matches the
+// primary's timestamp. A log whose entries fail their checks is not replayed
+// past the bad entry, as Windows does; a dirty hive no log can repair is
+// refused with ErrDirty wrapped in an error that says why.
+//
+// # Logs beside a rewritten hive
+//
+// A hive written by Serialize is clean: its checksum is right and its
+// primary and secondary sequence numbers are equal. Windows replays a log
+// only into a dirty hive, so the stale .LOG1/.LOG2 (and .LOG) beside it are
+// ignored at the next boot. Two further guards keep it that way even if the
+// hive is later left dirty by a crash of Windows itself before its first
+// flush: Serialize numbers the new hive with a sequence number above every
+// sequence number seen in the old hive and its logs (so no old HvLE entry is
+// "subsequent" to it), and the caller should replace each log file beside the
+// hive with ResetLog's output: a log holding only a base block that matches
+// the new hive (same sequence numbers and timestamp) and no entries. Empty
+// (zero-length) log files are also accepted by Windows, but a matching base
+// block keeps tools that insist on a valid log header content.
+package hive

@@ -1,0 +1,170 @@
+package hive
+
+import (
+	"fmt"
+	"time"
+)
+
+// gone says whether the key or one of its ancestors was deleted.
+func (k *Key) gone() bool {
+	for a := k; a != nil; a = a.parent {
+		if a.deleted {
+			return true
+		}
+	}
+	return false
+}
+
+// touch marks the key changed now, as Windows updates a key's last-written
+// time when its values or its list of subkeys change.
+func (k *Key) touch() {
+	k.written = timeToFiletime(time.Now())
+	k.h.modified = true
+}
+
+// CreateSubkey adds a new subkey. It fails with ErrExist when a subkey of
+// that name (case-insensitively) exists. The new key shares its parent's
+// security descriptor, as a key created by Windows inherits one.
+func (k *Key) CreateSubkey(name string) (*Key, error) {
+	if k.gone() {
+		return nil, fmt.Errorf("create %q under deleted key %q: %w", name, k.name, ErrNotFound)
+	}
+	if !validName(name, true) {
+		return nil, fmt.Errorf("key name %q: empty, too long, or holds a backslash: %w", name, ErrInvalid)
+	}
+	if k.depth+1 >= maxDepth {
+		return nil, fmt.Errorf("create %q: deeper than %d levels: %w", name, maxDepth, ErrInvalid)
+	}
+	if _, err := k.Subkey(name); err == nil {
+		return nil, fmt.Errorf("create %q under %q: %w", name, k.Path(), ErrExist)
+	} else if !isNotFound(err) {
+		return nil, err
+	}
+	c := &Key{h: k.h, parent: k, cell: noCell, depth: k.depth + 1, name: name,
+		sec: k.sec, subsLoaded: true, valsLoaded: true}
+	c.written = timeToFiletime(time.Now())
+	k.subs = append(k.subs, c)
+	if k.index != nil {
+		k.index[foldName(name)] = c
+	}
+	k.touch()
+	return c, nil
+}
+
+// CreatePath returns the key at path below k, creating missing keys.
+func (k *Key) CreatePath(path string) (*Key, error) {
+	cur := k
+	for _, part := range splitPath(path) {
+		next, err := cur.Subkey(part)
+		if isNotFound(err) {
+			next, err = cur.CreateSubkey(part)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// DeleteSubkey removes a subkey and everything below it.
+func (k *Key) DeleteSubkey(name string) error {
+	if k.gone() {
+		return fmt.Errorf("delete %q under deleted key %q: %w", name, k.name, ErrNotFound)
+	}
+	c, err := k.Subkey(name)
+	if err != nil {
+		return err
+	}
+	for i, s := range k.subs {
+		if s == c {
+			k.subs = append(k.subs[:i:i], k.subs[i+1:]...)
+			break
+		}
+	}
+	if k.index != nil {
+		delete(k.index, foldName(c.name))
+	}
+	c.deleted = true
+	k.touch()
+	return nil
+}
+
+// SetValue creates or replaces a value (name "" is the default value).
+func (k *Key) SetValue(name string, typ uint32, data []byte) error {
+	if k.gone() {
+		return fmt.Errorf("set value %q on deleted key %q: %w", name, k.name, ErrNotFound)
+	}
+	if !validName(name, false) {
+		return fmt.Errorf("value name %q: too long or not UTF-8: %w", name, ErrInvalid)
+	}
+	if len(data) > maxValueData {
+		return fmt.Errorf("value %q: %d bytes of data is too much: %w", name, len(data), ErrInvalid)
+	}
+	vals, err := k.Values()
+	if err != nil {
+		return err
+	}
+	nv := &Value{h: k.h, name: name, typ: typ, cell: noCell, data: append([]byte{}, data...)}
+	for i, v := range vals {
+		if sameName(v.name, name) {
+			nv.name = v.name // Windows keeps the stored spelling
+			k.vals[i] = nv
+			k.touch()
+			return nil
+		}
+	}
+	k.vals = append(k.vals, nv)
+	k.touch()
+	return nil
+}
+
+// DeleteValue removes a value.
+func (k *Key) DeleteValue(name string) error {
+	if k.gone() {
+		return fmt.Errorf("delete value %q on deleted key %q: %w", name, k.name, ErrNotFound)
+	}
+	vals, err := k.Values()
+	if err != nil {
+		return err
+	}
+	for i, v := range vals {
+		if sameName(v.name, name) {
+			k.vals = append(k.vals[:i:i], k.vals[i+1:]...)
+			k.touch()
+			return nil
+		}
+	}
+	return fmt.Errorf("key %q has no value %q: %w", k.Path(), name, ErrNotFound)
+}
+
+// SetClass sets the key's class name (UTF-16LE bytes; nil removes it).
+func (k *Key) SetClass(class []byte) error {
+	if len(class) > 0xFFFF {
+		return fmt.Errorf("class of %d bytes: %w", len(class), ErrInvalid)
+	}
+	k.class = append([]byte(nil), class...)
+	k.touch()
+	return nil
+}
+
+// SetSecurity gives the key a security descriptor (shared if the same
+// *Security is given to several keys).
+func (k *Key) SetSecurity(s *Security) {
+	k.sec = s
+	k.h.modified = true
+}
+
+func splitPath(path string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(path); i++ {
+		if i == len(path) || path[i] == '\\' {
+			if i > start {
+				out = append(out, path[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}

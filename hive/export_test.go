@@ -1,0 +1,4 @@
+package hive
+
+// ReadCorpus gives the external tests the shared, cached corpus reader.
+var ReadCorpus = readCorpus

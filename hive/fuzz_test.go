@@ -1,0 +1,65 @@
+package hive
+
+import (
+	"testing"
+)
+
+// exercise reads everything a fuzzed hive offers and writes it back; any
+// error is fine, a panic or a hang is not.
+func exercise(h *Hive) {
+	var visit func(k *Key, depth int)
+	n := 0
+	visit = func(k *Key, depth int) {
+		n++
+		if n > 5000 {
+			return
+		}
+		vals, _ := k.Values()
+		for _, v := range vals {
+			v.Data()
+		}
+		k.Lookup(`a\b`)
+		subs, _ := k.Subkeys()
+		for _, s := range subs {
+			visit(s, depth+1)
+		}
+	}
+	visit(h.Root(), 0)
+	if out, err := h.Serialize(); err == nil {
+		if _, err := Parse(out); err != nil {
+			panic("our own output does not parse: " + err.Error())
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	before, after := twoStates(f)
+	f.Add(before)
+	f.Add(after)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<20 {
+			return
+		}
+		h, err := Parse(b)
+		if err != nil {
+			return
+		}
+		exercise(h)
+	})
+}
+
+func FuzzReplay(f *testing.F) {
+	before, after := twoStates(f)
+	f.Add(dirty(before), newLog(before, after, 2))
+	f.Add(dirty(before), oldLog(before, after, 0))
+	f.Fuzz(func(t *testing.T, base, log []byte) {
+		if len(base) > 1<<20 || len(log) > 1<<20 {
+			return
+		}
+		h, err := Parse(base, log)
+		if err != nil {
+			return
+		}
+		exercise(h)
+	})
+}

@@ -1,0 +1,208 @@
+package hive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const (
+	keyCompName = 0x0020 // KEY_COMP_NAME: the name is Latin-1
+	maxDepth    = 512    // Windows refuses deeper trees; we use it to stop cycles
+	indexAbove  = 32     // subkey lists longer than this get a lookup map
+)
+
+// Key is one registry key. Its subkeys and values are decoded on first use.
+type Key struct {
+	h      *Hive
+	parent *Key
+	cell   uint32 // nk cell in the hive bins data, noCell for a key made here
+	depth  int
+
+	name    string
+	flags   uint16
+	written uint64 // FILETIME
+	access  uint32 // the nk "spare"/access bits, kept as found
+	class   []byte
+	sec     *Security
+
+	nsub, subList uint32
+	nval, valList uint32
+
+	subs       []*Key
+	subsLoaded bool
+	index      map[string]*Key
+	vals       []*Value
+	valsLoaded bool
+	deleted    bool
+}
+
+// parseKey decodes the nk cell at off.
+func (h *Hive) parseKey(off uint32, parent *Key) (*Key, error) {
+	c, _, err := h.sigCell(off, "nk")
+	if err != nil {
+		return nil, err
+	}
+	if len(c) < 76 {
+		return nil, fmt.Errorf("key cell at 0x%x is %d bytes, want at least 76: %w", off, len(c), ErrCorrupt)
+	}
+	le := binary.LittleEndian
+	k := &Key{h: h, parent: parent, cell: off}
+	if parent != nil {
+		k.depth = parent.depth + 1
+	}
+	k.flags = le.Uint16(c[2:])
+	k.written = le.Uint64(c[4:])
+	k.access = le.Uint32(c[12:])
+	k.nsub = le.Uint32(c[20:])
+	k.subList = le.Uint32(c[28:])
+	k.nval = le.Uint32(c[36:])
+	k.valList = le.Uint32(c[40:])
+	secOff := le.Uint32(c[44:])
+	classOff := le.Uint32(c[48:])
+	nameLen := int(le.Uint16(c[72:]))
+	classLen := int(le.Uint16(c[74:]))
+	if 76+nameLen > len(c) {
+		return nil, fmt.Errorf("key cell at 0x%x: name of %d bytes overruns the %d-byte cell: %w", off, nameLen, len(c), ErrCorrupt)
+	}
+	k.name = decodeName(c[76:76+nameLen], k.flags&keyCompName != 0)
+	if classLen > 0 && classOff != noCell {
+		cc, err := h.cell(classOff)
+		if err != nil {
+			return nil, fmt.Errorf("class name of key %q: %w", k.name, err)
+		}
+		k.class = append([]byte(nil), cc[:min(classLen, len(cc))]...)
+	}
+	if s, err := h.security(secOff); err == nil {
+		k.sec = s
+	} else {
+		h.problem(fmt.Errorf("security of key %q: %w", k.name, err))
+	}
+	return k, nil
+}
+
+// Name is the key's name as stored (the root's name is whatever Windows
+// wrote there, e.g. "CMI-CreateHive{...}" or "ROOT").
+func (k *Key) Name() string { return k.name }
+
+// Parent is the parent key, nil for the root.
+func (k *Key) Parent() *Key { return k.parent }
+
+// Hive is the hive holding the key.
+func (k *Key) Hive() *Hive { return k.h }
+
+// LastWritten is the key's last-written time.
+func (k *Key) LastWritten() time.Time { return filetimeToTime(k.written) }
+
+// Class is the key's class name (UTF-16LE bytes, as stored), or nil.
+func (k *Key) Class() []byte { return k.class }
+
+// Security is the key's security descriptor cell, shared between keys.
+func (k *Key) Security() *Security { return k.sec }
+
+// Path is the key's path below the root, with backslashes; "" for the root.
+func (k *Key) Path() string {
+	if k.parent == nil {
+		return ""
+	}
+	p := k.parent.Path()
+	if p == "" {
+		return k.name
+	}
+	return p + `\` + k.name
+}
+
+// Subkeys returns the key's subkeys in the order of the hive's list.
+func (k *Key) Subkeys() ([]*Key, error) {
+	if k.deleted {
+		return nil, fmt.Errorf("key %q was deleted: %w", k.name, ErrNotFound)
+	}
+	if !k.subsLoaded {
+		subs, err := k.readSubkeys()
+		if err != nil {
+			return nil, err
+		}
+		k.subs, k.subsLoaded = subs, true
+	}
+	return k.subs, nil
+}
+
+// readSubkeys decodes the subkey list from the cells without keeping it.
+func (k *Key) readSubkeys() ([]*Key, error) {
+	if k.nsub == 0 || k.cell == noCell {
+		return nil, nil
+	}
+	if k.depth >= maxDepth {
+		return nil, fmt.Errorf("key %q is nested deeper than %d levels (a cycle?): %w", k.Path(), maxDepth, ErrCorrupt)
+	}
+	offs, err := k.h.readList(k.subList, k.nsub)
+	if err != nil {
+		return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
+	}
+	subs := make([]*Key, 0, len(offs))
+	for _, off := range offs {
+		for a := k; a != nil; a = a.parent {
+			if a.cell == off {
+				return nil, fmt.Errorf("subkeys of %q: key cell 0x%x is its own ancestor (a cycle): %w", k.Path(), off, ErrCorrupt)
+			}
+		}
+		c, err := k.h.parseKey(off, k)
+		if err != nil {
+			return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
+		}
+		subs = append(subs, c)
+	}
+	return subs, nil
+}
+
+// Subkey finds a direct subkey by name, case-insensitively.
+func (k *Key) Subkey(name string) (*Key, error) {
+	subs, err := k.Subkeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) > indexAbove {
+		if k.index == nil {
+			k.index = make(map[string]*Key, len(subs))
+			for _, s := range subs {
+				k.index[foldName(s.name)] = s
+			}
+		}
+		if s, ok := k.index[foldName(name)]; ok {
+			return s, nil
+		}
+		return nil, fmt.Errorf("key %q has no subkey %q: %w", k.Path(), name, ErrNotFound)
+	}
+	for _, s := range subs {
+		if sameName(s.name, name) {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("key %q has no subkey %q: %w", k.Path(), name, ErrNotFound)
+}
+
+// Lookup follows a backslash-separated path below k ("" is k itself).
+func (k *Key) Lookup(path string) (*Key, error) {
+	cur := k
+	for _, part := range splitPath(path) {
+		next, err := cur.Subkey(part)
+		if err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// filetimeToTime converts a FILETIME (100 ns ticks since 1601) to time.Time.
+func filetimeToTime(ft uint64) time.Time {
+	return time.Unix(int64(ft/10000000)-11644473600, int64(ft%10000000)*100).UTC()
+}
+
+// timeToFiletime is the inverse of filetimeToTime.
+func timeToFiletime(t time.Time) uint64 {
+	return uint64((t.Unix()+11644473600)*10000000 + int64(t.Nanosecond()/100))
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

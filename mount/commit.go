@@ -1,0 +1,73 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/offvm/offvm/txn"
+	"github.com/offvm/offvm/vdisk"
+	"github.com/offvm/offvm/vdisk/detect"
+	"github.com/offvm/offvm/volume"
+)
+
+// Dirty reports whether anything was written to the image while open.
+func (im *Image) Dirty() bool { return im.overlay != nil && im.overlay.Dirty() }
+
+// Sync makes every engine write what it holds into the overlay (file
+// system metadata, hives) so that the overlay is the whole change.
+func (im *Image) Sync() error {
+	if err := im.flushRegistry(); err != nil {
+		return err
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	var errs []error
+	for _, v := range im.vols {
+		if w, ok := v.FS.(volume.Writer); ok && im.readOnly == "" {
+			if err := w.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("%s partition %d: %w", im.Path, v.Partition.Number, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Commit writes every change into the image file as one transaction
+// (package txn): the image ends with all of them or, on error, exactly as
+// it was.
+func (im *Image) Commit() (txn.Result, error) {
+	if im.overlay == nil {
+		return txn.Result{}, nil
+	}
+	if err := im.Sync(); err != nil {
+		return txn.Result{}, err
+	}
+	if !im.overlay.Dirty() {
+		return txn.Result{}, nil
+	}
+	return txn.Commit(im.Path, im.overlay, openForCommit)
+}
+
+// Discard drops every change.
+func (im *Image) Discard() error {
+	if im.overlay == nil {
+		return nil
+	}
+	return im.overlay.Discard()
+}
+
+func openForCommit(path string, o vdisk.Options) (vdisk.Disk, error) {
+	return detect.Open(path, detect.Options{Writable: o.Writable, OpenFile: o.OpenFile})
+}
+
+// pending reports whether an interrupted commit or rollback waits in the
+// image's sidecar files.
+func pending(path string) bool {
+	for _, p := range []string{txn.JournalPath(path), txn.RollbackPath(path)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}

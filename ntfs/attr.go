@@ -1,0 +1,159 @@
+package ntfs
+
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+	"unicode/utf16"
+)
+
+// Attribute types.
+const (
+	atStandardInfo = 0x10
+	atAttrList     = 0x20
+	atFileName     = 0x30
+	atObjectID     = 0x40
+	atSecurityDesc = 0x50
+	atVolumeName   = 0x60
+	atVolumeInfo   = 0x70
+	atData         = 0x80
+	atIndexRoot    = 0x90
+	atIndexAlloc   = 0xa0
+	atBitmap       = 0xb0
+	atReparse      = 0xc0
+	atEAInfo       = 0xd0
+	atEA           = 0xe0
+)
+
+// Attribute header flags.
+const (
+	afCompressed = 0x0001
+	afEncrypted  = 0x4000
+	afSparse     = 0x8000
+)
+
+// attr is one attribute header (one extent of a non-resident attribute).
+type attr struct {
+	typ      uint32
+	name     string
+	id       uint16
+	flags    uint16
+	rec      uint64 // record holding the header
+	off      int    // header offset within that record
+	length   int
+	resident bool
+	value    []byte // resident value (aliases the record buffer)
+
+	startVCN, lastVCN                       int64
+	runs                                    []run
+	allocSize, dataSize, initSize, compSize int64
+	compUnit                                int // clusters per compression unit; 0: none
+	runsOff                                 int
+}
+
+// parseAttrs decodes every attribute header in a record.
+func parseAttrs(r *record, maxLCN int64) ([]attr, error) {
+	var out []attr
+	for off := r.attrOff; ; {
+		if off+4 > r.used {
+			return nil, fmt.Errorf("ntfs: MFT record %d: attributes run past the used size: %w", r.num, syscall.EIO)
+		}
+		typ := binary.LittleEndian.Uint32(r.buf[off:])
+		if typ == attrEndMark {
+			return out, nil
+		}
+		a, err := parseAttr(r.buf[off:r.used], maxLCN)
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: MFT record %d, attribute at %d: %w", r.num, off, err)
+		}
+		a.rec, a.off = r.num, off
+		out = append(out, a)
+		off += a.length
+		if len(out) > 4096 {
+			return nil, fmt.Errorf("ntfs: MFT record %d: too many attributes: %w", r.num, syscall.EIO)
+		}
+	}
+}
+
+// parseAttr decodes one attribute header at the start of b.
+func parseAttr(b []byte, maxLCN int64) (attr, error) {
+	var a attr
+	if len(b) < 0x18 {
+		return a, fmt.Errorf("truncated header: %w", syscall.EIO)
+	}
+	a.typ = binary.LittleEndian.Uint32(b)
+	a.length = int(binary.LittleEndian.Uint32(b[4:]))
+	if a.length < 0x18 || a.length > len(b) || a.length%8 != 0 {
+		return a, fmt.Errorf("bad length %d: %w", a.length, syscall.EIO)
+	}
+	b = b[:a.length]
+	a.resident = b[8] == 0
+	nameLen, nameOff := int(b[9]), int(binary.LittleEndian.Uint16(b[10:]))
+	a.flags = binary.LittleEndian.Uint16(b[12:])
+	a.id = binary.LittleEndian.Uint16(b[14:])
+	if nameLen > 0 {
+		if nameOff+2*nameLen > len(b) {
+			return a, fmt.Errorf("name outside the attribute: %w", syscall.EIO)
+		}
+		a.name = decodeName(b[nameOff : nameOff+2*nameLen])
+	}
+	if a.resident {
+		vl := int(binary.LittleEndian.Uint32(b[0x10:]))
+		vo := int(binary.LittleEndian.Uint16(b[0x14:]))
+		if vo > len(b) || vl > len(b)-vo {
+			return a, fmt.Errorf("resident value outside the attribute: %w", syscall.EIO)
+		}
+		a.value = b[vo : vo+vl]
+		a.dataSize, a.initSize, a.allocSize = int64(vl), int64(vl), int64(vl)
+		return a, nil
+	}
+	if len(b) < 0x40 {
+		return a, fmt.Errorf("truncated non-resident header: %w", syscall.EIO)
+	}
+	a.startVCN = int64(binary.LittleEndian.Uint64(b[0x10:]))
+	a.lastVCN = int64(binary.LittleEndian.Uint64(b[0x18:]))
+	a.runsOff = int(binary.LittleEndian.Uint16(b[0x20:]))
+	cu := int(binary.LittleEndian.Uint16(b[0x22:]))
+	a.allocSize = int64(binary.LittleEndian.Uint64(b[0x28:]))
+	a.dataSize = int64(binary.LittleEndian.Uint64(b[0x30:]))
+	a.initSize = int64(binary.LittleEndian.Uint64(b[0x38:]))
+	if a.startVCN < 0 || a.lastVCN < a.startVCN-1 || a.dataSize < 0 || a.allocSize < 0 || a.initSize < 0 {
+		return a, fmt.Errorf("bad VCN range or sizes: %w", syscall.EIO)
+	}
+	if cu > 0 && cu <= 8 { // Windows uses 4 (16 clusters); larger units are not NTFS
+		a.compUnit = 1 << cu
+	} else if cu != 0 {
+		return a, fmt.Errorf("bad compression unit %d: %w", cu, syscall.EIO)
+	}
+	if a.runsOff > len(b) || a.runsOff < 0x40 {
+		return a, fmt.Errorf("runlist outside the attribute: %w", syscall.EIO)
+	}
+	if a.runsOff >= 0x48 {
+		a.compSize = int64(binary.LittleEndian.Uint64(b[0x40:]))
+	}
+	runs, err := decodeRuns(b[a.runsOff:], a.startVCN, maxLCN)
+	if err != nil {
+		return a, err
+	}
+	a.runs = runs
+	return a, nil
+}
+
+// decodeName turns UTF-16LE bytes into a string (unpaired surrogates become U+FFFD).
+func decodeName(b []byte) string {
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return string(utf16.Decode(u))
+}
+
+func encodeName(s string) []uint16 { return utf16.Encode([]rune(s)) }
+
+func nameBytes(u []uint16) []byte {
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return b
+}

@@ -1,0 +1,157 @@
+package ntfs
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// bitmap is $Bitmap held in memory while writing; every change is written
+// back at once (the 512-byte blocks it touches).
+type bitmap struct {
+	bits []byte
+	runs []run
+	n    int64 // clusters on the volume
+	hint int64 // where the next search starts: keeps files contiguous
+}
+
+func (b *bitmap) get(i int64) bool { return b.bits[i>>3]&(1<<(i&7)) != 0 }
+
+func (b *bitmap) set(i int64, on bool) {
+	if on {
+		b.bits[i>>3] |= 1 << (i & 7)
+	} else {
+		b.bits[i>>3] &^= 1 << (i & 7)
+	}
+}
+
+func (v *Volume) clusterBitmap() (*bitmap, error) {
+	if v.w.bitmap != nil {
+		return v.w.bitmap, nil
+	}
+	in, err := v.loadInode(recBitmap)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: $Bitmap: %w", err)
+	}
+	s := in.find(atData, "")
+	if s == nil || s.resident || s.dataSize*8 < v.clusters || s.dataSize > v.clusters/8+1<<20 {
+		return nil, fmt.Errorf("ntfs: $Bitmap does not cover the volume: %w", syscall.EIO)
+	}
+	b := &bitmap{bits: make([]byte, s.dataSize), runs: s.runs, n: v.clusters, hint: v.geo.mftLCN}
+	if err := v.readRuns(s.runs, b.bits, 0); err != nil {
+		return nil, fmt.Errorf("ntfs: $Bitmap: %w", err)
+	}
+	v.w.bitmap = b
+	return b, nil
+}
+
+// flushBits writes back the bitmap bytes covering clusters [lo, hi).
+func (v *Volume) flushBits(b *bitmap, lo, hi int64) error {
+	start := (lo >> 3) &^ 511
+	end := min(int64(len(b.bits)), ((hi-1)>>3+512)&^511)
+	if err := v.writeRuns(b.runs, b.bits[start:end], start); err != nil {
+		return fmt.Errorf("ntfs: writing $Bitmap: %w", err)
+	}
+	return nil
+}
+
+// allocClusters finds n free clusters, contiguous when possible, marks
+// them used and returns them as runs starting at vcn.
+func (v *Volume) allocClusters(n, vcn int64) ([]run, error) {
+	b, err := v.clusterBitmap()
+	if err != nil {
+		return nil, err
+	}
+	var out []run
+	if lcn := b.findFree(n); lcn >= 0 {
+		out = []run{{vcn: vcn, lcn: lcn, length: n}}
+	} else {
+		out = b.gather(n, vcn)
+		if out == nil {
+			return nil, fmt.Errorf("ntfs: no room for %d clusters: %w", n, syscall.ENOSPC)
+		}
+	}
+	for _, r := range out {
+		for i := r.lcn; i < r.lcn+r.length; i++ {
+			b.set(i, true)
+		}
+		if err := v.flushBits(b, r.lcn, r.lcn+r.length); err != nil {
+			return nil, err
+		}
+		b.hint = r.lcn + r.length
+	}
+	return out, nil
+}
+
+// findFree returns the first run of n free clusters from the hint on
+// (wrapping around), or -1.
+func (b *bitmap) findFree(n int64) int64 {
+	for pass := 0; pass < 2; pass++ {
+		start, end := b.hint, b.n
+		if pass == 1 {
+			start, end = 0, min(b.hint+n, b.n)
+		}
+		runStart, runLen := int64(-1), int64(0)
+		for i := start; i < end; i++ {
+			if i&7 == 0 && i+8 <= end && b.bits[i>>3] == 0xff {
+				runLen = 0
+				i += 7
+				continue
+			}
+			if b.get(i) {
+				runLen = 0
+				continue
+			}
+			if runLen == 0 {
+				runStart = i
+			}
+			if runLen++; runLen == n {
+				return runStart
+			}
+		}
+	}
+	return -1
+}
+
+// gather collects n free clusters in pieces, or returns nil.
+func (b *bitmap) gather(n, vcn int64) []run {
+	var out []run
+	for i := int64(0); i < b.n && n > 0; i++ {
+		if b.get(i) {
+			continue
+		}
+		if k := len(out); k > 0 && out[k-1].lcn+out[k-1].length == i {
+			out[k-1].length++
+		} else {
+			out = append(out, run{vcn: vcn, lcn: i, length: 1})
+		}
+		vcn++
+		n--
+	}
+	if n > 0 {
+		return nil
+	}
+	return out
+}
+
+// freeRuns marks the clusters of runs free.
+func (v *Volume) freeRuns(runs []run) error {
+	b, err := v.clusterBitmap()
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.lcn < 0 {
+			continue
+		}
+		if r.lcn+r.length > b.n {
+			return fmt.Errorf("ntfs: freeing clusters %d+%d outside the volume: %w", r.lcn, r.length, syscall.EIO)
+		}
+		for i := r.lcn; i < r.lcn+r.length; i++ {
+			b.set(i, false)
+		}
+		if err := v.flushBits(b, r.lcn, r.lcn+r.length); err != nil {
+			return err
+		}
+	}
+	return nil
+}

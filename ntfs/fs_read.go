@@ -1,0 +1,339 @@
+package ntfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/offvm/offvm/volume"
+)
+
+// Type is "ntfs".
+func (v *Volume) Type() string { return "ntfs" }
+
+// Label is the volume name.
+func (v *Volume) Label() string { return v.label }
+
+// Root is record 5.
+func (v *Volume) Root() volume.Ino { return recRoot }
+
+func (v *Volume) dirOf(ino uint64) (*dirIndex, error) {
+	in, err := v.loadInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	if !in.isDir() {
+		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory: %w", ino, syscall.ENOTDIR)
+	}
+	return v.openIndex(in)
+}
+
+// Lookup finds name in dir, case-insensitively.
+func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.lookup(uint64(dir), name)
+	if err != nil {
+		return volume.Attr{}, err
+	}
+	return v.attrOf(in)
+}
+
+func (v *Volume) lookup(dir uint64, name string) (*inode, error) {
+	di, err := v.dirOf(dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := v.lookupEntry(di, encodeName(name))
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return nil, fmt.Errorf("ntfs: %q not in directory %d: %w", name, dir, syscall.ENOENT)
+		}
+		return nil, err
+	}
+	return v.loadInode(e.ref & refNumMask)
+}
+
+// GetAttr stats a file.
+func (v *Volume) GetAttr(ino volume.Ino) (volume.Attr, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.loadInode(uint64(ino))
+	if err != nil {
+		return volume.Attr{}, err
+	}
+	return v.attrOf(in)
+}
+
+func (v *Volume) attrOf(in *inode) (volume.Attr, error) {
+	a := volume.Attr{Ino: volume.Ino(in.num), Mode: 0o644, Nlink: in.nlink(),
+		Atime: ntfsTime(in.si.atime), Mtime: ntfsTime(in.si.mtime), Ctime: ntfsTime(in.si.mftTime)}
+	target, isLink, err := v.symlinkTarget(in)
+	if err != nil {
+		return a, err
+	}
+	switch {
+	case isLink:
+		a.Mode = os.ModeSymlink | 0o777
+		a.Size = int64(len(target))
+	case in.isDir():
+		a.Mode = os.ModeDir | 0o755
+		if s := in.find(atIndexAlloc, "$I30"); s != nil {
+			a.Size, a.Blocks = s.dataSize, s.allocSize/512
+		}
+	default:
+		if s := in.find(atData, ""); s != nil {
+			a.Size = s.dataSize
+			if !s.resident {
+				a.Blocks = allocatedClusters(s.runs) * v.geo.clusterSize / 512
+			}
+		}
+	}
+	return a, nil
+}
+
+func allocatedClusters(runs []run) int64 {
+	var n int64
+	for _, r := range runs {
+		if r.lcn >= 0 {
+			n += r.length
+		}
+	}
+	return n
+}
+
+// nlink counts the names that are not DOS aliases of a Win32 name.
+func (in *inode) nlink() uint32 {
+	n := uint32(0)
+	for _, f := range in.names {
+		if f.ns != nsDOS {
+			n++
+		}
+	}
+	if n == 0 {
+		n = 1
+	}
+	return n
+}
+
+// ReadDir lists a directory in collation order, without DOS names and
+// without the metadata files (records below 16), as ntfs-3g shows it.
+func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	di, err := v.dirOf(uint64(dir))
+	if err != nil {
+		return nil, err
+	}
+	var out []volume.DirEntry
+	err = v.walkIndex(di, func(e *indexEntry) error {
+		ref := e.ref & refNumMask
+		if e.ns == nsDOS || ref < firstUser {
+			return nil
+		}
+		mode := entryMode(e.key)
+		if mode == 0 && binary.LittleEndian.Uint32(e.key[0x38:])&faSystem != 0 {
+			if in, err := v.loadInode(ref); err == nil { // maybe an Interix symlink
+				if _, isLink, _ := v.symlinkTarget(in); isLink {
+					mode = os.ModeSymlink
+				}
+			}
+		}
+		out = append(out, volume.DirEntry{Name: decodeName(nameBytes(e.name)), Ino: volume.Ino(ref), Mode: mode})
+		return nil
+	})
+	return out, err
+}
+
+// entryMode reads the file type from the $FILE_NAME copy in the index.
+func entryMode(key []byte) os.FileMode {
+	flags := binary.LittleEndian.Uint32(key[0x38:])
+	if flags&faReparse != 0 && isLinkTag(binary.LittleEndian.Uint32(key[0x3c:])) {
+		return os.ModeSymlink
+	}
+	if flags&faDupIndexRoot != 0 {
+		return os.ModeDir
+	}
+	return 0
+}
+
+// ReadAt reads the unnamed data stream.
+func (v *Volume) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.loadInode(uint64(ino))
+	if err != nil {
+		return 0, err
+	}
+	if in.isDir() {
+		return 0, fmt.Errorf("ntfs: MFT record %d is a directory: %w", in.num, syscall.EISDIR)
+	}
+	if err := v.readable(in); err != nil {
+		return 0, err
+	}
+	s := in.find(atData, "")
+	if s == nil {
+		return 0, io.EOF
+	}
+	return v.readStream(s, p, off)
+}
+
+// readable refuses content that would read as garbage.
+func (v *Volume) readable(in *inode) error {
+	if in.si.attrs&faEncrypted != 0 {
+		return fmt.Errorf("ntfs: MFT record %d is EFS-encrypted: %w", in.num, syscall.EACCES)
+	}
+	tag, _, err := v.reparseData(in)
+	if err != nil {
+		return err
+	}
+	switch tag {
+	case tagDedup:
+		return fmt.Errorf("ntfs: MFT record %d is deduplicated (data in the dedup store): %w", in.num, syscall.EACCES)
+	case tagWOF:
+		if s := in.find(atData, ""); s == nil || s.dataSize == 0 || s.flags&afSparse != 0 {
+			return fmt.Errorf("ntfs: MFT record %d is WOF-compressed (not supported yet): %w", in.num, syscall.EACCES)
+		}
+	}
+	return nil
+}
+
+// Readlink returns a symlink's or junction's target.
+func (v *Volume) Readlink(ino volume.Ino) (string, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.loadInode(uint64(ino))
+	if err != nil {
+		return "", err
+	}
+	target, isLink, err := v.symlinkTarget(in)
+	if err != nil {
+		return "", err
+	}
+	if !isLink {
+		return "", fmt.Errorf("ntfs: MFT record %d is not a link: %w", in.num, syscall.EINVAL)
+	}
+	return target, nil
+}
+
+// Extended attribute names.
+const (
+	xattrUser     = "user."
+	xattrAttrib   = "system.ntfs_attrib"
+	xattrAttribBE = "system.ntfs_attrib_be"
+)
+
+// ListXattr lists the named data streams as user.<name>.
+func (v *Volume) ListXattr(ino volume.Ino) ([]string, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.loadInode(uint64(ino))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range in.streamNames() {
+		out = append(out, xattrUser+n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// GetXattr reads a named stream or the Windows attributes.
+func (v *Volume) GetXattr(ino volume.Ino, name string) ([]byte, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	in, err := v.loadInode(uint64(ino))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case name == xattrAttrib || name == xattrAttribBE:
+		b := make([]byte, 4)
+		if name == xattrAttrib {
+			binary.LittleEndian.PutUint32(b, in.winAttrs())
+		} else {
+			binary.BigEndian.PutUint32(b, in.winAttrs())
+		}
+		return b, nil
+	case strings.HasPrefix(name, xattrUser) && len(name) > len(xattrUser):
+		s := in.find(atData, name[len(xattrUser):])
+		if s == nil {
+			return nil, fmt.Errorf("ntfs: MFT record %d has no stream %q: %w", in.num, name, syscall.ENODATA)
+		}
+		if s.dataSize > 64<<20 {
+			return nil, fmt.Errorf("ntfs: MFT record %d: stream %q of %d bytes is too large for an xattr: %w", in.num, name, s.dataSize, syscall.E2BIG)
+		}
+		b := make([]byte, s.dataSize)
+		if _, err := v.readStream(s, b, 0); err != nil && err != io.EOF {
+			return nil, err
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("ntfs: no xattr %q: %w", name, syscall.ENODATA)
+}
+
+// winAttrs is what system.ntfs_attrib shows, with the directory bit as ntfs-3g sets it.
+func (in *inode) winAttrs() uint32 {
+	a := in.si.attrs &^ faDupIndexRoot
+	if in.isDir() {
+		a |= faDirectory
+	}
+	return a
+}
+
+// StatFS counts free clusters in $Bitmap and free records in $MFT's bitmap.
+func (v *Volume) StatFS() (volume.StatFS, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	st := volume.StatFS{BlockSize: uint32(v.geo.clusterSize), Blocks: uint64(v.clusters), NameMaxLen: 255}
+	used, err := v.countBits(recBitmap, atData, "", v.clusters)
+	if err != nil {
+		return st, err
+	}
+	st.BlocksFree = uint64(v.clusters - used)
+	recs := v.mftSize / int64(v.geo.recordSize)
+	usedRecs, err := v.countBits(recMFT, atBitmap, "", recs)
+	if err != nil {
+		return st, err
+	}
+	st.Files, st.FilesFree = uint64(recs), uint64(recs-usedRecs)
+	return st, nil
+}
+
+// countBits counts set bits among the first n of a bitmap stream.
+func (v *Volume) countBits(ino uint64, typ uint32, name string, n int64) (int64, error) {
+	in, err := v.loadInode(ino)
+	if err != nil {
+		return 0, err
+	}
+	s := in.find(typ, name)
+	if s == nil {
+		return 0, fmt.Errorf("ntfs: MFT record %d has no bitmap: %w", ino, syscall.EIO)
+	}
+	buf := make([]byte, 1<<16)
+	var set int64
+	for off := int64(0); off*8 < n; off += int64(len(buf)) {
+		k, err := v.readStream(s, buf, off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		for i := 0; i < k && (off+int64(i))*8 < n; i++ {
+			b := buf[i]
+			if rem := n - (off+int64(i))*8; rem < 8 {
+				b &= byte(1<<rem - 1)
+			}
+			set += int64(bits.OnesCount8(b))
+		}
+		if k == 0 {
+			break
+		}
+	}
+	return set, nil
+}

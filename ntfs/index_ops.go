@@ -1,0 +1,265 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Index insertion splits full nodes (the median goes up; a full root moves
+// its entries into a new block). Removal takes entries out of leaves,
+// replacing an inner entry by its predecessor; when a node would be left
+// empty the index is rebuilt, balanced, from its entries.
+
+// position is where name goes in n, or the index of an equal entry.
+func (dw *dirW) position(n *wnode, name []uint16) (int, bool) {
+	for i := range n.entries {
+		c := dw.v.up.collateExact(name, n.entries[i].name())
+		if c == 0 {
+			return i, true
+		}
+		if c < 0 {
+			return i, false
+		}
+	}
+	return len(n.entries), false
+}
+
+// insert adds an entry for key (a $FILE_NAME value) pointing at ref.
+func (dw *dirW) insert(ref uint64, key []byte) error {
+	e := wentry{ref: ref, key: key, child: -1}
+	name := e.name()
+	var path []*wnode
+	var pos []int
+	vcn := int64(-1)
+	for depth := 0; ; depth++ {
+		if depth > maxIndexDepth {
+			return fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
+		}
+		n, err := dw.readNode(vcn)
+		if err != nil {
+			return err
+		}
+		i, found := dw.position(n, name)
+		if found {
+			return fmt.Errorf("ntfs: directory %d already holds that name: %w", dw.r.num, syscall.EEXIST)
+		}
+		path, pos = append(path, n), append(pos, i)
+		if vcn = n.childAt(i); vcn < 0 {
+			break
+		}
+	}
+	leaf, i := path[len(path)-1], pos[len(pos)-1]
+	leaf.entries = append(leaf.entries[:i], append([]wentry{e}, leaf.entries[i:]...)...)
+	return dw.fix(path, pos, len(path)-1)
+}
+
+// fix writes path[k], splitting it upwards while it does not fit.
+func (dw *dirW) fix(path []*wnode, pos []int, k int) error {
+	n := path[k]
+	err := dw.writeNode(n)
+	if !errors.Is(err, errNodeFull) {
+		return err
+	}
+	if n.vcn < 0 { // push the root's entries down into a new block
+		vcn, err := dw.newBlock()
+		if err != nil {
+			return err
+		}
+		child := &wnode{vcn: vcn, entries: n.entries, endChild: n.endChild}
+		n.entries, n.endChild = nil, vcn
+		if err := dw.writeNode(n); err != nil {
+			return err
+		}
+		return dw.fix([]*wnode{n, child}, []int{0, 0}, 1)
+	}
+	if len(n.entries) < 3 {
+		return fmt.Errorf("ntfs: directory %d: index entries too large to split: %w", dw.r.num, syscall.EIO)
+	}
+	mid := len(n.entries) / 2
+	median := n.entries[mid]
+	vcn, err := dw.newBlock()
+	if err != nil {
+		return err
+	}
+	left := &wnode{vcn: vcn, entries: append([]wentry(nil), n.entries[:mid]...), endChild: median.child}
+	n.entries = append([]wentry(nil), n.entries[mid+1:]...)
+	median.child = left.vcn
+	if err := dw.writeNode(left); err != nil {
+		return err
+	}
+	if err := dw.writeNode(n); err != nil {
+		return err
+	}
+	parent, i := path[k-1], pos[k-1]
+	parent.entries = append(parent.entries[:i], append([]wentry{median}, parent.entries[i:]...)...)
+	return dw.fix(path, pos, k-1)
+}
+
+// find descends to the entry for name with reference ref (any when ref
+// is 0) and returns the path to it.
+func (dw *dirW) find(name []uint16, ref uint64) ([]*wnode, []int, error) {
+	var path []*wnode
+	var pos []int
+	vcn := int64(-1)
+	for depth := 0; depth <= maxIndexDepth; depth++ {
+		n, err := dw.readNode(vcn)
+		if err != nil {
+			return nil, nil, err
+		}
+		i, found := dw.position(n, name)
+		path, pos = append(path, n), append(pos, i)
+		if found && (ref == 0 || n.entries[i].ref&refNumMask == ref&refNumMask) {
+			return path, pos, nil
+		}
+		if vcn = n.childAt(i); vcn < 0 {
+			return nil, nil, fmt.Errorf("ntfs: directory %d: no index entry for that name: %w", dw.r.num, syscall.ENOENT)
+		}
+	}
+	return nil, nil, fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
+}
+
+// update replaces the key of an entry (same name: sizes, times, flags).
+func (dw *dirW) update(ref uint64, key []byte) error {
+	e := wentry{key: key}
+	path, pos, err := dw.find(e.name(), ref)
+	if err != nil {
+		return err
+	}
+	n := path[len(path)-1]
+	n.entries[pos[len(pos)-1]].key = key
+	return dw.writeNode(n)
+}
+
+// remove deletes the entry for name pointing at ref.
+func (dw *dirW) remove(name []uint16, ref uint64) error {
+	path, pos, err := dw.find(name, ref)
+	if err != nil {
+		return err
+	}
+	n, i := path[len(path)-1], pos[len(pos)-1]
+	if n.entries[i].child < 0 { // in a leaf
+		if len(n.entries) > 1 || n.vcn < 0 {
+			n.entries = append(n.entries[:i], n.entries[i+1:]...)
+			return dw.writeNode(n)
+		}
+		return dw.rebuildWithout(ref, name)
+	}
+	// Inner entry: take the greatest entry of its left subtree instead.
+	leaf, err := dw.readNode(n.entries[i].child)
+	for depth := 0; err == nil && leaf.endChild >= 0 && depth < maxIndexDepth; depth++ {
+		leaf, err = dw.readNode(leaf.endChild)
+	}
+	if err != nil {
+		return err
+	}
+	if !leaf.leaf() || len(leaf.entries) < 2 {
+		return dw.rebuildWithout(ref, name)
+	}
+	pred := leaf.entries[len(leaf.entries)-1]
+	leaf.entries = leaf.entries[:len(leaf.entries)-1]
+	n.entries[i].ref, n.entries[i].key = pred.ref, pred.key
+	if err := dw.writeNode(n); err != nil {
+		if errors.Is(err, errNodeFull) {
+			return dw.rebuildWithout(ref, name)
+		}
+		return err
+	}
+	return dw.writeNode(leaf)
+}
+
+// rebuildWithout rebuilds the whole index without one entry.
+func (dw *dirW) rebuildWithout(ref uint64, name []uint16) error {
+	var all []wentry
+	var blocks []int64
+	var walk func(vcn int64, depth int) error
+	walk = func(vcn int64, depth int) error {
+		if depth > maxIndexDepth {
+			return fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
+		}
+		n, err := dw.readNode(vcn)
+		if err != nil {
+			return err
+		}
+		if vcn >= 0 {
+			blocks = append(blocks, vcn)
+		}
+		for i := 0; i <= len(n.entries); i++ {
+			if c := n.childAt(i); c >= 0 {
+				if err := walk(c, depth+1); err != nil {
+					return err
+				}
+			}
+			if i < len(n.entries) {
+				e := n.entries[i]
+				if e.ref&refNumMask == ref&refNumMask && equalUnits(e.name(), name) {
+					continue
+				}
+				all = append(all, wentry{ref: e.ref, key: e.key, child: -1})
+			}
+		}
+		return nil
+	}
+	if err := walk(-1, 0); err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		dw.freeBlock(b)
+	}
+	return dw.build(all)
+}
+
+// build writes a balanced tree holding entries (sorted), bottom up.
+func (dw *dirW) build(level []wentry) error {
+	last := int64(-1)
+	for round := 0; ; round++ {
+		if round > maxIndexDepth {
+			return fmt.Errorf("ntfs: directory %d: index build does not converge: %w", dw.r.num, syscall.EIO)
+		}
+		root := &wnode{vcn: -1, entries: level, endChild: last}
+		err := dw.writeNode(root)
+		if err == nil {
+			return dw.saveAlloc()
+		}
+		if !errors.Is(err, errNodeFull) {
+			return err
+		}
+		var next []wentry
+		var cur []wentry
+		flush := func(endChild int64) (int64, error) {
+			vcn, err := dw.newBlock()
+			if err != nil {
+				return 0, err
+			}
+			return vcn, dw.writeNode(&wnode{vcn: vcn, entries: cur, endChild: endChild})
+		}
+		limit := dw.blockSize * 3 / 4 // leave room for later inserts
+		size := 0
+		for i, e := range level {
+			es := 0x10 + align8(len(e.key)) + 8
+			if size+es <= limit || len(cur) < 2 {
+				cur, size = append(cur, e), size+es
+				continue
+			}
+			sep := e
+			if i == len(level)-1 { // never leave the last block empty
+				sep = cur[len(cur)-1]
+				cur = cur[:len(cur)-1]
+			}
+			vcn, err := flush(sep.child)
+			if err != nil {
+				return err
+			}
+			next = append(next, wentry{ref: sep.ref, key: sep.key, child: vcn})
+			cur, size = nil, 0
+			if i == len(level)-1 {
+				cur = []wentry{e}
+			}
+		}
+		vcn, err := flush(last)
+		if err != nil {
+			return err
+		}
+		level, last = next, vcn
+	}
+}

@@ -1,0 +1,68 @@
+package ntfs
+
+import (
+	"sort"
+)
+
+// op is one write operation: the records it edits are read once, changed
+// in memory and written together at the end.
+type op struct {
+	v     *Volume
+	recs  map[uint64]*record
+	dirty map[uint64]bool
+	dirs  map[uint64]*dirW
+}
+
+func (v *Volume) newOp() *op {
+	return &op{v: v, recs: map[uint64]*record{}, dirty: map[uint64]bool{}, dirs: map[uint64]*dirW{}}
+}
+
+// rec returns record n for editing (the same object for the whole op).
+func (o *op) rec(n uint64) (*record, error) {
+	if r := o.recs[n]; r != nil {
+		return r, nil
+	}
+	r, err := o.v.freshRecord(n)
+	if err != nil {
+		return nil, err
+	}
+	o.recs[n] = r
+	return r, nil
+}
+
+func (o *op) add(r *record) { o.recs[r.num], o.dirty[r.num] = r, true }
+
+func (o *op) mark(r *record) { o.dirty[r.num] = true }
+
+// dir returns the index editor of directory n; its record is marked dirty.
+func (o *op) dir(n uint64) (*dirW, error) {
+	if dw := o.dirs[n]; dw != nil {
+		return dw, nil
+	}
+	r, err := o.rec(n)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := o.v.openDirW(r)
+	if err != nil {
+		return nil, err
+	}
+	o.dirs[n] = dw
+	o.dirty[n] = true
+	return dw, nil
+}
+
+// commit writes every changed record, in record order.
+func (o *op) commit() error {
+	var nums []uint64
+	for n := range o.dirty {
+		nums = append(nums, n)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	for _, n := range nums {
+		if err := o.v.writeRecord(o.recs[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package ntfs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
+)
+
+// TestNameRules checks the contract's name rules and rename(2)/rmdir(2)
+// error semantics on a volume made by mkntfs; ntfsresize then checks that
+// refused operations left the volume consistent.
+func TestNameRules(t *testing.T) {
+	requireNTFSTools(t)
+	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
+	img := mkntfsImage(t, t.TempDir(), 16, 4096)
+	v := openVol(t, img, 0, Options{})
+	root := v.Root()
+	f, err := v.Create(root, "Hosts.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := v.Mkdir(root, "Dir", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Create(d.Ino, "child", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		do   func() error
+		want syscall.Errno
+	}{
+		{"case twin", func() error { _, err := v.Create(root, "HOSTS.TXT", 0o644); return err }, syscall.EEXIST},
+		{"case twin dir", func() error { _, err := v.Mkdir(root, "dir", 0o755); return err }, syscall.EEXIST},
+		{"backslash", func() error { _, err := v.Create(root, `a\b`, 0o644); return err }, syscall.EINVAL},
+		{"colon", func() error { _, err := v.Create(root, "a:b", 0o644); return err }, syscall.EINVAL},
+		{"star", func() error { _, err := v.Create(root, "a*", 0o644); return err }, syscall.EINVAL},
+		{"question", func() error { _, err := v.Create(root, "a?", 0o644); return err }, syscall.EINVAL},
+		{"quote", func() error { _, err := v.Create(root, `a"`, 0o644); return err }, syscall.EINVAL},
+		{"angle", func() error { _, err := v.Mkdir(root, "a<b>", 0o755); return err }, syscall.EINVAL},
+		{"pipe", func() error { _, err := v.Create(root, "a|b", 0o644); return err }, syscall.EINVAL},
+		{"control", func() error { _, err := v.Create(root, "a\x01", 0o644); return err }, syscall.EINVAL},
+		{"trailing dot", func() error { _, err := v.Create(root, "name.", 0o644); return err }, syscall.EINVAL},
+		{"trailing space", func() error { _, err := v.Create(root, "name ", 0o644); return err }, syscall.EINVAL},
+		{"too long", func() error { _, err := v.Create(root, strings.Repeat("x", 256), 0o644); return err }, syscall.EINVAL},
+		{"rename to bad name", func() error { return v.Rename(root, "Hosts.txt", root, "a:b") }, syscall.EINVAL},
+		{"lookup missing", func() error { _, err := v.Lookup(root, "nope"); return err }, syscall.ENOENT},
+		{"unlink missing", func() error { return v.Unlink(root, "nope") }, syscall.ENOENT},
+		{"rmdir not empty", func() error { return v.Rmdir(root, "dir") }, syscall.ENOTEMPTY},
+		{"unlink dir", func() error { return v.Unlink(root, "Dir") }, syscall.EISDIR},
+		{"rmdir file", func() error { return v.Rmdir(root, "hosts.txt") }, syscall.ENOTDIR},
+		{"rename over non-empty dir", func() error {
+			if _, err := v.Mkdir(root, "other", 0o755); err != nil {
+				return err
+			}
+			return v.Rename(root, "other", root, "Dir")
+		}, syscall.ENOTEMPTY},
+		{"dir into itself", func() error { return v.Rename(root, "Dir", d.Ino, "x") }, syscall.EINVAL},
+		{"write to dir", func() error { _, err := v.WriteAt(d.Ino, []byte("x"), 0); return err }, syscall.EISDIR},
+		{"unlink metadata", func() error { return v.Unlink(root, "$MFT") }, syscall.EPERM},
+		{"missing xattr", func() error { _, err := v.GetXattr(f.Ino, "user.none"); return err }, syscall.ENODATA},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.do()
+			if !errors.Is(err, c.want) {
+				t.Errorf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+	// Case-insensitive lookups and a case-changing rename.
+	if _, err := v.Lookup(root, "HOSTS.txt"); err != nil {
+		t.Errorf("case-insensitive lookup: %v", err)
+	}
+	if err := v.Rename(root, "hosts.txt", root, "HOSTS.TXT"); err != nil {
+		t.Fatalf("case rename: %v", err)
+	}
+	checkConsistent(t, img)
+	mnt, unmount := mount3g(t, img, "ro")
+	defer unmount()
+	ents, _ := os.ReadDir(mnt)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, ","); got != "Dir,HOSTS.TXT,other" {
+		t.Errorf("ntfs-3g lists %q", got)
+	}
+}
+
+// TestReadOnlyReasons checks that writes are refused (EROFS) where ntfs-3g
+// refuses them too: a hibernated volume, and when opened read-only.
+func TestReadOnlyReasons(t *testing.T) {
+	requireNTFSTools(t)
+	dir := t.TempDir()
+	img := mkntfsImage(t, dir, 16, 4096)
+	v := openVol(t, img, 0, Options{ReadOnly: true})
+	if _, err := v.Create(v.Root(), "x", 0o644); !errors.Is(err, syscall.EROFS) || v.ReadOnlyReason() == "" {
+		t.Errorf("ReadOnly: %v, reason %q", err, v.ReadOnlyReason())
+	}
+	mnt, unmount := mount3g(t, img)
+	if err := os.WriteFile(filepath.Join(mnt, "hiberfil.sys"), append([]byte("hibr"), make([]byte, 8192)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unmount()
+	v = openVol(t, img, 0, Options{})
+	if !strings.Contains(v.ReadOnlyReason(), "hibernat") {
+		t.Errorf("hibernated volume: reason %q", v.ReadOnlyReason())
+	}
+	if _, err := v.Create(v.Root(), "x", 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("hibernated volume: create gave %v", err)
+	}
+	mnt2, err := os.MkdirTemp("", "ntfs3g-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(mnt2)
+	out, err := exec.Command("ntfs-3g", img, mnt2).CombinedOutput()
+	if err != nil {
+		t.Logf("ntfs-3g refuses it: %s", out)
+		return
+	}
+	defer exec.Command("fusermount", "-u", mnt2).Run()
+	// ntfs-3g falls back to a read-only mount: writing must fail there too.
+	if werr := os.WriteFile(filepath.Join(mnt2, "probe"), []byte("x"), 0o644); werr == nil {
+		t.Errorf("ntfs-3g accepted a write on the hibernated volume; the oracle disagrees (%s)", out)
+	} else {
+		t.Logf("ntfs-3g agrees: %s; write: %v", strings.TrimSpace(string(out)), werr)
+	}
+}
+
+// TestConcurrentReaders walks one volume from several goroutines (run
+// with -race).
+func TestConcurrentReaders(t *testing.T) {
+	p := corpusVolume(t, corpusImages[0])
+	v := openVol(t, p, 0, Options{ReadOnly: true})
+	want := walkVolume(t, v)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			diffTrees(t, want, walkVolume(t, v))
+		}()
+	}
+	wg.Wait()
+}

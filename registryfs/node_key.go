@@ -1,0 +1,198 @@
+package registryfs
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/winreg"
+)
+
+// keyNode is a registry key: subkeys are directories, values are files.
+type keyNode struct {
+	fs.Inode
+	c          *ctx
+	hive       *winreg.Hive
+	key        *hive.Key
+	isHiveRoot bool
+}
+
+var (
+	_ fs.NodeLookuper  = (*keyNode)(nil)
+	_ fs.NodeReaddirer = (*keyNode)(nil)
+	_ fs.NodeGetattrer = (*keyNode)(nil)
+	_ fs.NodeMkdirer   = (*keyNode)(nil)
+	_ fs.NodeRmdirer   = (*keyNode)(nil)
+	_ fs.NodeCreater   = (*keyNode)(nil)
+	_ fs.NodeUnlinker  = (*keyNode)(nil)
+	_ fs.NodeRenamer   = (*keyNode)(nil)
+)
+
+func (n *keyNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.c.dirAttr(&out.Attr, n.key.LastWritten())
+	return 0
+}
+
+// currentControlSet is the name of the link HKLM/SYSTEM shows to the
+// control set Windows boots with (Select\Current).
+const currentControlSet = "CurrentControlSet"
+
+func (n *keyNode) cclTarget() string {
+	if !n.isHiveRoot || n.hive.Root != "HKLM/SYSTEM" {
+		return ""
+	}
+	sel, err := n.key.Subkey("Select")
+	if err != nil {
+		return ""
+	}
+	v, err := sel.Value("Current")
+	if err != nil {
+		return ""
+	}
+	d, err := v.Data()
+	if err != nil || len(d) != 4 {
+		return ""
+	}
+	return fmt.Sprintf("ControlSet%03d", uint32(d[0])|uint32(d[1])<<8|uint32(d[2])<<16|uint32(d[3])<<24)
+}
+
+func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {
+	defer guard(&e)
+	subs, err := n.key.Subkeys()
+	if err != nil {
+		return nil, errno(err)
+	}
+	vals, err := n.key.Values()
+	if err != nil {
+		return nil, errno(err)
+	}
+	ents := make([]fuse.DirEntry, 0, len(subs)+len(vals)+1)
+	if t := n.cclTarget(); t != "" {
+		ents = append(ents, fuse.DirEntry{Name: currentControlSet, Mode: syscall.S_IFLNK})
+	}
+	for _, s := range subs {
+		ents = append(ents, fuse.DirEntry{Name: EncodeName(s.Name(), false), Mode: syscall.S_IFDIR})
+	}
+	for _, v := range vals {
+		ents = append(ents, fuse.DirEntry{Name: EncodeName(v.Name(), true), Mode: syscall.S_IFREG})
+	}
+	return fs.NewListDirStream(ents), 0
+}
+
+// Lookup finds a subkey first, then a value: a key and a value of the
+// same name cannot both be files, and keys are what paths walk through.
+func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, e syscall.Errno) {
+	defer guard(&e)
+	entry(out)
+	if name == currentControlSet {
+		if t := n.cclTarget(); t != "" {
+			out.Attr.Mode = syscall.S_IFLNK | 0o777
+			return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(t)}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
+		}
+	}
+	if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
+		n.c.dirAttr(&out.Attr, k.LastWritten())
+		return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+	}
+	v, err := n.key.Value(DecodeName(name, true))
+	if err != nil {
+		return nil, syscall.ENOENT
+	}
+	vn := &valueNode{c: n.c, hive: n.hive, key: n.key, name: v.Name()}
+	if e := vn.fill(&out.Attr); e != 0 {
+		return nil, e
+	}
+	return n.NewInode(ctx, vn, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+}
+
+// editable checks that this key's hive may change now.
+func (n *keyNode) editable() syscall.Errno {
+	_, err := n.c.reg.Editable(n.hive)
+	return errno(err)
+}
+
+func (n *keyNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, e syscall.Errno) {
+	defer guard(&e)
+	if e := n.editable(); e != 0 {
+		return nil, e
+	}
+	if _, err := n.key.Value(DecodeName(name, true)); err == nil {
+		return nil, syscall.EEXIST
+	}
+	k, err := n.key.CreateSubkey(DecodeName(name, false))
+	if err != nil {
+		return nil, errno(err)
+	}
+	entry(out)
+	n.c.dirAttr(&out.Attr, k.LastWritten())
+	return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+}
+
+// Rmdir deletes an empty key; `rm -r` empties it first, as on any file
+// system.
+func (n *keyNode) Rmdir(ctx context.Context, name string) (e syscall.Errno) {
+	defer guard(&e)
+	if e := n.editable(); e != 0 {
+		return e
+	}
+	k, err := n.key.Subkey(DecodeName(name, false))
+	if err != nil {
+		return syscall.ENOENT
+	}
+	subs, err := k.Subkeys()
+	if err != nil {
+		return errno(err)
+	}
+	vals, err := k.Values()
+	if err != nil {
+		return errno(err)
+	}
+	if len(subs)+len(vals) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	return errno(n.key.DeleteSubkey(k.Name()))
+}
+
+// Create makes a new value: REG_SZ holding an empty string, until the
+// writer sets user.reg.type and writes its content.
+func (n *keyNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, e syscall.Errno) {
+	defer guard(&e)
+	if e := n.editable(); e != 0 {
+		return nil, nil, 0, e
+	}
+	vname := DecodeName(name, true)
+	if _, err := n.key.Subkey(DecodeName(name, false)); err == nil {
+		return nil, nil, 0, syscall.EISDIR
+	}
+	if _, err := n.key.Value(vname); err != nil {
+		if err := n.key.SetValue(vname, hive.RegSz, []byte{0, 0}); err != nil {
+			return nil, nil, 0, errno(err)
+		}
+	}
+	v, err := n.key.Value(vname)
+	if err != nil {
+		return nil, nil, 0, errno(err)
+	}
+	vn := &valueNode{c: n.c, hive: n.hive, key: n.key, name: v.Name()}
+	entry(out)
+	vn.fill(&out.Attr)
+	h := &valueHandle{buf: []byte{}, dirty: false}
+	return n.NewInode(ctx, vn, fs.StableAttr{Mode: syscall.S_IFREG}), h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *keyNode) Unlink(ctx context.Context, name string) (e syscall.Errno) {
+	defer guard(&e)
+	if e := n.editable(); e != 0 {
+		return e
+	}
+	return errno(n.key.DeleteValue(DecodeName(name, true)))
+}
+
+// Rename is not offered: hives have no rename, and EXDEV makes mv fall
+// back to copy and delete, which the view does support.
+func (n *keyNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EXDEV
+}

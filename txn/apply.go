@@ -1,0 +1,131 @@
+package txn
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// verifyJournal opens and verifies the journal (or undo or rollback
+// record) at jpath.
+func verifyJournal(jpath string) (*journal, error) {
+	f, err := os.Open(jpath)
+	if err != nil {
+		return nil, fmt.Errorf("txn: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("txn: %w", err)
+	}
+	j, err := readJournal(f, fi.Size(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("txn: %s: %w", jpath, err)
+	}
+	return j, nil
+}
+
+// applyJournal writes a verified journal's regions into the files beside
+// image, the new bytes (redo) or the old ones (undo), sets each file's
+// length and syncs it, and returns what the files look like then. Both
+// directions write absolute bytes and lengths, so applying again after a
+// crash half-way gives the same result.
+func applyJournal(image, jpath string, undo bool, faultPoint string) (*journal, []fileStat, error) {
+	j, err := verifyJournal(jpath)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := openJournalFiles(image, j)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeAll(files)
+	if err := writeRegions(jpath, files, undo, j.Regions, faultPoint); err != nil {
+		return nil, nil, err
+	}
+	stats, err := finishFiles(files, j, undo)
+	return j, stats, err
+}
+
+func openJournalFiles(image string, j *journal) ([]*os.File, error) {
+	dir := filepath.Dir(image)
+	files := make([]*os.File, 0, len(j.Files))
+	for _, jf := range j.Files {
+		// a journal only ever names regular files; refusing anything else
+		// keeps a forged one from blocking on a FIFO or writing a device
+		if fi, err := os.Stat(filepath.Join(dir, jf.Path)); err == nil && !fi.Mode().IsRegular() {
+			closeAll(files)
+			return nil, fmt.Errorf("txn: journal names %s, which is not a regular file", jf.Path)
+		}
+		f, err := os.OpenFile(filepath.Join(dir, jf.Path), os.O_RDWR, 0)
+		if err != nil {
+			closeAll(files)
+			return nil, fmt.Errorf("txn: open %s to apply its journal: %w", jf.Path, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultPoint string) error {
+	jf, err := os.Open(jpath)
+	if err != nil {
+		return fmt.Errorf("txn: %w", err)
+	}
+	defer jf.Close()
+	fi, err := jf.Stat()
+	if err != nil {
+		return fmt.Errorf("txn: %w", err)
+	}
+	done, half := int64(0), max(1, total/2)
+	_, err = readJournal(jf, fi.Size(), func(r region) error {
+		data := r.New
+		if undo {
+			data = r.Old
+		}
+		if len(data) > 0 {
+			if _, err := files[r.File].WriteAt(data, r.Off); err != nil {
+				return fmt.Errorf("txn: write %s at %d: %w", files[r.File].Name(), r.Off, err)
+			}
+		}
+		if done++; done == half {
+			fault(faultPoint)
+		}
+		return nil
+	})
+	return err
+}
+
+// finishFiles sets each file's final length, syncs it and stats it.
+func finishFiles(files []*os.File, j *journal, undo bool) ([]fileStat, error) {
+	stats := make([]fileStat, len(files))
+	for i, f := range files {
+		n := j.Files[i].NewLen
+		if undo {
+			n = j.Files[i].OldLen
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("txn: %w", err)
+		}
+		if fi.Size() != n {
+			if err := f.Truncate(n); err != nil {
+				return nil, fmt.Errorf("txn: set length of %s: %w", f.Name(), err)
+			}
+		}
+		if err := fsync(f); err != nil {
+			return nil, fmt.Errorf("txn: sync %s: %w", f.Name(), err)
+		}
+		if fi, err = f.Stat(); err != nil {
+			return nil, fmt.Errorf("txn: %w", err)
+		}
+		stats[i] = fileStat{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
+	}
+	return stats, nil
+}

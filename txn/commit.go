@@ -1,0 +1,200 @@
+package txn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/offvm/offvm/vdisk"
+)
+
+// OpenFunc opens the image at path with opts (detect.Open, or one format's
+// Open). Commit sets Writable and OpenFile; the OpenFunc fills in what else
+// it needs, such as OpenParent.
+type OpenFunc func(path string, opts vdisk.Options) (vdisk.Disk, error)
+
+// Result says what a commit did.
+type Result struct {
+	Changed  int64 // bytes of the virtual disk that differed and were written
+	Written  int64 // new bytes written to host files: data, tables, headers
+	Files    int   // host files changed
+	Duration time.Duration
+}
+
+// Commit writes o's changes into the image at path as one transaction
+// (see the package comment). The caller holds the image's Lock. It costs
+// time in proportion to the bytes changed, never to the image's size.
+//
+// On success the overlay is empty again and reads the committed image,
+// which Commit reopens read-only through open. On failure before the
+// journal was sealed, the image is untouched and the overlay keeps its
+// changes; after it, the image holds every change or Recover completes
+// them.
+func Commit(path string, o *Overlay, open OpenFunc) (Result, error) {
+	start := time.Now()
+	if _, err := Recover(path); err != nil {
+		return Result{}, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return Result{}, fmt.Errorf("txn: commit %s: overlay closed", path)
+	}
+	if len(o.blocks) == 0 {
+		return Result{Duration: time.Since(start)}, nil
+	}
+	res, err := commitOverlay(path, o, open)
+	res.Duration = time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	return res, o.rebase(path, open)
+}
+
+// commitOverlay stages the overlay's changes through the format, journals
+// them and applies them.
+func commitOverlay(path string, o *Overlay, open OpenFunc) (Result, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("txn: %s: %w", path, err)
+	}
+	s, err := newStager(filepath.Dir(abs))
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	var res Result
+	if res.Changed, err = stageOverlay(abs, o, open, s); err != nil {
+		return res, err
+	}
+	fault(FaultStaged)
+	j, err := writeJournal(abs, s)
+	if err != nil || j == nil {
+		return res, err
+	}
+	res.Written, res.Files = j.newBytes, j.files
+	fault(FaultJournalWritten)
+	return res, finishCommit(abs, FaultMidApply)
+}
+
+// stageOverlay opens the image through the stager and writes every
+// overlay block that differs from what the image holds.
+func stageOverlay(path string, o *Overlay, open OpenFunc, s *stager) (int64, error) {
+	d, err := open(path, vdisk.Options{Writable: true, OpenFile: s.open})
+	if err != nil {
+		return 0, fmt.Errorf("txn: open %s for commit: %w", path, err)
+	}
+	if d.Size() != o.size {
+		d.Close()
+		return 0, fmt.Errorf("txn: commit %s: image is %d bytes, overlay %d: %w", path, d.Size(), o.size, vdisk.ErrCorrupt)
+	}
+	changed, err := copyChanges(o, d)
+	if cerr := d.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("txn: close %s after staging: %w", path, cerr)
+	}
+	return changed, err
+}
+
+// copyChanges writes the runs of overlay blocks whose content differs from
+// the disk's, so that a rewrite of identical bytes (a file system flushing
+// what it read) costs nothing.
+func copyChanges(o *Overlay, d vdisk.Disk) (int64, error) {
+	var changed int64
+	cur := make([]byte, maxRun)
+	err := o.changes(func(off int64, p []byte) error {
+		c := cur[:len(p)]
+		if _, err := d.ReadAt(c, off); err != nil {
+			return fmt.Errorf("txn: read image at %d: %w", off, err)
+		}
+		for i := 0; i < len(p); {
+			if bytes.Equal(p[i:min(i+BlockSize, len(p))], c[i:min(i+BlockSize, len(c))]) {
+				i += BlockSize
+				continue
+			}
+			j := i + BlockSize
+			for j < len(p) && !bytes.Equal(p[j:min(j+BlockSize, len(p))], c[j:min(j+BlockSize, len(c))]) {
+				j += BlockSize
+			}
+			j = min(j, len(p))
+			if _, err := d.WriteAt(p[i:j], off+int64(i)); err != nil {
+				return fmt.Errorf("txn: write image at %d: %w", off+int64(i), err)
+			}
+			changed += int64(j - i)
+			i = j
+		}
+		return nil
+	})
+	return changed, err
+}
+
+// writeJournal journals the staged changes; nil with no error means the
+// format changed no byte of any host file, so there is nothing to commit.
+func writeJournal(image string, s *stager) (*journalWriter, error) {
+	jpath := JournalPath(image)
+	j, err := createJournal(jpath)
+	if err != nil {
+		return nil, err
+	}
+	if err := journalStaged(j, filepath.Dir(image), s); err != nil {
+		j.abort()
+		return nil, err
+	}
+	if j.regions == 0 && !lengthsChange(s) {
+		j.abort()
+		return nil, nil
+	}
+	if err := j.commit(); err != nil {
+		j.abort()
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(jpath)); err != nil {
+		return nil, fmt.Errorf("%w (the journal is sealed: the next Recover completes the commit)", err)
+	}
+	return j, nil
+}
+
+func lengthsChange(s *stager) bool {
+	for _, st := range s.order {
+		if st.size != st.realSize {
+			return true
+		}
+	}
+	return false
+}
+
+// finishCommit applies a sealed journal, marks it applied and turns it
+// into the undo record.
+func finishCommit(image, faultPoint string) error {
+	jpath := JournalPath(image)
+	j, stats, err := applyJournal(image, jpath, false, faultPoint)
+	if err != nil {
+		return fmt.Errorf("txn: apply journal of %s (the next Recover retries): %w", image, err)
+	}
+	fault(FaultApplied)
+	if err := appendApplied(jpath, j.CommitEnd, stats); err != nil {
+		return err
+	}
+	fault(FaultBeforeUndo)
+	return renameDurably(jpath, UndoPath(image))
+}
+
+// rebase points the overlay, now empty, at the committed image: the old
+// base's cached tables no longer describe the files.
+func (o *Overlay) rebase(path string, open OpenFunc) error {
+	nb, err := open(path, vdisk.Options{})
+	if err == nil && nb.Size() != o.size {
+		nb.Close()
+		err = fmt.Errorf("size changed to %d: %w", nb.Size(), vdisk.ErrCorrupt)
+	}
+	if err != nil {
+		o.closed = true
+		o.tmp.Close()
+		o.base.Close()
+		return fmt.Errorf("txn: %s committed, but reopening it failed (overlay closed): %w", path, err)
+	}
+	err = o.base.Close()
+	o.base = nb
+	return errors.Join(o.reset(), err)
+}

@@ -1,0 +1,43 @@
+package txn
+
+import (
+	"os"
+	"syscall"
+)
+
+// FaultEnv names the environment variable that makes the process kill
+// itself (SIGKILL, as a power cut would stop it) at a named point of a
+// commit, rollback or recovery. Tests use it to prove that every such
+// point leaves an image Recover can bring to either its old or its new
+// state; nothing else should set it.
+const FaultEnv = "OFFVM_FAULT"
+
+// Fault points, in the order a commit and a rollback pass them.
+const (
+	FaultStaged         = "commit-staged"    // format closed into staging, no journal yet
+	FaultJournalPartial = "journal-partial"  // half the journal written, not synced
+	FaultJournalWritten = "journal-written"  // journal complete and synced, nothing applied
+	FaultMidApply       = "mid-apply"        // half the regions applied
+	FaultApplied        = "applied"          // all applied and synced, journal not marked
+	FaultBeforeUndo     = "before-undo"      // journal marked applied, not yet the undo record
+	FaultRollbackMarked = "rollback-marked"  // undo record renamed to rollback, nothing restored
+	FaultMidRollback    = "mid-rollback"     // half the old bytes restored
+	FaultRollbackDone   = "rollback-applied" // all restored and synced, record not removed
+	FaultMidRecover     = "mid-recover"      // Recover replaying a journal, half done
+)
+
+// FaultPoints lists every fault point.
+var FaultPoints = []string{
+	FaultStaged, FaultJournalPartial, FaultJournalWritten, FaultMidApply,
+	FaultApplied, FaultBeforeUndo, FaultRollbackMarked, FaultMidRollback,
+	FaultRollbackDone, FaultMidRecover,
+}
+
+// fault kills the process when FaultEnv names point.
+func fault(point string) {
+	if point == "" || os.Getenv(FaultEnv) != point {
+		return
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is delivered asynchronously; never go on
+}

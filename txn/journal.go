@@ -1,0 +1,105 @@
+package txn
+
+import (
+	"errors"
+	"hash/crc32"
+	"path/filepath"
+	"strings"
+)
+
+// The journal is a stream of checksummed records after a fixed header:
+//
+//	header  "OFFVMJNL" | version u32 | flags u32 | created i64 | reserved u32 | crc32c u32
+//	record  tag [4]byte | payload length u32 | crc32c(tag, length, payload) u32 | payload
+//
+//	FILE  id u32 | old length i64 | new length i64 | path length u16 | path
+//	REGN  file id u32 | offset i64 | new n u32 | old n u32 | new bytes | old bytes
+//	COMT  files u32 | regions u64 | new bytes u64 | sha256 of every byte before this record
+//	APLD  files u32 | per file: size i64 | mtime ns i64
+//
+// All integers are little-endian. FILE records come first, ids 0, 1, ...;
+// paths are relative to the image's directory. A REGN's new bytes replace
+// the file's bytes at offset on commit; its old bytes are what was there
+// (fewer when the region runs past the old length; none for a region past
+// the new length, kept only to undo a shrink). COMT seals the journal:
+// without a valid one it was never complete and nothing was applied. APLD,
+// appended after the commit was applied and synced, records what the files
+// looked like then, so Rollback can tell whether they changed since.
+const (
+	journalMagic   = "OFFVMJNL"
+	journalVersion = 1
+	headerSize     = 32
+	recHeaderSize  = 12
+	maxChunk       = 1 << 20 // bytes of new or of old data in one REGN
+	maxPayload     = 2*maxChunk + 20
+	maxFiles       = 1024
+	maxPathLen     = 4096
+	maxFileLen     = 1 << 52 // 4 PiB, beyond any host file
+	regnFixed      = 20
+	comtSize       = 4 + 8 + 8 + 32
+)
+
+var (
+	tagFile    = [4]byte{'F', 'I', 'L', 'E'}
+	tagRegion  = [4]byte{'R', 'E', 'G', 'N'}
+	tagCommit  = [4]byte{'C', 'O', 'M', 'T'}
+	tagApplied = [4]byte{'A', 'P', 'L', 'D'}
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrIncomplete means a journal has no valid commit record: it was being
+// written when the process stopped, and none of it was applied.
+var ErrIncomplete = errors.New("journal incomplete")
+
+// ErrNoUndo means an image has no undo record: nothing to roll back.
+var ErrNoUndo = errors.New("no committed change to roll back")
+
+// ErrImageChanged means the image changed since its last commit, so the
+// undo record no longer describes it and Rollback refuses.
+var ErrImageChanged = errors.New("image changed since its last commit")
+
+// jfile is one host file a journal changes.
+type jfile struct {
+	Path           string // relative to the image's directory
+	OldLen, NewLen int64
+}
+
+// region is one REGN record. Its slices are valid only during a callback.
+type region struct {
+	File     int
+	Off      int64
+	New, Old []byte
+}
+
+// fileStat is a file's state right after a commit was applied.
+type fileStat struct {
+	Size, MtimeNs int64
+}
+
+// journal is what verifying a journal file learnt.
+type journal struct {
+	Files     []jfile
+	Regions   int64
+	NewBytes  int64
+	CommitEnd int64      // offset just past the COMT record
+	Applied   []fileStat // nil when there is no valid APLD record
+}
+
+// validRelPath accepts only paths that stay inside the image's directory:
+// a journal, even a forged one, can write nowhere else.
+func validRelPath(p string) bool {
+	if p == "" || p == "." || filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return false
+	}
+	if p == ".." || strings.HasPrefix(p, "../") || strings.ContainsRune(p, 0) {
+		return false
+	}
+	return !IsSidecar(p)
+}
+
+func recordCRC(tag [4]byte, hdrLen []byte, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, tag[:])
+	c = crc32.Update(c, castagnoli, hdrLen)
+	return crc32.Update(c, castagnoli, payload)
+}

@@ -1,0 +1,124 @@
+package txn
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offvm/offvm/internal/testutil"
+)
+
+func TestLockTwice(t *testing.T) {
+	image := filepath.Join(t.TempDir(), "disk.img")
+	rawImage(t, image, make([]byte, 1<<20))
+	l1, err := Lock(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Lock(image)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: %v, want ErrLocked", err)
+	}
+	t.Logf("second lock refused: %v", err)
+	if err := l1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Lock(image)
+	if err != nil {
+		t.Fatalf("Lock after Close: %v", err)
+	}
+	l2.Close()
+}
+
+// TestLockRefusesQemu: while qemu-io holds an image open, Lock refuses and
+// names it; once qemu-io is gone, Lock succeeds.
+func TestLockRefusesQemu(t *testing.T) {
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	image := filepath.Join(t.TempDir(), "disk.img")
+	rawImage(t, image, make([]byte, 1<<20))
+	cmd := exec.Command("qemu-io", "-f", "raw", image)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// qemu-io takes its locks right after it starts: poll for them
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := Lock(image)
+		if err == nil {
+			l.Close()
+			if time.Now().After(deadline) {
+				t.Fatal("Lock kept succeeding while qemu-io held the image")
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "qemu-io") {
+			t.Fatalf("Lock: %v; want ErrLocked naming qemu-io", err)
+		}
+		t.Logf("refused: %v", err)
+		break
+	}
+	stdin.Close()
+	cmd.Wait()
+	l, err := Lock(image)
+	if err != nil {
+		t.Fatalf("Lock after qemu-io quit: %v", err)
+	}
+	l.Close()
+}
+
+// TestLockKeepsQemuOut: while we hold the lock, qemu cannot open the
+// image for writing (raw or qcow2), and qemu-img info on a qcow2 image
+// (which, as for a running VM, wants no writer) fails too; after Close,
+// all of them work.
+func TestLockKeepsQemuOut(t *testing.T) {
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	testutil.RequireTool(t, "qemu-img", "qemu-utils")
+	dir := t.TempDir()
+	rawImg := filepath.Join(dir, "disk.img")
+	rawImage(t, rawImg, make([]byte, 1<<20))
+	qcow := filepath.Join(dir, "disk.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-f", "qcow2", qcow, "1M")
+	tests := []struct {
+		image string
+		args  []string
+		msg   string
+	}{
+		{rawImg, []string{"qemu-io", "-f", "raw", "-c", "write 0 512", rawImg}, `Failed to get "write" lock`},
+		{qcow, []string{"qemu-io", "-f", "qcow2", "-c", "write 0 512", qcow}, `lock`},
+		{qcow, []string{"qemu-img", "info", qcow}, `Failed to get shared "write" lock`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:2], " ")+" "+filepath.Ext(tt.image), func(t *testing.T) {
+			l, err := Lock(tt.image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(tt.args[0], tt.args[1:]...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tt.msg) {
+				t.Fatalf("%v under our lock: %v\n%s\nwant failure saying %q", tt.args, err, out, tt.msg)
+			}
+			l.Close()
+			if out, err := exec.Command(tt.args[0], tt.args[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v after Close: %v\n%s", tt.args, err, out)
+			}
+		})
+	}
+}
+
+func TestLockMissingFile(t *testing.T) {
+	_, err := Lock(filepath.Join(t.TempDir(), "absent.img"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Lock of a missing file: %v", err)
+	}
+}
+

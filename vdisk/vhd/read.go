@@ -1,0 +1,127 @@
+package vhd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/offvm/offvm/vdisk"
+)
+
+// ReadAt reads the virtual disk. Within a block, runs of sectors from the
+// same source (this file, the parent, or nothing) are read with one call.
+func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
+	if err := vdisk.CheckRange(off, len(p), d.size); err != nil {
+		if off < 0 || off >= d.size {
+			return 0, io.EOF
+		}
+		n, err := d.ReadAt(p[:d.size-off], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return 0, fmt.Errorf("vhd %s: read after close", d.name)
+	}
+	if d.ft.DiskType == diskFixed {
+		if _, err := readFull(d.f, p, off); err != nil {
+			return 0, fmt.Errorf("vhd %s: read at %d: %w", d.name, off, err)
+		}
+		return len(p), nil
+	}
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		blk, in := pos/d.blockSize, pos%d.blockSize
+		n := int(min(int64(len(p)-done), d.blockSize-in))
+		if err := d.readBlock(p[done:done+n], blk, in); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// readBlock fills p from block blk starting at byte in of the block.
+func (d *Disk) readBlock(p []byte, blk, in int64) error {
+	e := d.bat[blk]
+	vpos := blk*d.blockSize + in
+	switch {
+	case e == unusedEntry && d.parent == nil:
+		clear(p)
+		return nil
+	case e == unusedEntry:
+		return d.readParent(p, vpos)
+	case d.parent == nil:
+		// Dynamic: the whole block is this file's. Writers zero new
+		// blocks, so its bitmap adds nothing a read needs.
+		return d.readData(p, blk, in)
+	}
+	bm, err := d.bitmap(blk)
+	if err != nil {
+		return err
+	}
+	// Walk runs of sectors with the same bit.
+	for len(p) > 0 {
+		s := in / sectorSize
+		mine := bitSet(bm, s)
+		end := (s + 1) * sectorSize
+		for end < in+int64(len(p)) && bitSet(bm, end/sectorSize) == mine {
+			end += sectorSize
+		}
+		n := min(end-in, int64(len(p)))
+		if mine {
+			err = d.readData(p[:n], blk, in)
+		} else {
+			err = d.readParent(p[:n], blk*d.blockSize+in)
+		}
+		if err != nil {
+			return err
+		}
+		p, in = p[n:], in+n
+	}
+	return nil
+}
+
+func (d *Disk) readData(p []byte, blk, in int64) error {
+	pos := int64(d.bat[blk])*sectorSize + d.bitmapSize + in
+	if _, err := readFull(d.f, p, pos); err != nil {
+		return fmt.Errorf("vhd %s: reading block %d: %w", d.name, blk, err)
+	}
+	return nil
+}
+
+// readParent reads the parent; past the parent's end (a parent smaller
+// than its child) the disk reads as zeros.
+func (d *Disk) readParent(p []byte, off int64) error {
+	psize := d.parent.Size()
+	if off >= psize {
+		clear(p)
+		return nil
+	}
+	if rest := psize - off; int64(len(p)) > rest {
+		clear(p[rest:])
+		p = p[:rest]
+	}
+	n, err := d.parent.ReadAt(p, off)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(p)) {
+		return fmt.Errorf("vhd %s: reading parent %s at %d: %w", d.name, d.parentPath, off, err)
+	}
+	return nil
+}
+
+// readFull reads len(p) bytes at off; a short read means the file ends
+// before a structure the image says is there.
+func readFull(f vdisk.File, p []byte, off int64) (int, error) {
+	n, err := f.ReadAt(p, off)
+	if n == len(p) {
+		return n, nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = fmt.Errorf("file ends at %d: %w", off+int64(n), vdisk.ErrCorrupt)
+	}
+	return n, err
+}

@@ -1,0 +1,190 @@
+// Package winreg is a Windows guest's registry as offvm sees it: which hive
+// files exist on the system volume, which root they mount at (HKLM\SYSTEM,
+// HKU\<SID>, ...), loading them lazily, and writing changed ones back into
+// the volume. The FUSE view (registryfs), inspection and `offvm reg` all
+// go through it.
+package winreg
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/volume"
+)
+
+// ConfigDir is where Windows keeps its machine hives.
+const ConfigDir = "Windows/System32/config"
+
+// maxHive bounds a hive file read into memory (real SOFTWARE hives reach a
+// few hundred MiB; a hostile image must not make us read more).
+const maxHive = 2 << 30
+
+// Hive is one hive file and the registry path it is mounted at.
+type Hive struct {
+	Root string // "HKLM/SYSTEM", "HKU/S-1-5-21-...", "HKU/.DEFAULT"
+	File string // path on the system volume
+
+	mu      sync.Mutex
+	loaded  bool
+	h       *hive.Hive
+	err     error
+	ino     volume.Ino
+	touched bool // the hive file was written through the file system view
+}
+
+// Registry is a Windows guest's set of hives.
+type Registry struct {
+	FS        volume.FS
+	w         volume.Writer // nil when the volume is read-only
+	readOnly  string
+	noSecrets bool
+
+	mu       sync.Mutex
+	machine  []*Hive
+	users    []*Hive
+	aliases  map[string]string // HKU/<user name> → <SID>
+	profiles []Profile
+	usersErr error
+	usersOK  bool
+}
+
+// Profile is one entry of ProfileList.
+type Profile struct {
+	SID  string
+	Name string // the last element of the profile path
+	Path string // as Windows wrote it: C:\Users\alice
+}
+
+// Open finds the registry of the Windows installation on f, or returns
+// ErrNotWindows. w is nil when writes are refused (readOnly says why).
+func Open(f volume.FS, w volume.Writer, readOnly string, noSecrets bool) (*Registry, error) {
+	a, err := volume.Resolve(f, ConfigDir)
+	if err != nil || !a.Mode.IsDir() {
+		return nil, ErrNotWindows
+	}
+	ents, err := f.ReadDir(a.Ino)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ConfigDir, err)
+	}
+	r := &Registry{FS: f, w: w, readOnly: readOnly, noSecrets: noSecrets}
+	for _, name := range []string{"SYSTEM", "SOFTWARE", "SAM", "SECURITY", "COMPONENTS", "DEFAULT"} {
+		if noSecrets && (name == "SAM" || name == "SECURITY") {
+			continue
+		}
+		for _, e := range ents {
+			if strings.EqualFold(e.Name, name) && e.Mode.IsRegular() {
+				root := "HKLM/" + name
+				if name == "DEFAULT" {
+					root = "HKU/.DEFAULT"
+				}
+				r.machine = append(r.machine, &Hive{Root: root, File: path.Join(ConfigDir, e.Name), ino: e.Ino})
+			}
+		}
+	}
+	if len(r.machine) == 0 {
+		return nil, ErrNotWindows
+	}
+	return r, nil
+}
+
+// ErrNotWindows means the volume holds no Windows registry.
+var ErrNotWindows = errors.New("no Windows registry on this volume")
+
+// Writable reports whether hives may be changed, and if not, why.
+func (r *Registry) Writable() (bool, string) { return r.w != nil, r.readOnly }
+
+// Machine returns the machine hives (HKLM and HKU/.DEFAULT).
+func (r *Registry) Machine() []*Hive { return r.machine }
+
+// Hive returns the hive mounted at root ("HKLM/SOFTWARE"), or nil.
+func (r *Registry) Hive(root string) *Hive {
+	for _, h := range r.All() {
+		if strings.EqualFold(h.Root, root) {
+			return h
+		}
+	}
+	return nil
+}
+
+// All returns every hive: machine hives and, once ProfileList has been
+// read, the users' hives.
+func (r *Registry) All() []*Hive {
+	users, _ := r.Users()
+	return append(append([]*Hive{}, r.machine...), users...)
+}
+
+// Load parses the hive (replaying its logs) on first use.
+func (h *Hive) Load(f volume.FS) (*hive.Hive, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.loaded {
+		return h.h, h.err
+	}
+	h.loaded = true
+	h.h, h.err = loadHive(f, h.File)
+	return h.h, h.err
+}
+
+// Loaded returns the parsed hive if it has been loaded.
+func (h *Hive) Loaded() *hive.Hive {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.h
+}
+
+func loadHive(f volume.FS, file string) (*hive.Hive, error) {
+	base, err := volume.ReadFile(f, file, maxHive)
+	if err != nil {
+		return nil, fmt.Errorf("hive %s: %w", file, err)
+	}
+	var logs [][]byte
+	for _, lp := range logPaths(f, file) {
+		b, err := volume.ReadFile(f, lp, maxHive)
+		if err != nil {
+			return nil, fmt.Errorf("hive log %s: %w", lp, err)
+		}
+		logs = append(logs, b)
+	}
+	h, err := hive.Parse(base, logs...)
+	if err != nil {
+		return nil, fmt.Errorf("hive %s: %w", file, err)
+	}
+	return h, nil
+}
+
+// logPaths finds file.LOG1, .LOG2 and .LOG beside a hive, in that order,
+// case-insensitively.
+func logPaths(f volume.FS, file string) []string {
+	dir, base := path.Split(file)
+	a, err := volume.Resolve(f, dir)
+	if err != nil {
+		return nil
+	}
+	ents, err := f.ReadDir(a.Ino)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, suffix := range []string{".LOG1", ".LOG2", ".LOG"} {
+		for _, e := range ents {
+			if strings.EqualFold(e.Name, base+suffix) && e.Mode.IsRegular() {
+				out = append(out, path.Join(dir, e.Name))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sortHives keeps listings stable.
+func sortHives(hs []*Hive) {
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Root < hs[j].Root })
+}
+
+var errBusy = syscall.EBUSY
