@@ -36,6 +36,8 @@ type Options struct {
 	// Info renders info.json for an open image (inspection); nil means
 	// the container/partition facts only.
 	Info func(*mount.Image) any
+	// Drives gives an image's drive letters (inspection); nil for none.
+	Drives func(*mount.Image) map[string]string
 }
 
 // Daemon is a running mount.
@@ -70,7 +72,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, committed: make(chan struct{}), replied: make(chan struct{})}
 	d.tree = fusefs.NewTree(fusefs.Options{Library: lib, ReadOnly: opts.ReadOnly,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: opts.Info})
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: opts.Info, Drives: opts.Drives, NoSecrets: opts.NoSecrets})
 	if err := os.MkdirAll(RuntimeDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("runtime directory %s: %w", RuntimeDir(), err)
 	}

@@ -28,6 +28,8 @@ type imageNode struct {
 	err  error
 	done bool
 	vols map[int]*volCtx
+
+	letters map[string]string // drive letter → "p3", once read
 }
 
 var (
@@ -56,7 +58,7 @@ func (n *imageNode) open() (*mount.Image, error) {
 				n.err = fmt.Errorf("%s: opening the image failed: %v", n.path, r)
 			}
 		}()
-		opts := mount.Options{ReadOnly: n.tree.opts.ReadOnly}
+		opts := mount.Options{ReadOnly: n.tree.opts.ReadOnly, NoSecrets: n.tree.opts.NoSecrets}
 		if !opts.ReadOnly && n.tree.isParent(n.path) {
 			opts.ReadOnlyReason = "the parent of another image in the library"
 		}
@@ -114,7 +116,27 @@ func (n *imageNode) children() []fuse.DirEntry {
 	if reg, _, err := im.Registry(); err == nil && reg != nil {
 		out = append(out, fuse.DirEntry{Name: "registry", Mode: syscall.S_IFDIR})
 	}
+	for letter := range n.drives() {
+		out = append(out, fuse.DirEntry{Name: letter, Mode: syscall.S_IFLNK})
+	}
 	return out
+}
+
+// drives returns the drive letters whose partition has a file system.
+func (n *imageNode) drives() map[string]string {
+	im, err := n.open()
+	if err != nil || n.tree.opts.Drives == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.letters == nil {
+		n.letters = map[string]string{}
+		for l, p := range n.tree.opts.Drives(im) {
+			n.letters[l] = p
+		}
+	}
+	return n.letters
 }
 
 func (n *imageNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -135,6 +157,10 @@ func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		node := &diskNode{tree: n.tree, im: im}
 		node.fill(&out.Attr)
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	case len(name) == 1 && n.drives()[name] != "":
+		out.Attr.Mode = syscall.S_IFLNK | 0o777
+		out.Attr.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
+		return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(n.drives()[name])}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
 	case name == "registry":
 		im, err := n.open()
 		if err != nil {

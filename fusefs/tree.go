@@ -20,10 +20,15 @@ import (
 type Options struct {
 	Library  string // directory (or one image file)
 	ReadOnly bool   // --ro
-	UID, GID uint32 // the mounting user, owner of everything
+	// NoSecrets leaves SAM and SECURITY out of registry/.
+	NoSecrets bool
+	UID, GID  uint32 // the mounting user, owner of everything
 	// Info, when set, describes an open image (inspection fills the
 	// guest's OS); nil means mount.Image.Info.
 	Info func(*mount.Image) any
+	// Drives, when set, gives an image's drive letters ("C" → "p3"),
+	// shown as symlinks in the image's directory.
+	Drives func(*mount.Image) map[string]string
 }
 
 // Tree is the state shared by every node of one mount.

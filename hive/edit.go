@@ -72,6 +72,9 @@ func (k *Key) DeleteSubkey(name string) error {
 	if k.gone() {
 		return fmt.Errorf("delete %q under deleted key %q: %w", name, k.name, ErrNotFound)
 	}
+	if _, err := k.Subkeys(); err != nil { // the list is about to change
+		return err
+	}
 	c, err := k.Subkey(name)
 	if err != nil {
 		return err

@@ -316,3 +316,49 @@ func TestNoGrowth(t *testing.T) {
 		t.Errorf("hivexget = %q", got)
 	}
 }
+
+// A key found by a lookup in a big list (binary search on disk) is the
+// same key the full list later holds: edits through it are kept, and a
+// deletion through it is not undone.
+func TestLookupThenEditBigList(t *testing.T) {
+	dir := t.TempDir()
+	p := baseHive(t, dir)
+	h, err := hive.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, _ := h.Root().CreateSubkey("Big")
+	for i := 0; i < 300; i++ {
+		big.CreateSubkey(fmt.Sprintf("K%03d", i))
+	}
+	out, _ := h.Serialize()
+	writeFile(t, p, out)
+
+	h, err = hive.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := h.Lookup(`big\k150`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetValue("mark", hive.RegDword, []byte{5, 0, 0, 0})
+	bigKey, _ := h.Lookup("Big")
+	if err := bigKey.DeleteSubkey("K151"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = h.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, out)
+	if got := strings.TrimSpace(testutil.Run(t, "hivexget", p, `\Big\K150`, "mark")); got != "5" {
+		t.Errorf("mark = %q", got)
+	}
+	sh := filepath.Join(dir, "script")
+	writeFile(t, sh, []byte("cd \\Big\nls\n"))
+	ls := testutil.Run(t, "hivexsh", "-f", sh, p)
+	if strings.Contains(ls, "K151") || strings.Count(ls, "K") != 299 {
+		t.Errorf("hivexsh ls after delete:\n%s", trunc(ls))
+	}
+}

@@ -33,6 +33,7 @@ type Key struct {
 	subs       []*Key
 	subsLoaded bool
 	index      map[string]*Key
+	found      map[uint32]*Key // children met by a lookup before subs is loaded
 	vals       []*Value
 	valsLoaded bool
 	deleted    bool
@@ -123,7 +124,7 @@ func (k *Key) Subkeys() ([]*Key, error) {
 		if err != nil {
 			return nil, err
 		}
-		k.subs, k.subsLoaded = subs, true
+		k.subs, k.subsLoaded, k.found = subs, true, nil
 	}
 	return k.subs, nil
 }
@@ -147,6 +148,10 @@ func (k *Key) readSubkeys() ([]*Key, error) {
 				return nil, fmt.Errorf("subkeys of %q: key cell 0x%x is its own ancestor (a cycle): %w", k.Path(), off, ErrCorrupt)
 			}
 		}
+		if c, ok := k.found[off]; ok {
+			subs = append(subs, c) // the same object a lookup handed out
+			continue
+		}
 		c, err := k.h.parseKey(off, k)
 		if err != nil {
 			return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
@@ -156,8 +161,15 @@ func (k *Key) readSubkeys() ([]*Key, error) {
 	return subs, nil
 }
 
-// Subkey finds a direct subkey by name, case-insensitively.
+// Subkey finds a direct subkey by name, case-insensitively. In a big list
+// not yet decoded it binary-searches the sorted list on disk, decoding only
+// the keys it compares with.
 func (k *Key) Subkey(name string) (*Key, error) {
+	if !k.subsLoaded && !k.deleted && k.cell != noCell && k.nsub > indexAbove {
+		if c := k.searchOnDisk(name); c != nil {
+			return c, nil
+		}
+	}
 	subs, err := k.Subkeys()
 	if err != nil {
 		return nil, err
@@ -180,6 +192,58 @@ func (k *Key) Subkey(name string) (*Key, error) {
 		}
 	}
 	return nil, fmt.Errorf("key %q has no subkey %q: %w", k.Path(), name, ErrNotFound)
+}
+
+// searchOnDisk looks name up in the on-disk list, which Windows keeps
+// sorted by upcased name; nil means "not found this way" and the caller
+// falls back on decoding the whole list.
+func (k *Key) searchOnDisk(name string) *Key {
+	offs, err := k.h.readList(k.subList, k.nsub)
+	if err != nil {
+		return nil
+	}
+	want := upcaseUnits(name)
+	lo, hi := 0, len(offs)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		c, err := k.child(offs[mid])
+		if err != nil {
+			return nil
+		}
+		switch cmp := compareUnits(upcaseUnits(c.name), want); {
+		case cmp == 0:
+			return c
+		case cmp < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return nil
+}
+
+// child decodes (once) the subkey at off met during a lookup.
+func (k *Key) child(off uint32) (*Key, error) {
+	if c, ok := k.found[off]; ok {
+		return c, nil
+	}
+	for a := k; a != nil; a = a.parent {
+		if a.cell == off {
+			return nil, fmt.Errorf("key cell 0x%x is its own ancestor: %w", off, ErrCorrupt)
+		}
+	}
+	if k.depth >= maxDepth {
+		return nil, fmt.Errorf("deeper than %d levels: %w", maxDepth, ErrCorrupt)
+	}
+	c, err := k.h.parseKey(off, k)
+	if err != nil {
+		return nil, err
+	}
+	if k.found == nil {
+		k.found = make(map[uint32]*Key)
+	}
+	k.found[off] = c
+	return c, nil
 }
 
 // Lookup follows a backslash-separated path below k ("" is k itself).

@@ -59,6 +59,9 @@ type Patch struct {
 // Describe returns the image's info with the guest's facts filled in.
 func Describe(im *mount.Image) mount.Info {
 	inf := im.Info()
+	if describeWindows(&inf, im) {
+		return inf
+	}
 	for _, v := range im.Volumes() {
 		if v.FS == nil {
 			continue

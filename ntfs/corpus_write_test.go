@@ -74,6 +74,7 @@ func TestCorpusWrites(t *testing.T) {
 			unmount()
 			diffTrees(t, want, got)
 			checkTools(t, ours, got)
+			removeAllWith3g(t, ours)
 		})
 	}
 }

@@ -63,7 +63,7 @@ func (o *op) createRecord(dir uint64, name string, kind int) (*record, *dirW, er
 	if _, err := r.insertAttr(residentAttr(atStandardInfo, "", si)); err != nil {
 		return nil, nil, err
 	}
-	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsWin32)
+	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsPOSIX)
 	if _, err := r.insertAttr(residentAttr(atFileName, "", fn)); err != nil {
 		return nil, nil, err
 	}
@@ -119,7 +119,7 @@ func (o *op) link(r *record, dw *dirW, name string) error {
 	if err != nil {
 		return err
 	}
-	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsWin32)
+	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsPOSIX)
 	if _, err := r.insertAttr(residentAttr(atFileName, "", fn)); err != nil {
 		return err
 	}

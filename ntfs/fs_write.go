@@ -100,7 +100,10 @@ func (v *Volume) Symlink(dir volume.Ino, name, target string) (volume.Attr, erro
 		fn := r.residentValue(r.findAttr(atFileName, "", false))
 		binary.LittleEndian.PutUint32(fn[0x38:], faArchive|faReparse)
 		binary.LittleEndian.PutUint32(fn[0x3c:], tagSymlink)
-		return o.index(r, dw)
+		if err := o.index(r, dw); err != nil {
+			return err
+		}
+		return o.addReparseEntry(tagSymlink, fileRef(r))
 	})
 	return v.attrAfter(num, err)
 }

@@ -12,9 +12,9 @@ import (
 // empty the index is rebuilt, balanced, from its entries.
 
 // position is where name goes in n, or the index of an equal entry.
-func (dw *dirW) position(n *wnode, name []uint16) (int, bool) {
+func (dw *dirW) position(n *wnode, key []byte) (int, bool) {
 	for i := range n.entries {
-		c := dw.v.up.collateExact(name, n.entries[i].name())
+		c := dw.cmp(key, n.entries[i].key)
 		if c == 0 {
 			return i, true
 		}
@@ -28,7 +28,6 @@ func (dw *dirW) position(n *wnode, name []uint16) (int, bool) {
 // insert adds an entry for key (a $FILE_NAME value) pointing at ref.
 func (dw *dirW) insert(ref uint64, key []byte) error {
 	e := wentry{ref: ref, key: key, child: -1}
-	name := e.name()
 	var path []*wnode
 	var pos []int
 	vcn := int64(-1)
@@ -40,7 +39,7 @@ func (dw *dirW) insert(ref uint64, key []byte) error {
 		if err != nil {
 			return err
 		}
-		i, found := dw.position(n, name)
+		i, found := dw.position(n, key)
 		if found {
 			return fmt.Errorf("ntfs: directory %d already holds that name: %w", dw.r.num, syscall.EEXIST)
 		}
@@ -98,7 +97,7 @@ func (dw *dirW) fix(path []*wnode, pos []int, k int) error {
 
 // find descends to the entry for name with reference ref (any when ref
 // is 0) and returns the path to it.
-func (dw *dirW) find(name []uint16, ref uint64) ([]*wnode, []int, error) {
+func (dw *dirW) find(key []byte, ref uint64) ([]*wnode, []int, error) {
 	var path []*wnode
 	var pos []int
 	vcn := int64(-1)
@@ -107,7 +106,7 @@ func (dw *dirW) find(name []uint16, ref uint64) ([]*wnode, []int, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		i, found := dw.position(n, name)
+		i, found := dw.position(n, key)
 		path, pos = append(path, n), append(pos, i)
 		if found && (ref == 0 || n.entries[i].ref&refNumMask == ref&refNumMask) {
 			return path, pos, nil
@@ -121,8 +120,7 @@ func (dw *dirW) find(name []uint16, ref uint64) ([]*wnode, []int, error) {
 
 // update replaces the key of an entry (same name: sizes, times, flags).
 func (dw *dirW) update(ref uint64, key []byte) error {
-	e := wentry{key: key}
-	path, pos, err := dw.find(e.name(), ref)
+	path, pos, err := dw.find(key, ref)
 	if err != nil {
 		return err
 	}
@@ -131,9 +129,9 @@ func (dw *dirW) update(ref uint64, key []byte) error {
 	return dw.writeNode(n)
 }
 
-// remove deletes the entry for name pointing at ref.
-func (dw *dirW) remove(name []uint16, ref uint64) error {
-	path, pos, err := dw.find(name, ref)
+// remove deletes the entry for key pointing at ref (any ref when 0).
+func (dw *dirW) remove(key []byte, ref uint64) error {
+	path, pos, err := dw.find(key, ref)
 	if err != nil {
 		return err
 	}
@@ -143,7 +141,7 @@ func (dw *dirW) remove(name []uint16, ref uint64) error {
 			n.entries = append(n.entries[:i], n.entries[i+1:]...)
 			return dw.writeNode(n)
 		}
-		return dw.rebuildWithout(ref, name)
+		return dw.rebuildWithout(ref, key)
 	}
 	// Inner entry: take the greatest entry of its left subtree instead.
 	leaf, err := dw.readNode(n.entries[i].child)
@@ -154,14 +152,14 @@ func (dw *dirW) remove(name []uint16, ref uint64) error {
 		return err
 	}
 	if !leaf.leaf() || len(leaf.entries) < 2 {
-		return dw.rebuildWithout(ref, name)
+		return dw.rebuildWithout(ref, key)
 	}
 	pred := leaf.entries[len(leaf.entries)-1]
 	leaf.entries = leaf.entries[:len(leaf.entries)-1]
 	n.entries[i].ref, n.entries[i].key = pred.ref, pred.key
 	if err := dw.writeNode(n); err != nil {
 		if errors.Is(err, errNodeFull) {
-			return dw.rebuildWithout(ref, name)
+			return dw.rebuildWithout(ref, key)
 		}
 		return err
 	}
@@ -169,7 +167,7 @@ func (dw *dirW) remove(name []uint16, ref uint64) error {
 }
 
 // rebuildWithout rebuilds the whole index without one entry.
-func (dw *dirW) rebuildWithout(ref uint64, name []uint16) error {
+func (dw *dirW) rebuildWithout(ref uint64, key []byte) error {
 	var all []wentry
 	var blocks []int64
 	var walk func(vcn int64, depth int) error
@@ -192,7 +190,7 @@ func (dw *dirW) rebuildWithout(ref uint64, name []uint16) error {
 			}
 			if i < len(n.entries) {
 				e := n.entries[i]
-				if e.ref&refNumMask == ref&refNumMask && equalUnits(e.name(), name) {
+				if (ref == 0 || e.ref&refNumMask == ref&refNumMask) && dw.cmp(e.key, key) == 0 {
 					continue
 				}
 				all = append(all, wentry{ref: e.ref, key: e.key, child: -1})

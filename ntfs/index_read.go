@@ -31,8 +31,14 @@ type indexNode struct {
 	leaf    bool
 }
 
-// parseIndexNode decodes the entries after an index node header at b[0].
+// parseIndexNode decodes the $I30 entries after an index node header at b[0].
 func parseIndexNode(b []byte, vcn int64) (*indexNode, error) {
+	return parseNode(b, vcn, true)
+}
+
+// parseNode decodes a node of any index; fileNames checks and decodes
+// $FILE_NAME keys.
+func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 	if len(b) < 16 {
 		return nil, fmt.Errorf("ntfs: index node %d: truncated header: %w", vcn, syscall.EIO)
 	}
@@ -58,7 +64,9 @@ func parseIndexNode(b []byte, vcn int64) (*indexNode, error) {
 			}
 			e.child = int64(binary.LittleEndian.Uint64(b[off+l-8:]))
 		}
-		if e.flags&ieLast == 0 {
+		if e.flags&ieLast == 0 && !fileNames {
+			e.key = b[off+0x10 : off+0x10+kl]
+		} else if e.flags&ieLast == 0 {
 			e.key = b[off+0x10 : off+0x10+kl]
 			if kl < 0x42 || 0x42+2*int(e.key[0x40]) > kl {
 				return nil, fmt.Errorf("ntfs: index node %d: entry at %d has a bad key: %w", vcn, off, syscall.EIO)

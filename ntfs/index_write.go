@@ -17,14 +17,6 @@ type wentry struct {
 	child int64
 }
 
-func (e *wentry) name() []uint16 {
-	n := int(e.key[0x40])
-	u := make([]uint16, n)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(e.key[0x42+2*i:])
-	}
-	return u
-}
 
 // wnode is an index node being edited; endChild is the sub-node of its
 // last (key-less) entry.
@@ -58,6 +50,8 @@ func (n *wnode) leaf() bool {
 type dirW struct {
 	v         *Volume
 	r         *record
+	idx       string                 // index name: $I30, or $R of $Reparse
+	cmp       func(a, b []byte) int // key collation
 	blockSize int
 	alloc     *stream // nil until the index has blocks
 	bits      []byte  // $BITMAP:$I30
@@ -67,7 +61,29 @@ func (v *Volume) openDirW(r *record) (*dirW, error) {
 	if r.flags&recIsDir == 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory: %w", r.num, syscall.ENOTDIR)
 	}
-	off := r.findAttr(atIndexRoot, "$I30", false)
+	return v.openIndexW(r, "$I30", v.collateKeys)
+}
+
+// collateKeys orders $FILE_NAME keys by name (COLLATION_FILE_NAME).
+func (v *Volume) collateKeys(a, b []byte) int {
+	return v.up.collateExact(keyName(a), keyName(b))
+}
+
+func keyName(k []byte) []uint16 {
+	if len(k) < 0x42 {
+		return nil
+	}
+	n := min(int(k[0x40]), (len(k)-0x42)/2)
+	u := make([]uint16, n)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(k[0x42+2*i:])
+	}
+	return u
+}
+
+// openIndexW opens index idx of record r for editing.
+func (v *Volume) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW, error) {
+	off := r.findAttr(atIndexRoot, idx, false)
 	if off < 0 {
 		return nil, fmt.Errorf("ntfs: directory %d has no $INDEX_ROOT in its base record: %w", r.num, syscall.EOPNOTSUPP)
 	}
@@ -75,14 +91,14 @@ func (v *Volume) openDirW(r *record) (*dirW, error) {
 	if len(rv) < 0x20 {
 		return nil, fmt.Errorf("ntfs: directory %d: short $INDEX_ROOT: %w", r.num, syscall.EIO)
 	}
-	dw := &dirW{v: v, r: r, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
-	if ao := r.findAttr(atIndexAlloc, "$I30", false); ao >= 0 {
+	dw := &dirW{v: v, r: r, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
+	if ao := r.findAttr(atIndexAlloc, idx, false); ao >= 0 {
 		a, err := parseAttr(r.buf[ao:r.used], v.clusters)
 		if err != nil || a.resident || a.startVCN != 0 || (a.lastVCN+1)*v.geo.clusterSize != a.allocSize {
 			return nil, fmt.Errorf("ntfs: directory %d: index allocation spans several records; not supported: %w", r.num, syscall.EOPNOTSUPP)
 		}
-		dw.alloc = &stream{typ: atIndexAlloc, name: "$I30", runs: a.runs, dataSize: a.dataSize, initSize: a.initSize, allocSize: a.allocSize}
-		bo := r.findAttr(atBitmap, "$I30", false)
+		dw.alloc = &stream{typ: atIndexAlloc, name: idx, runs: a.runs, dataSize: a.dataSize, initSize: a.initSize, allocSize: a.allocSize}
+		bo := r.findAttr(atBitmap, idx, false)
 		if bo < 0 || r.buf[bo+8] != 0 {
 			return nil, fmt.Errorf("ntfs: directory %d: index bitmap missing or non-resident: %w", r.num, syscall.EOPNOTSUPP)
 		}
@@ -107,8 +123,8 @@ func toWNode(n *indexNode) *wnode {
 
 func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if vcn < 0 {
-		rv := dw.r.residentValue(dw.r.findAttr(atIndexRoot, "$I30", false))
-		n, err := parseIndexNode(rv[0x10:], -1)
+		rv := dw.r.residentValue(dw.r.findAttr(atIndexRoot, dw.idx, false))
+		n, err := parseNode(rv[0x10:], -1, dw.idx == "$I30")
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +144,7 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if err := applyFixup(buf, "INDX"); err != nil {
 		return nil, err
 	}
-	n, err := parseIndexNode(buf[0x18:], vcn)
+	n, err := parseNode(buf[0x18:], vcn, dw.idx == "$I30")
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +191,7 @@ func (dw *dirW) writeNode(n *wnode) error {
 		flags = 1
 	}
 	if n.vcn < 0 {
-		off := dw.r.findAttr(atIndexRoot, "$I30", false)
+		off := dw.r.findAttr(atIndexRoot, dw.idx, false)
 		old := dw.r.residentValue(off)
 		val := make([]byte, 0x20+len(eb))
 		copy(val, old[:0x10])
@@ -185,7 +201,7 @@ func (dw *dirW) writeNode(n *wnode) error {
 		val[0x1c] = flags
 		copy(val[0x20:], eb)
 		// A small root leaves the record room for the allocation's runlist.
-		if len(val) > dw.v.geo.recordSize/2 || dw.r.replaceAttr(off, residentAttr(atIndexRoot, "$I30", val)) != nil {
+		if len(val) > dw.v.geo.recordSize/2 || dw.r.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
 			return errNodeFull
 		}
 		return nil
@@ -215,12 +231,12 @@ func (dw *dirW) writeNode(n *wnode) error {
 func (dw *dirW) newBlock() (int64, error) {
 	v, bs := dw.v, int64(dw.blockSize)
 	if dw.alloc == nil {
-		dw.alloc = &stream{typ: atIndexAlloc, name: "$I30"}
+		dw.alloc = &stream{typ: atIndexAlloc, name: dw.idx}
 		dw.bits = make([]byte, 8)
-		if _, err := dw.r.insertAttr(nonResidentAttr(atIndexAlloc, "$I30", 0, dw.alloc, v.geo.clusterSize)); err != nil {
+		if _, err := dw.r.insertAttr(nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, v.geo.clusterSize)); err != nil {
 			return 0, err
 		}
-		if _, err := dw.r.insertAttr(residentAttr(atBitmap, "$I30", dw.bits)); err != nil {
+		if _, err := dw.r.insertAttr(residentAttr(atBitmap, dw.idx, dw.bits)); err != nil {
 			return 0, err
 		}
 	}
@@ -264,10 +280,10 @@ func (dw *dirW) saveAlloc() error {
 	if dw.alloc == nil {
 		return nil
 	}
-	ao := dw.r.findAttr(atIndexAlloc, "$I30", false)
-	if err := dw.r.replaceAttr(ao, nonResidentAttr(atIndexAlloc, "$I30", 0, dw.alloc, dw.v.geo.clusterSize)); err != nil {
+	ao := dw.r.findAttr(atIndexAlloc, dw.idx, false)
+	if err := dw.r.replaceAttr(ao, nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, dw.v.geo.clusterSize)); err != nil {
 		return err
 	}
-	bo := dw.r.findAttr(atBitmap, "$I30", false)
-	return dw.r.replaceAttr(bo, residentAttr(atBitmap, "$I30", dw.bits))
+	bo := dw.r.findAttr(atBitmap, dw.idx, false)
+	return dw.r.replaceAttr(bo, residentAttr(atBitmap, dw.idx, dw.bits))
 }

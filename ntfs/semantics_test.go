@@ -2,6 +2,8 @@ package ntfs
 
 import (
 	"errors"
+	"fmt"
+	"github.com/offvm/offvm/volume"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,4 +154,76 @@ func TestConcurrentReaders(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// reparseEntries lists the keys of $Extend\$Reparse:$R.
+func reparseEntries(t *testing.T, img string) []string {
+	v := openVol(t, img, 0, Options{ReadOnly: true})
+	o := v.newOp()
+	dw, err := o.reparseIndex()
+	if err != nil || dw == nil {
+		t.Fatalf("$Reparse: %v", err)
+	}
+	var out []string
+	var walk func(vcn int64)
+	walk = func(vcn int64) {
+		n, err := dw.readNode(vcn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i <= len(n.entries); i++ {
+			if c := n.childAt(i); c >= 0 {
+				walk(c)
+			}
+			if i < len(n.entries) {
+				out = append(out, fmt.Sprintf("%x", n.entries[i].key))
+			}
+		}
+	}
+	walk(-1)
+	return out
+}
+
+// TestSymlinkReparseIndex creates symlinks with our engine, deletes one
+// through ntfs-3g (which removes its $R entry by looking it up in the
+// index) and checks that exactly the other entry is left.
+func TestSymlinkReparseIndex(t *testing.T) {
+	requireNTFSTools(t)
+	img := mkntfsImage(t, t.TempDir(), 16, 4096)
+	v := openVol(t, img, 0, Options{})
+	var keep volume.Attr
+	if _, err := v.Mkdir(v.Root(), "target", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []string{"gone", "kept"} {
+		d, _ := v.Lookup(v.Root(), "target")
+		if _, err := v.Create(d.Ino, n, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := v.Symlink(v.Root(), n, "target/"+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			keep = a
+		}
+	}
+	if got := reparseEntries(t, img); len(got) != 2 {
+		t.Fatalf("$R after two symlinks: %v", got)
+	}
+	mnt, unmount := mount3g(t, img)
+	if l, err := os.Readlink(filepath.Join(mnt, "kept")); err != nil || l != "target/kept" {
+		t.Errorf("ntfs-3g readlink: %q %v", l, err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	unmount()
+	got := reparseEntries(t, img)
+	in, _ := openVol(t, img, 0, Options{ReadOnly: true}).loadInode(uint64(keep.Ino))
+	want := fmt.Sprintf("%x", reparseKey(tagSymlink, in.num|uint64(in.seq)<<48))
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("$R after ntfs-3g removed one link: %v, want [%s]", got, want)
+	}
+	checkConsistent(t, img)
 }

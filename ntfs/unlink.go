@@ -48,7 +48,7 @@ func (o *op) unlinkName(r *record, dir uint64, stored string) (bool, error) {
 			if fn.ns == nsDOS && !pair {
 				continue
 			}
-			if err := dw.remove(encodeName(fn.name), fileRef(r)); err != nil {
+			if err := dw.remove(newFileName(0, fn.name, 0, 0), fileRef(r)); err != nil {
 				return false, err
 			}
 			r.removeAttr(off)
@@ -94,6 +94,11 @@ func (o *op) freeFile(r *record) error {
 	in, err := v.loadInode(r.num)
 	if err != nil {
 		return err
+	}
+	if tag, _, err := v.reparseData(in); err == nil && tag != 0 {
+		if err := o.removeReparseEntry(tag, fileRef(r)); err != nil {
+			return err
+		}
 	}
 	for _, a := range in.attrs {
 		if !a.resident {

@@ -142,6 +142,7 @@ type part struct {
 	sizeMiB int
 	typ     string // sfdisk type: "U" (EFI), "L" (Linux), "7" (NTFS, MBR), GUIDs for GPT
 	fs      string // file system image to place in it, "" for none
+	uuid    string // GPT partition GUID, "" for a random one
 }
 
 // makeDisk makes a raw disk with a partition table (label "gpt" or "dos")
@@ -157,7 +158,11 @@ func makeDisk(t testing.TB, path, label string, parts []part) {
 	var script strings.Builder
 	fmt.Fprintf(&script, "label: %s\n", label)
 	for _, p := range parts {
-		fmt.Fprintf(&script, "size=%dMiB, type=%s\n", p.sizeMiB, p.typ)
+		fmt.Fprintf(&script, "size=%dMiB, type=%s", p.sizeMiB, p.typ)
+		if p.uuid != "" {
+			fmt.Fprintf(&script, ", uuid=%s", p.uuid)
+		}
+		script.WriteString("\n")
 	}
 	cmd := sfdisk(path, script.String())
 	if out, err := cmd.CombinedOutput(); err != nil {

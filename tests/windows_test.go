@@ -85,7 +85,13 @@ const systemReg = `[HKEY_LOCAL_MACHINE\SYSTEM\Select]
 "50%"=dword:00000032
 
 [HKEY_LOCAL_MACHINE\SYSTEM\MountedDevices]
+"\\DosDevices\\C:"=hex:44,4d,49,4f,3a,49,44,3a,b2,c6,e4,b5,1f,3d,2b,4c,9a,3e,12,34,56,78,90,ab
+"\\DosDevices\\E:"=hex:44,4d,49,4f,3a,49,44,3a,00,00,00,00,00,00,00,00,00,00,00,00,00,00,00,01
 `
+
+// ntfsGUID is the GPT GUID of the Windows partition, as MountedDevices
+// above records it for C: (E: names a partition that is not there).
+const ntfsGUID = "B5E4C6B2-3D1F-4C2B-9A3E-1234567890AB"
 
 const softwareReg = `[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion]
 "ProductName"="Windows Server 2019 Standard"
@@ -96,7 +102,7 @@ const softwareReg = `[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVe
 "CurrentMinorVersionNumber"=dword:00000000
 "UBR"=dword:00000fa2
 "InstallationType"="Server"
-"InstallDate"=dword:5e0e6a00
+"InstallDate"=dword:5e0e5e80
 
 [HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList\S-1-5-21-1-2-3-1001]
 "ProfileImagePath"=hex(2):43,00,3a,00,5c,00,55,00,73,00,65,00,72,00,73,00,5c,00,61,00,6c,00,69,00,63,00,65,00,00,00
@@ -108,8 +114,8 @@ const softwareReg = `[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVe
 
 [HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages\Package_for_KB4532691~31bf3856ad364e35~amd64~~17763.1039.1.4]
 "CurrentState"=dword:00000070
-"InstallTimeHigh"=dword:01d5e0b6
-"InstallTimeLow"=dword:3b2b2a00
+"InstallTimeHigh"=dword:01d5e0b1
+"InstallTimeLow"=dword:42180000
 `
 
 const ntuserReg = `[HKEY_CURRENT_USER\Software\Contoso]
@@ -142,7 +148,7 @@ func makeWindowsImage(t *testing.T, path string) {
 	makeDisk(t, path, "gpt", []part{
 		{sizeMiB: 40, typ: "U", fs: fat},
 		{sizeMiB: 16, typ: "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"},
-		{sizeMiB: 64, typ: "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", fs: ntfs},
+		{sizeMiB: 64, typ: "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", fs: ntfs, uuid: ntfsGUID},
 	})
 }
 

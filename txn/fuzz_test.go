@@ -75,11 +75,11 @@ func sealedIndependently(jn []byte) bool {
 // outside the image's directory or creates files, and never changes a
 // file unless the journal is sealed by a matching SHA-256.
 func FuzzRecover(f *testing.F) {
+	syncOff = true
+	f.Cleanup(func() { syncOff = false })
 	for _, s := range seedJournals(f) {
 		f.Add(s)
 	}
-	syncOff = true
-	f.Cleanup(func() { syncOff = false })
 	f.Fuzz(func(t *testing.T, jn []byte) {
 		dir := t.TempDir()
 		image := filepath.Join(dir, "img")

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/offvm/offvm/daemon"
+	"github.com/offvm/offvm/inspect"
 	"github.com/urfave/cli/v2"
 )
 
@@ -34,7 +35,7 @@ visible and leaves a daemon serving it; 'offvm unmount MOUNTPOINT' ends it.`,
 				Library: c.Args().Get(0), Mountpoint: c.Args().Get(1),
 				ReadOnly: c.Bool("ro"), AllowOther: c.Bool("allow-other"), NoSecrets: c.Bool("no-secrets"),
 				PidFile: c.String("pid-file"), Debug: c.Bool("debug-fuse"),
-				Info: imageInfo,
+				Info: imageInfo, Drives: inspect.Drives,
 			}
 			if !c.Bool("foreground") {
 				return daemon.Spawn(append(daemonArgs(c), "--foreground", opts.Library, opts.Mountpoint), opts.Mountpoint)

@@ -37,22 +37,24 @@ type zCache struct {
 	next int
 }
 
-func (z *zCache) get(e uint64, dst []byte) bool {
+// copyOut copies the cached cluster of entry e from offset in into dst.
+func (z *zCache) copyOut(e uint64, in int64, dst []byte) bool {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for i, k := range z.keys {
 		if k == e && z.vals[i] != nil {
-			copy(dst, z.vals[i])
+			copy(dst, z.vals[i][in:])
 			return true
 		}
 	}
 	return false
 }
 
+// put caches v, which the caller gives up.
 func (z *zCache) put(e uint64, v []byte) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	z.keys[z.next], z.vals[z.next] = e, append([]byte(nil), v...)
+	z.keys[z.next], z.vals[z.next] = e, v
 	z.next = (z.next + 1) % len(z.keys)
 }
 
@@ -67,10 +69,10 @@ var (
 	}}
 )
 
-// readCompressed decompresses the cluster of entry e into dst (one
-// cluster long).
-func (d *Disk) readCompressed(e uint64, dst []byte) error {
-	if d.zc.get(e, dst) {
+// readCompressed copies the compressed cluster of entry e, from offset in
+// within the cluster, into dst.
+func (d *Disk) readCompressed(e uint64, in int64, dst []byte) error {
+	if d.zc.copyOut(e, in, dst) {
 		return nil
 	}
 	off, length := d.compressedExtent(e)
@@ -83,16 +85,18 @@ func (d *Disk) readCompressed(e uint64, dst []byte) error {
 	if err := d.readHost(src, off); err != nil {
 		return err
 	}
+	cluster := make([]byte, d.cs)
 	var err error
 	if d.h.compression == compressZstd {
-		err = inflateZstd(src, dst)
+		err = inflateZstd(src, cluster)
 	} else {
-		err = inflateDeflate(src, dst)
+		err = inflateDeflate(src, cluster)
 	}
 	if err != nil {
 		return fmt.Errorf("qcow2 %s: compressed cluster at %#x: %v: %w", d.name, off, err, vdisk.ErrCorrupt)
 	}
-	d.zc.put(e, dst)
+	copy(dst, cluster[in:])
+	d.zc.put(e, cluster)
 	return nil
 }
 

@@ -108,6 +108,9 @@ func readHeader(f vdisk.File, fileSize int64) (*header, error) {
 	if err := h.checkGeometry(name, fileSize); err != nil {
 		return nil, err
 	}
+	if h.CryptMethod != 0 {
+		return nil, fmt.Errorf("qcow2 %s: encrypted image (crypt_method %d): %w", name, h.CryptMethod, vdisk.ErrUnsupported)
+	}
 	if err := h.readExtensions(f, fileSize); err != nil {
 		return nil, err
 	}

@@ -72,7 +72,6 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (d *Disk) read(p []byte, off int64) error {
-	var cbuf []byte
 	for len(p) > 0 {
 		x, err := d.mapRun(off, int64(len(p)))
 		if err != nil {
@@ -87,11 +86,7 @@ func (d *Disk) read(p []byte, off int64) error {
 		case kData:
 			err = d.readHost(q, x.host)
 		case kCompressed:
-			if cbuf == nil {
-				cbuf = make([]byte, d.cs)
-			}
-			err = d.readCompressed(x.e, cbuf)
-			copy(q, cbuf[off%d.cs:])
+			err = d.readCompressed(x.e, off%d.cs, q)
 		}
 		if err != nil {
 			return err

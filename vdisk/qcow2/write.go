@@ -163,7 +163,7 @@ func (d *Disk) writeCOW(q []byte, in, gc int64, e uint64, k kind, host int64) er
 		valid := min(d.cs, d.size-gc*d.cs)
 		err = d.readParent(buf[:valid], gc*d.cs)
 	case kCompressed:
-		err = d.readCompressed(e, buf)
+		err = d.readCompressed(e, 0, buf)
 	case kData:
 		err = d.readHost(buf, host)
 	}

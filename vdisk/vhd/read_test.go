@@ -63,3 +63,22 @@ func TestOldFooter(t *testing.T) {
 	// A fixed image's data region is the disk itself.
 	testutil.Run(t, "cmp", "-n", "8388608", vhdPath, rawPath)
 }
+
+// TestQemuCHSSize: without force_size qemu rounds the size to a CHS
+// geometry and records the rounded size in the footer; the disk is what
+// qemu itself reads back from the image.
+func TestQemuCHSSize(t *testing.T) {
+	requireQemu(t)
+	dir := t.TempDir()
+	rawPath := filepath.Join(dir, "disk.raw")
+	vhdPath := filepath.Join(dir, "disk.vhd")
+	makeRaw(t, rawPath, 20*MiB+4096, 16)
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", rawPath, vhdPath)
+	back := filepath.Join(dir, "back.raw")
+	testutil.Run(t, "qemu-img", "convert", "-f", "vpc", "-O", "raw", vhdPath, back)
+	d := openPath(t, vhdPath, false)
+	if d.Size() != qemuVirtualSize(t, vhdPath) || d.Size() == 20*MiB+4096 {
+		t.Fatalf("size %d; qemu says %d", d.Size(), qemuVirtualSize(t, vhdPath))
+	}
+	assertSame(t, d, back)
+}

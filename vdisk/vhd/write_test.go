@@ -169,3 +169,20 @@ func TestWriteOutOfRange(t *testing.T) {
 		t.Fatalf("write past end: %v", err)
 	}
 }
+
+// TestSavedStateIsReadOnly: an image saved with its VM suspended refuses
+// writes even when opened writable, and says why.
+func TestSavedStateIsReadOnly(t *testing.T) {
+	b := smallDynamic(t)
+	b[84], b[len(b)-512+84] = 1, 1
+	fixSums(b)
+	d, err := Open(vdisk.NewMemFile("/images/saved.vhd", b), vdisk.Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro := d.Info().ReadOnly; !strings.Contains(ro, "saved state") {
+		t.Fatalf("ReadOnly = %q", ro)
+	}
+	_, err = d.WriteAt([]byte{1}, 0)
+	mustErr(t, err, vdisk.ErrReadOnly, "/images/saved.vhd", "saved state")
+}

@@ -147,7 +147,7 @@ func (d *Disk) openExtent(line extentLine, opts vdisk.Options, writable bool) (*
 		return e, nil
 	}
 	if e.sp, err = openSparse(f); err != nil {
-		return nil, fmt.Errorf("vmdk %s: extent %s: %w", d.name, path, err)
+		return nil, fmt.Errorf("vmdk %s: %w", d.name, err)
 	}
 	return e, nil
 }

@@ -4,7 +4,19 @@
 // parentFileNameHint.
 //
 // The layout follows VMware's "Virtual Disk Format 5.0" and libyal's
-// "VMWare Virtual Disk Format (VMDK)".
+// "VMWare Virtual Disk Format (VMDK)". Behaviour worth knowing:
+//
+//   - A file starting with "KDMV" is one sparse extent; as in qemu, its
+//     header gives the extent and its embedded descriptor only the create
+//     type, content IDs and parent. Any other file is a text descriptor
+//     whose extents (relative to its directory) are opened with opts.Open.
+//   - A child refuses a parent whose CID differs from its parentCID.
+//   - New grains (and grain tables, for empty directory entries) go at the
+//     end of the extent file; table and directory entries changed are
+//     written by Flush to the primary and the redundant copies. The first
+//     Flush after a write gives the descriptor a new CID, as VMware and
+//     qemu do.
+//   - Compressed grains (streamOptimized) are read-only.
 package vmdk
 
 import (
@@ -73,6 +85,7 @@ func (d *Disk) Close() error {
 		if e := d.parent.Close(); err == nil {
 			err = e
 		}
+		d.parent = nil
 	}
 	for _, f := range d.files {
 		if e := f.Close(); err == nil {

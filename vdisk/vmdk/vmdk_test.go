@@ -22,6 +22,7 @@ func TestSubformats(t *testing.T) {
 			img := filepath.Join(dir, sub+".vmdk")
 			qemuImg(t, "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, rawPath, img)
 
+			before := mustRead(t, img)
 			d := openDisk(t, img, false)
 			if info := d.Info(); info.Format != "vmdk" || info.Variant != sub || info.ReadOnly == "" {
 				t.Errorf("Info() = %+v", info)
@@ -30,7 +31,12 @@ func TestSubformats(t *testing.T) {
 			if _, err := d.WriteAt([]byte{1}, 0); !errors.Is(err, vdisk.ErrReadOnly) {
 				t.Errorf("WriteAt on a read-only disk: %v, want ErrReadOnly", err)
 			}
-			d.Close()
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if mustRead(t, img) != before {
+				t.Fatal("a read-only open changed the descriptor file")
+			}
 
 			if sub == "streamOptimized" {
 				checkStreamReadOnly(t, img, rawPath)
