@@ -2,6 +2,7 @@ package fat
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 )
 
@@ -114,7 +115,7 @@ func (v *Volume) addEntry(dir *node, name string, ent dirent, reuse *node) (*nod
 	}
 	n.parent, n.first, n.slot, n.name, n.ent, n.gone = dir, at, at+len(slots)-1, name, ent, false
 	dir.children[n.slot] = n
-	dir.list = nil
+	listInsert(dir, n)
 	return n, nil
 }
 
@@ -125,7 +126,7 @@ func (v *Volume) dropEntry(n *node) error {
 		p.dir.data[i*direntSize] = slotFree
 	}
 	delete(p.children, n.slot)
-	p.list = nil
+	listRemove(p, n)
 	return v.writeSlots(p.dir, n.first, n.slot+1)
 }
 
@@ -136,4 +137,37 @@ func (v *Volume) writeEnt(n *node) error {
 	}
 	n.ent.encode(n.parent.dir.data[n.slot*direntSize:])
 	return v.writeSlots(n.parent.dir, n.slot, n.slot+1)
+}
+
+// listInsert adds n to a parsed listing in slot order (no re-parse).
+func listInsert(dir *node, n *node) {
+	if dir.list == nil {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(dir.list, n.slot, func(c *node, slot int) int { return c.slot - slot })
+	dir.list = slices.Insert(dir.list, i, n)
+	if k := fold(n.name); dir.byName[k] == nil {
+		dir.byName[k] = n
+	}
+}
+
+// listRemove drops n from a parsed listing.
+func listRemove(dir *node, n *node) {
+	if dir.list == nil {
+		return
+	}
+	if i := slices.Index(dir.list, n); i >= 0 {
+		dir.list = slices.Delete(dir.list, i, i+1)
+	}
+	k := fold(n.name)
+	if dir.byName[k] == n {
+		delete(dir.byName, k)
+		// Another entry may carry the same folded name (written elsewhere).
+		for _, c := range dir.list {
+			if fold(c.name) == k {
+				dir.byName[k] = c
+				break
+			}
+		}
+	}
 }

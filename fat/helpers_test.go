@@ -54,7 +54,7 @@ var formats = []format{
 	{"fat12-512", 12, 512, 8, 8},
 	{"fat12-4096", 12, 4096, 1, 8},
 	{"fat16-512", 16, 512, 4, 32},
-	{"fat16-4096", 16, 4096, 1, 64},
+	{"fat16-4096", 16, 4096, 1, 24},
 	{"fat32-512", 32, 512, 1, 40},
 	{"fat32-4096", 32, 4096, 1, 260},
 }
@@ -254,4 +254,9 @@ func sortStrings(s []string) { sort.Strings(s) }
 
 func osexecCombined(name string, args ...string) ([]byte, error) {
 	return exec.Command(name, args...).CombinedOutput()
+}
+
+func isExit(err error) bool {
+	var e *exec.ExitError
+	return errors.As(err, &e)
 }

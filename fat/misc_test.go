@@ -129,3 +129,58 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	e.check()
 }
+
+// BenchmarkSequential writes then reads a 32 MiB file in 128 KiB calls (the
+// FUSE request size) on FAT32.
+func BenchmarkSequential(b *testing.B) {
+	testutilSkip(b)
+	img := mkfsB(b)
+	f, _ := os.OpenFile(img, os.O_RDWR, 0)
+	defer f.Close()
+	st, _ := f.Stat()
+	v, err := Open(&fileDev{f: f, size: st.Size()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := pattern(128<<10, 1)
+	const total = 32 << 20
+	b.SetBytes(2 * total)
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprint("file ", i)
+		a, err := v.Create(v.Root(), name, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := 0; off < total; off += len(chunk) {
+			if _, err := v.WriteAt(a.Ino, chunk, int64(off)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		buf := make([]byte, len(chunk))
+		for off := 0; off < total; off += len(chunk) {
+			if _, err := v.ReadAt(a.Ino, buf, int64(off)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := v.Unlink(v.Root(), name); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func testutilSkip(b *testing.B) {
+	if _, err := osexecCombined("mkfs.vfat", "--help"); err != nil && !isExit(err) {
+		b.Skip("mkfs.vfat not installed (dosfstools)")
+	}
+}
+
+func mkfsB(b *testing.B) string {
+	img := b.TempDir() + "/bench.img"
+	fh, _ := os.Create(img)
+	fh.Truncate(260 << 20)
+	fh.Close()
+	if out, err := osexecCombined("mkfs.vfat", "-F", "32", "-S", "4096", "-s", "1", img); err != nil {
+		b.Fatalf("mkfs.vfat: %v\n%s", err, out)
+	}
+	return img
+}

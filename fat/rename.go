@@ -76,6 +76,7 @@ func (v *Volume) move(n, od, nd *node, newName string) error {
 	if _, err := v.addEntry(nd, newName, n.ent, n); err != nil {
 		copy(od.dir.data[first*direntSize:], saved)
 		od.children[slot] = n
+		n.parent, n.first, n.slot = od, first, slot
 		od.list = nil
 		if werr := v.writeSlots(od.dir, first, slot+1); werr != nil {
 			return werr

@@ -303,6 +303,9 @@ var writeCases = []struct {
 		_, err := e.v.WriteAt(ino, make([]byte, free+1), 0) // more than is free: nothing changes
 		e.errno(syscall.ENOSPC, err)
 		e.errno(syscall.ENOSPC, e.v.Truncate(ino, free+1))
+		if free > 64<<20 {
+			return // filling a big volume proves nothing more and is slow
+		}
 		e.create("/fill", pattern(int(e.v.free)*int(e.v.g.clusterSize), 9)) // exactly what is free
 		if e.v.free != 0 {
 			e.t.Fatalf("%d clusters free after filling", e.v.free)

@@ -124,6 +124,11 @@ func (k *Key) Subkeys() ([]*Key, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, c := range subs {
+			if err := k.h.own(c); err != nil {
+				return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
+			}
+		}
 		k.subs, k.subsLoaded, k.found = subs, true, nil
 	}
 	return k.subs, nil
@@ -140,6 +145,13 @@ func (k *Key) readSubkeys() ([]*Key, error) {
 	offs, err := k.h.readList(k.subList, k.nsub)
 	if err != nil {
 		return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
+	}
+	seen := make(map[uint32]bool, len(offs))
+	for _, off := range offs {
+		if seen[off] {
+			return nil, fmt.Errorf("subkeys of %q: key cell 0x%x listed twice: %w", k.Path(), off, ErrCorrupt)
+		}
+		seen[off] = true
 	}
 	subs := make([]*Key, 0, len(offs))
 	for _, off := range offs {
@@ -239,6 +251,9 @@ func (k *Key) child(off uint32) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := k.h.own(c); err != nil {
+		return nil, err
+	}
 	if k.found == nil {
 		k.found = make(map[uint32]*Key)
 	}
@@ -270,3 +285,20 @@ func timeToFiletime(t time.Time) uint64 {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// own records which parent a decoded key cell belongs to. A cell listed
+// under two parents makes the tree a graph that could be exponentially
+// large to walk: it is refused.
+func (h *Hive) own(c *Key) error {
+	if c.cell == noCell {
+		return nil
+	}
+	if h.owner == nil {
+		h.owner = make(map[uint32]*Key)
+	}
+	if p, ok := h.owner[c.cell]; ok && p != c.parent {
+		return fmt.Errorf("key cell 0x%x is listed under two parents: %w", c.cell, ErrCorrupt)
+	}
+	h.owner[c.cell] = c.parent
+	return nil
+}

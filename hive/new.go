@@ -22,8 +22,8 @@ func New(rootName string) *Hive {
 func defaultDescriptor() []byte {
 	admins := []byte{1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0} // S-1-5-32-544
 	everyone := []byte{1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}                  // S-1-1-0
-	ace := []byte{0, 0x02, 20, 0}                                          // allowed, container inherit
-	ace = binary.LittleEndian.AppendUint32(ace, 0x000F003F)                // KEY_ALL_ACCESS
+	ace := []byte{0, 0x02, 20, 0}                                           // allowed, container inherit
+	ace = binary.LittleEndian.AppendUint32(ace, 0x000F003F)                 // KEY_ALL_ACCESS
 	ace = append(ace, everyone...)
 	acl := []byte{2, 0, 28, 0, 1, 0, 0, 0}
 	acl = append(acl, ace...)

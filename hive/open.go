@@ -17,6 +17,7 @@ type Hive struct {
 	limit      uint32 // bytes of data whose hbin headers are sound
 	root       *Key
 	secs       map[uint32]*Security
+	owner      map[uint32]*Key // nk cell -> parent, for keys decoded so far
 	problems   []error
 	modified   bool
 	maxSeq     uint32 // highest sequence number seen in the hive and its logs

@@ -17,8 +17,9 @@ type writer struct {
 	secOff map[*Security]uint32
 	secs   []*Security
 	refs   map[*Security]uint32
-	leaf   string // "lh", "lf" or "li", after the hive's version
-	bigOK  bool   // db records allowed (version 1.4 and later)
+	seen   map[uint32]bool // nk cells written, to refuse a graph
+	leaf   string          // "lh", "lf" or "li", after the hive's version
+	bigOK  bool            // db records allowed (version 1.4 and later)
 }
 
 // Serialize lays the whole hive out as a clean, compact regf file: every
@@ -32,7 +33,7 @@ func (h *Hive) Serialize() ([]byte, error) {
 		}
 	}
 	now := timeToFiletime(time.Now())
-	w := &writer{h: h, secOff: map[*Security]uint32{}, refs: map[*Security]uint32{}, bigOK: h.bb.minor >= 4}
+	w := &writer{h: h, secOff: map[*Security]uint32{}, refs: map[*Security]uint32{}, seen: map[uint32]bool{}, bigOK: h.bb.minor >= 4}
 	switch {
 	case h.bb.minor >= 5:
 		w.leaf = "lh"
@@ -76,6 +77,12 @@ type keySummary struct {
 
 // key writes k and its subtree; parent is the parent's nk offset.
 func (w *writer) key(k *Key, parent uint32, inherited *Security) (uint32, keySummary, error) {
+	if k.cell != noCell {
+		if w.seen[k.cell] {
+			return 0, keySummary{}, fmt.Errorf("key cell 0x%x (%q) is reachable twice: %w", k.cell, k.Path(), ErrCorrupt)
+		}
+		w.seen[k.cell] = true
+	}
 	subs, vals, err := k.contents()
 	if err != nil {
 		return 0, keySummary{}, err

@@ -5,17 +5,6 @@ import "github.com/urfave/cli/v2"
 // Commands of the contract that later issues build. Each is in --help and
 // says plainly that it is not there yet.
 
-func regCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "reg",
-		Usage: "export or import registry keys of a Windows image",
-		Subcommands: []*cli.Command{
-			{Name: "export", Usage: "print a key as regedit 5.00 text", ArgsUsage: `IMAGE 'HKLM\SOFTWARE\Some\Key'`, Action: notYet("reg export")},
-			{Name: "import", Usage: "merge a .reg file, committed atomically", ArgsUsage: "IMAGE FILE.reg", Action: notYet("reg import")},
-		},
-	}
-}
-
 func patchCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output"}
 	return &cli.Command{

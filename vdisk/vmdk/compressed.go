@@ -12,9 +12,10 @@ import (
 	"github.com/offvm/offvm/vdisk"
 )
 
-// grainCacheSize is how many inflated grains stay in memory, so that a
-// reader going through a grain in small pieces inflates it once.
-const grainCacheSize = 32
+// grainCacheBytes bounds the inflated grains kept in memory (64 with the
+// usual 64 KiB grains), so that readers going through grains in small
+// pieces inflate each once.
+const grainCacheBytes = 4 << 20
 
 type grainKey struct {
 	s  *sparse
@@ -26,6 +27,7 @@ type grainCache struct {
 	mu    sync.Mutex
 	keys  []grainKey // most recent last
 	grain map[grainKey][]byte
+	bytes int
 }
 
 func (c *grainCache) get(k grainKey) ([]byte, bool) {
@@ -44,11 +46,16 @@ func (c *grainCache) put(k grainKey, g []byte) {
 	if c.grain == nil {
 		c.grain = map[grainKey][]byte{}
 	}
-	if _, ok := c.grain[k]; !ok && len(c.keys) >= grainCacheSize {
+	if _, ok := c.grain[k]; ok {
+		return
+	}
+	for len(c.keys) > 0 && c.bytes+len(g) > grainCacheBytes {
+		c.bytes -= len(c.grain[c.keys[0]])
 		delete(c.grain, c.keys[0])
 		c.keys = c.keys[1:]
 	}
 	c.grain[k] = g
+	c.bytes += len(g)
 	c.touch(k)
 }
 
