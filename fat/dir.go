@@ -132,7 +132,9 @@ func parseEntries(data []byte) []rawEntry {
 			re.name, re.first = lfnDecode(units), first
 		}
 		if checkStoredName(re.name) != nil {
-			re.name, re.first = shortDisplay(e.name, e.ntres), i
+			// No usable long name: show the 8.3 one (its long-name slots,
+			// if any, still belong to the entry and go with it).
+			re.name = shortDisplay(e.name, e.ntres)
 		}
 		out = append(out, re)
 		reset()

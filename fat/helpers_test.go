@@ -55,6 +55,7 @@ var formats = []format{
 	{"fat12-4096", 12, 4096, 1, 8},
 	{"fat16-512", 16, 512, 4, 32},
 	{"fat16-4096", 16, 4096, 1, 24},
+	{"fat16-512-32k", 16, 512, 64, 200},
 	{"fat32-512", 32, 512, 1, 40},
 	{"fat32-4096", 32, 4096, 1, 260},
 }
@@ -259,4 +260,16 @@ func osexecCombined(name string, args ...string) ([]byte, error) {
 func isExit(err error) bool {
 	var e *exec.ExitError
 	return errors.As(err, &e)
+}
+
+func formatNamed(names ...string) []format {
+	var out []format
+	for _, n := range names {
+		for _, f := range formats {
+			if f.name == n {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }

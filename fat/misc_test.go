@@ -13,7 +13,7 @@ import (
 func TestReadOnlyUseWritesNothing(t *testing.T) {
 	requireTools(t)
 	src, m := srcTree(t, 50)
-	for _, f := range []format{formats[0], formats[2], formats[4]} {
+	for _, f := range formatNamed("fat12-512", "fat16-512", "fat32-512") {
 		t.Run(f.name, func(t *testing.T) {
 			img := mkfs(t, f, "RO")
 			mtools(t, "mcopy", "-s", "-m", "-i", img, src+"/sub", src+"/many", src+"/big.bin", "::/")
@@ -56,7 +56,7 @@ func fileHash(t *testing.T, p string) [32]byte {
 // its parent; the root is 1.
 func TestInoStable(t *testing.T) {
 	requireTools(t)
-	e := newEnv(t, formats[4])
+	e := newEnv(t, formatNamed("fat32-512")[0])
 	if e.v.Root() != 1 {
 		t.Fatal("root is not 1")
 	}
@@ -87,7 +87,7 @@ func TestInoStable(t *testing.T) {
 // TestConcurrent runs writers and readers at once (go test -race).
 func TestConcurrent(t *testing.T) {
 	requireTools(t)
-	e := newEnv(t, formats[4])
+	e := newEnv(t, formatNamed("fat32-512")[0])
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for g := range 4 {

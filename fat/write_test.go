@@ -355,7 +355,7 @@ func TestWriteOps(t *testing.T) {
 // TestMixedRandom runs a seeded random mix of every operation.
 func TestMixedRandom(t *testing.T) {
 	requireTools(t)
-	for _, f := range []format{formats[0], formats[3], formats[4]} {
+	for _, f := range formatNamed("fat12-512", "fat16-4096", "fat16-512-32k", "fat32-512") {
 		t.Run(f.name, func(t *testing.T) {
 			e := newEnv(t, f)
 			rng := rand.New(rand.NewSource(42))

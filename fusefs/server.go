@@ -28,6 +28,9 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 			MaxReadAhead: 1 << 20,
 			DirectMount:  os.Geteuid() == 0,
 			Debug:        mo.Debug,
+			// O_TRUNC arrives with open, not as a separate truncate: a
+			// registry value is replaced in one step, never seen empty.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 			// An engine bug must cost one request, never the daemon.
 			PanicHandler: func(r any) fuse.Status {
 				slog.Error("panic in FUSE request", "panic", r)

@@ -11,7 +11,7 @@ import (
 )
 
 // fuzzImage is the content Recover is let loose on.
-var fuzzImage = bytes.Repeat([]byte("0123456789abcdef"), 4096)
+var fuzzImage = bytes.Repeat([]byte("0123456789abcdef"), 16)
 
 // seedJournal builds a sealed journal with journalWriter, as Commit would.
 func seedJournal(tb testing.TB, build func(j *journalWriter) error) []byte {
@@ -38,14 +38,14 @@ func seedJournals(tb testing.TB) [][]byte {
 	n := int64(len(fuzzImage))
 	return [][]byte{
 		seedJournal(tb, func(j *journalWriter) error { // grow with one overwrite
-			j.file("img", n, n+4464)
+			j.file("img", n, n+40)
 			j.region(0, 100, []byte("hello"), fuzzImage[100:105])
-			return j.region(0, n, bytes.Repeat([]byte{7}, 4464), nil)
+			return j.region(0, n, bytes.Repeat([]byte{7}, 40), nil)
 		}),
 		seedJournal(tb, func(j *journalWriter) error { // shrink
-			j.file("img", n, n-4096)
+			j.file("img", n, n-64)
 			j.region(0, 0, []byte("XY"), fuzzImage[:2])
-			return j.region(0, n-4096, nil, fuzzImage[n-4096:])
+			return j.region(0, n-64, nil, fuzzImage[n-64:])
 		}),
 		seedJournal(tb, func(j *journalWriter) error { // two files
 			j.file("img", n, n)

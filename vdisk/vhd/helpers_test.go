@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,11 +39,11 @@ func makeRaw(t *testing.T, path string, size int64, seed uint64) {
 	}
 	r := rand.New(rand.NewPCG(seed, 7))
 	put := func(off int64, n int) {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
+		b := make([]byte, (n+7)&^7)
+		for i := 0; i < len(b); i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 		}
-		if _, err := f.WriteAt(b, off); err != nil {
+		if _, err := f.WriteAt(b[:n], off); err != nil {
 			t.Fatal(err)
 		}
 	}

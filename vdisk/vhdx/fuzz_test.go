@@ -128,6 +128,10 @@ func FuzzOpen(f *testing.F) {
 	}
 	name := filepath.Join(dir, "child.vhdx")
 	f.Fuzz(func(t *testing.T, in []byte) {
+		if os.Getenv("VHDX_FUZZ_TRACE") != "" {
+			os.WriteFile("/tmp/vhdxw/last.bin", in, 0o644)
+			defer os.Remove("/tmp/vhdxw/last.bin")
+		}
 		img := fuzzImage(in)
 		for _, writable := range []bool{false, true} {
 			mf := cappedFile{vdisk.NewMemFile(name, img), 3 * fuzzFileSize}
