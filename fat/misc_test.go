@@ -184,3 +184,43 @@ func mkfsB(b *testing.B) string {
 	}
 	return img
 }
+
+// TestModifyMtoolsTree changes a tree that mtools wrote (its long names,
+// its 8.3 aliases, a 1,000-entry directory) and proves the result.
+func TestModifyMtoolsTree(t *testing.T) {
+	requireTools(t)
+	src, m := srcTree(t, 1000)
+	entries, _ := os.ReadDir(src)
+	var top []string
+	for _, de := range entries {
+		top = append(top, src+"/"+de.Name())
+	}
+	for _, f := range formatNamed("fat12-4096", "fat16-512", "fat32-512") {
+		t.Run(f.name, func(t *testing.T) {
+			img := mkfs(t, f, "")
+			mtools(t, "mcopy", append(append([]string{"-s", "-i", img}, top...), "::/")...)
+			v, err := Open(openDev(t, img, 0, 0), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &env{t: t, v: v, img: img, m: newModel(), f: f}
+			for k, d := range m.files {
+				e.m.files[k] = d
+			}
+			for k := range m.dirs {
+				e.m.dirs[k] = true
+			}
+			for i := 0; i < 1000; i += 3 {
+				e.unlink(fmt.Sprintf("/many/%04d file with a long name.txt", i))
+			}
+			e.rename("/sub", "/many/Sub Moved Here")
+			e.rename("/readme.txt", "/README.TXT")
+			e.rename("/many/0001 file with a long name.txt", "/many/0002 file with a long name.txt")
+			e.write("/big.bin", 1000, pattern(70_000, 3))
+			e.truncate("/Long Name With Spaces and more than 13 chars.data", 10)
+			e.create("/many/new file 2000.txt", pattern(9000, 4))
+			e.rmdir("/emptydir")
+			e.check()
+		})
+	}
+}

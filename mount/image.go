@@ -152,6 +152,25 @@ func formatReadOnly(d vdisk.Disk) string {
 	return ""
 }
 
+// WouldBeWritable says whether a writable open of this image could write
+// it, and if not, why: what `offvm ls` shows for images it opened
+// read-only. It takes and drops the image's lock to see if another
+// program holds it.
+func (im *Image) WouldBeWritable() (bool, string) {
+	if r := formatReadOnly(im.base); r != "" {
+		return false, r
+	}
+	if im.lock != nil {
+		return true, ""
+	}
+	l, err := txn.Lock(im.Path)
+	if err != nil {
+		return false, "in use by another program: " + err.Error()
+	}
+	l.Close()
+	return true, ""
+}
+
 // Disk is the virtual disk as the engines see it.
 func (im *Image) Disk() vdisk.Disk { return im.disk }
 

@@ -1,8 +1,23 @@
 package mount
 
 import (
+	"os"
 	"path/filepath"
+	"syscall"
 )
+
+// fileSize is the host file's length, or with allocated its blocks in use.
+func fileSize(p string, allocated bool) *int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil
+	}
+	n := st.Size()
+	if s, ok := st.Sys().(*syscall.Stat_t); ok && allocated {
+		n = s.Blocks * 512
+	}
+	return &n
+}
 
 // Info is what `offvm inspect --json` and info.json say of an image
 // (CONTRACT.md, "Inspection"). Fields that cannot be known are null.
@@ -12,6 +27,8 @@ type Info struct {
 	Format         *string           `json:"format"`
 	Variant        *string           `json:"variant"`
 	VirtualSize    *int64            `json:"virtual_size"`
+	FileSize       *int64            `json:"file_size"`      // the image file's length
+	Allocated      *int64            `json:"allocated_size"` // what it takes on the host's disk
 	Parent         *string           `json:"parent"`
 	Writable       bool              `json:"writable"`
 	ReadOnlyReason *string           `json:"read_only_reason"`
@@ -60,7 +77,7 @@ func (im *Image) Info() Info {
 	di := im.base.Info()
 	size := im.disk.Size()
 	inf := Info{
-		Image: filepath.Base(im.Path), Path: im.Path,
+		Image: filepath.Base(im.Path), Path: im.Path, FileSize: fileSize(im.Path, false), Allocated: fileSize(im.Path, true),
 		Format: strp(di.Format), Variant: strp(di.Variant), VirtualSize: &size,
 		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly),
 		PartitionTable: strp(im.table.Kind),

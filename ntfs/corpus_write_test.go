@@ -39,6 +39,7 @@ var corpusExtra = map[string][]wop{
 // TestCorpusWrites applies a workload to each corpus volume through our
 // engine and through ntfs-3g, then checks consistency and compares trees.
 func TestCorpusWrites(t *testing.T) {
+	t.Parallel()
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
 	testutil.RequireTool(t, "setfattr", "attr")
@@ -74,6 +75,7 @@ func TestCorpusWrites(t *testing.T) {
 			unmount()
 			diffTrees(t, want, got)
 			checkTools(t, ours, got)
+			checkIcat(t, ours, got)
 			removeAllWith3g(t, ours)
 		})
 	}

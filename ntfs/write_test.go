@@ -388,6 +388,7 @@ func bigDirOps() []wop {
 }
 
 func TestWriteMatchesNtfs3g(t *testing.T) {
+	t.Parallel()
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
 	testutil.RequireTool(t, "setfattr", "attr")
@@ -444,7 +445,8 @@ func TestWriteMatchesNtfs3g(t *testing.T) {
 					exec.Command("cp", ours, "/tmp/"+g.name+".ours").Run()
 				}
 				checkTools(t, ours, got)
-				// go-ntfs-free cross-check: our own reader must agree with ntfs-3g too.
+				checkIcat(t, ours, got)
+				// Our own reader must agree with ntfs-3g too.
 				diffTrees(t, got, walkVolume(t, openVol(t, ours, 0, Options{ReadOnly: true})))
 				removeAllWith3g(t, ours)
 			})

@@ -45,12 +45,12 @@ func TestLs(t *testing.T) {
 
 	out := mustOffvm(t, "ls", lib)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 1 {
-		t.Fatalf("ls printed %d lines, want 1:\n%s", len(lines), out)
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "IMAGE") {
+		t.Fatalf("ls printed %d lines, want a header and one image:\n%s", len(lines), out)
 	}
-	for _, want := range []string{"one.raw", "raw", "22 MiB", "p1 ext4 16 MiB \"DATA\"", "p2 - 4.0 MiB"} {
-		if !strings.Contains(lines[0], want) {
-			t.Errorf("ls line %q lacks %q", lines[0], want)
+	for _, want := range []string{"one.raw", "raw", "22 MiB", "p1 ext4 16 MiB \"DATA\"", "p2 - 4.0 MiB", "yes"} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("ls line %q lacks %q", lines[1], want)
 		}
 	}
 	var infos []map[string]any

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/mount"
@@ -25,7 +26,7 @@ func inspectCommand() *cli.Command {
 			var infos []mount.Info
 			failed := 0
 			for _, p := range c.Args().Slice() {
-				inf := describe(p)
+				inf := inspect.Image(p)
 				if inf.Error != nil {
 					failed++
 				}
@@ -42,8 +43,8 @@ func inspectCommand() *cli.Command {
 					return err
 				}
 			} else {
-				for _, inf := range infos {
-					fmt.Fprintln(c.App.Writer, lsLine(inf))
+				if err := lsTable(c.App.Writer, infos, time.Now()); err != nil {
+					return err
 				}
 			}
 			if failed > 0 {

@@ -3,12 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/offvm/offvm/inspect"
-	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
@@ -16,54 +17,85 @@ import (
 func lsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ls",
-		Usage:     "list the images of a library: format, size, partitions and file systems",
+		Usage:     "list the images of a library: format, sizes, OS, last update, partitions",
 		ArgsUsage: "LIBRARY",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] LIBRARY"); err != nil {
 				return err
 			}
-			ents, err := library.Walk(c.Args().Get(0))
+			infos, err := inspect.Library(c.Args().Get(0))
 			if err != nil {
 				return err
 			}
-			infos := make([]mount.Info, 0, len(ents))
-			for _, e := range ents {
-				infos = append(infos, describe(e.Path))
-			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(infos)
+				return writeJSON(c.App.Writer, infos)
 			}
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			for _, inf := range infos {
-				fmt.Fprintln(tw, lsLine(inf))
-			}
-			return tw.Flush()
+			return lsTable(c.App.Writer, infos, time.Now())
 		},
 	}
 }
 
-// describe opens an image read-only and says what it holds; an image that
-// cannot be opened is described by its error.
-func describe(path string) mount.Info {
-	im, err := mount.Open(path, mount.Options{ReadOnly: true})
-	if err != nil {
-		return mount.ErrorInfo(path, err)
-	}
-	defer im.Close()
-	return inspect.Describe(im)
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-func lsLine(inf mount.Info) string {
+// lsTable prints one aligned row per image.
+func lsTable(w io.Writer, infos []mount.Info, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tFORMAT\tON DISK\tVIRTUAL\tOS\tHOST\tLAST UPDATE\tPATCHES\tWRITABLE\tPARTITIONS")
+	for _, inf := range infos {
+		fmt.Fprintln(tw, lsLine(inf, now))
+	}
+	return tw.Flush()
+}
+
+func lsLine(inf mount.Info, now time.Time) string {
 	if inf.Error != nil {
-		return fmt.Sprintf("%s\terror\t\t%s", inf.Path, *inf.Error)
+		return fmt.Sprintf("%s\terror\t%s\t\t\t\t\t\t\t%s", inf.Path, sizeOf(inf.Allocated), *inf.Error)
 	}
 	format := deref(inf.Format)
 	if v := deref(inf.Variant); v != "" {
 		format += " " + v
 	}
+	osName, host, last := osColumns(inf.OS, now)
+	writable := "yes"
+	if !inf.Writable {
+		writable = "no: " + deref(inf.ReadOnlyReason)
+	}
+	return strings.Join([]string{inf.Path, format, sizeOf(inf.Allocated), sizeOf(inf.VirtualSize), osName, host, last,
+		fmt.Sprint(len(inf.Patches)), writable, partitionsColumn(inf)}, "\t")
+}
+
+// osColumns renders the OS, the host name and the age of the last update.
+func osColumns(o any, now time.Time) (string, string, string) {
+	os, ok := o.(*inspect.OS)
+	if !ok || os == nil {
+		return "-", "-", "-"
+	}
+	name := deref(os.ProductName)
+	if name == "" {
+		name = os.Family
+	}
+	if os.Build != nil {
+		name += fmt.Sprintf(" (%d", *os.Build)
+		if os.UBR != nil {
+			name += fmt.Sprintf(".%d", *os.UBR)
+		}
+		name += ")"
+	}
+	last := "-"
+	if os.LastUpdate != nil {
+		if t, err := time.Parse(time.RFC3339, *os.LastUpdate); err == nil {
+			last = fmt.Sprintf("%s (%d days)", t.Format("2006-01-02"), int(now.Sub(t).Hours()/24))
+		}
+	}
+	return name, orDash(os.Hostname), last
+}
+
+func partitionsColumn(inf mount.Info) string {
 	var parts []string
 	for _, p := range inf.Partitions {
 		s := fmt.Sprintf("p%d %s %s", p.Number, orDash(p.Filesystem), humanize.IBytes(uint64(p.Size)))
@@ -72,7 +104,14 @@ func lsLine(inf mount.Info) string {
 		}
 		parts = append(parts, s)
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s", inf.Path, format, humanize.IBytes(uint64(*inf.VirtualSize)), strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
+}
+
+func sizeOf(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return humanize.IBytes(uint64(*n))
 }
 
 func deref(s *string) string {
@@ -83,7 +122,7 @@ func deref(s *string) string {
 }
 
 func orDash(s *string) string {
-	if s == nil {
+	if s == nil || *s == "" {
 		return "-"
 	}
 	return *s

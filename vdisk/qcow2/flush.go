@@ -49,6 +49,10 @@ func (d *Disk) flushHeader() error {
 		return err
 	}
 	if d.h.Version >= 3 {
+		binary.BigEndian.PutUint64(b[:8], d.h.IncompatibleFeatures)
+		if err := d.writeHost(b[:8], offIncompatible); err != nil {
+			return err
+		}
 		binary.BigEndian.PutUint64(b[:8], d.h.AutoclearFeatures)
 		if err := d.writeHost(b[:8], offAutoclear); err != nil {
 			return err

@@ -37,8 +37,17 @@ func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 // prepareWrite loads the refcounts and, as the specification requires of a
 // writer that does not maintain them, clears the autoclear feature bits.
 func (d *Disk) prepareWrite() error {
+	if d.rc != nil {
+		return nil
+	}
 	if err := d.loadRefcounts(); err != nil {
 		return err
+	}
+	if d.h.IncompatibleFeatures&incDirty != 0 {
+		if err := d.repairRefcounts(); err != nil {
+			d.rc = nil
+			return err
+		}
 	}
 	if d.h.AutoclearFeatures != 0 {
 		d.h.AutoclearFeatures = 0

@@ -46,25 +46,19 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // readBlock fills p from block blk starting at byte in of the block.
+// Sectors whose bitmap bit is clear come from the backing: the parent of
+// a differencing image, zeros in a dynamic one (the spec's "sector holds
+// no data"; qemu and Windows set every bit they allocate, so this only
+// matters for images whose writers cleared bits).
 func (d *Disk) readBlock(p []byte, blk, in int64) error {
-	e := d.bat[blk]
-	vpos := blk*d.blockSize + in
-	switch {
-	case e == unusedEntry && d.parent == nil:
-		clear(p)
-		return nil
-	case e == unusedEntry:
-		return d.readParent(p, vpos)
-	case d.parent == nil:
-		// Dynamic: the whole block is this file's. Writers zero new
-		// blocks, so its bitmap adds nothing a read needs.
-		return d.readData(p, blk, in)
+	if d.bat[blk] == unusedEntry {
+		return d.readBacking(p, blk*d.blockSize+in)
 	}
 	bm, err := d.bitmap(blk)
 	if err != nil {
 		return err
 	}
-	// Walk runs of sectors with the same bit.
+	// Walk runs of sectors with the same bit: one read per run.
 	for len(p) > 0 {
 		s := in / sectorSize
 		mine := bitSet(bm, s)
@@ -76,7 +70,7 @@ func (d *Disk) readBlock(p []byte, blk, in int64) error {
 		if mine {
 			err = d.readData(p[:n], blk, in)
 		} else {
-			err = d.readParent(p[:n], blk*d.blockSize+in)
+			err = d.readBacking(p[:n], blk*d.blockSize+in)
 		}
 		if err != nil {
 			return err
@@ -94,9 +88,14 @@ func (d *Disk) readData(p []byte, blk, in int64) error {
 	return nil
 }
 
-// readParent reads the parent; past the parent's end (a parent smaller
-// than its child) the disk reads as zeros.
-func (d *Disk) readParent(p []byte, off int64) error {
+// readBacking reads what lies under this image at virtual offset off:
+// the parent's data, or zeros for a dynamic image and past the end of a
+// parent smaller than its child.
+func (d *Disk) readBacking(p []byte, off int64) error {
+	if d.parent == nil {
+		clear(p)
+		return nil
+	}
 	psize := d.parent.Size()
 	if off >= psize {
 		clear(p)

@@ -54,11 +54,9 @@ func (d *Disk) writeBlock(p []byte, blk, in int64) error {
 	}
 	s0 := in / sectorSize
 	s1 := (in + int64(len(p)) + sectorSize - 1) / sectorSize
-	if d.parent != nil {
-		var err error
-		if p, in, err = d.mergePartialSectors(p, blk, in); err != nil {
-			return err
-		}
+	p, in, err := d.mergePartialSectors(p, blk, in)
+	if err != nil {
+		return err
 	}
 	if len(p) > 0 {
 		if err := d.writeData(p, blk, in); err != nil {
@@ -68,10 +66,10 @@ func (d *Disk) writeBlock(p []byte, blk, in int64) error {
 	return d.setBits(blk, s0, s1)
 }
 
-// mergePartialSectors handles a differencing write that covers only part
-// of a sector still held by the parent: the sector is written whole, the
-// parent's bytes around the new ones, since its bit will send reads here.
-// It returns what is left to write.
+// mergePartialSectors handles a write that covers only part of a sector
+// whose bit is clear (held by the parent, or zeros): the sector is written
+// whole, the backing's bytes around the new ones, since its bit will send
+// reads here. It returns what is left to write.
 func (d *Disk) mergePartialSectors(p []byte, blk, in int64) ([]byte, int64, error) {
 	bm, err := d.bitmap(blk)
 	if err != nil {
@@ -94,11 +92,11 @@ func (d *Disk) mergePartialSectors(p []byte, blk, in int64) ([]byte, int64, erro
 	return p, in, nil
 }
 
-// writeMerged writes the sector at block byte sec: the parent's sector
+// writeMerged writes the sector at block byte sec: the backing's sector
 // with b laid over it at byte at.
 func (d *Disk) writeMerged(blk, sec int64, at int, b []byte) error {
 	buf := make([]byte, sectorSize)
-	if err := d.readParent(buf, blk*d.blockSize+sec); err != nil {
+	if err := d.readBacking(buf, blk*d.blockSize+sec); err != nil {
 		return err
 	}
 	copy(buf[at:], b)

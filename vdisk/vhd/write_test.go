@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -185,4 +186,35 @@ func TestSavedStateIsReadOnly(t *testing.T) {
 	}
 	_, err = d.WriteAt([]byte{1}, 0)
 	mustErr(t, err, vdisk.ErrReadOnly, "/images/saved.vhd", "saved state")
+}
+
+// TestDynamicClearBits: in a dynamic image a sector whose bitmap bit is
+// clear holds no data and reads as zeros, whatever bytes stand there. The
+// bits of sectors 0-7 of a qemu-made block are cleared by hand over stale
+// data; a write into sectors 3-7 (starting mid-sector) must zero the rest
+// of sector 3 rather than expose the stale bytes. libvhdi is the oracle.
+func TestDynamicClearBits(t *testing.T) {
+	requireQemu(t)
+	requirePyvhdi(t)
+	b := smallDynamic(t) // 0x11 at 0..4 KiB, 0x22 at 4 MiB..+4 KiB
+	batOff := binary.BigEndian.Uint64(b[512+16:])
+	blk0 := int64(binary.BigEndian.Uint32(b[batOff:])) * 512
+	b[blk0] = 0 // sectors 0-7 hold no data
+	dir := t.TempDir()
+	path := filepath.Join(dir, "d.vhd")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 8*MiB)
+	copy(want[4*MiB:], bytes.Repeat([]byte{0x22}, 4096))
+	wantPath := filepath.Join(dir, "want.raw")
+	os.WriteFile(wantPath, want, 0o644)
+	testutil.Run(t, "cmp", vhdiRead(t, path), wantPath)
+	assertSame(t, openPath(t, path, false), wantPath)
+
+	d := openPath(t, path, true)
+	applyPattern(t, d, wantPath, []write{{off: 3*512 + 100, n: 4096 - 3*512 - 100}}, 17)
+	d.Close()
+	testutil.Run(t, "cmp", vhdiRead(t, path), wantPath)
+	assertSame(t, openPath(t, path, false), wantPath)
 }
