@@ -19,6 +19,7 @@ check sfdisk fdisk
 check xz xz-utils
 check unzip unzip
 check python3 python3
+check chromium chromium
 python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -121,4 +121,3 @@ func TestLockMissingFile(t *testing.T) {
 		t.Fatalf("Lock of a missing file: %v", err)
 	}
 }
-

@@ -17,12 +17,3 @@ func patchCommand() *cli.Command {
 		},
 	}
 }
-
-func reportCommand() *cli.Command {
-	return &cli.Command{Name: "report", Usage: "report how far behind each image of LIBRARY is", ArgsUsage: "LIBRARY",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "html", Usage: "also write an HTML report to `FILE`"},
-			&cli.IntFlag{Name: "max-age", Usage: "flag images not patched for `DAYS` days"},
-			&cli.StringFlag{Name: "require", Usage: "flag images missing any of these updates (`KB,...`)"},
-		}, Action: notYet("report")}
-}

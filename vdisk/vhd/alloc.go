@@ -8,9 +8,9 @@ import (
 
 // allocate appends a new block for blk where the footer stands, moves the
 // footer after it and points the BAT entry at it. The block's data is
-// zeros; its bitmap is all set in a dynamic image (the whole block is
-// this file's, as qemu writes it) and all clear in a differencing one (every
-// sector still comes from the parent until written).
+// zeros; its bitmap is all set in a dynamic image (zeros are what the
+// block held before, as qemu writes it) and all clear in a differencing
+// one (every sector still comes from the parent until written).
 func (d *Disk) allocate(blk int64) error {
 	pos := d.end
 	newEnd := pos + d.bitmapSize + d.blockSize

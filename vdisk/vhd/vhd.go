@@ -6,8 +6,12 @@
 // differencing images keep a copy of the footer at offset 0, a dynamic
 // header, a block allocation table (BAT) and blocks, each a sector bitmap
 // followed by data; the footer ends the file. New blocks are appended where
-// the footer was and the footer moves to the new end. In a differencing
-// image a sector whose bitmap bit is clear is read from the parent.
+// the footer was and the footer moves to the new end. A sector whose
+// bitmap bit is clear is read from the parent in a differencing image and
+// as zeros in a dynamic one (as the spec and libvhdi have it; qemu ignores
+// the bitmap, which makes no difference for blocks qemu or Windows wrote).
+// A write sets the bits of the sectors it covers, and only those, merging
+// the parent's bytes (or zeros) into a sector it covers in part.
 //
 // Metadata updates (BAT entries, bitmap bytes, the moved footer) are written
 // as each write needs them, so Flush has nothing left to do and the cost of

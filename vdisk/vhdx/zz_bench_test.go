@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offvm/offvm/vdisk"
 )
 
 func BenchmarkZZFuzzBody(b *testing.B) {
@@ -24,12 +23,13 @@ func BenchmarkZZFuzzBody(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		img := fuzzImage(ins[i%len(ins)])
 		for _, w := range []bool{false, true} {
-			mf := cappedFile{vdisk.NewMemFile(filepath.Join(dir, "child.vhdx"), img), 3 * fuzzFileSize}
+			mf := newCappedFile(filepath.Join(dir, "child.vhdx"), img)
 			d, err := Open(mf, fuzzOptions(mf, w))
 			if err == nil {
 				exercise(t, d, w)
 				d.Close()
 			}
+			mf.release()
 		}
 	}
 }

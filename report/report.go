@@ -1,0 +1,128 @@
+// Package report is the library's compliance view: how long since each
+// image was updated, which required updates it lacks, and which images
+// nobody can open. It renders as text for a terminal and as one
+// self-contained HTML page (no network: inline CSS, script and SVG).
+package report
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/mount"
+)
+
+// Options are the report's rules.
+type Options struct {
+	MaxAgeDays int      // flag images whose last update is older (0: no rule)
+	Require    []string // flag images missing any of these updates (KB numbers)
+	Now        time.Time
+}
+
+// Row is one image of the report.
+type Row struct {
+	Path       string   `json:"path"`
+	OS         string   `json:"os"`
+	Build      string   `json:"build"`
+	Hostname   string   `json:"hostname"`
+	LastUpdate string   `json:"last_update"` // "" when unknown
+	AgeDays    *int     `json:"age_days"`
+	Missing    []string `json:"missing"`
+	Patches    int      `json:"patches"`
+	Error      string   `json:"error,omitempty"`
+	Issues     []string `json:"issues"` // why the image is flagged; empty when compliant
+}
+
+// Report is the whole library's view.
+type Report struct {
+	Library   string    `json:"library"`
+	Generated time.Time `json:"generated"`
+	Options   Options   `json:"-"`
+	Rows      []Row     `json:"images"`
+}
+
+// Build applies the rules to each image's description.
+func Build(lib string, infos []mount.Info, opts Options) Report {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	r := Report{Library: lib, Generated: opts.Now.UTC(), Options: opts}
+	for _, inf := range infos {
+		r.Rows = append(r.Rows, row(inf, opts))
+	}
+	sort.SliceStable(r.Rows, func(i, j int) bool { return len(r.Rows[i].Issues) > len(r.Rows[j].Issues) })
+	return r
+}
+
+func row(inf mount.Info, opts Options) Row {
+	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Issues: []string{}}
+	if inf.Error != nil {
+		rw.Error = *inf.Error
+		rw.Issues = append(rw.Issues, "cannot be opened")
+		return rw
+	}
+	o, _ := inf.OS.(*inspect.OS)
+	if o == nil {
+		rw.Issues = append(rw.Issues, "no operating system recognised")
+		return rw
+	}
+	rw.OS, rw.Hostname = val(o.ProductName), val(o.Hostname)
+	if rw.OS == "" {
+		rw.OS = o.Family
+	}
+	if o.Build != nil {
+		rw.Build = itoa(*o.Build)
+		if o.UBR != nil {
+			rw.Build += "." + itoa(*o.UBR)
+		}
+	}
+	if o.LastUpdate != nil {
+		if t, err := time.Parse(time.RFC3339, *o.LastUpdate); err == nil {
+			rw.LastUpdate = t.Format("2006-01-02")
+			d := int(opts.Now.Sub(t).Hours() / 24)
+			rw.AgeDays = &d
+			if opts.MaxAgeDays > 0 && d > opts.MaxAgeDays {
+				rw.Issues = append(rw.Issues, "not updated for "+itoa(d)+" days")
+			}
+		}
+	} else if opts.MaxAgeDays > 0 {
+		rw.Issues = append(rw.Issues, "last update unknown")
+	}
+	have := map[string]bool{}
+	for _, u := range inf.Updates {
+		if up, ok := u.(inspect.Update); ok {
+			have[strings.ToUpper(up.ID)] = true
+		}
+	}
+	for _, kb := range opts.Require {
+		if kb = strings.ToUpper(strings.TrimSpace(kb)); kb != "" && !have[kb] && o.Family == "windows" {
+			rw.Missing = append(rw.Missing, kb)
+		}
+	}
+	if len(rw.Missing) > 0 {
+		rw.Issues = append(rw.Issues, "missing "+strings.Join(rw.Missing, ", "))
+	}
+	return rw
+}
+
+func val(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Flagged counts the images with an issue.
+func (r Report) Flagged() int {
+	n := 0
+	for _, row := range r.Rows {
+		if len(row.Issues) > 0 {
+			n++
+		}
+	}
+	return n
+}
