@@ -174,6 +174,8 @@ func (v *Volume) parseListing(n *node) {
 		n.list = append(n.list, c)
 		if k := fold(c.name); n.byName[k] == nil {
 			n.byName[k] = c
+		} else {
+			n.caseTwins = true
 		}
 	}
 }

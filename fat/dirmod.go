@@ -162,6 +162,9 @@ func listRemove(dir *node, n *node) {
 	k := fold(n.name)
 	if dir.byName[k] == n {
 		delete(dir.byName, k)
+		if !dir.caseTwins {
+			return
+		}
 		// Another entry may carry the same folded name (written elsewhere).
 		for _, c := range dir.list {
 			if fold(c.name) == k {

@@ -98,6 +98,8 @@ type node struct {
 	children map[int]*node // by 8.3 slot
 	list     []*node       // listing in slot order; nil when stale
 	byName   map[string]*node
+	// caseTwins: another system left names equal but for case here.
+	caseTwins bool
 }
 
 func (n *node) isDir() bool { return n.ent.attr&attrDir != 0 }

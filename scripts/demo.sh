@@ -24,6 +24,12 @@ echo "bootloader" > "$W/bootx64.efi"; mcopy -i "$W/esp.img" "$W/bootx64.efi" ::/
 truncate -s 96M "$W/ntfs.img"; mkntfs -q -F -Q -L Windows "$W/ntfs.img"
 mkdir -p "$W/nt"; ntfs-3g "$W/ntfs.img" "$W/nt"
 mkdir -p "$W/nt/Windows/System32/drivers/etc" "$W/nt/Windows/System32/config" "$W/nt/Users/alice/Documents" "$W/nt/Program Files/Contoso"
+# Hives: an empty hive from offvm's writer, filled by hivex (a real tool).
+for h in SYSTEM SOFTWARE; do
+  go run ./internal/tools/newhive "$W/$h"
+  hivexregedit --merge --prefix "HKEY_LOCAL_MACHINE\\$h" "$W/$h" scripts/demo/$h.reg
+  cp "$W/$h" "$W/nt/Windows/System32/config/$h"
+done
 printf '127.0.0.1 localhost\r\n' > "$W/nt/Windows/System32/drivers/etc/hosts"
 echo "Contoso Agent 1.2.3" > "$W/nt/Program Files/Contoso/agent.txt"
 echo "Quarterly numbers" > "$W/nt/Users/alice/Documents/report.txt"
@@ -35,7 +41,9 @@ dd if="$W/ntfs.img" of="$LIB/windows/web01.img" bs=1M seek=41 conv=notrunc,spars
 
 # A Linux disk: MBR with one ext4 partition made by mkfs.ext4 -d.
 mkdir -p "$W/root/etc"; echo "db01" > "$W/root/etc/hostname"
-printf 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\n' > "$W/root/etc/os-release"
+printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n' > "$W/root/etc/os-release"
+mkdir -p "$W/root/var/lib/dpkg"
+printf 'Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u4\n\nPackage: postgresql-15\nStatus: install ok installed\nArchitecture: amd64\nVersion: 15.6-0+deb12u1\n' > "$W/root/var/lib/dpkg/status"
 truncate -s 32M "$W/ext4.img"; mkfs.ext4 -q -F -L root -d "$W/root" "$W/ext4.img"
 truncate -s 34M "$LIB/linux/db01.img"
 printf 'label: dos\nsize=32MiB, type=83\n' | sfdisk -q "$LIB/linux/db01.img"
@@ -52,7 +60,31 @@ run cat "$MNT/windows/web01.img/p2/windows/system32/drivers/etc/HOSTS"
 run ls -la "$MNT/windows/web01.img/p2/Users/alice/Documents"
 run ls -R "$MNT/windows/web01.img/p1"
 run cat "$MNT/linux/db01.img/p1/etc/hostname"
-run head -c 400 "$MNT/windows/web01.img/info.json"; echo
+say "jq '{os, drives, updates, applications}' $MNT/windows/web01.img/info.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({k: d[k] for k in ("os","updates","applications")}, indent=1))' "$MNT/windows/web01.img/info.json"
+
+echo; echo "--- Offline maintenance: edit the registry and the files with ordinary tools ---"
+SPOOLER="$MNT/windows/web01.img/registry/HKLM/SYSTEM/CurrentControlSet/Services/Spooler"
+run ls "$SPOOLER"
+run getfattr -n user.reg.type "$SPOOLER/Start"
+run cat "$SPOOLER/Start"
+say "echo 4 > $SPOOLER/Start        # disable the print spooler"
+echo 4 > "$SPOOLER/Start"
+say "mkdir -p .../registry/HKLM/SOFTWARE/Contoso/Agent && echo 1.2.4 > .../Version"
+mkdir -p "$MNT/windows/web01.img/registry/HKLM/SOFTWARE/Contoso/Agent"
+echo 1.2.4 > "$MNT/windows/web01.img/registry/HKLM/SOFTWARE/Contoso/Agent/Version"
+say "cp agent-1.2.4.dll .../p2/Program Files/Contoso/"
+head -c 300000 /dev/urandom > "$W/agent-1.2.4.dll"
+cp "$W/agent-1.2.4.dll" "$MNT/windows/web01.img/p2/Program Files/Contoso/"
 run "$OFFVM" unmount "$MNT"
+
+echo; echo "--- Checked by tools offvm did not write ---"
+dd if="$LIB/windows/web01.img" of="$W/ntfs-after.img" bs=1M skip=41 count=96 status=none
+ntfscat "$W/ntfs-after.img" /Windows/System32/config/SYSTEM > "$W/SYSTEM.after"
+run hivexget "$W/SYSTEM.after" 'ControlSet001\Services\Spooler' Start
+run ntfsresize --info --force --no-action "$W/ntfs-after.img"
+ntfscat "$W/ntfs-after.img" "/Program Files/Contoso/agent-1.2.4.dll" | cmp - "$W/agent-1.2.4.dll" && echo "agent-1.2.4.dll: identical (ntfscat)"
+run "$OFFVM" report --max-age 90 --require KB4532691,KB5034439 "$LIB"
+run "$OFFVM" rollback "$LIB/windows/web01.img"
 echo
 echo "The sample library stays in $LIB; mount it again with: $OFFVM mount $LIB $MNT"

@@ -278,7 +278,7 @@ func TestCrash(t *testing.T) {
 	}
 	for _, sc := range scenarios[1:] {
 		t.Run(sc.name, func(t *testing.T) {
-			runCrashCase(t, crashCase{format: sc.format, setup: sc.setup}, 12)
+			runCrashCase(t, crashCase{format: sc.format, setup: sc.setup}, 6)
 		})
 	}
 }

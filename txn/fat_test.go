@@ -146,5 +146,5 @@ func TestFATCrash(t *testing.T) {
 				t.Fatalf("mtools lists neither the old nor the new files:\n%s", l)
 			}
 		},
-	}, 12)
+	}, 8)
 }

@@ -89,16 +89,17 @@ func TestLockKeepsQemuOut(t *testing.T) {
 	qcow := filepath.Join(dir, "disk.qcow2")
 	testutil.Run(t, "qemu-img", "create", "-f", "qcow2", qcow, "1M")
 	tests := []struct {
+		name  string
 		image string
 		args  []string
 		msg   string
 	}{
-		{rawImg, []string{"qemu-io", "-f", "raw", "-c", "write 0 512", rawImg}, `Failed to get "write" lock`},
-		{qcow, []string{"qemu-io", "-f", "qcow2", "-c", "write 0 512", qcow}, `lock`},
-		{qcow, []string{"qemu-img", "info", qcow}, `Failed to get shared "write" lock`},
+		{"qemu-io write raw", rawImg, []string{"qemu-io", "-f", "raw", "-c", "write 0 512", rawImg}, `Failed to get "write" lock`},
+		{"qemu-io write qcow2", qcow, []string{"qemu-io", "-f", "qcow2", "-c", "write 0 512", qcow}, `lock`},
+		{"qemu-img info qcow2", qcow, []string{"qemu-img", "info", qcow}, `Failed to get shared "write" lock`},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args[:2], " ")+" "+filepath.Ext(tt.image), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			l, err := Lock(tt.image)
 			if err != nil {
 				t.Fatal(err)
