@@ -13,7 +13,7 @@ trap 'for m in "$B"/m*; do mountpoint -q "$m" && { "$OFFVM" unmount --discard "$
 echo "building a $((SIZE_MIB + 256)) MiB NTFS volume: one ${SIZE_MIB} MiB file, a ${FILES}-file directory ..."
 mkdir -p "$B/lib" "$B/m3g" "$B/moff" "$B/fill"
 truncate -s $((SIZE_MIB + 256))M "$B/lib/vol.img"
-mkntfs -q -F -Q -L bench "$B/lib/vol.img"
+mkntfs -q -F -Q -L bench "$B/lib/vol.img" 2>/dev/null
 ntfs-3g "$B/lib/vol.img" "$B/fill"
 head -c "${SIZE_MIB}M" /dev/urandom > "$B/fill/big.bin"
 mkdir "$B/fill/many"
