@@ -20,7 +20,9 @@ check xz xz-utils
 check unzip unzip
 check python3 python3
 check chromium chromium
-python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
+# Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
+/usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
+/usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
