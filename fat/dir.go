@@ -64,6 +64,12 @@ func (v *Volume) readDirData(n *node) (*dirData, error) {
 		}
 		return d, nil
 	}
+	// A directory holding one of its ancestors would make an endless tree.
+	for p := n.parent; p != nil; p = p.parent {
+		if p.ent.cluster == n.ent.cluster {
+			return nil, corrupt("directory %q is its own ancestor (cluster %d)", n.name, n.ent.cluster)
+		}
+	}
 	chain, err := v.chain(n.ent.cluster)
 	if err != nil {
 		return nil, fmt.Errorf("fat: directory %q: %w", n.name, err)

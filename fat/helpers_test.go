@@ -257,11 +257,6 @@ func osexecCombined(name string, args ...string) ([]byte, error) {
 	return exec.Command(name, args...).CombinedOutput()
 }
 
-func isExit(err error) bool {
-	var e *exec.ExitError
-	return errors.As(err, &e)
-}
-
 func formatNamed(names ...string) []format {
 	var out []format
 	for _, n := range names {

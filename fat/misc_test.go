@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
 )
 
 // TestReadOnlyUseWritesNothing: a volume opened for writing but only read
@@ -133,7 +135,7 @@ func TestConcurrent(t *testing.T) {
 // BenchmarkSequential writes then reads a 32 MiB file in 128 KiB calls (the
 // FUSE request size) on FAT32.
 func BenchmarkSequential(b *testing.B) {
-	testutilSkip(b)
+	testutil.RequireTool(b, "mkfs.vfat", "dosfstools")
 	img := mkfsB(b)
 	f, _ := os.OpenFile(img, os.O_RDWR, 0)
 	defer f.Close()
@@ -165,12 +167,6 @@ func BenchmarkSequential(b *testing.B) {
 		if err := v.Unlink(v.Root(), name); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func testutilSkip(b *testing.B) {
-	if _, err := osexecCombined("mkfs.vfat", "--help"); err != nil && !isExit(err) {
-		b.Skip("mkfs.vfat not installed (dosfstools)")
 	}
 }
 

@@ -245,6 +245,9 @@ var writeCases = []struct {
 		e.create("/victim", pattern(9000, 2))
 		e.create("/winner", pattern(100, 3))
 		e.rename("/winner", "/VICTIM") // over an existing file, clusters freed
+		e.create("/dst/over.txt", pattern(7000, 4))
+		e.create("/mover.txt", pattern(300, 5))
+		e.rename("/mover.txt", "/dst/OVER.TXT") // over an existing file in another directory
 		e.mkdir("/emptytarget")
 		e.rename("/src", "/emptytarget") // directory over an empty directory
 		e.mkdir("/full")

@@ -35,10 +35,20 @@ var qemuFormats = []struct {
 	{"vmdk", []string{"-f", "vmdk"}},
 }
 
-// formatTarget is what the tests write: data at scattered places of a
-// 64 MiB disk, across block and cluster boundaries.
-func formatTarget() []byte {
-	t := make([]byte, 64<<20)
+// formatTarget is what the tests write: data at scattered places of the
+// disk, across block and cluster boundaries. The disk's size is the one
+// the format gives it (VHD rounds 64M up to a CHS geometry).
+func formatTarget(t *testing.T, image string) []byte {
+	d, err := openDetect(image, vdisk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	return scatter(d.Size())
+}
+
+func scatter(size int64) []byte {
+	t := make([]byte, size)
 	copy(t[0:], randomBytes(40, 8192))
 	copy(t[1<<20-100:], randomBytes(41, 300<<10))
 	copy(t[33<<20+512:], randomBytes(42, 5000))
@@ -65,12 +75,12 @@ func qemuAgrees(t *testing.T, image string, want []byte) {
 
 func TestFormatsCommitRollback(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "qemu-utils")
-	target := formatTarget()
 	for _, qf := range qemuFormats {
 		t.Run(qf.name, func(t *testing.T) {
 			dir := t.TempDir()
 			image := filepath.Join(dir, "disk.img")
 			testutil.Run(t, "qemu-img", append(append([]string{"create"}, qf.args...), image, "64M")...)
+			target := formatTarget(t, image)
 			oldHash := hashDir(t, dir)
 			res, err := commitTarget(image, "detect", target)
 			if err != nil {
@@ -91,13 +101,14 @@ func TestFormatsCommitRollback(t *testing.T) {
 
 func TestFormatsCrash(t *testing.T) {
 	testutil.RequireTool(t, "qemu-img", "qemu-utils")
-	target := formatTarget()
 	for _, qf := range qemuFormats {
 		t.Run(qf.name, func(t *testing.T) {
+			var target []byte
 			runCrashCase(t, crashCase{
 				format: "detect",
 				setup: func(t *testing.T, image string) []byte {
 					testutil.Run(t, "qemu-img", append(append([]string{"create"}, qf.args...), image, "64M")...)
+					target = formatTarget(t, image)
 					return target
 				},
 				classify: func(t *testing.T, image string) string {

@@ -4,7 +4,6 @@
 package detect
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -109,6 +108,3 @@ func sameFile(a, b string) bool {
 	}
 	return os.SameFile(sa, sb)
 }
-
-// IsNotImage reports whether err means the file is not an image at all.
-var ErrNotImage = errors.New("not a disk image")

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"testing"
 
 	"github.com/offvm/offvm/vdisk"
@@ -161,14 +160,6 @@ func FuzzOpen(f *testing.F) {
 	}
 	name := filepath.Join(dir, "child.vhdx")
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if os.Getenv("VHDX_FUZZ_TRACE") != "" {
-			start := time.Now()
-			defer func() {
-				lf, _ := os.OpenFile("/tmp/vhdxw/trace.log", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-				fmt.Fprintln(lf, len(in), time.Since(start))
-				lf.Close()
-			}()
-		}
 		img := fuzzImage(in)
 		for _, writable := range []bool{false, true} {
 			mf := newCappedFile(name, img)

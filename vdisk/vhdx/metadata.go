@@ -30,15 +30,14 @@ var (
 
 // metadata holds the items of the metadata region ([MS-VHDX] 2.6).
 type metadata struct {
-	blockSize          uint32
-	leaveAllocated     bool
-	hasParent          bool
-	virtualSize        int64
-	logicalSector      uint32
-	physicalSector     uint32
-	page83             GUID
-	parentLocator      map[string]string // nil unless hasParent
-	parentLocatorFound bool
+	blockSize      uint32
+	leaveAllocated bool
+	hasParent      bool
+	virtualSize    int64
+	logicalSector  uint32
+	physicalSector uint32
+	page83         GUID
+	parentLocator  map[string]string // nil unless hasParent
 }
 
 type metadataEntry struct {

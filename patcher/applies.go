@@ -1,0 +1,61 @@
+package patcher
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/offvm/offvm/inspect"
+)
+
+// Applicable says why the rules do not match the guest, or "" when they
+// do. A fact the rules need that the image does not tell makes the bundle
+// not applicable: offvm never guesses.
+func (r Rules) Applicable(o *inspect.OS) string {
+	if o == nil {
+		if r == (Rules{}) {
+			return ""
+		}
+		return "no operating system found in the image"
+	}
+	if r.OS != "" && !strings.EqualFold(r.OS, o.Family) {
+		return fmt.Sprintf("os %s is not %s", o.Family, strings.ToLower(r.OS))
+	}
+	if r.Product != "" {
+		name := deref(o.ProductName)
+		if name == "" {
+			return fmt.Sprintf("the product name is unknown; the bundle wants %s", r.Product)
+		}
+		if ok, _ := path.Match(strings.ToLower(r.Product), strings.ToLower(name)); !ok {
+			return fmt.Sprintf("product %s does not match %s", name, r.Product)
+		}
+	}
+	if r.MinBuild != nil || r.MaxBuild != nil {
+		if o.Build == nil {
+			return "the build number is unknown; the bundle names a build range"
+		}
+		if r.MinBuild != nil && *o.Build < *r.MinBuild {
+			return fmt.Sprintf("build %d is below min_build %d", *o.Build, *r.MinBuild)
+		}
+		if r.MaxBuild != nil && *o.Build > *r.MaxBuild {
+			return fmt.Sprintf("build %d is above max_build %d", *o.Build, *r.MaxBuild)
+		}
+	}
+	if r.Arch != "" {
+		arch := deref(o.Arch)
+		if arch == "" {
+			return fmt.Sprintf("the architecture is unknown; the bundle wants %s", r.Arch)
+		}
+		if !strings.EqualFold(arch, r.Arch) {
+			return fmt.Sprintf("arch %s is not %s", arch, r.Arch)
+		}
+	}
+	return ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
