@@ -17,7 +17,6 @@ type wentry struct {
 	child int64
 }
 
-
 // wnode is an index node being edited; endChild is the sub-node of its
 // last (key-less) entry.
 type wnode struct {
@@ -50,7 +49,7 @@ func (n *wnode) leaf() bool {
 type dirW struct {
 	v         *Volume
 	r         *record
-	idx       string                 // index name: $I30, or $R of $Reparse
+	idx       string                // index name: $I30, or $R of $Reparse
 	cmp       func(a, b []byte) int // key collation
 	blockSize int
 	alloc     *stream // nil until the index has blocks
