@@ -19,18 +19,18 @@ var formats = []struct {
 	name, kind string
 	args       []string
 	typ        string
-	huge       bool // also a 5 GiB sparse file
+	full       bool // the 3,000-entry directory and a 5 GiB sparse file
 }{
 	{"ext2-1k", "ext2", []string{"-b", "1024"}, "ext2", true},
 	{"ext2-4k-i128", "ext2", []string{"-b", "4096", "-I", "128"}, "ext2", false},
 	{"ext2-nofiletype", "ext2", []string{"-b", "2048", "-O", "^filetype,^dir_index"}, "ext2", false},
 	{"ext3-1k", "ext3", []string{"-b", "1024"}, "ext3", false},
-	{"ext3-4k", "ext3", []string{"-b", "4096"}, "ext3", false},
+	{"ext3-4k", "ext3", []string{"-b", "4096"}, "ext3", true},
 	{"ext4-4k", "ext4", []string{"-b", "4096"}, "ext4", true},
 	{"ext4-1k", "ext4", []string{"-b", "1024"}, "ext4", false},
 	{"ext4-noextents", "ext4", []string{"-b", "1024", "-O", "^extents,^64bit"}, "ext4", false},
 	{"ext4-i128", "ext4", []string{"-I", "128"}, "ext4", false},
-	{"ext4-inline", "ext4", []string{"-O", "inline_data"}, "ext4", false},
+	{"ext4-inline", "ext4", []string{"-O", "inline_data"}, "ext4", true},
 	{"ext4-32bit-nocsum", "ext4", []string{"-O", "^64bit,^metadata_csum"}, "ext4", false},
 	{"ext4-metabg", "ext4", []string{"-b", "1024", "-O", "meta_bg,^resize_inode", "-g", "1024"}, "ext4", false},
 	{"ext4-64k", "ext4", []string{"-b", "65536", "-N", "4096"}, "ext4", false},
@@ -41,17 +41,20 @@ var formats = []struct {
 // compares our walk with the source, and listings with debugfs.
 func TestTree(t *testing.T) {
 	requireE2fs(t)
-	src := buildTree(t, treeOpts{})
-	srcHuge := buildTree(t, treeOpts{huge: true})
+	// Most formats get 300 entries in "many", already a hash-tree
+	// directory; mke2fs -d takes seconds for 3,000.
+	small := buildTree(t, treeOpts{many: 300})
+	full := buildTree(t, treeOpts{huge: true, many: 3000})
 	for _, fm := range formats {
 		t.Run(fm.name, func(t *testing.T) {
-			s := src
-			if fm.huge {
-				s = srcHuge
+			t.Parallel()
+			s, many := small, 300
+			if fm.full {
+				s, many = full, 3000
 			}
-			mib := 128
+			mib := 64
 			if fm.name == "ext4-64k" {
-				mib = 512 // 3,000 files of one 64 KiB block each
+				mib = 256 // 300 files of one 64 KiB block each
 			}
 			img := mkfs(t, fm.kind, mib, s, fm.args...)
 			v := openImage(t, img)
@@ -59,7 +62,7 @@ func TestTree(t *testing.T) {
 				t.Errorf("type %q label %q root %d recovery %v", v.Type(), v.Label(), v.Root(), v.NeedsRecovery())
 			}
 			n := compareTree(t, v, s, compareOpts{nlink: true, lostFound: true})
-			if n < 3000 {
+			if n < many {
 				t.Errorf("walked only %d paths", n)
 			}
 			for _, d := range []string{"/", "/many", "/unicode", "/level01/level02/level03"} {

@@ -240,7 +240,7 @@ func removeIn(v *vol, dir volume.Ino, name string, depth int) error {
 	}
 	for _, e := range ents {
 		if err := removeIn(v, a.Ino, e.Name, depth+1); err != nil {
-			return fmt.Errorf("%s/%w", name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return v.w.Rmdir(dir, name)

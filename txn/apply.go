@@ -30,7 +30,7 @@ func verifyJournal(jpath string) (*journal, error) {
 // length and syncs it, and returns what the files look like then. Both
 // directions write absolute bytes and lengths, so applying again after a
 // crash half-way gives the same result.
-func applyJournal(image, jpath string, undo bool, faultPoint string) (*journal, []fileStat, error) {
+func applyJournal(image, jpath string, undo bool, faultPoint string, pr *progress) (*journal, []fileStat, error) {
 	j, err := verifyJournal(jpath)
 	if err != nil {
 		return nil, nil, err
@@ -40,7 +40,7 @@ func applyJournal(image, jpath string, undo bool, faultPoint string) (*journal, 
 		return nil, nil, err
 	}
 	defer closeAll(files)
-	if err := writeRegions(jpath, files, undo, j.Regions, faultPoint); err != nil {
+	if err := writeRegions(jpath, files, undo, j.Regions, faultPoint, pr); err != nil {
 		return nil, nil, err
 	}
 	stats, err := finishFiles(files, j, undo)
@@ -73,7 +73,7 @@ func closeAll(files []*os.File) {
 	}
 }
 
-func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultPoint string) error {
+func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultPoint string, pr *progress) error {
 	jf, err := os.Open(jpath)
 	if err != nil {
 		return fmt.Errorf("txn: %w", err)
@@ -94,6 +94,7 @@ func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultP
 				return fmt.Errorf("txn: write %s at %d: %w", files[r.File].Name(), r.Off, err)
 			}
 		}
+		pr.add(len(data))
 		if done++; done == half {
 			fault(faultPoint)
 		}

@@ -33,6 +33,12 @@ type Result struct {
 // changes; after it, the image holds every change or Recover completes
 // them.
 func Commit(path string, o *Overlay, open OpenFunc) (Result, error) {
+	return CommitProgress(path, o, open, nil)
+}
+
+// CommitProgress is Commit calling progress (when not nil) as the commit
+// advances, with bytes done and an estimated total, for a progress bar.
+func CommitProgress(path string, o *Overlay, open OpenFunc, progress func(done, total int64)) (Result, error) {
 	start := time.Now()
 	if _, err := Recover(path); err != nil {
 		return Result{}, err
@@ -45,7 +51,9 @@ func Commit(path string, o *Overlay, open OpenFunc) (Result, error) {
 	if len(o.blocks) == 0 {
 		return Result{Duration: time.Since(start)}, nil
 	}
-	res, err := commitOverlay(path, o, open)
+	pr := newProgress(progress, o.changed)
+	res, err := commitOverlay(path, o, open, pr)
+	pr.finish()
 	res.Duration = time.Since(start)
 	if err != nil {
 		return res, err
@@ -55,7 +63,7 @@ func Commit(path string, o *Overlay, open OpenFunc) (Result, error) {
 
 // commitOverlay stages the overlay's changes through the format, journals
 // them and applies them.
-func commitOverlay(path string, o *Overlay, open OpenFunc) (Result, error) {
+func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return Result{}, fmt.Errorf("txn: %s: %w", path, err)
@@ -66,22 +74,22 @@ func commitOverlay(path string, o *Overlay, open OpenFunc) (Result, error) {
 	}
 	defer s.close()
 	var res Result
-	if res.Changed, err = stageOverlay(abs, o, open, s); err != nil {
+	if res.Changed, err = stageOverlay(abs, o, open, s, pr); err != nil {
 		return res, err
 	}
 	fault(FaultStaged)
-	j, err := writeJournal(abs, s)
+	j, err := writeJournal(abs, s, pr)
 	if err != nil || j == nil {
 		return res, err
 	}
 	res.Written, res.Files = j.newBytes, j.files
 	fault(FaultJournalWritten)
-	return res, finishCommit(abs, FaultMidApply)
+	return res, finishCommit(abs, FaultMidApply, pr)
 }
 
 // stageOverlay opens the image through the stager and writes every
 // overlay block that differs from what the image holds.
-func stageOverlay(path string, o *Overlay, open OpenFunc, s *stager) (int64, error) {
+func stageOverlay(path string, o *Overlay, open OpenFunc, s *stager, pr *progress) (int64, error) {
 	d, err := open(path, vdisk.Options{Writable: true, OpenFile: s.open})
 	if err != nil {
 		return 0, fmt.Errorf("txn: open %s for commit: %w", path, err)
@@ -90,7 +98,7 @@ func stageOverlay(path string, o *Overlay, open OpenFunc, s *stager) (int64, err
 		d.Close()
 		return 0, fmt.Errorf("txn: commit %s: image is %d bytes, overlay %d: %w", path, d.Size(), o.size, vdisk.ErrCorrupt)
 	}
-	changed, err := copyChanges(o, d)
+	changed, err := copyChanges(o, d, pr)
 	if cerr := d.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("txn: close %s after staging: %w", path, cerr)
 	}
@@ -100,7 +108,7 @@ func stageOverlay(path string, o *Overlay, open OpenFunc, s *stager) (int64, err
 // copyChanges writes the runs of overlay blocks whose content differs from
 // the disk's, so that a rewrite of identical bytes (a file system flushing
 // what it read) costs nothing.
-func copyChanges(o *Overlay, d vdisk.Disk) (int64, error) {
+func copyChanges(o *Overlay, d vdisk.Disk, pr *progress) (int64, error) {
 	var changed int64
 	cur := make([]byte, maxRun)
 	err := o.changes(func(off int64, p []byte) error {
@@ -124,6 +132,7 @@ func copyChanges(o *Overlay, d vdisk.Disk) (int64, error) {
 			changed += int64(j - i)
 			i = j
 		}
+		pr.add(len(p))
 		return nil
 	})
 	return changed, err
@@ -131,12 +140,13 @@ func copyChanges(o *Overlay, d vdisk.Disk) (int64, error) {
 
 // writeJournal journals the staged changes; nil with no error means the
 // format changed no byte of any host file, so there is nothing to commit.
-func writeJournal(image string, s *stager) (*journalWriter, error) {
+func writeJournal(image string, s *stager, pr *progress) (*journalWriter, error) {
 	jpath := JournalPath(image)
 	j, err := createJournal(jpath)
 	if err != nil {
 		return nil, err
 	}
+	j.pr = pr
 	if err := journalStaged(j, filepath.Dir(image), s); err != nil {
 		j.abort()
 		return nil, err
@@ -166,9 +176,9 @@ func lengthsChange(s *stager) bool {
 
 // finishCommit applies a sealed journal, marks it applied and turns it
 // into the undo record.
-func finishCommit(image, faultPoint string) error {
+func finishCommit(image, faultPoint string, pr *progress) error {
 	jpath := JournalPath(image)
-	j, stats, err := applyJournal(image, jpath, false, faultPoint)
+	j, stats, err := applyJournal(image, jpath, false, faultPoint, pr)
 	if err != nil {
 		return fmt.Errorf("txn: apply journal of %s (the next Recover retries): %w", image, err)
 	}

@@ -281,3 +281,35 @@ func TestIsSidecar(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitProgress: progress only moves forward and ends at its total.
+func TestCommitProgress(t *testing.T) {
+	dir := t.TempDir()
+	image := filepath.Join(dir, "disk.img")
+	old := randomBytes(12, 4<<20)
+	rawImage(t, image, old)
+	base, err := openRaw(image, vdisk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOverlay(base, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	o.WriteAt(randomBytes(13, 3<<20), 1<<20)
+	var calls, last int64
+	var total int64
+	_, err = CommitProgress(image, o, openRaw, func(done, tot int64) {
+		if done < last || (total != 0 && tot != total) {
+			t.Errorf("progress went from %d to %d/%d (total was %d)", last, done, tot, total)
+		}
+		calls, last, total = calls+1, done, tot
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls < 3 || last != total || total < 3<<20 {
+		t.Fatalf("%d calls, ended at %d/%d", calls, last, total)
+	}
+}

@@ -23,6 +23,7 @@ type journalWriter struct {
 	regions  int64
 	newBytes int64
 	off      int64
+	pr       *progress
 }
 
 // createJournal creates the journal file; O_EXCL because a journal that
@@ -97,6 +98,7 @@ func (j *journalWriter) region(file int, off int64, newData, oldData []byte) err
 	binary.LittleEndian.PutUint32(b[16:], uint32(len(oldData)))
 	j.regions++
 	j.newBytes += int64(len(newData))
+	j.pr.add(len(newData))
 	if err := j.record(tagRegion, b[:], newData, oldData); err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ func journalStaged(j *journalWriter, dir string, s *stager) error {
 		if err != nil || !validRelPath(rel) || len(rel) > maxPathLen {
 			return fmt.Errorf("txn: %s: the format wrote to a file outside the image's directory %s", st.path, dir)
 		}
+		if len(files) == maxFiles {
+			return fmt.Errorf("txn: the format changed more than %d host files", maxFiles)
+		}
 		if err := j.file(rel, st.realSize, st.size); err != nil {
 			return err
 		}

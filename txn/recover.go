@@ -27,7 +27,7 @@ func Recover(path string) (recovered bool, err error) {
 		}
 		return true, removeDurably(jpath)
 	}
-	if err := finishCommit(path, FaultMidRecover); err != nil {
+	if err := finishCommit(path, FaultMidRecover, nil); err != nil {
 		return true, fmt.Errorf("txn: recover %s: %w", path, err)
 	}
 	return true, nil

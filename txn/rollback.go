@@ -40,7 +40,7 @@ func Rollback(path string) error {
 // finishRollback writes the old bytes back and drops the record.
 func finishRollback(path string) error {
 	rpath := RollbackPath(path)
-	if _, _, err := applyJournal(path, rpath, true, FaultMidRollback); err != nil {
+	if _, _, err := applyJournal(path, rpath, true, FaultMidRollback, nil); err != nil {
 		return fmt.Errorf("txn: roll back %s (the next Recover retries): %w", path, err)
 	}
 	fault(FaultRollbackDone)

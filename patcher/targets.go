@@ -1,0 +1,155 @@
+package patcher
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/offvm/offvm/library"
+)
+
+// Image is one image a TARGET names.
+type Image struct {
+	Path string
+	// Mount is the mounted tree's directory of this image when the TARGET
+	// was inside an offvm mount ("" otherwise).
+	Mount string
+	// Err is why the TARGET could not be read (Path is then the TARGET).
+	Err error
+}
+
+// Expand turns TARGET arguments into images: an image file; a library
+// directory (every image in it, recursively); or an image's directory in
+// a mounted offvm tree (MNT/windows/web01.vhdx, mapped back to the image
+// file through its info.json), or a folder of such a tree.
+func Expand(targets []string) []Image {
+	var out []Image
+	for _, arg := range targets {
+		st, err := os.Stat(arg)
+		switch {
+		case err != nil:
+			out = append(out, Image{Path: arg, Err: err})
+		case !st.IsDir():
+			out = append(out, Image{Path: arg})
+		default:
+			out = append(out, expandDir(arg)...)
+		}
+	}
+	return out
+}
+
+func expandDir(dir string) []Image {
+	if p, ok := mountedImage(dir); ok {
+		return []Image{{Path: p, Mount: dir}}
+	}
+	ents, err := library.Walk(dir)
+	if err != nil {
+		return []Image{{Path: dir, Err: err}}
+	}
+	var out []Image
+	for _, e := range ents {
+		out = append(out, Image{Path: e.Path})
+	}
+	if len(out) == 0 {
+		out = mountedImages(dir, 0)
+	}
+	if len(out) == 0 {
+		return []Image{{Path: dir, Err: fmt.Errorf("%s holds no disk images", dir)}}
+	}
+	return out
+}
+
+// mountedImage reads the image file's path from an image directory of a
+// mounted tree (its info.json).
+func mountedImage(dir string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "info.json"))
+	if err != nil {
+		return "", false
+	}
+	var inf struct {
+		Path string `json:"path"`
+	}
+	if json.Unmarshal(b, &inf) != nil || inf.Path == "" {
+		return "", false
+	}
+	return inf.Path, true
+}
+
+// mountedImages finds image directories below a folder of a mounted tree,
+// never descending into an image (its volumes can be large).
+func mountedImages(dir string, depth int) []Image {
+	if depth > 32 {
+		return nil
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []Image
+	for _, de := range des {
+		if !de.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, de.Name())
+		if img, ok := mountedImage(p); ok {
+			out = append(out, Image{Path: img, Mount: p})
+			continue
+		}
+		out = append(out, mountedImages(p, depth+1)...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Run applies the bundle (or, with status, reports on it) to every image,
+// jobs at a time. Each image is independent: one failure never costs
+// another. Results come in the order of imgs.
+func Run(b *Bundle, imgs []Image, jobs int, status bool, opts Options) []Result {
+	if jobs < 1 {
+		jobs = 1
+	}
+	out := make([]Result, len(imgs))
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for i, img := range imgs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = one(b, img, status, opts)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func one(b *Bundle, img Image, status bool, opts Options) Result {
+	switch {
+	case img.Err != nil:
+		return failed(img.Path, img.Err)
+	case status:
+		return Status(img.Path, b)
+	case img.Mount != "":
+		return failed(img.Path, fmt.Errorf("it is mounted by offvm at %s, and the mount holds the image; "+
+			"unmount it (offvm unmount) and apply to the image file, so the patch is one transaction", img.Mount))
+	}
+	return Apply(img.Path, b, opts)
+}
+
+// Line is the one-line report of a result.
+func (r Result) Line() string {
+	s := r.Image + ": " + r.Status
+	switch {
+	case r.Reason != "":
+		s += ": " + r.Reason
+	case r.Status == Applied && r.When != "":
+		s += " (" + r.When + ")"
+	case r.Status == WouldApply:
+		s += fmt.Sprintf(": %d changes, %d files unchanged, %d registry values unchanged", len(r.Changes), r.FilesUnchanged, r.ValuesUnchanged)
+	}
+	return s
+}
