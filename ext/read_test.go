@@ -61,7 +61,7 @@ func TestTree(t *testing.T) {
 			if v.Type() != fm.typ || v.Label() != "offvm-"+fm.kind || v.Root() != 2 || v.NeedsRecovery() {
 				t.Errorf("type %q label %q root %d recovery %v", v.Type(), v.Label(), v.Root(), v.NeedsRecovery())
 			}
-			n := compareTree(t, v, s, compareOpts{nlink: true, lostFound: true})
+			n := compareTree(t, v, s, compareOpts{nlink: true, lostFound: true, linkTimes: true})
 			if n < many {
 				t.Errorf("walked only %d paths", n)
 			}

@@ -98,11 +98,13 @@ func writeValue(w *bufio.Writer, name string, typ uint32, data []byte, strs bool
 		writeWrappedHex(w, len(lead)+len(tag), tag, data)
 	default:
 		fmt.Fprintf(w, "hex(%x):", typ)
+		const digits = "0123456789abcdef"
 		for i, b := range data {
 			if i > 0 {
 				w.WriteByte(',')
 			}
-			fmt.Fprintf(w, "%02x", b)
+			w.WriteByte(digits[b>>4])
+			w.WriteByte(digits[b&15])
 		}
 		w.WriteString("\n")
 	}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/offvm/offvm/patcher"
+	"github.com/urfave/cli/v2"
+)
+
+func patchCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON array of results"}
+	return &cli.Command{
+		Name:  "patch",
+		Usage: "apply update bundles to images, all or nothing per image",
+		Description: `A bundle is a directory:
+  patch.toml        id, title, delete = ['C:\path', ...], [applies] os, product (glob),
+                    min_build, max_build, arch
+  files/C/...       copied into drive C: (files/p1/... into partition 1); a file whose
+                    size and content match is not rewritten
+  registry/*.reg    merged in name order (REGEDIT4 or 5.00, UTF-16LE with BOM or UTF-8)
+A bundle whose paths leave their volume (.., links, absolute paths, names Windows
+cannot hold) is refused before anything is written.`,
+		Subcommands: []*cli.Command{
+			{
+				Name: "apply", Usage: "apply BUNDLE to each TARGET, one transaction per image",
+				ArgsUsage: "BUNDLE TARGET...",
+				Description: `TARGET is an image file, a library directory (every image in it), or an
+image's directory in a mounted offvm tree (refused: unmount first).
+Prints one line per image: applied, already applied, not applicable: <why>,
+or failed: <why> (that image is left byte-identical). After it, a Windows
+image carries HKLM\SOFTWARE\offvm\Patches\<id> (Title, Applied, Files,
+RegistryChanges, Changes); a Linux one /var/lib/offvm/patches/<id>.
+--dry-run opens each image read-only and lists what would change, file by
+file and value by value. Exit 0 when no image failed, 1 otherwise.`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
+					&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "images patched at once (each one independent)", Value: 1},
+					jsonFlag,
+				},
+				Action: func(c *cli.Context) error { return patchRun(c, false) },
+			},
+			{
+				Name: "status", Usage: "tell whether BUNDLE is applied to each TARGET",
+				ArgsUsage: "BUNDLE TARGET...",
+				Description: `Prints one line per image: applied (when), not applied, not applicable: <why>,
+or failed: <why>. Opens images read-only.`,
+				Flags:  []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error { return patchRun(c, true) },
+			},
+		},
+	}
+}
+
+func patchRun(c *cli.Context, status bool) error {
+	if err := needArgs(c, 2, -1, "BUNDLE TARGET..."); err != nil {
+		return err
+	}
+	if !status && c.Int("jobs") < 1 {
+		return usagef("--jobs must be at least 1")
+	}
+	b, err := patcher.LoadBundle(c.Args().First())
+	if err != nil {
+		return err
+	}
+	imgs := patcher.Expand(c.Args().Slice()[1:])
+	res := patcher.Run(b, imgs, c.Int("jobs"), status, patcher.Options{DryRun: c.Bool("dry-run")})
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, res); err != nil {
+			return err
+		}
+	} else {
+		printResults(c.App.Writer, res)
+	}
+	var bad []string
+	for _, r := range res {
+		if r.Failed() {
+			bad = append(bad, r.Image)
+		}
+	}
+	if len(bad) > 0 {
+		return cli.Exit(fmt.Sprintf("patch %s failed for %s", b.ID, strings.Join(bad, ", ")), 1)
+	}
+	return nil
+}
+
+func printResults(w io.Writer, res []patcher.Result) {
+	for _, r := range res {
+		fmt.Fprintln(w, r.Line())
+		if r.Status == patcher.WouldApply {
+			for _, ch := range r.Changes {
+				fmt.Fprintln(w, "  "+ch.String())
+			}
+		}
+	}
+}
