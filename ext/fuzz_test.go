@@ -128,7 +128,6 @@ func fuzzSeedTree(t *testing.T) string {
 	}
 	fh.Close()
 	os.WriteFile(filepath.Join(src, "x"), nil, 0o644)
-	os.WriteFile(filepath.Join(src, "x"), nil, 0o644)
 	return src
 }
 

@@ -64,7 +64,7 @@ func Apply(image string, b *Bundle, opts Options) (res Result) {
 		return failed(image, err)
 	}
 	defer im.Close() // without Commit this drops every change
-	t, res, done := prepare(image, im, b, opts.DryRun)
+	t, res, done := settle(image, imageTarget(im, opts.DryRun), b)
 	if done {
 		return res
 	}
@@ -100,12 +100,20 @@ func Apply(image string, b *Bundle, opts Options) (res Result) {
 	return res
 }
 
-// prepare describes the guest and settles the targets that need no plan:
-// already applied, or not applicable.
-func prepare(image string, im *mount.Image, b *Bundle, dry bool) (*target, Result, bool) {
+// imageTarget describes the guest of an image opened through mount.
+func imageTarget(im *mount.Image, dry bool) *target {
 	inf := inspect.Describe(im)
-	t := &target{im: im, drives: inf.Drives, vols: map[string]*vol{}, dry: dry}
+	t := &target{drives: inf.Drives, vols: map[string]*vol{}, dry: dry, openVol: imageVolume(im, dry)}
 	t.os, _ = inf.OS.(*inspect.OS)
+	if reg, _, err := im.Registry(); err == nil {
+		t.reg = &imageReg{reg: reg, dry: dry}
+	}
+	return t
+}
+
+// settle settles the targets that need no plan: already applied, or not
+// applicable.
+func settle(image string, t *target, b *Bundle) (*target, Result, bool) {
 	res := Result{Image: image}
 	if t.os != nil {
 		when, found, err := t.readRecord(b.ID)
@@ -149,7 +157,7 @@ func Status(image string, b *Bundle) (res Result) {
 		return failed(image, err)
 	}
 	defer im.Close()
-	_, res, done := prepare(image, im, b, true)
+	_, res, done := settle(image, imageTarget(im, true), b)
 	if !done {
 		res.Status = NotApplied
 	}

@@ -15,19 +15,40 @@ import (
 // the chunks that differ.
 const chunk = 1 << 20
 
+// reader is what the patcher reads of a volume: a volume.FS of the
+// image, or a directory of a mounted tree (hostfs).
+type reader interface {
+	Root() volume.Ino
+	GetAttr(ino volume.Ino) (volume.Attr, error)
+	Lookup(dir volume.Ino, name string) (volume.Attr, error)
+	ReadDir(dir volume.Ino) ([]volume.DirEntry, error)
+	ReadAt(ino volume.Ino, p []byte, off int64) (int, error)
+}
+
+// writer is what the patcher changes on a volume: the ordinary
+// operations of volume.Writer, nothing else.
+type writer interface {
+	Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error)
+	Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error)
+	Unlink(dir volume.Ino, name string) error
+	Rmdir(dir volume.Ino, name string) error
+	WriteAt(ino volume.Ino, p []byte, off int64) (int, error)
+	Truncate(ino volume.Ino, size int64) error
+}
+
 // vol is one file system of the target as the patch reaches it.
 type vol struct {
 	name string // "C:" or "p3", for messages
-	fs   volume.FS
-	w    volume.Writer // nil when the volume cannot be written
-	ro   string        // why w is nil
+	fs   reader
+	w    writer // nil when the volume cannot be written
+	ro   string // why w is nil
 	// guard is called before an existing file is written or removed
 	// (winreg's FileWrite on the registry's volume: a hive file and the
 	// registry view must never disagree silently).
 	guard func(volume.Ino) error
 }
 
-func (v *vol) writer() (volume.Writer, error) {
+func (v *vol) writer() (writer, error) {
 	if v.w == nil {
 		return nil, fmt.Errorf("%s cannot be written: %s", v.name, v.ro)
 	}
@@ -43,7 +64,7 @@ func (v *vol) check(ino volume.Ino) error {
 
 // lookup walks path from the root without following links: every
 // component but the last must be a real directory. ENOENT when absent.
-func lookup(f volume.FS, path []string) (volume.Attr, error) {
+func lookup(f reader, path []string) (volume.Attr, error) {
 	a, err := f.GetAttr(f.Root())
 	if err != nil {
 		return a, err
@@ -73,7 +94,7 @@ func join(p []string) string {
 func isNotExist(err error) bool { return errors.Is(err, syscall.ENOENT) }
 
 // sameContent compares an image file with a bundle file of equal size.
-func sameContent(f volume.FS, ino volume.Ino, src string) (bool, error) {
+func sameContent(f reader, ino volume.Ino, src string) (bool, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return false, err
@@ -244,4 +265,21 @@ func removeIn(v *vol, dir volume.Ino, name string, depth int) error {
 		}
 	}
 	return v.w.Rmdir(dir, name)
+}
+
+// readSmall reads a whole small file by path.
+func readSmall(f reader, path []string, max int64) ([]byte, error) {
+	a, err := lookup(f, path)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Mode.IsRegular() || a.Size > max {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", join(path), max)
+	}
+	buf := make([]byte, a.Size)
+	n, err := f.ReadAt(a.Ino, buf, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return buf[:n], nil
 }

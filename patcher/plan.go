@@ -61,13 +61,17 @@ func (p *Plan) Count() (files, values int) {
 	return
 }
 
-// target is one image opened for a patch.
+// target is one image as the patch reaches it: through package mount
+// (an image file), or through a mounted offvm tree (mounted.go).
 type target struct {
-	im     *mount.Image
 	os     *inspect.OS
 	drives map[string]string
-	vols   map[string]*vol // by "p3"
 	dry    bool
+	vols   map[string]*vol // by "p3"
+	// openVol reaches partition n's file system.
+	openVol func(n int) (*vol, error)
+	// reg is the Windows registry (nil for other guests).
+	reg regView
 }
 
 // volume finds the file system a bundle path goes to: a drive letter
@@ -77,7 +81,7 @@ func (t *target) volume(tg Target) (*vol, error) {
 	part := ""
 	if tg.Drive != "" {
 		part = t.drives[tg.Drive]
-		if part == "" && tg.Drive == "C" && t.os != nil && t.os.Family == "windows" {
+		if part == "" && tg.Drive == "C" && t.family() == "windows" {
 			part = t.os.SystemPartition
 		}
 		if part == "" {
@@ -93,32 +97,40 @@ func (t *target) volume(tg Target) (*vol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %q: %w", part, err)
 	}
-	mv, err := t.im.Volume(n)
+	v, err := t.openVol(n)
 	if err != nil {
 		return nil, err
 	}
-	if mv.FS == nil {
-		why := "no file system offvm can read"
-		if mv.Err != nil {
-			why = mv.Err.Error()
-		}
-		return nil, fmt.Errorf("%s: %s", part, why)
-	}
-	v := &vol{name: part, fs: mv.FS, ro: mv.ReadOnly}
-	if tg.Drive != "" {
-		v.name = tg.Drive + ":"
-	}
-	if w, ok := mv.FS.(volume.Writer); ok && mv.ReadOnly == "" && !t.dry {
-		v.w = w
-	}
-	if v.w == nil && v.ro == "" {
-		v.ro = "opened read-only"
-	}
-	if reg, rv, err := t.im.Registry(); err == nil && rv == mv {
-		v.guard = reg.FileWrite
-	}
 	t.vols[part] = v
 	return v, nil
+}
+
+// imageVolume opens partition n of an image through package mount.
+func imageVolume(im *mount.Image, dry bool) func(n int) (*vol, error) {
+	return func(n int) (*vol, error) {
+		mv, err := im.Volume(n)
+		if err != nil {
+			return nil, err
+		}
+		if mv.FS == nil {
+			why := "no file system offvm can read"
+			if mv.Err != nil {
+				why = mv.Err.Error()
+			}
+			return nil, fmt.Errorf("p%d: %s", n, why)
+		}
+		v := &vol{name: "p" + strconv.Itoa(n), fs: mv.FS, ro: mv.ReadOnly}
+		if w, ok := mv.FS.(volume.Writer); ok && mv.ReadOnly == "" && !dry {
+			v.w = w
+		}
+		if v.w == nil && v.ro == "" {
+			v.ro = "opened read-only"
+		}
+		if reg, rv, err := im.Registry(); err == nil && rv == mv {
+			v.guard = reg.FileWrite
+		}
+		return v, nil
+	}
 }
 
 // planFiles compares the bundle's files and deletes with the image.

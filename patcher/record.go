@@ -3,15 +3,12 @@ package patcher
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf16"
 
 	"github.com/offvm/offvm/hive"
-	"github.com/offvm/offvm/volume"
 )
 
 // Where a patch is recorded in the guest (CONTRACT.md, "Patch bundles").
@@ -27,30 +24,16 @@ const maxListed = 1000
 func (t *target) readRecord(id string) (applied string, found bool, err error) {
 	switch t.family() {
 	case "windows":
-		soft, err := t.software(false)
-		if err != nil {
-			return "", false, err
+		if t.reg == nil {
+			return "", false, fmt.Errorf("no Windows registry to record patches in")
 		}
-		k, err := soft.Lookup(PatchesKey + `\` + id)
-		if errors.Is(err, hive.ErrNotFound) {
-			return "", false, nil
-		}
-		if err != nil {
-			return "", false, err
-		}
-		if v, err := k.Value("Applied"); err == nil {
-			if d, err := v.Data(); err == nil {
-				s, _ := utf16Text(d)
-				applied = strings.TrimRight(s, "\x00")
-			}
-		}
-		return applied, true, nil
+		return t.reg.readRecord(id)
 	case "linux":
 		v, err := t.rootVolume()
 		if err != nil {
 			return "", false, err
 		}
-		b, err := volume.ReadFile(v.fs, PatchesDir+"/"+id, 1<<20)
+		b, err := readSmall(v.fs, append(strings.Split(PatchesDir, "/"), id), 1<<20)
 		if isNotExist(err) {
 			return "", false, nil
 		}
@@ -71,22 +54,6 @@ func (t *target) family() string {
 		return ""
 	}
 	return t.os.Family
-}
-
-// software is the SOFTWARE hive, editable when edit is set.
-func (t *target) software(edit bool) (*hive.Hive, error) {
-	reg, _, err := t.im.Registry()
-	if err != nil {
-		return nil, err
-	}
-	h := reg.Hive("HKLM/SOFTWARE")
-	if h == nil {
-		return nil, fmt.Errorf("the image has no SOFTWARE hive to record the patch in: %w", syscall.ENOENT)
-	}
-	if edit {
-		return t.hiveFor(reg, h)
-	}
-	return h.Load(reg.FS)
 }
 
 // rootVolume is a Linux guest's root file system.
@@ -131,31 +98,16 @@ func (t *target) writeRecord(b *Bundle, p *Plan, now time.Time) error {
 	if t.family() == "linux" {
 		return t.writeLinuxRecord(linuxRecord{ID: b.ID, Title: b.Title, Applied: when, Files: files, RegistryChanges: values, Changes: list})
 	}
-	soft, err := t.software(true)
-	if err != nil {
-		return err
+	if t.reg == nil {
+		return fmt.Errorf("no Windows registry to record the patch in")
 	}
-	k, err := soft.Root().CreatePath(PatchesKey + `\` + b.ID)
-	if err != nil {
-		return err
-	}
-	sets := []struct {
-		name string
-		typ  uint32
-		data []byte
-	}{
+	return t.reg.setValues(PatchesKey+`\`+b.ID, []regValue{
 		{"Title", hive.RegSz, sz(b.Title)},
 		{"Applied", hive.RegSz, sz(when)},
 		{"Files", hive.RegDword, dword(files)},
 		{"RegistryChanges", hive.RegDword, dword(values)},
 		{"Changes", hive.RegMultiSz, multiSz(list)},
-	}
-	for _, s := range sets {
-		if err := k.SetValue(s.name, s.typ, s.data); err != nil {
-			return fmt.Errorf("recording the patch: %w", err)
-		}
-	}
-	return nil
+	})
 }
 
 func suffix(s string) string {

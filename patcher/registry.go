@@ -6,68 +6,140 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"unicode/utf16"
 
 	"github.com/offvm/offvm/hive"
-	"github.com/offvm/offvm/regtext"
 	"github.com/offvm/offvm/registryfs"
+	"github.com/offvm/offvm/regtext"
 	"github.com/offvm/offvm/winreg"
 )
 
-// hiveFor gives the parsed hive an operation changes: the editable one
-// for a real run, the loaded one for a dry run (changed in memory only,
-// never written: the image is open read-only).
-func (t *target) hiveFor(reg *winreg.Registry, h *winreg.Hive) (*hive.Hive, error) {
-	if t.dry {
-		return h.Load(reg.FS)
-	}
-	return reg.Editable(h)
+// regView is the Windows registry as the patch reaches it: the image's
+// hives (imageReg) or a mounted tree's registry/ directory (treeReg).
+type regView interface {
+	// do performs op unless it would change nothing, and says what it
+	// changed (in a dry run it only says).
+	do(op RegOp) (Change, bool, error)
+	// readRecord reads HKLM\SOFTWARE\offvm\Patches\<id>.
+	readRecord(id string) (applied string, found bool, err error)
+	// setValues creates key (below HKLM\SOFTWARE) and sets its values.
+	setValues(key string, vals []regValue) error
 }
 
-// planRegistry performs the bundle's .reg operations on the hives in
-// memory, in file and name order, skipping each one that would change
-// nothing (a value that already holds the data, a key that exists).
-func (t *target) planRegistry(b *Bundle, p *Plan) error {
-	if len(b.Registry) == 0 {
-		return nil
+type regValue struct {
+	name string
+	typ  uint32
+	data []byte
+}
+
+// imageReg edits an image's hives in memory; the commit writes them.
+type imageReg struct {
+	reg *winreg.Registry
+	dry bool
+}
+
+// hive gives the parsed hive an operation changes: the editable one for a
+// real run, the loaded one for a dry run (changed in memory only, never
+// written: the image is open read-only).
+func (r *imageReg) hive(h *winreg.Hive) (*hive.Hive, error) {
+	if r.dry {
+		return h.Load(r.reg.FS)
 	}
-	reg, _, err := t.im.Registry()
+	return r.reg.Editable(h)
+}
+
+func (r *imageReg) do(op RegOp) (Change, bool, error) {
+	h, rel, err := r.reg.Split(op.Key)
 	if err != nil {
-		return fmt.Errorf("registry/: %w", err)
+		return Change{}, false, err
 	}
-	for _, rf := range b.Registry {
-		for _, op := range rf.Ops {
-			if err := t.regOp(reg, op, p); err != nil {
-				return fmt.Errorf("registry/%s line %d: %w", rf.Name, op.Line, err)
-			}
+	hv, err := r.hive(h)
+	if err != nil {
+		return Change{}, false, err
+	}
+	c, changes, err := regChange(hv.Root(), op, rel)
+	if err != nil || !changes {
+		return c, false, err
+	}
+	c.Path = strings.ReplaceAll(h.Root, "/", `\`) + prefixed(rel) + c.Path
+	op.Key = rel
+	return c, true, regtext.Apply(hv.Root(), []regtext.Op{op}, "")
+}
+
+func (r *imageReg) software() (*hive.Hive, error) {
+	h := r.reg.Hive("HKLM/SOFTWARE")
+	if h == nil {
+		return nil, fmt.Errorf("the image has no SOFTWARE hive to record patches in: %w", syscall.ENOENT)
+	}
+	return h.Load(r.reg.FS)
+}
+
+func (r *imageReg) readRecord(id string) (string, bool, error) {
+	soft, err := r.software()
+	if err != nil {
+		return "", false, err
+	}
+	k, err := soft.Lookup(PatchesKey + `\` + id)
+	if errors.Is(err, hive.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	applied := ""
+	if v, err := k.Value("Applied"); err == nil {
+		if d, err := v.Data(); err == nil {
+			s, _ := utf16Text(d)
+			applied = strings.TrimRight(s, "\x00")
+		}
+	}
+	return applied, true, nil
+}
+
+func (r *imageReg) setValues(key string, vals []regValue) error {
+	if _, err := r.software(); err != nil {
+		return err
+	}
+	soft, err := r.hive(r.reg.Hive("HKLM/SOFTWARE"))
+	if err != nil {
+		return err
+	}
+	k, err := soft.Root().CreatePath(key)
+	if err != nil {
+		return err
+	}
+	for _, v := range vals {
+		if err := k.SetValue(v.name, v.typ, v.data); err != nil {
+			return fmt.Errorf("value %s: %w", v.name, err)
 		}
 	}
 	return nil
 }
 
-func (t *target) regOp(reg *winreg.Registry, op RegOp, p *Plan) error {
-	h, rel, err := reg.Split(op.Key)
-	if err != nil {
-		return err
-	}
-	hv, err := t.hiveFor(reg, h)
-	if err != nil {
-		return err
-	}
-	c, changes, err := regChange(hv.Root(), op, rel)
-	if err != nil {
-		return err
-	}
-	if !changes {
-		p.ValuesUnchanged++
+// planRegistry performs the bundle's .reg operations in file and name
+// order, skipping each one that would change nothing (a value that
+// already holds the data, a key that exists).
+func (t *target) planRegistry(b *Bundle, p *Plan) error {
+	if len(b.Registry) == 0 {
 		return nil
 	}
-	c.Path = strings.ReplaceAll(h.Root, "/", `\`) + prefixed(rel) + c.Path
-	op.Key = rel
-	if err := regtext.Apply(hv.Root(), []regtext.Op{op}, ""); err != nil {
-		return err
+	if t.reg == nil {
+		return fmt.Errorf("registry/: the image holds no Windows registry")
 	}
-	p.Changes = append(p.Changes, c)
+	for _, rf := range b.Registry {
+		for _, op := range rf.Ops {
+			c, changes, err := t.reg.do(op)
+			if err != nil {
+				return fmt.Errorf("registry/%s line %d: %w", rf.Name, op.Line, err)
+			}
+			if !changes {
+				p.ValuesUnchanged++
+				continue
+			}
+			p.Changes = append(p.Changes, c)
+		}
+	}
 	return nil
 }
 

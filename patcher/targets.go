@@ -131,11 +131,10 @@ func one(b *Bundle, img Image, status bool, opts Options) Result {
 	switch {
 	case img.Err != nil:
 		return failed(img.Path, img.Err)
+	case img.Mount != "":
+		return applyMounted(img, b, status, opts)
 	case status:
 		return Status(img.Path, b)
-	case img.Mount != "":
-		return failed(img.Path, fmt.Errorf("it is mounted by offvm at %s, and the mount holds the image; "+
-			"unmount it (offvm unmount) and apply to the image file, so the patch is one transaction", img.Mount))
 	}
 	return Apply(img.Path, b, opts)
 }
@@ -146,6 +145,8 @@ func (r Result) Line() string {
 	switch {
 	case r.Reason != "":
 		s += ": " + r.Reason
+	case r.Status == Applied && r.Mount != "":
+		s += " (" + r.When + ", through the mount at " + r.Mount + ": committed at unmount)"
 	case r.Status == Applied && r.When != "":
 		s += " (" + r.When + ")"
 	case r.Status == WouldApply:

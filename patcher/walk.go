@@ -157,11 +157,20 @@ func readReg(p string) ([]RegOp, error) {
 		return nil, err
 	}
 	for _, op := range ops {
-		root, _, _ := strings.Cut(strings.TrimLeft(op.Key, `\`), `\`)
-		switch strings.ToUpper(root) {
+		parts := strings.FieldsFunc(op.Key, func(r rune) bool { return r == '\\' })
+		root := ""
+		if len(parts) > 0 {
+			root = strings.ToUpper(parts[0])
+		}
+		switch root {
 		case "HKLM", "HKEY_LOCAL_MACHINE", "HKU", "HKEY_USERS":
 		default:
 			return nil, fmt.Errorf("line %d: key %q: offvm writes HKEY_LOCAL_MACHINE and HKEY_USERS only", op.Line, op.Key)
+		}
+		// CurrentControlSet is a link a running Windows makes; offline it
+		// would become a real key that Windows never reads.
+		if len(parts) > 2 && strings.HasPrefix(root, "HK") && strings.EqualFold(parts[1], "SYSTEM") && strings.EqualFold(parts[2], "CurrentControlSet") {
+			return nil, fmt.Errorf("line %d: key %q: CurrentControlSet exists only in a running Windows; name ControlSet001 (HKLM\\SYSTEM\\Select says which is current)", op.Line, op.Key)
 		}
 	}
 	return ops, nil

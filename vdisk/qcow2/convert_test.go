@@ -19,22 +19,24 @@ func TestConverted(t *testing.T) {
 		extra   []string
 		variant string
 		cs      int64
-		big     int // length of the long write: enough to grow the refcount table at 512 B
+		big     int  // length of the long write: enough to grow the refcount table at 512 B
+		tiny    bool // shrink the table caches, so that evictions happen
 	}{
-		{"v2-64k", "compat=0.10,cluster_size=65536", nil, "v2", 65536, 1 << 20},
-		{"v3-64k", "compat=1.1,cluster_size=65536", nil, "v3", 65536, 1 << 20},
-		{"v2-4k", "compat=0.10,cluster_size=4096", nil, "v2", 4096, 1 << 20},
-		{"v3-512", "compat=1.1,cluster_size=512", nil, "v3", 512, 12 << 20},
-		{"v2-512", "compat=0.10,cluster_size=512", nil, "v2", 512, 6 << 20},
-		{"v3-2m", "compat=1.1,cluster_size=2097152", nil, "v3", 2 << 20, 5 << 20},
-		{"v3-refbits1", "compat=1.1,cluster_size=4096,refcount_bits=1", nil, "v3", 4096, 1 << 20},
-		{"v3-refbits8-512", "compat=1.1,cluster_size=512,refcount_bits=8", nil, "v3", 512, 4 << 20},
-		{"v3-refbits64", "compat=1.1,cluster_size=4096,refcount_bits=64", nil, "v3", 4096, 1 << 20},
-		{"v3-lazy", "compat=1.1,cluster_size=65536,lazy_refcounts=on", nil, "v3", 65536, 1 << 20},
-		{"v2-deflate", "compat=0.10,cluster_size=65536", []string{"-c"}, "v2", 65536, 1 << 20},
-		{"v3-deflate-4k", "compat=1.1,cluster_size=4096", []string{"-c"}, "v3", 4096, 1 << 20},
-		{"v3-zstd", "compat=1.1,cluster_size=65536,compression_type=zstd", []string{"-c"}, "v3", 65536, 1 << 20},
-		{"v3-zstd-512", "compat=1.1,cluster_size=512,compression_type=zstd", []string{"-c"}, "v3", 512, 1 << 20},
+		{"v2-64k", "compat=0.10,cluster_size=65536", nil, "v2", 65536, 1 << 20, false},
+		{"v3-64k", "compat=1.1,cluster_size=65536", nil, "v3", 65536, 1 << 20, false},
+		{"v2-4k", "compat=0.10,cluster_size=4096", nil, "v2", 4096, 1 << 20, false},
+		{"v3-512", "compat=1.1,cluster_size=512", nil, "v3", 512, 12 << 20, false},
+		{"v2-512", "compat=0.10,cluster_size=512", nil, "v2", 512, 6 << 20, false},
+		{"v3-512-tiny-cache", "compat=1.1,cluster_size=512", []string{"-c"}, "v3", 512, 6 << 20, true},
+		{"v3-2m", "compat=1.1,cluster_size=2097152", nil, "v3", 2 << 20, 5 << 20, false},
+		{"v3-refbits1", "compat=1.1,cluster_size=4096,refcount_bits=1", nil, "v3", 4096, 1 << 20, false},
+		{"v3-refbits8-512", "compat=1.1,cluster_size=512,refcount_bits=8", nil, "v3", 512, 4 << 20, false},
+		{"v3-refbits64", "compat=1.1,cluster_size=4096,refcount_bits=64", nil, "v3", 4096, 1 << 20, false},
+		{"v3-lazy", "compat=1.1,cluster_size=65536,lazy_refcounts=on", nil, "v3", 65536, 1 << 20, false},
+		{"v2-deflate", "compat=0.10,cluster_size=65536", []string{"-c"}, "v2", 65536, 1 << 20, false},
+		{"v3-deflate-4k", "compat=1.1,cluster_size=4096", []string{"-c"}, "v3", 4096, 1 << 20, false},
+		{"v3-zstd", "compat=1.1,cluster_size=65536,compression_type=zstd", []string{"-c"}, "v3", 65536, 1 << 20, false},
+		{"v3-zstd-512", "compat=1.1,cluster_size=512,compression_type=zstd", []string{"-c"}, "v3", 512, 1 << 20, false},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,6 +51,13 @@ func TestConverted(t *testing.T) {
 			d := openImage(t, img, true)
 			if info := d.Info(); info.Format != "qcow2" || info.Variant != c.variant || info.ReadOnly != "" || info.Parent != "" {
 				t.Fatalf("Info = %+v", info)
+			}
+			if c.tiny {
+				d.l2.max = 4
+				if err := d.prepareWrite(); err != nil {
+					t.Fatal(err)
+				}
+				d.rc.maxCache = 4
 			}
 			compareAll(t, d, src)
 			if len(c.extra) > 0 {

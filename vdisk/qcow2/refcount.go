@@ -16,6 +16,7 @@ type refcounts struct {
 	perBlock int64 // counters per block
 	table    *table
 	blocks   map[int64]*table // by host offset
+	maxCache int              // clean blocks beyond this many are dropped
 }
 
 const (
@@ -43,6 +44,7 @@ func (d *Disk) loadRefcounts() error {
 		perBlock: d.cs * 8 / int64(bits),
 		table:    t,
 		blocks:   map[int64]*table{},
+		maxCache: maxCachedBlocks,
 	}
 	return nil
 }
@@ -132,7 +134,7 @@ func (d *Disk) newRefBlock(ti int64) (*table, error) {
 
 func (d *Disk) cacheRefBlock(b *table) {
 	rc := d.rc
-	if len(rc.blocks) >= maxCachedBlocks {
+	if len(rc.blocks) >= rc.maxCache {
 		for off, v := range rc.blocks {
 			if !v.isDirty() {
 				delete(rc.blocks, off)
