@@ -50,7 +50,6 @@ func corpusVolume(t testing.TB, c corpusImage) string {
 // TestCorpusMatchesNtfs3g walks each corpus volume with our engine and
 // with a read-only ntfs-3g mount and wants the same tree.
 func TestCorpusMatchesNtfs3g(t *testing.T) {
-	t.Parallel()
 	requireNTFSTools(t)
 	for _, c := range corpusImages {
 		t.Run(c.rel, func(t *testing.T) {

@@ -39,7 +39,6 @@ var corpusExtra = map[string][]wop{
 // TestCorpusWrites applies a workload to each corpus volume through our
 // engine and through ntfs-3g, then checks consistency and compares trees.
 func TestCorpusWrites(t *testing.T) {
-	t.Parallel()
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
 	testutil.RequireTool(t, "setfattr", "attr")

@@ -134,7 +134,6 @@ func fillWorkload(t testing.TB, mnt string, compress bool) {
 }
 
 func TestReadNtfs3gVolumes(t *testing.T) {
-	t.Parallel()
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "setfattr", "attr")
 	for _, c := range []struct {

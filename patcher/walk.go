@@ -169,7 +169,7 @@ func readReg(p string) ([]RegOp, error) {
 		}
 		// CurrentControlSet is a link a running Windows makes; offline it
 		// would become a real key that Windows never reads.
-		if len(parts) > 2 && strings.HasPrefix(root, "HK") && strings.EqualFold(parts[1], "SYSTEM") && strings.EqualFold(parts[2], "CurrentControlSet") {
+		if len(parts) > 2 && (root == "HKLM" || root == "HKEY_LOCAL_MACHINE") && strings.EqualFold(parts[1], "SYSTEM") && strings.EqualFold(parts[2], "CurrentControlSet") {
 			return nil, fmt.Errorf("line %d: key %q: CurrentControlSet exists only in a running Windows; name ControlSet001 (HKLM\\SYSTEM\\Select says which is current)", op.Line, op.Key)
 		}
 	}

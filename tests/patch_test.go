@@ -276,15 +276,68 @@ func TestPatchRefusals(t *testing.T) {
 	mustOffvm(t, "rollback", img)
 	unchanged("rollback")
 
-	// a mounted image is refused with the reason, and left alone
+}
+
+// TestPatchMounted: a target inside a mounted tree is patched through the
+// tree (files under p3, values under registry/), committed at unmount, and
+// read back with ntfs-3g and hivex.
+func TestPatchMounted(t *testing.T) {
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makePatchImage(t, img)
+	before := sumFile(t, img)
+	bundle := makeBundle(t, "Windows Server 2019*")
 	mnt := mountLib(t, lib)
-	r = runOffvm(t, "patch", "apply", good, filepath.Join(mnt, "web01.img"))
-	if r.code != 1 || !strings.Contains(r.out, "failed: it is mounted by offvm at") {
-		t.Errorf("mounted target: exit %d, %q %q", r.code, r.out, r.err)
+	dir := filepath.Join(mnt, "web01.img")
+
+	out := mustOffvm(t, "patch", "apply", "--dry-run", bundle, dir)
+	if !strings.Contains(out, img+": would apply") || !strings.Contains(out, `update       C:\Program Files\Contoso\agent.dll`) ||
+		!strings.Contains(out, `set          HKLM\SOFTWARE\Contoso\Agent\"Port" = REG_DWORD 8080`) {
+		t.Errorf("dry run through the mount:\n%s", out)
 	}
-	if out := mustOffvm(t, "patch", "status", good, filepath.Join(mnt, "web01.img")); !strings.Contains(out, "web01.img: not applied") {
-		t.Errorf("status through the mount: %q", out)
+	out = mustOffvm(t, "patch", "apply", bundle, dir)
+	if !strings.HasPrefix(out, img+": applied (") || !strings.Contains(out, "through the mount at "+dir) {
+		t.Fatalf("apply through the mount printed %q", out)
+	}
+	if got := readText(t, filepath.Join(dir, "p3", "Program Files", "Contoso", "agent.conf")); got != "port=8080\r\n" {
+		t.Errorf("agent.conf through the mount: %q", got)
+	}
+	if out := mustOffvm(t, "patch", "apply", bundle, dir); !strings.HasPrefix(out, img+": already applied") {
+		t.Errorf("second apply through the mount: %q", out)
+	}
+	if out := mustOffvm(t, "patch", "status", bundle, filepath.Dir(dir)); !strings.HasPrefix(out, img+": applied (") {
+		t.Errorf("status of the mounted library: %q", out)
+	}
+	if sumFile(t, img) != before {
+		t.Errorf("the image changed before unmount")
 	}
 	mustOffvm(t, "unmount", mnt)
-	unchanged("a refused mounted target")
+
+	vol := ntfsVolume(t, img)
+	if o, err := exec.Command("ntfsresize", "--info", "--force", "--no-action", vol).CombinedOutput(); err != nil {
+		t.Errorf("ntfsresize --info after the commit: %v\n%s", err, o)
+	}
+	if got, err := ntfsFile(t, vol, "/Program Files/Contoso/agent.dll"); err != nil || !bytes.Equal(got, agentNew) {
+		t.Errorf("agent.dll after the commit: %d bytes (%v)", len(got), err)
+	}
+	if got, err := ntfsFile(t, vol, "/Program Files/Contoso/plugins/net/http.dll"); err != nil || string(got) != "http plugin" {
+		t.Errorf("http.dll after the commit: %q (%v)", got, err)
+	}
+	if _, err := ntfsFile(t, vol, "/Program Files/Contoso/old.dll"); err == nil {
+		t.Errorf("old.dll survived")
+	}
+	software := ntfsCat(t, img, 3, "/Windows/System32/config/SOFTWARE")
+	if got := strings.TrimSpace(run(t, "hivexget", software, `Contoso\Agent`, "Port")); got != "8080" {
+		t.Errorf("Port = %q", got)
+	}
+	if got := strings.TrimSpace(run(t, "hivexget", software, `offvm\Patches\contoso-agent-1.2.4`, "Title")); got != "Contoso Agent 1.2.4" {
+		t.Errorf("record Title = %q", got)
+	}
+	if out := mustOffvm(t, "patch", "status", bundle, img); !strings.HasPrefix(out, img+": applied (") {
+		t.Errorf("status after unmount: %q", out)
+	}
+	mustOffvm(t, "rollback", img)
+	if sumFile(t, img) != before {
+		t.Errorf("rollback did not restore the pre-patch image")
+	}
 }

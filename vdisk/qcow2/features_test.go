@@ -59,10 +59,6 @@ func TestReadOnlyReasons(t *testing.T) {
 		name, word string
 		make       func(t *testing.T, img string, hole int64)
 	}{
-		{"snapshot", "snapshot", func(t *testing.T, img string, hole int64) {
-			testutil.Run(t, "qemu-img", "snapshot", "-c", "snap1", img)
-			qemuIO(t, img, "write -P 0x77 1M 200k", "write -P 0x78 0 4k")
-		}},
 		{"bitmap", "bitmap", func(t *testing.T, img string, hole int64) {
 			testutil.Run(t, "qemu-img", "bitmap", "--add", img, "b0")
 		}},
@@ -149,6 +145,50 @@ func TestDirtyRepair(t *testing.T) {
 			}
 			qemuCheck(t, img)
 			qemuCompare(t, img, want)
+		})
+	}
+}
+
+// TestSnapshotsWrite: on an image with internal snapshots, writes to the
+// active state copy shared L2 tables and clusters; qemu-img check finds the
+// refcounts exact and every snapshot reads as before.
+func TestSnapshotsWrite(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-utils")
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	for i, opts := range []string{"compat=1.1,cluster_size=65536", "compat=0.10,cluster_size=4096"} {
+		t.Run(opts, func(t *testing.T) {
+			dir := t.TempDir()
+			src := makeRaw(t, dir, 16<<20, int64(60+i))
+			img := filepath.Join(dir, "d.qcow2")
+			testutil.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", opts, src, img)
+			testutil.Run(t, "qemu-img", "snapshot", "-c", "snap1", img)
+			qemuIO(t, img, "write -P 0x77 1M 200k", "write -P 0x78 0 4k")
+			testutil.Run(t, "qemu-img", "snapshot", "-c", "snap2", img)
+			qemuIO(t, img, "write -P 0x79 3M 100k")
+			snaps := map[string]string{}
+			for _, s := range []string{"snap1", "snap2"} {
+				snaps[s] = filepath.Join(dir, s+".raw")
+				testutil.Run(t, "qemu-img", "convert", "-l", "snapshot.name="+s, "-O", "raw", img, snaps[s])
+			}
+			want := filepath.Join(dir, "want.raw")
+			toRaw(t, img, want)
+
+			d := openImage(t, img, true)
+			if ro := d.Info().ReadOnly; ro != "" {
+				t.Fatalf("ReadOnly = %q", ro)
+			}
+			compareAll(t, d, want)
+			applyWrites(t, d, want, pattern(16<<20, d.cs, 1<<20, int64(i)), int64(i))
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			qemuCheck(t, img)
+			qemuCompare(t, img, want)
+			for s, path := range snaps {
+				after := filepath.Join(dir, s+".after.raw")
+				testutil.Run(t, "qemu-img", "convert", "-l", "snapshot.name="+s, "-O", "raw", img, after)
+				testutil.Run(t, "cmp", path, after)
+			}
 		})
 	}
 }

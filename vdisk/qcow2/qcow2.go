@@ -100,8 +100,8 @@ func (d *Disk) whyReadOnly(writable bool) string {
 		return "opened read-only"
 	case h.IncompatibleFeatures&incCorrupt != 0:
 		return "the image's corrupt bit is set (repair it with qemu-img check -r all)"
-	case h.NbSnapshots != 0:
-		return fmt.Sprintf("the image has %d internal snapshot(s); writing would need copy-on-write of shared clusters", h.NbSnapshots)
+	case h.NbSnapshots != 0 && h.IncompatibleFeatures&incDirty != 0:
+		return fmt.Sprintf("the image's dirty bit is set and it has %d internal snapshot(s): repair its refcounts with qemu-img check -r all", h.NbSnapshots)
 	case h.hasBitmaps || h.AutoclearFeatures&autoclearBitmaps != 0:
 		return "the image has persistent dirty bitmaps, which a write would invalidate"
 	}

@@ -241,13 +241,36 @@ func (d *Disk) setEntry(gc int64, v uint64) error {
 			if err != nil {
 				return err
 			}
-			if n != 1 {
-				return fmt.Errorf("qcow2 %s: L2 table at %#x is shared (refcount %d): %w", d.name, l2off, n, vdisk.ErrUnsupported)
+			switch n {
+			case 0:
+				return fmt.Errorf("qcow2 %s: L2 table at %#x is in use but its refcount is 0: %w", d.name, l2off, vdisk.ErrCorrupt)
+			case 1:
+				d.l1.setU64(l1i, l1e|flagCopied)
+			default:
+				if t, err = d.cowL2(l1i, t); err != nil {
+					return err
+				}
 			}
-			d.l1.setU64(l1i, l1e|flagCopied)
 		}
 	}
 	t.setU64(gc%d.l2n, v)
 	d.l2.keep(t)
 	return nil
+}
+
+// cowL2 gives the active L1 entry l1i its own copy of the L2 table t, which
+// an internal snapshot shares. The data clusters keep their counts: each is
+// now reached through the snapshot's table and through the copy, as before
+// through the shared table from both L1 tables; their copied flags stay
+// clear, so writing one copies it in turn.
+func (d *Disk) cowL2(l1i int64, t *table) (*table, error) {
+	off, err := d.alloc(1)
+	if err != nil {
+		return nil, err
+	}
+	nt := newTable(off, int(d.cs), 8)
+	copy(nt.raw, t.raw)
+	d.l2.keep(nt)
+	d.l1.setU64(l1i, uint64(off)|flagCopied)
+	return nt, d.addRef(t.off/d.cs, -1)
 }

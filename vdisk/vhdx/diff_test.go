@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,10 +182,7 @@ func TestDifferencing(t *testing.T) {
 				d = openPath(t, child, true, parentOpener())
 				ws := writePattern(d.Size(), d.BlockSize(), int64(session*10+i))
 				// A whole block, to make one fully present.
-				whole := aWrite{d.Size() / d.BlockSize() / 2 * d.BlockSize(), make([]byte, d.BlockSize())}
-				for j := range whole.data {
-					whole.data[j] = byte(j*7 + session)
-				}
+				whole := aWrite{d.Size() / d.BlockSize() / 2 * d.BlockSize(), randomBytes(rand.New(rand.NewSource(int64(session))), d.BlockSize())}
 				ws = append([]aWrite{whole}, ws...)
 				applyWrites(t, d, want, ws)
 				sameBytes(t, "our read after writes", readAll(t, d), fileBytes(t, want))

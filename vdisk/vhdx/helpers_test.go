@@ -15,6 +15,18 @@ import (
 	"github.com/offvm/offvm/vdisk/raw"
 )
 
+// randomBytes fills n bytes quickly (tests run under -race, where a
+// per-byte generator is slow): random 64 KiB tiles from random starts.
+func randomBytes(r *rand.Rand, n int64) []byte {
+	tile := make([]byte, 64*kib)
+	r.Read(tile)
+	b := make([]byte, n)
+	for i := int64(0); i < n; {
+		i += int64(copy(b[i:], tile[r.Intn(len(tile)-512):]))
+	}
+	return b
+}
+
 // makeRaw writes a sparse raw disk of size bytes with random data at
 // scattered offsets: the first and last sectors, around 1 MiB and 32 MiB
 // block edges, and a few random places.
@@ -38,8 +50,7 @@ func makeRaw(t *testing.T, path string, size int64, seed int64) {
 			continue
 		}
 		n := min(int64(64*kib+r.Intn(200*kib)), size-off)
-		buf := make([]byte, n)
-		r.Read(buf)
+		buf := randomBytes(r, n)
 		if _, err := f.WriteAt(buf, off); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +166,7 @@ type aWrite struct {
 // run across several blocks.
 func writePattern(size, bs int64, seed int64) []aWrite {
 	r := rand.New(rand.NewSource(seed))
-	rnd := func(n int64) []byte { b := make([]byte, n); r.Read(b); return b }
+	rnd := func(n int64) []byte { return randomBytes(r, n) }
 	ws := []aWrite{
 		{0, rnd(512)},
 		{size - 512, rnd(512)},
