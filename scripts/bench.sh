@@ -47,3 +47,7 @@ for fmt in qcow2 vhdx vmdk vpc; do
   "$OFFVM" unmount "$B/moff"
 done
 umount "$B/m3g"
+
+echo
+echo "commit of a 10 MiB change into a 100 GiB dynamic image (cost follows the change, not the size):"
+go test -run XXX -bench Commit10MiB -benchtime 3x ./mount | grep Benchmark
