@@ -21,6 +21,8 @@ func TestNames(t *testing.T) {
 		{"zero\x00key", "zero%00key", false},
 		{"abcd_äöüß", "abcd_äöüß", false},
 		{"plain", "plain", true},
+		{".", "%2E", false},
+		{"..", "%2E%2E", true},
 	}
 	for _, c := range cases {
 		if got := EncodeName(c.name, c.value); got != c.file {
@@ -29,6 +31,20 @@ func TestNames(t *testing.T) {
 		if got := DecodeName(c.file, c.value); got != c.name {
 			t.Errorf("DecodeName(%q) = %q, want %q", c.file, got, c.name)
 		}
+	}
+}
+
+func TestShadowed(t *testing.T) {
+	for name, file := range map[string]string{"0": "%30", "Ünï": "%C3%9Cnï", "@": "%40", "": "@", "a/b": "%61%2Fb"} {
+		if got := EncodeShadowed(name); got != file {
+			t.Errorf("EncodeShadowed(%q) = %q, want %q", name, got, file)
+		}
+		if got := DecodeName(file, true); got != name {
+			t.Errorf("DecodeName(%q) = %q, want %q", file, got, name)
+		}
+	}
+	if Canonical("%30", true) || !Canonical("0", true) || !Canonical("%2F", false) {
+		t.Errorf("Canonical misjudges escapes")
 	}
 }
 

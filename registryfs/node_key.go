@@ -3,6 +3,7 @@ package registryfs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -73,11 +74,17 @@ func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno)
 	if t := n.cclTarget(); t != "" {
 		ents = append(ents, fuse.DirEntry{Name: currentControlSet, Mode: syscall.S_IFLNK})
 	}
+	keyNames := make(map[string]bool, len(subs))
 	for _, s := range subs {
 		ents = append(ents, fuse.DirEntry{Name: EncodeName(s.Name(), false), Mode: syscall.S_IFDIR})
+		keyNames[strings.ToLower(s.Name())] = true
 	}
 	for _, v := range vals {
-		ents = append(ents, fuse.DirEntry{Name: EncodeName(v.Name(), true), Mode: syscall.S_IFREG})
+		name := EncodeName(v.Name(), true)
+		if keyNames[strings.ToLower(v.Name())] {
+			name = EncodeShadowed(v.Name())
+		}
+		ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 	}
 	return fs.NewListDirStream(ents), 0
 }
@@ -93,9 +100,13 @@ func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(t)}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
 		}
 	}
-	if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
-		n.c.dirAttr(&out.Attr, k.LastWritten())
-		return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+	// A non-canonical spelling (%30 for "0") names the value that a key
+	// of the same name shadows.
+	if Canonical(name, false) {
+		if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
+			n.c.dirAttr(&out.Attr, k.LastWritten())
+			return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+		}
 	}
 	v, err := n.key.Value(DecodeName(name, true))
 	if err != nil {
@@ -164,8 +175,8 @@ func (n *keyNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		return nil, nil, 0, e
 	}
 	vname := DecodeName(name, true)
-	if _, err := n.key.Subkey(DecodeName(name, false)); err == nil {
-		return nil, nil, 0, syscall.EISDIR
+	if _, err := n.key.Subkey(DecodeName(name, false)); err == nil && Canonical(name, true) {
+		return nil, nil, 0, syscall.EISDIR // a value beside a key of its name is written %XX...
 	}
 	if _, err := n.key.Value(vname); err != nil {
 		if err := n.key.SetValue(vname, hive.RegSz, []byte{0, 0}); err != nil {

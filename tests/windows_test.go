@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/offvm/offvm/hive"
@@ -163,11 +164,13 @@ func readText(t *testing.T, p string) string {
 
 func xattr(t *testing.T, p, name string) string {
 	t.Helper()
-	out, err := exec.Command("getfattr", "--only-values", "-n", name, p).Output()
+	buf := make([]byte, 64<<10)
+	n, err := syscall.Getxattr(p, name, buf)
 	if err != nil {
-		t.Errorf("getfattr %s %s: %v", name, p, err)
+		t.Errorf("getxattr %s %s: %v", name, p, err)
+		return ""
 	}
-	return string(out)
+	return string(buf[:n])
 }
 
 // TestRegistryView reads hives made by hivex through the mounted view:

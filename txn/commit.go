@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -53,11 +54,11 @@ func CommitProgress(path string, o *Overlay, open OpenFunc, progress func(done, 
 	}
 	pr := newProgress(progress, o.changed)
 	res, err := commitOverlay(path, o, open, pr)
-	pr.finish()
 	res.Duration = time.Since(start)
 	if err != nil {
 		return res, err
 	}
+	pr.finish()
 	return res, o.rebase(path, open)
 }
 
@@ -113,29 +114,42 @@ func copyChanges(o *Overlay, d vdisk.Disk, pr *progress) (int64, error) {
 	cur := make([]byte, maxRun)
 	err := o.changes(func(off int64, p []byte) error {
 		c := cur[:len(p)]
-		if _, err := d.ReadAt(c, off); err != nil {
+		if n, err := d.ReadAt(c, off); err != nil && !(err == io.EOF && n == len(c)) {
 			return fmt.Errorf("txn: read image at %d: %w", off, err)
 		}
-		for i := 0; i < len(p); {
-			if bytes.Equal(p[i:min(i+BlockSize, len(p))], c[i:min(i+BlockSize, len(c))]) {
-				i += BlockSize
-				continue
-			}
-			j := i + BlockSize
-			for j < len(p) && !bytes.Equal(p[j:min(j+BlockSize, len(p))], c[j:min(j+BlockSize, len(c))]) {
-				j += BlockSize
-			}
-			j = min(j, len(p))
-			if _, err := d.WriteAt(p[i:j], off+int64(i)); err != nil {
-				return fmt.Errorf("txn: write image at %d: %w", off+int64(i), err)
-			}
-			changed += int64(j - i)
-			i = j
-		}
+		n, err := writeDiffering(d, off, p, c)
+		changed += n
 		pr.add(len(p))
-		return nil
+		return err
 	})
 	return changed, err
+}
+
+// writeDiffering writes the runs of blocks where p (new) differs from c
+// (what the disk holds at off).
+func writeDiffering(d vdisk.Disk, off int64, p, c []byte) (int64, error) {
+	differs := func(i int) bool {
+		e := min(i+BlockSize, len(p))
+		return !bytes.Equal(p[i:e], c[i:e])
+	}
+	var written int64
+	for i := 0; i < len(p); {
+		if !differs(i) {
+			i += BlockSize
+			continue
+		}
+		j := i + BlockSize
+		for j < len(p) && differs(j) {
+			j += BlockSize
+		}
+		j = min(j, len(p))
+		if _, err := d.WriteAt(p[i:j], off+int64(i)); err != nil {
+			return written, fmt.Errorf("txn: write image at %d: %w", off+int64(i), err)
+		}
+		written += int64(j - i)
+		i = j
+	}
+	return written, nil
 }
 
 // writeJournal journals the staged changes; nil with no error means the
@@ -180,7 +194,7 @@ func finishCommit(image, faultPoint string, pr *progress) error {
 	jpath := JournalPath(image)
 	j, stats, err := applyJournal(image, jpath, false, faultPoint, pr)
 	if err != nil {
-		return fmt.Errorf("txn: apply journal of %s (the next Recover retries): %w", image, err)
+		return undoFailedApply(image, jpath, err)
 	}
 	fault(FaultApplied)
 	if err := appendApplied(jpath, j.CommitEnd, stats); err != nil {
@@ -188,6 +202,23 @@ func finishCommit(image, faultPoint string, pr *progress) error {
 	}
 	fault(FaultBeforeUndo)
 	return renameDurably(jpath, UndoPath(image))
+}
+
+// undoFailedApply puts the old bytes back after an apply that failed
+// half-way (a full disk, an I/O error), so that the image is as it was
+// rather than half committed, and drops the journal. Undoing needs no
+// more space than the old image took.
+func undoFailedApply(image, jpath string, cause error) error {
+	if errors.Is(cause, ErrIncomplete) {
+		return fmt.Errorf("txn: apply journal of %s: %w", image, cause)
+	}
+	if _, _, err := applyJournal(image, jpath, true, "", nil); err != nil {
+		return fmt.Errorf("txn: apply journal of %s: %w; undoing it failed too, the next Recover retries: %v", image, cause, err)
+	}
+	if err := removeDurably(jpath); err != nil {
+		return err
+	}
+	return fmt.Errorf("txn: commit to %s failed and was undone, the image is as it was: %w", image, cause)
 }
 
 // rebase points the overlay, now empty, at the committed image: the old

@@ -313,3 +313,46 @@ func TestCommitProgress(t *testing.T) {
 		t.Fatalf("%d calls, ended at %d/%d", calls, last, total)
 	}
 }
+
+// TestCommitApplyFailsUndone: when applying fails half-way (as on a full
+// disk), the commit is undone: the image is as before, no journal stays,
+// the overlay keeps its changes, and a later commit succeeds.
+func TestCommitApplyFailsUndone(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			image := filepath.Join(dir, "disk.img")
+			target := sc.setup(t, image)
+			oldHash := hashDir(t, dir)
+			open := openers[sc.format]
+			base, err := open(image, vdisk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := NewOverlay(base, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			if err := writeTarget(o, target); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(FaultEnv, FaultApplyError)
+			_, err = Commit(image, o, open)
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("Commit: %v, want the injected error", err)
+			}
+			if hashDir(t, dir) != oldHash || len(sidecars(t, dir)) != 0 || !o.Dirty() {
+				t.Fatalf("after a failed apply: image changed %v, sidecars %v, dirty %v",
+					hashDir(t, dir) != oldHash, sidecars(t, dir), o.Dirty())
+			}
+			os.Unsetenv(FaultEnv)
+			if _, err := Commit(image, o, open); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readVirtual(t, image, sc.format), target) {
+				t.Fatal("retried commit did not land")
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -24,7 +25,13 @@ const (
 	FaultMidRollback    = "mid-rollback"     // half the old bytes restored
 	FaultRollbackDone   = "rollback-applied" // all restored and synced, record not removed
 	FaultMidRecover     = "mid-recover"      // Recover replaying a journal, half done
+	// FaultApplyError makes the apply of a commit fail half-way with an
+	// I/O error instead of killing the process, as a full disk would.
+	FaultApplyError = "apply-error"
 )
+
+// errInjected is the error FaultApplyError injects.
+var errInjected = errors.New("injected I/O error")
 
 // FaultPoints lists every fault point.
 var FaultPoints = []string{

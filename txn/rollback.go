@@ -76,11 +76,11 @@ func checkStat(image string, f *os.File, want fileStat) error {
 	}
 	if fi.Size() != want.Size {
 		return fmt.Errorf("txn: rollback %s: %s is %d bytes, was %d after the commit: %w",
-			image, f.Name(), fi.Size(), want.Size, ErrImageChanged)
+			image, filepath.Base(f.Name()), fi.Size(), want.Size, ErrImageChanged)
 	}
 	if fi.ModTime().UnixNano() != want.MtimeNs {
 		return fmt.Errorf("txn: rollback %s: %s was modified at %s, after the commit: %w",
-			image, f.Name(), fi.ModTime().UTC().Format("2006-01-02 15:04:05.000000000"), ErrImageChanged)
+			image, filepath.Base(f.Name()), fi.ModTime().UTC().Format("2006-01-02 15:04:05.000000000"), ErrImageChanged)
 	}
 	return nil
 }
@@ -105,7 +105,7 @@ func checkRegions(image, upath string, files []*os.File) error {
 		}
 		if n != len(cur) || !bytes.Equal(cur, r.New) {
 			return fmt.Errorf("txn: rollback %s: %s at %d no longer holds the committed bytes: %w",
-				image, files[r.File].Name(), r.Off, ErrImageChanged)
+				image, filepath.Base(files[r.File].Name()), r.Off, ErrImageChanged)
 		}
 		return nil
 	})
