@@ -24,9 +24,12 @@ type request struct {
 // reply is what the daemon streams back, one JSON line each: progress
 // lines, then one with Done set.
 type reply struct {
-	Line  string `json:"line,omitempty"`
-	Done  bool   `json:"done,omitempty"`
-	Error string `json:"error,omitempty"`
+	Line string `json:"line,omitempty"`
+	// Progress is a transient status ("web01.vhdx: 40%"), shown on a
+	// terminal only.
+	Progress string `json:"progress,omitempty"`
+	Done     bool   `json:"done,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // RuntimeDir is where control sockets, pid files and logs live.
@@ -63,7 +66,7 @@ func LogPath(mountpoint string) string {
 
 // Unmount asks the daemon serving mountpoint to unmount, streaming its
 // progress lines to out. It returns the daemon's verdict.
-func Unmount(mountpoint string, discard bool, out func(string)) error {
+func Unmount(mountpoint string, discard bool, out func(string), progress func(string)) error {
 	c, err := net.Dial("unix", SocketPath(mountpoint))
 	if err != nil {
 		return fmt.Errorf("%s: no offvm daemon serves it (%w)", mountpoint, err)
@@ -78,6 +81,9 @@ func Unmount(mountpoint string, discard bool, out func(string)) error {
 		var r reply
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return fmt.Errorf("%s: bad reply from the daemon: %w", mountpoint, err)
+		}
+		if r.Progress != "" && progress != nil {
+			progress(r.Progress)
 		}
 		if r.Line != "" {
 			out(r.Line)

@@ -56,6 +56,7 @@ type Daemon struct {
 	mu      sync.Mutex
 	pending bool          // an unmount request waits for the verdict
 	replied chan struct{} // closed once it has been told
+	notify  func(reply)   // streams progress to a waiting unmount, if any
 }
 
 // Start mounts the library and returns when the tree is visible.
@@ -168,7 +169,7 @@ func (d *Daemon) commitOne(im *mount.Image) error {
 		}
 		return im.Discard()
 	}
-	res, err := im.Commit()
+	res, err := im.CommitProgress(d.progress(im.Path))
 	if err != nil {
 		return err
 	}
@@ -178,6 +179,29 @@ func (d *Daemon) commitOne(im *mount.Image) error {
 		slog.Info("committed", "image", im.Path, "changed", res.Changed, "written", res.Written, "took", res.Duration)
 	}
 	return nil
+}
+
+// progress reports a commit's advance to a waiting `offvm unmount`, at
+// most a few times a second.
+func (d *Daemon) progress(image string) func(done, total int64) {
+	d.mu.Lock()
+	notify := d.notify
+	d.mu.Unlock()
+	if notify == nil {
+		return nil
+	}
+	var last time.Time
+	return func(done, total int64) {
+		if time.Since(last) < 200*time.Millisecond && done < total {
+			return
+		}
+		last = time.Now()
+		pct := 100
+		if total > 0 {
+			pct = int(done * 100 / total)
+		}
+		notify(reply{Progress: fmt.Sprintf("committing %s: %d%% of %s", image, pct, humanize.IBytes(uint64(total)))})
+	}
 }
 
 func (d *Daemon) watchSignals() {
@@ -220,6 +244,12 @@ func (d *Daemon) handle(c net.Conn) {
 	}
 	d.pending = true
 	d.discard = req.Discard
+	var encMu sync.Mutex
+	d.notify = func(r reply) {
+		encMu.Lock()
+		defer encMu.Unlock()
+		enc.Encode(r)
+	}
 	d.mu.Unlock()
 	if err := d.srv.Unmount(); err != nil {
 		d.mu.Lock()
@@ -231,11 +261,11 @@ func (d *Daemon) handle(c net.Conn) {
 	<-d.committed
 	defer close(d.replied)
 	for _, l := range d.lines {
-		enc.Encode(reply{Line: l})
+		d.notify(reply{Line: l})
 	}
 	r := reply{Done: true}
 	if d.err != nil {
 		r.Error = d.err.Error()
 	}
-	enc.Encode(r)
+	d.notify(r)
 }

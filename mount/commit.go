@@ -36,7 +36,10 @@ func (im *Image) Sync() error {
 // Commit writes every change into the image file as one transaction
 // (package txn): the image ends with all of them or, on error, exactly as
 // it was.
-func (im *Image) Commit() (txn.Result, error) {
+func (im *Image) Commit() (txn.Result, error) { return im.CommitProgress(nil) }
+
+// CommitProgress is Commit, calling progress(done, total) as bytes land.
+func (im *Image) CommitProgress(progress func(done, total int64)) (txn.Result, error) {
 	if im.overlay == nil {
 		return txn.Result{}, nil
 	}
@@ -46,7 +49,10 @@ func (im *Image) Commit() (txn.Result, error) {
 	if !im.overlay.Dirty() {
 		return txn.Result{}, nil
 	}
-	return txn.Commit(im.Path, im.overlay, openForCommit)
+	if progress == nil {
+		return txn.Commit(im.Path, im.overlay, openForCommit)
+	}
+	return txn.CommitProgress(im.Path, im.overlay, openForCommit, progress)
 }
 
 // Discard drops every change.

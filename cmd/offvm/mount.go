@@ -100,9 +100,30 @@ func unmountCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "[--discard] MOUNTPOINT"); err != nil {
 				return err
 			}
-			return daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(line string) {
+			tty := isTerminal(os.Stderr)
+			shown := false
+			err := daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(line string) {
+				if shown {
+					fmt.Fprint(os.Stderr, "\r\033[K")
+					shown = false
+				}
 				fmt.Fprintln(c.App.Writer, line)
+			}, func(p string) {
+				if tty {
+					fmt.Fprint(os.Stderr, "\r\033[K"+p)
+					shown = true
+				}
 			})
+			if shown {
+				fmt.Fprint(os.Stderr, "\r\033[K")
+			}
+			return err
 		},
 	}
+}
+
+// isTerminal reports whether f is a terminal (progress is shown only there).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

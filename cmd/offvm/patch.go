@@ -27,11 +27,18 @@ cannot hold) is refused before anything is written.`,
 				Name: "apply", Usage: "apply BUNDLE to each TARGET, one transaction per image",
 				ArgsUsage: "BUNDLE TARGET...",
 				Description: `TARGET is an image file, a library directory (every image in it), or an
-image's directory in a mounted offvm tree (refused: unmount first).
+image's directory (or a folder) of a mounted offvm tree.
 Prints one line per image: applied, already applied, not applicable: <why>,
-or failed: <why> (that image is left byte-identical). After it, a Windows
-image carries HKLM\SOFTWARE\offvm\Patches\<id> (Title, Applied, Files,
-RegistryChanges, Changes); a Linux one /var/lib/offvm/patches/<id>.
+or failed: <why> (that image is left byte-identical). An image file is
+written as one transaction (offvm rollback undoes it). A mounted image is
+patched through the tree (files under pN/, values under registry/): the
+mount commits it at unmount with its other changes, and unmount --discard
+drops it; a failure there may leave earlier writes pending, and says so.
+After it, a Windows image carries HKLM\SOFTWARE\offvm\Patches\<id> (Title,
+Applied, Files, RegistryChanges, Changes); a Linux one carries
+/var/lib/offvm/patches/<id> (ext4 is read-only in offvm today, so Linux
+images fail with that reason). An image another one uses as its parent is
+never written.
 --dry-run opens each image read-only and lists what would change, file by
 file and value by value. Exit 0 when no image failed, 1 otherwise.`,
 				Flags: []cli.Flag{
@@ -54,8 +61,8 @@ or failed: <why>. Opens images read-only.`,
 }
 
 func patchRun(c *cli.Context, status bool) error {
-	if err := needArgs(c, 2, -1, "BUNDLE TARGET..."); err != nil {
-		return err
+	if c.NArg() < 2 {
+		return usagef("usage: offvm patch %s BUNDLE TARGET...", c.Command.Name)
 	}
 	if !status && c.Int("jobs") < 1 {
 		return usagef("--jobs must be at least 1")

@@ -28,6 +28,7 @@ func TestBackingRaw(t *testing.T) {
 	testutil.RequireTool(t, "qemu-io", "qemu-utils")
 	for i, compat := range []string{"0.10", "1.1"} {
 		t.Run("compat="+compat, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			base := makeRaw(t, dir, 24<<20, int64(10+i))
 			child := filepath.Join(dir, "child.qcow2")

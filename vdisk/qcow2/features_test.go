@@ -116,6 +116,7 @@ func TestDirtyRepair(t *testing.T) {
 	testutil.RequireTool(t, "qemu-io", "qemu-utils")
 	for i, opts := range []string{"cluster_size=65536", "cluster_size=512,refcount_bits=4", "cluster_size=4096"} {
 		t.Run(opts, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			src := makeRaw(t, dir, 16<<20, int64(50+i))
 			img := filepath.Join(dir, "d.qcow2")
@@ -157,6 +158,7 @@ func TestSnapshotsWrite(t *testing.T) {
 	testutil.RequireTool(t, "qemu-io", "qemu-utils")
 	for i, opts := range []string{"compat=1.1,cluster_size=65536", "compat=0.10,cluster_size=4096"} {
 		t.Run(opts, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			src := makeRaw(t, dir, 16<<20, int64(60+i))
 			img := filepath.Join(dir, "d.qcow2")

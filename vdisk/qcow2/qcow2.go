@@ -7,7 +7,12 @@
 // Writes allocate at the end of the host file and never reuse freed space;
 // metadata (refcount blocks and table, L2 and L1 entries, header fields) is
 // held in memory and written at Flush, entry by entry, so a commit costs what
-// it changed.
+// it changed. Clusters and L2 tables an internal snapshot shares (refcount
+// above one) are copied before they are written. An image left dirty by
+// lazy refcounts gets its refcounts rebuilt on the first write.
+//
+// Refused: encryption, external data files, extended L2 entries. Read-only:
+// the corrupt bit, persistent bitmaps, a dirty image with snapshots.
 package qcow2
 
 import (
