@@ -5,7 +5,8 @@ BIN := bin/offvm
 PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
-           ./txn/... ./ntfs/... ./fat/... ./hive/... ./regtext/... ./volume/...
+           ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean
 
@@ -24,6 +25,8 @@ vet:
 unit: deps
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
+	# commits through every real container format, checked by qemu-img
+	$(GO) test -count=1 -timeout 15m -tags integration -run TestFormats ./txn/
 
 e2e: deps build
 	$(GO) test -count=1 -timeout 30m ./tests/...
