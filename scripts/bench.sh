@@ -51,3 +51,41 @@ umount "$B/m3g"
 echo
 echo "commit of a 10 MiB change into a 100 GiB dynamic image (cost follows the change, not the size):"
 go test -run XXX -bench Commit10MiB -benchtime 3x ./mount | grep Benchmark
+
+# --- Registry: the view against hivex on the same hive ---
+echo
+echo "registry: 20,000 values in 2,000 keys"
+R=$B/reg; mkdir -p "$R/lib" "$R/fill" "$R/m"
+go run ./internal/tools/newhive "$R/SOFTWARE"
+{
+  echo "Windows Registry Editor Version 5.00"; echo
+  echo '[HKEY_LOCAL_MACHINE\SOFTWARE\Bench]'; echo
+  for k in $(seq 1 2000); do
+    echo "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Bench\\Key$k]"
+    for v in $(seq 1 10); do echo "\"Value$v\"=\"data $k $v\""; done
+    echo
+  done
+} > "$R/big.reg"
+hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$R/SOFTWARE" "$R/big.reg"
+truncate -s 64M "$R/ntfs.img"; mkntfs -q -F -Q "$R/ntfs.img" 2>/dev/null
+ntfs-3g "$R/ntfs.img" "$R/fill"; mkdir -p "$R/fill/Windows/System32/config"; cp "$R/SOFTWARE" "$R/fill/Windows/System32/config/"; umount "$R/fill"
+cp "$R/ntfs.img" "$R/lib/win.img"
+"$OFFVM" mount --ro "$R/lib" "$R/m"
+t_hivex=$(secs hivexregedit --export "$R/SOFTWARE" '\')
+t_view=$(secs sh -c "find '$R/m/win.img/registry/HKLM/SOFTWARE/Bench' -type f -exec cat {} +")
+printf '%-34s hivex   %7.3fs   offvm %7.3fs   ratio %5.2f\n' "read every value" "$t_hivex" "$t_view" "$(awk -v a="$t_hivex" -v b="$t_view" 'BEGIN{printf "%.2f", a/b}')"
+"$OFFVM" unmount "$R/m"
+{ echo "Windows Registry Editor Version 5.00"; echo; echo '[HKEY_LOCAL_MACHINE\SOFTWARE\Bench\Key7]'; for v in $(seq 1 1000); do echo "\"New$v\"=dword:$(printf %08x $v)"; done; } > "$R/set.reg"
+cp "$R/SOFTWARE" "$R/SOFTWARE.copy"
+t_hivex=$(secs hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$R/SOFTWARE.copy" "$R/set.reg")
+t_view=$(secs "$OFFVM" reg import "$R/lib/win.img" "$R/set.reg")
+printf '%-34s hivex   %7.3fs   offvm %7.3fs   ratio %5.2f\n' "set 1,000 values + commit" "$t_hivex" "$t_view" "$(awk -v a="$t_hivex" -v b="$t_view" 'BEGIN{printf "%.2f", a/b}')"
+
+# --- offvm ls of a 200-image library ---
+echo
+mkdir -p "$B/lib200"
+qemu-img convert -c -O qcow2 "$R/lib/win.img" "$B/lib200/base.qcow2"
+for i in $(seq 1 200); do cp "$B/lib200/base.qcow2" "$B/lib200/vm$i.qcow2"; done
+rm "$B/lib200/base.qcow2"
+drop; t=$(secs "$OFFVM" ls "$B/lib200")
+printf '%-34s %7.3fs (cold cache)\n' "offvm ls of 200 Windows images" "$t"
