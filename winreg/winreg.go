@@ -94,7 +94,7 @@ func Open(f volume.FS, w volume.Writer, readOnly string, noSecrets bool) (*Regis
 }
 
 // ErrNotWindows means the volume holds no Windows registry.
-var ErrNotWindows = errors.New("no Windows registry on this volume")
+var ErrNotWindows = errors.New("no Windows registry (Windows\\System32\\config) in this image")
 
 // Writable reports whether hives may be changed, and if not, why.
 func (r *Registry) Writable() (bool, string) { return r.w != nil, r.readOnly }

@@ -48,7 +48,7 @@ func inspectCommand() *cli.Command {
 				}
 			}
 			if failed > 0 {
-				return cli.Exit(fmt.Sprintf("offvm: %d of %d images could not be opened", failed, len(infos)), 1)
+				return cli.Exit(fmt.Sprintf("%d of %d images could not be opened", failed, len(infos)), 1)
 			}
 			return nil
 		},

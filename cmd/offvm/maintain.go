@@ -60,7 +60,7 @@ func checkCommand() *cli.Command {
 				}
 			}
 			if bad > 0 {
-				return cli.Exit(fmt.Sprintf("offvm: %d of %d images have problems", bad, len(rs)), 1)
+				return cli.Exit(fmt.Sprintf("%d of %d images have problems", bad, len(rs)), 1)
 			}
 			return nil
 		},
