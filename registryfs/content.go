@@ -132,9 +132,11 @@ func Parse(t uint32, content []byte) ([]byte, error) {
 		}
 		s = strings.TrimSuffix(s, "\n")
 		var b []byte
-		if s != "" {
-			for _, line := range strings.Split(s, "\n") {
-				b = append(append(b, utf16Bytes(strings.TrimSuffix(line, "\r"))...), 0, 0)
+		for _, line := range strings.Split(s, "\n") {
+			// an empty string would end the list early: Windows' regedit
+			// drops them too
+			if line != "" {
+				b = append(append(b, utf16Bytes(line)...), 0, 0)
 			}
 		}
 		return append(b, 0, 0), nil

@@ -3,6 +3,7 @@ package registryfs
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Registry names may hold what a file name cannot (CONTRACT.md): "/" is
@@ -30,8 +31,8 @@ func EncodeName(name string, isValue bool) string {
 		return name
 	}
 	var b strings.Builder
-	for _, r := range name {
-		switch r {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
 		case '/':
 			b.WriteString("%2F")
 		case '%':
@@ -39,7 +40,7 @@ func EncodeName(name string, isValue bool) string {
 		case 0:
 			b.WriteString("%00")
 		default:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 	return b.String()
@@ -52,12 +53,12 @@ func EncodeShadowed(name string) string {
 	if strings.HasPrefix(enc, "%") || enc == "@" {
 		return enc // already distinct from any key's name
 	}
-	r := []rune(enc)[0]
+	_, size := utf8.DecodeRuneInString(enc)
 	var b strings.Builder
-	for _, c := range []byte(string(r)) {
+	for _, c := range []byte(enc[:size]) {
 		fmt.Fprintf(&b, "%%%02X", c)
 	}
-	return b.String() + enc[len(string(r)):]
+	return b.String() + enc[size:]
 }
 
 // DecodeName reverses EncodeName and EncodeShadowed.

@@ -94,3 +94,34 @@ func TestContent(t *testing.T) {
 		}
 	}
 }
+
+func FuzzContent(f *testing.F) {
+	f.Add(uint32(hive.RegSz), []byte("text\n"))
+	f.Add(uint32(hive.RegMultiSz), []byte("a\nb\n"))
+	f.Add(uint32(hive.RegDword), []byte("0x10"))
+	f.Fuzz(func(t *testing.T, typ uint32, b []byte) {
+		data, err := Parse(typ, b)
+		if err != nil {
+			return
+		}
+		// what is written reads back in the same form, up to the one
+		// trailing newline the contract drops
+		shown := Render(typ, data)
+		again, err := Parse(typ, shown)
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("type %d: %q → %v → %q → %v (%v)", typ, b, data, shown, again, err)
+		}
+	})
+}
+
+func FuzzNames(f *testing.F) {
+	f.Add("a/b%c\x00", true)
+	f.Fuzz(func(t *testing.T, name string, value bool) {
+		if got := DecodeName(EncodeName(name, value), value); got != name {
+			t.Fatalf("%q round-trips to %q", name, got)
+		}
+		if got := DecodeName(EncodeShadowed(name), true); got != name {
+			t.Fatalf("shadowed %q round-trips to %q", name, got)
+		}
+	})
+}
