@@ -26,7 +26,7 @@ func (r Rules) Applicable(o *inspect.OS) string {
 		if name == "" {
 			return fmt.Sprintf("the product name is unknown; the bundle wants %s", r.Product)
 		}
-		if ok, _ := path.Match(strings.ToLower(r.Product), strings.ToLower(name)); !ok {
+		if !globMatch(r.Product, name) {
 			return fmt.Sprintf("product %s does not match %s", name, r.Product)
 		}
 	}
@@ -51,6 +51,16 @@ func (r Rules) Applicable(o *inspect.OS) string {
 		}
 	}
 	return ""
+}
+
+// globMatch matches a product name against a glob (*, ?, [...]),
+// case-insensitively. Product names are not paths: "*" crosses "/" (as in
+// "Debian GNU/Linux"), so the slash is swapped for a character globs
+// never treat specially.
+func globMatch(pattern, name string) bool {
+	fold := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "/", "\u2215") }
+	ok, _ := path.Match(fold(pattern), fold(name))
+	return ok
 }
 
 func deref(s *string) string {

@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// TmpDir holds the overlay of changed blocks ("" = os.TempDir()).
 	TmpDir string
+	// ReadOnlyReason, when set, refuses writing the image for this reason
+	// (it is another image's parent).
+	ReadOnlyReason string
 }
 
 // Result is what happened to one target.
@@ -40,8 +43,8 @@ type Result struct {
 	When string `json:"applied_at,omitempty"`
 	// Changes are what was (or, for --dry-run, would be) changed.
 	Changes         []Change `json:"changes,omitempty"`
-	FilesUnchanged  int      `json:"files_unchanged"`
-	ValuesUnchanged int      `json:"values_unchanged"`
+	FilesUnchanged  int      `json:"files_unchanged,omitempty"`
+	ValuesUnchanged int      `json:"values_unchanged,omitempty"`
 	// Mount is the offvm mount the change went through, when the target
 	// was an image inside a mounted tree: it is committed at unmount.
 	Mount string `json:"mount,omitempty"`
@@ -59,7 +62,7 @@ func failed(image string, err error) Result {
 // it was). With DryRun it only reports what would change.
 func Apply(image string, b *Bundle, opts Options) (res Result) {
 	defer recoverTo(image, &res)
-	im, err := mount.Open(image, mount.Options{ReadOnly: opts.DryRun, TmpDir: opts.TmpDir})
+	im, err := mount.Open(image, mount.Options{ReadOnly: opts.DryRun, ReadOnlyReason: opts.ReadOnlyReason, TmpDir: opts.TmpDir})
 	if err != nil {
 		return failed(image, err)
 	}

@@ -134,7 +134,7 @@ func checkRules(dir string, r Rules) error {
 	default:
 		return bad("os %q: want \"windows\" or \"linux\"", r.OS)
 	}
-	if _, err := path.Match(strings.ToLower(r.Product), ""); err != nil {
+	if _, err := path.Match(r.Product, ""); err != nil {
 		return bad("product %q: %v", r.Product, err)
 	}
 	if r.MinBuild != nil && r.MaxBuild != nil && *r.MinBuild > *r.MaxBuild {

@@ -74,7 +74,9 @@ func applyMounted(img Image, b *Bundle, status bool, opts Options) (res Result) 
 		t.reg = tr
 	}
 	res = mountedRun(img, t, b, status, opts, inf)
-	res.Mount = img.Mount
+	if !status {
+		res.Mount = img.Mount
+	}
 	if res.Failed() && (tr.wrote || anyWrote(fss)) {
 		res.Reason += fmt.Sprintf("; the changes made before the failure are pending in the mount at %s (offvm unmount --discard drops them)", img.Mount)
 	}

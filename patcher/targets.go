@@ -8,7 +8,10 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/offvm/offvm/library"
+	"github.com/offvm/offvm/vdisk/detect"
 )
 
 // Image is one image a TARGET names.
@@ -19,7 +22,13 @@ type Image struct {
 	Mount string
 	// Err is why the TARGET could not be read (Path is then the TARGET).
 	Err error
+	// ReadOnly says why the image must not be written ("" when it may):
+	// another image of its library uses it as a parent.
+	ReadOnly string
 }
+
+// parentReason is what offvm says of an image other images build on.
+const parentReason = "the parent of another image in the library"
 
 // Expand turns TARGET arguments into images: an image file; a library
 // directory (every image in it, recursively); or an image's directory in
@@ -27,16 +36,63 @@ type Image struct {
 // file through its info.json), or a folder of such a tree.
 func Expand(targets []string) []Image {
 	var out []Image
+	seen := map[string]bool{}
 	for _, arg := range targets {
 		st, err := os.Stat(arg)
+		var imgs []Image
 		switch {
 		case err != nil:
-			out = append(out, Image{Path: arg, Err: err})
+			imgs = []Image{{Path: arg, Err: err}}
 		case !st.IsDir():
-			out = append(out, Image{Path: arg})
+			imgs = []Image{{Path: arg}}
+			if parentsIn(filepath.Dir(arg))[abs(arg)] {
+				imgs[0].ReadOnly = parentReason
+			}
 		default:
-			out = append(out, expandDir(arg)...)
+			imgs = expandDir(arg)
 		}
+		// an image named twice (a library and one of its files) is
+		// patched once
+		for _, img := range imgs {
+			key := abs(img.Path)
+			if img.Err == nil && seen[key] {
+				continue
+			}
+			seen[key] = true
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// parentsIn finds the images of one directory (not below it) that
+// another image there uses as its parent: writing one would corrupt its
+// children.
+func parentsIn(dir string) map[string]bool {
+	out := map[string]bool{}
+	ents, err := library.List(dir)
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		if e.IsDir {
+			continue
+		}
+		d, err := detect.Open(e.Path, detect.Options{})
+		if err != nil {
+			continue
+		}
+		if p := d.Info().Parent; p != "" {
+			out[abs(p)] = true
+		}
+		d.Close()
 	}
 	return out
 }
@@ -45,21 +101,38 @@ func expandDir(dir string) []Image {
 	if p, ok := mountedImage(dir); ok {
 		return []Image{{Path: p, Mount: dir}}
 	}
+	// A folder of a mounted tree: its images are directories (the raw
+	// "disk" files inside them must not be taken for images).
+	if onFUSE(dir) {
+		if out := mountedImages(dir, 0); len(out) > 0 {
+			return out
+		}
+	}
 	ents, err := library.Walk(dir)
 	if err != nil {
 		return []Image{{Path: dir, Err: err}}
 	}
+	parents := library.Parents(dir)
 	var out []Image
 	for _, e := range ents {
-		out = append(out, Image{Path: e.Path})
-	}
-	if len(out) == 0 {
-		out = mountedImages(dir, 0)
+		img := Image{Path: e.Path}
+		if parents[abs(e.Path)] {
+			img.ReadOnly = parentReason
+		}
+		out = append(out, img)
 	}
 	if len(out) == 0 {
 		return []Image{{Path: dir, Err: fmt.Errorf("%s holds no disk images", dir)}}
 	}
 	return out
+}
+
+// fuseMagic is FUSE_SUPER_MAGIC, statfs's f_type of a FUSE mount.
+const fuseMagic = 0x65735546
+
+func onFUSE(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == fuseMagic
 }
 
 // mountedImage reads the image file's path from an image directory of a
@@ -136,6 +209,7 @@ func one(b *Bundle, img Image, status bool, opts Options) Result {
 	case status:
 		return Status(img.Path, b)
 	}
+	opts.ReadOnlyReason = img.ReadOnly
 	return Apply(img.Path, b, opts)
 }
 

@@ -61,7 +61,8 @@ const patchReg = "Windows Registry Editor Version 5.00\r\n\r\n" +
 	"[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\Spooler]\r\n\"Start\"=dword:00000002\r\n\"Blob\"=-\r\n"
 
 // makeBundle writes a bundle: a changed file, an unchanged one, a new one,
-// a new directory tree, a delete and a UTF-16LE .reg file.
+// a new directory tree, a delete, a file for partition 1 (the EFI FAT32)
+// and a UTF-16LE .reg file.
 func makeBundle(t *testing.T, product string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -72,6 +73,9 @@ func makeBundle(t *testing.T, product string) string {
 	must(t, os.WriteFile(filepath.Join(app, "readme.txt"), readme, 0o644))
 	must(t, os.WriteFile(filepath.Join(app, "agent.conf"), []byte("port=8080\r\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(app, "plugins", "net", "http.dll"), []byte("http plugin"), 0o644))
+	efi := filepath.Join(dir, "files", "p1", "EFI", "Contoso")
+	must(t, os.MkdirAll(efi, 0o755))
+	must(t, os.WriteFile(filepath.Join(efi, "agent.efi"), []byte("EFI agent"), 0o644))
 	must(t, os.MkdirAll(filepath.Join(dir, "registry"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "registry", "10-agent.reg"), utf16le(patchReg), 0o644))
 	return dir
@@ -100,6 +104,7 @@ func TestPatchApply(t *testing.T) {
 
 	// --dry-run lists every change and writes nothing
 	out := mustOffvm(t, "patch", "apply", "--dry-run", bundle, lib)
+	t.Logf("offvm patch apply --dry-run:\n%s", out)
 	for _, want := range []string{
 		img + ": would apply",
 		`update       C:\Program Files\Contoso\agent.dll`,
@@ -107,6 +112,8 @@ func TestPatchApply(t *testing.T) {
 		`mkdir        C:\Program Files\Contoso\plugins`,
 		`mkdir        C:\Program Files\Contoso\plugins\net`,
 		`create       C:\Program Files\Contoso\plugins\net\http.dll`,
+		`mkdir        p1:/EFI/Contoso`,
+		`create       p1:/EFI/Contoso/agent.efi (9 bytes)`,
 		`delete       C:\Program Files\Contoso\old.dll`,
 		`set          HKLM\SOFTWARE\Contoso\Agent\"Version" = REG_SZ "1.2.4"`,
 		`set          HKLM\SOFTWARE\Contoso\Agent\"Port" = REG_DWORD 8080`,
@@ -130,6 +137,7 @@ func TestPatchApply(t *testing.T) {
 	}
 
 	out = mustOffvm(t, "patch", "apply", bundle, lib)
+	t.Logf("offvm patch apply: %s", out)
 	if !strings.HasPrefix(out, img+": applied") {
 		t.Fatalf("apply printed %q", out)
 	}
@@ -150,6 +158,12 @@ func TestPatchApply(t *testing.T) {
 	if got, err := ntfsFile(t, vol, "/Program Files/Contoso/old.dll"); err == nil {
 		t.Errorf("old.dll is still there: %q", got)
 	}
+	// partition 1 by number: the EFI FAT32, read back by mtools, checked by fsck.fat
+	fat := extractPart(t, img, partOffsets(t, img)[0], 40)
+	if got := run(t, "mtype", "-i", fat, "::/EFI/Contoso/agent.efi"); got != "EFI agent" {
+		t.Errorf("mtype agent.efi = %q", got)
+	}
+	run(t, "fsck.fat", "-n", fat)
 	software := ntfsCat(t, img, 3, "/Windows/System32/config/SOFTWARE")
 	system := ntfsCat(t, img, 3, "/Windows/System32/config/SYSTEM")
 	hv := func(h, key, val string) string { return strings.TrimSpace(run(t, "hivexget", h, key, val)) }
@@ -173,8 +187,8 @@ func TestPatchApply(t *testing.T) {
 	if !strings.HasSuffix(applied, "Z") || !strings.Contains(applied, "T") {
 		t.Errorf("record Applied = %q, want RFC 3339 UTC", applied)
 	}
-	if got := hv(software, rec, "Files"); got != "6" { // update, 2 creates, 2 mkdirs, delete
-		t.Errorf("record Files = %q, want 6", got)
+	if got := hv(software, rec, "Files"); got != "8" { // update, 3 creates, 3 mkdirs, delete
+		t.Errorf("record Files = %q, want 8", got)
 	}
 	if got := hv(software, rec, "RegistryChanges"); got != "4" { // a key, two values, a deleted value
 		t.Errorf("record RegistryChanges = %q, want 4", got)
@@ -185,11 +199,15 @@ func TestPatchApply(t *testing.T) {
 
 	// again: already applied, nothing written
 	after := sumFile(t, img)
+	st1, err := os.Stat(img)
+	must(t, err)
 	if out := mustOffvm(t, "patch", "apply", bundle, img); !strings.HasPrefix(out, img+": already applied") {
 		t.Errorf("second apply printed %q", out)
 	}
-	if sumFile(t, img) != after {
-		t.Errorf("applying again changed the image")
+	st2, err := os.Stat(img)
+	must(t, err)
+	if sumFile(t, img) != after || !st1.ModTime().Equal(st2.ModTime()) {
+		t.Errorf("applying again changed the image (or its mtime)")
 	}
 	out = mustOffvm(t, "patch", "status", "--json", bundle, img)
 	var st []map[string]any
@@ -249,6 +267,7 @@ func TestPatchRefusals(t *testing.T) {
 	big := makeBundle(t, "Windows Server 2019*")
 	writeFile(t, filepath.Join(big, "files", "C", "zz-big.bin"), 80<<20)
 	r = runOffvm(t, "patch", "apply", big, img)
+	t.Logf("too big: %s", r.out)
 	if r.code != 1 || !strings.HasPrefix(r.out, img+": failed: ") {
 		t.Errorf("too big: exit %d, %q %q", r.code, r.out, r.err)
 	}
@@ -296,6 +315,7 @@ func TestPatchMounted(t *testing.T) {
 		t.Errorf("dry run through the mount:\n%s", out)
 	}
 	out = mustOffvm(t, "patch", "apply", bundle, dir)
+	t.Logf("through the mount: %s", out)
 	if !strings.HasPrefix(out, img+": applied (") || !strings.Contains(out, "through the mount at "+dir) {
 		t.Fatalf("apply through the mount printed %q", out)
 	}
