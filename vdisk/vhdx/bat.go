@@ -1,8 +1,10 @@
 package vhdx
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/offvm/offvm/vdisk"
 )
@@ -41,10 +43,11 @@ type geometry struct {
 	batEntries  int64
 	sectorSize  int64
 	virtualSize int64
+	diff        bool
 }
 
 func newGeometry(m *metadata) geometry {
-	g := geometry{blockSize: int64(m.blockSize), sectorSize: int64(m.logicalSector), virtualSize: m.virtualSize}
+	g := geometry{blockSize: int64(m.blockSize), sectorSize: int64(m.logicalSector), virtualSize: m.virtualSize, diff: m.hasParent}
 	g.chunkRatio = (1 << 23) * g.sectorSize / g.blockSize
 	g.dataBlocks = (m.virtualSize + g.blockSize - 1) / g.blockSize
 	sbBlocks := (g.dataBlocks + g.chunkRatio - 1) / g.chunkRatio
@@ -122,4 +125,38 @@ func (g geometry) checkEntry(i int64, e batEntry, fileSize int64, diff bool) str
 		return fmt.Sprintf("block at %d+%d lies outside the file (size %d)", off, need, fileSize)
 	}
 	return ""
+}
+
+// checkOverlaps refuses a file whose blocks overlap each other or the
+// log, BAT or metadata regions: writing into such a block would damage
+// what else lives there. Only writable opens need it.
+func checkOverlaps(name string, bat []batEntry, g geometry, fixed []region) error {
+	type span struct {
+		region
+		what string
+	}
+	var spans []span
+	for _, r := range fixed {
+		if r.length > 0 {
+			spans = append(spans, span{r, "a metadata region"})
+		}
+	}
+	for i, e := range bat {
+		isBitmap := (int64(i)+1)%(g.chunkRatio+1) == 0
+		switch {
+		case isBitmap && e.state() == sbStatePresent && g.diff:
+			spans = append(spans, span{region{e.offset(), sectorBitmapSize}, fmt.Sprintf("BAT entry %d", i)})
+		case !isBitmap && (e.state() == stateFullyPresent || e.state() == statePartiallyPresent):
+			b := int64(i) - int64(i)/(g.chunkRatio+1)
+			spans = append(spans, span{region{e.offset(), min(g.blockSize, g.virtualSize-b*g.blockSize)}, fmt.Sprintf("BAT entry %d", i)})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.offset, b.offset) })
+	for i := 1; i < len(spans); i++ {
+		p, s := spans[i-1], spans[i]
+		if p.offset+p.length > s.offset {
+			return fmt.Errorf("vhdx %s: %s at %d overlaps %s at %d: %w", name, s.what, s.offset, p.what, p.offset, vdisk.ErrCorrupt)
+		}
+	}
+	return nil
 }

@@ -118,3 +118,28 @@ func TestDamagedStructures(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlapRefusedForWriting: a block pointing into the metadata region
+// can be read, but writing through it would damage the metadata.
+func TestOverlapRefusedForWriting(t *testing.T) {
+	dir := t.TempDir()
+	img := join(dir, "d.vhdx")
+	qemuImg(t, "create", "-f", "vhdx", "-o", "block_size=1M", img, "8M")
+	b := fileBytes(t, img)
+	batR, metaR, err := readRegions(vdisk.NewMemFile(img, b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(b[batR.offset+8:], uint64(makeEntry(stateFullyPresent, metaR.offset)))
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	openPath(t, img, false, vdisk.Options{}).Close()
+	f, _ := vdisk.OpenOSFile(img, true)
+	defer f.Close()
+	_, err = Open(f, vdisk.Options{Writable: true})
+	if !errors.Is(err, vdisk.ErrCorrupt) || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("writable open: %v, want an overlap error", err)
+	}
+	t.Log(err)
+}

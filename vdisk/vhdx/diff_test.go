@@ -79,10 +79,13 @@ func locator(kv [][2]string) []byte {
 func makeChild(t *testing.T, parent, child string, bitmaps bool) {
 	t.Helper()
 	p := openPath(t, parent, false, vdisk.Options{})
-	size, bs, linkage := p.Size(), p.BlockSize(), GUID(p.DataWriteGUID())
+	size, bs, ss, linkage := p.Size(), p.BlockSize(), p.SectorSize(), GUID(p.DataWriteGUID())
 	p.Close()
 	qemuImg(t, "create", "-f", "vhdx", "-o", fmt.Sprintf("subformat=dynamic,block_size=%d,block_state_zero=off", bs), child, fmt.Sprint(size))
 
+	if ss != 512 {
+		setSectorSize(t, child, uint32(ss))
+	}
 	b := fileBytes(t, child)
 	batR, metaR, err := readRegions(vdisk.NewMemFile(child, b), int64(len(b)))
 	if err != nil {
@@ -117,7 +120,7 @@ func makeChild(t *testing.T, parent, child string, bitmaps bool) {
 	binary.LittleEndian.PutUint32(e[24:], 4) // IsRequired
 	binary.LittleEndian.PutUint16(tab[10:], uint16(count+1))
 	if bitmaps {
-		g := geometry{blockSize: bs, chunkRatio: (1 << 23) * 512 / bs}
+		g := geometry{blockSize: bs, chunkRatio: (1 << 23) * ss / bs}
 		for c := int64(0); c*g.chunkRatio*bs < size; c++ {
 			host := (int64(len(b)) + mib - 1) / mib * mib
 			b = append(b, make([]byte, host+sectorBitmapSize-int64(len(b)))...)
@@ -129,8 +132,30 @@ func makeChild(t *testing.T, parent, child string, bitmaps bool) {
 	}
 }
 
+// setSectorSize makes a qemu-made image (qemu writes only 512-byte
+// sectors) one with logical and physical sectors of ss bytes.
+func setSectorSize(t *testing.T, path string, ss uint32) {
+	t.Helper()
+	b := fileBytes(t, path)
+	_, metaR, err := readRegions(vdisk.NewMemFile(path, b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := b[metaR.offset:]
+	for i := range int(binary.LittleEndian.Uint16(tab[10:])) {
+		e := tab[32+32*i:]
+		if id := GUID(e[:16]); id == logicalSectorGUID || id == physicalSectorGUID {
+			binary.LittleEndian.PutUint32(tab[binary.LittleEndian.Uint32(e[16:]):], ss)
+		}
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDifferencing(t *testing.T) {
 	requirePyvhdi(t)
+	testutil.RequireTool(t, "vhdiinfo", "libvhdi-utils")
 	// libvhdi 20210425 reads the sector bitmap of a not-present block even
 	// when the chunk has no bitmap block (it reads the file's first bytes
 	// as one), so a child without bitmaps is checked by libvhdi only
@@ -140,10 +165,12 @@ func TestDifferencing(t *testing.T) {
 		size    int64
 		bs      string
 		bitmaps bool
+		sector  uint32
 	}{
-		{"1M-blocks", 48 * mib, "1M", true},
-		{"32M-blocks", 80 * mib, "32M", true},
-		{"1M-blocks-no-bitmap", 40 * mib, "1M", false},
+		{"1M-blocks", 48 * mib, "1M", true, 512},
+		{"32M-blocks", 40 * mib, "32M", true, 512},
+		{"1M-blocks-no-bitmap", 40 * mib, "1M", false, 512},
+		{"2M-blocks-4K-sectors", 24 * mib, "2M", true, 4096},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,6 +178,13 @@ func TestDifferencing(t *testing.T) {
 			parentRaw, parent, child := join(dir, "parent.raw"), join(dir, "parent.vhdx"), join(dir, "child.vhdx")
 			makeRaw(t, parentRaw, c.size, int64(40+i))
 			qemuImg(t, "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size="+c.bs, parentRaw, parent)
+			if c.sector != 512 {
+				setSectorSize(t, parent, c.sector)
+				info := testutil.Run(t, "vhdiinfo", parent)
+				if !strings.Contains(info, "Bytes per sector\t: 4096") {
+					t.Fatalf("libvhdi does not see 4096-byte sectors:\n%s", info)
+				}
+			}
 			makeChild(t, parent, child, c.bitmaps)
 			parentHash := fileHash(t, parent)
 			if os.Getenv("VHDX_KEEP") != "" {

@@ -57,7 +57,7 @@ func makeRaw(t *testing.T, path string, size int64, seed int64) {
 	}
 }
 
-func qemuImg(t *testing.T, args ...string) string {
+func qemuImg(t testing.TB, args ...string) string {
 	t.Helper()
 	testutil.RequireTool(t, "qemu-img", "qemu-utils")
 	return testutil.Run(t, "qemu-img", args...)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/offvm/offvm/vdisk"
 )
@@ -19,6 +20,8 @@ var (
 	batRegionGUID      = mustGUID("2DC27766-F623-4200-9D64-115E9BFD4A08")
 	metadataRegionGUID = mustGUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")
 )
+
+const unknownRegion = "required region"
 
 // region is where the BAT or the metadata lives in the file.
 type region struct {
@@ -36,11 +39,15 @@ func readRegions(f vdisk.File, fileSize int64) (bat, meta region, err error) {
 			return bat, meta, nil
 		}
 	}
+	kind := vdisk.ErrCorrupt
+	if strings.HasPrefix(why[0], unknownRegion) {
+		kind = vdisk.ErrUnsupported
+	}
 	if why[0] == why[1] {
-		return bat, meta, fmt.Errorf("vhdx %s: region table: %s: %w", f.Name(), why[0], vdisk.ErrCorrupt)
+		return bat, meta, fmt.Errorf("vhdx %s: region table: %s: %w", f.Name(), why[0], kind)
 	}
 	return bat, meta, fmt.Errorf("vhdx %s: no valid region table (first: %s; second: %s): %w",
-		f.Name(), why[0], why[1], vdisk.ErrCorrupt)
+		f.Name(), why[0], why[1], kind)
 }
 
 // readRegionTable returns a reason in place of an error so the caller can
@@ -74,7 +81,7 @@ func readRegionTable(f vdisk.File, off, fileSize int64) (bat, meta region, why s
 		case id == metadataRegionGUID:
 			meta = r
 		case required:
-			return bat, meta, fmt.Sprintf("required region %s is unknown", id)
+			return bat, meta, fmt.Sprintf("%s %s is unknown", unknownRegion, id)
 		default:
 			continue
 		}

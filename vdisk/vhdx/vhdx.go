@@ -8,6 +8,16 @@
 // written. The first write of a session updates the header (new
 // FileWriteGuid and DataWriteGuid) through the non-current header slot.
 // The log is left empty: nothing here writes through it.
+//
+// Block states, as read: FULLY_PRESENT from the file; ZERO as zeros (in
+// a differencing image too: the child says "zeros here"); NOT_PRESENT,
+// UNDEFINED and UNMAPPED as the parent's data in a differencing image,
+// else zeros; PARTIALLY_PRESENT (differencing only) sector by sector
+// from the file or the parent, as the sector bitmap says.
+//
+// A differencing image's parent is opened through Options.OpenParent
+// and must offer DataWriteGUID() [16]byte (as *Disk does), directly or
+// through Unwrap() vdisk.Disk, so that parent_linkage can be checked.
 package vhdx
 
 import (
@@ -77,6 +87,12 @@ func open(f vdisk.File, opts vdisk.Options) (*Disk, error) {
 		return nil, err
 	}
 	d.fileEnd = size
+	if d.writable {
+		logR := region{int64(d.hdr.LogOffset), int64(d.hdr.LogLength)}
+		if err := checkOverlaps(f.Name(), d.bat, d.geo, []region{{0, mib}, logR, bat, meta}); err != nil {
+			return nil, err
+		}
+	}
 	if d.meta.hasParent {
 		if err := d.openParent(); err != nil {
 			return nil, err
