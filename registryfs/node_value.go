@@ -99,16 +99,18 @@ func (n *valueNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ 
 		return nil, 0, e
 	}
 	h := &valueHandle{buf: c}
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		if _, err := n.c.reg.Editable(n.hive); err != nil {
-			return nil, 0, errno(err)
-		}
-		if flags&syscall.O_TRUNC != 0 {
-			h.buf, h.dirty = []byte{}, true
-		}
+	writing := flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0
+	if !writing {
+		// Content is rendered per open and its size depends on the type:
+		// no kernel caching; and nothing to store at close.
+		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 	}
-	// Content is rendered per open and its size depends on the type:
-	// no kernel caching.
+	if _, err := n.c.reg.Editable(n.hive); err != nil {
+		return nil, 0, errno(err)
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		h.buf, h.dirty = []byte{}, true
+	}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
