@@ -1,6 +1,7 @@
-// Package diskfsvol serves go-diskfs's ext4 and ISO 9660 readers through the
-// volume interface, read-only. go-diskfs is path-based; this adapter keeps
-// the map between inode numbers and paths that the FUSE layer needs.
+// Package diskfsvol serves go-diskfs's ISO 9660 reader through the volume
+// interface, read-only. go-diskfs is path-based; this adapter keeps the map
+// between inode numbers and paths that the FUSE layer needs. (ext2/3/4 have
+// offvm's own reader, package ext.)
 package diskfsvol
 
 import (
@@ -14,7 +15,6 @@ import (
 	"syscall"
 
 	"github.com/diskfs/go-diskfs/filesystem"
-	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/offvm/offvm/volume"
 )
@@ -35,15 +35,6 @@ type FS struct {
 type handle struct {
 	mu sync.Mutex
 	f  filesystem.File
-}
-
-// OpenExt4 reads an ext2/3/4 file system.
-func OpenExt4(dev volume.Device) (*FS, error) {
-	fsys, err := ext4.Read(&storage{dev: dev}, dev.Size(), 0, 512)
-	if err != nil {
-		return nil, fmt.Errorf("ext4: %w", err)
-	}
-	return newFS(fsys, "ext4"), nil
 }
 
 // OpenISO reads an ISO 9660 file system (with Rock Ridge or Joliet).
@@ -128,11 +119,6 @@ func (f *FS) stat(p string) (volume.Attr, error) {
 			a.Mode |= 0o111
 		}
 	}
-	if st, ok := fi.Sys().(*ext4.StatT); ok && st != nil {
-		a.Nlink = uint32(st.Nlink)
-		a.Atime, a.Ctime = st.AccessTime, st.ChangeTime
-		a.Blocks = int64(st.Blocks)
-	}
 	if a.Blocks == 0 {
 		a.Blocks = (a.Size + 511) / 512
 	}
@@ -149,7 +135,7 @@ func (f *FS) GetAttr(ino volume.Ino) (volume.Attr, error) {
 	return a, err
 }
 
-// Lookup is case-sensitive: ext4 and ISO names are exact.
+// Lookup is case-sensitive: ISO names are exact.
 func (f *FS) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
 	p, err := f.pathOf(dir)
 	if err != nil {
@@ -229,18 +215,8 @@ func (f *FS) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// Readlink: Rock Ridge links are not offered by go-diskfs's reader.
 func (f *FS) Readlink(ino volume.Ino) (string, error) {
-	p, err := f.pathOf(ino)
-	if err != nil {
-		return "", err
-	}
-	if e, ok := f.fsys.(*ext4.FileSystem); ok {
-		t, err := e.ReadLink(diskfsPath(p))
-		if err != nil {
-			return "", fmt.Errorf("ext4 %s: %v: %w", p, err, syscall.EINVAL)
-		}
-		return t, nil
-	}
 	return "", syscall.EINVAL
 }
 

@@ -20,6 +20,16 @@ type dir struct {
 	index map[string]int
 }
 
+// cost approximates the bytes a listing holds: each entry, its name
+// twice (slice and index) and the map's overhead.
+func (d *dir) cost() int {
+	n := 64
+	for _, e := range d.ents {
+		n += 96 + 2*len(e.Name)
+	}
+	return n
+}
+
 // Directory entry file types (with the filetype feature).
 var direntTypes = [...]os.FileMode{
 	1: 0, 2: os.ModeDir, 3: os.ModeDevice | os.ModeCharDevice, 4: os.ModeDevice,
@@ -74,7 +84,7 @@ func (f *FS) dir(ino volume.Ino) (*dir, error) {
 	if err := f.fillTypes(d); err != nil {
 		return nil, err
 	}
-	f.dirs.put(in.ino, d, len(d.ents)+1)
+	f.dirs.put(in.ino, d, d.cost())
 	return d, nil
 }
 
@@ -98,7 +108,7 @@ func (f *FS) readBlockDir(in *inode, d *dir) error {
 		run = min(run, nblocks-lblk, chunkBlocks)
 		if pblk != 0 { // a hole in a directory holds no entries
 			if buf == nil {
-				buf = make([]byte, chunkBlocks*bs)
+				buf = make([]byte, min(nblocks, chunkBlocks)*bs)
 			}
 			b := buf[:run*bs]
 			if err := f.readDev(b, int64(pblk*bs)); err != nil {

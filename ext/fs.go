@@ -20,11 +20,11 @@ import (
 
 const rootIno = 2
 
-// Cache bounds: inodes counted one each, directories by entries, metadata
-// blocks by bytes.
+// Cache bounds, in bytes (approximate for inodes and listings): a walk
+// of a tree of 100,000 files stays cached.
 const (
-	maxCachedInodes     = 32768
-	maxCachedDirEntries = 262144
+	maxCachedInodeBytes = 24 << 20
+	maxCachedDirBytes   = 32 << 20
 	maxCachedMetaBytes  = 16 << 20
 )
 
@@ -51,8 +51,8 @@ func Open(dev volume.Device) (*FS, error) {
 	f := &FS{
 		dev:    dev,
 		sb:     sb,
-		inodes: newLRU[uint32, *inode](maxCachedInodes),
-		dirs:   newLRU[uint32, *dir](maxCachedDirEntries),
+		inodes: newLRU[uint32, *inode](maxCachedInodeBytes),
+		dirs:   newLRU[uint32, *dir](maxCachedDirBytes),
 		meta:   newLRU[uint64, []byte](maxCachedMetaBytes),
 	}
 	if err := f.readGroups(); err != nil {

@@ -67,7 +67,8 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.inodes.put(ino, in, 1)
+	// The struct, plus the raw inode its xattr area keeps alive.
+	f.inodes.put(ino, in, 200+int(f.sb.inodeSize))
 	return in, nil
 }
 
@@ -84,10 +85,15 @@ func (f *FS) readInode(ino uint32) (*inode, error) {
 	if idx >= g.usedInodes {
 		return nil, fmt.Errorf("ext: inode %d is in the unused part of its group: %w", ino, syscall.ENOENT)
 	}
-	raw := make([]byte, s.inodeSize)
-	if err := f.readDev(raw, int64(g.inodeTable)*s.blockSize+int64(idx)*s.inodeSize); err != nil {
+	// Read the whole inode table block through the metadata cache: the
+	// other inodes in it are usually the directory's next entries.
+	pos := int64(idx) * s.inodeSize
+	b, err := f.metaBlock(g.inodeTable + uint64(pos/s.blockSize))
+	if err != nil {
 		return nil, fmt.Errorf("ext: inode %d: %w", ino, err)
 	}
+	raw := make([]byte, s.inodeSize)
+	copy(raw, b[pos%s.blockSize:])
 	return f.decodeInode(ino, raw)
 }
 

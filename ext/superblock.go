@@ -16,7 +16,7 @@ const superMagic = 0xEF53
 
 // Feature bits (Documentation/filesystems/ext4/super.rst).
 const (
-	compatHasJournal  = 0x4
+	compatHasJournal   = 0x4
 	compatSparseSuper2 = 0x200
 
 	incompatCompression = 0x1
@@ -203,7 +203,7 @@ func (s *superblock) geometry(devSize int64) error {
 		return fmt.Errorf("ext: %d inodes per group do not fit a bitmap block: %w", s.inodesPerGroup, syscall.EIO)
 	case s.blocksCount <= s.firstDataBlock:
 		return fmt.Errorf("ext: %d blocks, first data block %d: %w", s.blocksCount, s.firstDataBlock, syscall.EIO)
-	case s.blocksCount > uint64(1)<<48:
+	case s.blocksCount > uint64(1)<<62/uint64(bs): // byte offsets must fit an int64
 		return fmt.Errorf("ext: %d blocks: %w", s.blocksCount, syscall.EIO)
 	}
 	groups := (s.blocksCount - s.firstDataBlock + uint64(s.blocksPerGroup) - 1) / uint64(s.blocksPerGroup)

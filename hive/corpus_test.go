@@ -20,6 +20,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 		keys int // 0: not checked
 	}{
 		{"regipy/SYSTEM.xz", 30756},
+		{"regipy/SYSTEM_WIN_10_1709.xz", 0}, // dirty, no logs: read as last flushed, as hivex does
 		{"regipy/SAM.xz", 0},
 		{"regipy/SECURITY.xz", 0},
 		{"regipy/BCD.xz", 0},

@@ -225,12 +225,11 @@ print(len(h.node_children(h.node_get_child(h.root(),"Many"))))
 // regparser prints stored name bytes as they are).
 func checkWithRegparser(t *testing.T, path string, h *hive.Hive) {
 	t.Helper()
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := regparser.NewRegistry(f)
+	r, err := regparser.NewRegistry(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +241,22 @@ func checkWithRegparser(t *testing.T, path string, h *hive.Hive) {
 		rsubs := rk.Subkeys()
 		if len(rsubs) != len(subs) {
 			t.Fatalf("%q: regparser sees %d subkeys, we %d", k.Path(), len(rsubs), len(subs))
+		}
+		// Class name, last-written time and security descriptor, read by
+		// regparser from the cells of our file, equal what we read.
+		if rk.ClassLength() > 0 || len(k.Class()) > 0 {
+			if got := cellBytes(data, rk.Class(), 0, int(rk.ClassLength())); !bytes.Equal(got, k.Class()) {
+				t.Errorf("%q: class %x in our file, %x read", k.Path(), got, k.Class())
+			}
+		}
+		if rk.LastWriteTime().Time.Unix() != k.LastWritten().Unix() { // regparser keeps seconds
+			t.Errorf("%q: last written %v in our file, %v read", k.Path(), rk.LastWriteTime().Time, k.LastWritten())
+		}
+		if sk := cellBytes(data, rk.Security(), 16, 4); len(sk) == 4 && k.Security() != nil {
+			n := int(binary.LittleEndian.Uint32(sk))
+			if got := cellBytes(data, rk.Security(), 20, n); !bytes.Equal(got, k.Security().Descriptor()) {
+				t.Errorf("%q: security descriptor differs", k.Path())
+			}
 		}
 		vals, _ := k.Values()
 		rvals := rk.Values()
@@ -361,4 +376,13 @@ func TestLookupThenEditBigList(t *testing.T) {
 	if strings.Contains(ls, "K151") || strings.Count(ls, "K") != 299 {
 		t.Errorf("hivexsh ls after delete:\n%s", trunc(ls))
 	}
+}
+
+// cellBytes reads n bytes at off within the data of the cell at cell.
+func cellBytes(file []byte, cell uint32, off, n int) []byte {
+	start := 4096 + int(cell) + 4 + off
+	if cell == 0xFFFFFFFF || start < 0 || start+n > len(file) {
+		return nil
+	}
+	return file[start : start+n]
 }

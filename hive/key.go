@@ -114,7 +114,8 @@ func (k *Key) Path() string {
 	return p + `\` + k.name
 }
 
-// Subkeys returns the key's subkeys in the order of the hive's list.
+// Subkeys returns the key's subkeys in the order of the hive's list (the
+// slice is the key's own: do not modify it).
 func (k *Key) Subkeys() ([]*Key, error) {
 	if k.deleted {
 		return nil, fmt.Errorf("key %q was deleted: %w", k.name, ErrNotFound)

@@ -2,9 +2,11 @@ package hive
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -82,9 +84,10 @@ var (
 	corpusCache = map[string][]byte{}
 )
 
-// readCorpus returns a corpus file's bytes, decompressed once per test
-// run (xz decompression of the big hives is the slowest part of the tests).
-// Callers must not modify the result.
+// readCorpus returns a corpus file's bytes, decompressed with the xz
+// reader once: in memory for this run and in the user's cache directory for
+// the next runs (xz decompression of the big hives is the slowest part of
+// the tests, above all under -race). Callers must not modify the result.
 func readCorpus(t testing.TB, rel string) []byte {
 	t.Helper()
 	p := testutil.Corpus(t, rel)
@@ -93,20 +96,44 @@ func readCorpus(t testing.TB, rel string) []byte {
 	if b, ok := corpusCache[rel]; ok {
 		return b
 	}
+	if filepath.Ext(rel) != ".xz" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corpusCache[rel] = b
+		return b
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cached = filepath.Join(dir, "offvm-test-corpus", fmt.Sprintf("%s-%d-%d", strings.ReplaceAll(rel, "/", "_"), fi.Size(), fi.ModTime().Unix()))
+		if b, err := os.ReadFile(cached); err == nil {
+			corpusCache[rel] = b
+			return b
+		}
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var r io.Reader = f
-	if filepath.Ext(rel) == ".xz" {
-		if r, err = xz.NewReader(f); err != nil {
-			t.Fatal(err)
-		}
+	r, err := xz.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cached != "" && os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
+		tmp := cached + ".tmp"
+		if os.WriteFile(tmp, b, 0o644) == nil {
+			os.Rename(tmp, cached)
+		}
 	}
 	corpusCache[rel] = b
 	return b

@@ -137,7 +137,8 @@ func (h *Hive) bigData(c []byte, size, off uint32) ([]byte, error) {
 	return out, nil
 }
 
-// Values returns the key's values in the order of the hive's list.
+// Values returns the key's values in the order of the hive's list (the
+// slice is the key's own: do not modify it).
 func (k *Key) Values() ([]*Value, error) {
 	if k.deleted {
 		return nil, fmt.Errorf("key %q was deleted: %w", k.name, ErrNotFound)

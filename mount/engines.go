@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/offvm/offvm/diskfsvol"
+	"github.com/offvm/offvm/ext"
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/ntfs"
 	"github.com/offvm/offvm/volume"
@@ -25,8 +26,10 @@ var engines = map[string]engineFunc{
 	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
 }
 
+// openExt serves ext2/3/4 with offvm's own reader (read-only): go-diskfs
+// refuses ext2/ext3 and walks whole paths on every call.
 func openExt(dev volume.Device, _ bool) (volume.FS, error) {
-	return diskfsvol.OpenExt4(dev)
+	return ext.Open(dev)
 }
 
 func openEngine(fsType string, dev volume.Device, readOnly bool) (volume.FS, error) {

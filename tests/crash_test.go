@@ -84,7 +84,8 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			lib := t.TempDir()
 			c := newCrashCase(t, lib)
 			mnt := t.TempDir()
-			cmd := exec.Command(offvm, "mount", lib, mnt)
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			cmd := exec.Command(offvm, "mount", "--pid-file", pidFile, lib, mnt)
 			cmd.Env = append(os.Environ(), "OFFVM_FAULT="+point)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("mount: %v\n%s", err, out)
@@ -96,6 +97,11 @@ func TestCrashAtEveryPoint(t *testing.T) {
 				t.Fatalf("unmount succeeded although the daemon was killed at %s", point)
 			}
 			cleanupMount(mnt)
+			b, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid == 0 || !waitGone(pid, 10*time.Second) { // its locks go with it
+				t.Fatalf("daemon %d still alive after its fault point", pid)
+			}
 			state := c.verify(t, point)
 			want := map[string]string{"commit-staged": "old", "journal-partial": "old"}[point]
 			if want == "" {
