@@ -17,7 +17,8 @@ mkntfs -q -F -Q -L bench "$B/lib/vol.img" 2>/dev/null
 ntfs-3g "$B/lib/vol.img" "$B/fill"
 head -c "${SIZE_MIB}M" /dev/urandom > "$B/fill/big.bin"
 mkdir "$B/fill/many"
-(cd "$B/fill/many" && seq -f "file-%05g.txt" 1 "$FILES" | xargs touch)
+# $FILES small files of 2,000 bytes each
+head -c $((FILES * 2000)) /dev/urandom | (cd "$B/fill/many" && split -b 2000 -a 5 -d - file-)
 umount "$B/fill"
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -35,7 +36,23 @@ ntfs-3g -o ro "$B/lib/vol.img" "$B/m3g"
 OV=$B/moff/vol.img/p0
 bench_pair "cold read ${SIZE_MIB} MiB file (raw)" "$B/m3g/big.bin" "$OV/big.bin" cat
 bench_pair "ls -l of ${FILES} files (raw)" "$B/m3g/many" "$OV/many" ls -l
+catall() { find "$1" -type f -exec cat {} + ; }
+bench_pair "stat+read ${FILES} small files" "$B/m3g/many" "$OV/many" catall
 "$OFFVM" unmount "$B/moff"
+umount "$B/m3g"
+
+# Writing: 256 MiB and 1,000 small files, through each, until they are in
+# the image (ntfs-3g: umount; offvm: unmount, i.e. the journaled commit).
+mkdir -p "$B/src/small"
+head -c 256M /dev/urandom > "$B/src/big256.bin"
+head -c 2000000 /dev/urandom | (cd "$B/src/small" && split -b 2000 -a 4 -d - s-)
+cp --sparse=always "$B/lib/vol.img" "$B/vol-3g.img"
+write3g() { ntfs-3g "$B/vol-3g.img" "$B/m3g" && mkdir -p "$B/m3g/w" && cp -r "$B/src/." "$B/m3g/w/" && umount "$B/m3g"; sync; }
+writeoff() { "$OFFVM" mount "$B/lib" "$B/moff" && mkdir -p "$B/moff/vol.img/p0/w" && cp -r "$B/src/." "$B/moff/vol.img/p0/w/" && "$OFFVM" unmount "$B/moff" >/dev/null; sync; }
+drop; t3g=$(secs write3g)
+drop; toff=$(secs writeoff)
+printf '%-34s ntfs-3g %7.3fs   offvm %7.3fs   ratio %5.2f\n' "write 256 MiB + 1,000 files, commit" "$t3g" "$toff" "$(awk -v a="$t3g" -v b="$toff" 'BEGIN{printf "%.2f", a/b}')"
+ntfs-3g -o ro "$B/lib/vol.img" "$B/m3g"
 
 # The same volume inside each container format, read through offvm,
 # against ntfs-3g on the raw volume.
