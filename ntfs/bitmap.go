@@ -36,7 +36,13 @@ func (v *Volume) clusterBitmap() (*bitmap, error) {
 	if s == nil || s.resident || s.dataSize*8 < v.clusters || s.dataSize > v.clusters/8+1<<20 {
 		return nil, fmt.Errorf("ntfs: $Bitmap does not cover the volume: %w", syscall.EIO)
 	}
-	b := &bitmap{bits: make([]byte, s.dataSize), runs: s.runs, n: v.clusters, hint: v.geo.mftLCN}
+	// Data starts past the MFT zone (an eighth of the volume after $MFT,
+	// as ntfs-3g and Windows keep it) so that $MFT can grow contiguously.
+	hint := v.geo.mftLCN + v.clusters/8
+	if hint >= v.clusters {
+		hint = 0
+	}
+	b := &bitmap{bits: make([]byte, s.dataSize), runs: s.runs, n: v.clusters, hint: hint}
 	if err := v.readRuns(s.runs, b.bits, 0); err != nil {
 		return nil, fmt.Errorf("ntfs: $Bitmap: %w", err)
 	}
@@ -71,6 +77,7 @@ func (v *Volume) allocClusters(n, vcn int64) ([]run, error) {
 		}
 	}
 	for _, r := range out {
+		v.w.undoClusters = append(v.w.undoClusters, undoRun{r.lcn, r.length, true})
 		for i := r.lcn; i < r.lcn+r.length; i++ {
 			b.set(i, true)
 		}
@@ -146,6 +153,7 @@ func (v *Volume) freeRuns(runs []run) error {
 		if r.lcn+r.length > b.n {
 			return fmt.Errorf("ntfs: freeing clusters %d+%d outside the volume: %w", r.lcn, r.length, syscall.EIO)
 		}
+		v.w.undoClusters = append(v.w.undoClusters, undoRun{r.lcn, r.length, false})
 		for i := r.lcn; i < r.lcn+r.length; i++ {
 			b.set(i, false)
 		}
@@ -154,4 +162,38 @@ func (v *Volume) freeRuns(runs []run) error {
 		}
 	}
 	return nil
+}
+
+// undoRun and undoBit remember what an operation changed in the bitmaps,
+// so that a failed operation (whose records are never written) can give
+// the clusters and records back.
+type undoRun struct {
+	lcn, length int64
+	allocated   bool
+}
+
+type undoBit struct {
+	n         uint64
+	allocated bool
+}
+
+// rollback reverts the bitmap changes of a failed operation, newest first.
+func (v *Volume) rollback() {
+	w := v.w
+	if w == nil {
+		return
+	}
+	for i := len(w.undoClusters) - 1; i >= 0; i-- {
+		u := w.undoClusters[i]
+		if b := w.bitmap; b != nil {
+			for c := u.lcn; c < u.lcn+u.length; c++ {
+				b.set(c, !u.allocated)
+			}
+			v.flushBits(b, u.lcn, u.lcn+u.length)
+		}
+	}
+	for i := len(w.undoRecords) - 1; i >= 0; i-- {
+		v.setRecordBit(w.undoRecords[i].n, !w.undoRecords[i].allocated)
+	}
+	w.undoClusters, w.undoRecords = nil, nil
 }

@@ -30,6 +30,11 @@ var corpusExtra = map[string][]wop{
 		{kind: "write", p: "Folder A/Folder B/Hello world text document.txt", data: []byte(" appended"), off: 12},
 		{kind: "rename", p: "Folder A/Folder B", q: "Folder B moved"},
 	},
+	"dfir_ntfs/ntfs3_attrlist.raw.gz": {
+		// 1.txt is one of 100 hard links of a file whose $DATA lives in an
+		// extension record: an overwrite in place through the attribute list.
+		{kind: "write", p: "1.txt", data: []byte("ABCD")},
+	},
 	"dfir_ntfs/ntfs_index.raw.gz": {
 		{kind: "unlink", p: "test_dir/111111111111111.txt"},
 		{kind: "write", p: "test_dir/new-in-windows-dir.txt", data: []byte("new")},

@@ -56,8 +56,7 @@ func (o *op) createRecord(dir uint64, name string, kind int) (*record, *dirW, er
 	r.flags, r.links = recInUse, 1
 	attrs := uint32(faArchive)
 	if kind == kindDir {
-		r.flags |= recIsDir
-		attrs = 0
+		r.flags |= recIsDir // archive stays set, as ntfs-3g does
 	}
 	si := newSI(attrs, secID)
 	if _, err := r.insertAttr(residentAttr(atStandardInfo, "", si)); err != nil {
@@ -120,7 +119,10 @@ func (o *op) link(r *record, dw *dirW, name string) error {
 		return err
 	}
 	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsPOSIX)
-	if _, err := r.insertAttr(residentAttr(atFileName, "", fn)); err != nil {
+	if err := o.v.fit(r, func() error {
+		_, err := r.insertAttr(residentAttr(atFileName, "", fn))
+		return err
+	}); err != nil {
 		return err
 	}
 	o.mark(r)

@@ -1,6 +1,7 @@
 package ntfs
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 )
@@ -51,11 +52,26 @@ func (v *Volume) saveData(d *dataAttr) error {
 		b = nonResidentAttr(atData, d.name, d.s.flags, d.s, v.geo.clusterSize)
 	}
 	if d.off < 0 {
-		off, err := d.r.insertAttr(b)
-		d.off = off
-		return err
+		return v.fit(d.r, func() error {
+			off, err := d.r.insertAttr(b)
+			d.off = off
+			return err
+		})
 	}
-	return d.r.replaceAttr(d.off, b)
+	err := d.r.replaceAttr(d.off, b)
+	var full *recordFullError
+	if errors.As(err, &full) {
+		// Make room with the other streams, then find this one again.
+		name := d.name
+		if moved, merr := v.moveOutOther(d.r, name); merr != nil || !moved {
+			return err
+		}
+		if d.off = d.r.findAttr(atData, name, false); d.off < 0 {
+			return err
+		}
+		return v.saveData(d)
+	}
+	return err
 }
 
 // writeData writes p at pos into the stream, allocating as needed.

@@ -292,6 +292,9 @@ func (in *inode) winAttrs() uint32 {
 func (v *Volume) StatFS() (volume.StatFS, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	if st := v.statCache.Load(); st != nil { // counting a large $Bitmap is slow; writes drop this
+		return *st, nil
+	}
 	st := volume.StatFS{BlockSize: uint32(v.geo.clusterSize), Blocks: uint64(v.clusters), NameMaxLen: 255}
 	used, err := v.countBits(recBitmap, atData, "", v.clusters)
 	if err != nil {
@@ -304,6 +307,7 @@ func (v *Volume) StatFS() (volume.StatFS, error) {
 		return st, err
 	}
 	st.Files, st.FilesFree = uint64(recs), uint64(recs-usedRecs)
+	v.statCache.Store(&st)
 	return st, nil
 }
 

@@ -19,8 +19,14 @@ func (v *Volume) do(fn func(o *op) error) error {
 		return err
 	}
 	defer v.endWrite()
+	defer v.statCache.Store(nil)
+	v.w.undoClusters, v.w.undoRecords = nil, nil
 	o := v.newOp()
 	if err := fn(o); err != nil {
+		// The op's records are not written: give back what it allocated
+		// and take back what it freed. (Index blocks already rewritten by
+		// a split are not undone.)
+		v.rollback()
 		return err
 	}
 	return o.commit()
@@ -167,16 +173,23 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("ntfs: negative offset: %w", syscall.EINVAL)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	err := v.do(func(o *op) error {
 		r, err := o.fileRec(ino)
 		if err != nil {
 			return err
 		}
 		d, err := v.openData(r, "")
-		if err != nil {
+		if isSplitStream(err) {
+			done, werr := v.overwriteInPlace(r.num, "", p, off)
+			if werr != nil || !done {
+				return err
+			}
+		} else if err != nil {
 			return err
-		}
-		if err := v.writeData(d, p, off); err != nil {
+		} else if err := v.writeData(d, p, off); err != nil {
 			return err
 		}
 		if err := touch(r); err != nil {

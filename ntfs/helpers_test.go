@@ -101,6 +101,9 @@ func walkVolume(t testing.TB, v *Volume) map[string]entry {
 				t.Errorf("%s: Lookup ino %d, ReadDir ino %d", p, a.Ino, e.Ino)
 			}
 			en := entry{Xattrs: map[string]string{}}
+			if attr, err := v.GetXattr(a.Ino, "system.ntfs_attrib"); err == nil {
+				en.Xattrs["system.ntfs_attrib"] = attribString(attr)
+			}
 			names, err := v.ListXattr(a.Ino)
 			if err != nil {
 				t.Fatalf("ListXattr %s: %v", p, err)
@@ -125,6 +128,9 @@ func walkVolume(t testing.TB, v *Volume) map[string]entry {
 				en.Mode = "file"
 				en.Size = a.Size
 				en.Hash = hashIno(t, v, a.Ino, a.Size)
+			}
+			if en.Mode == "link" { // Interix (ntfs-3g) and reparse links differ here by nature
+				delete(en.Xattrs, "system.ntfs_attrib")
 			}
 			out[p] = en
 		}
@@ -181,6 +187,9 @@ func walkHost(t testing.TB, root string) map[string]entry {
 			io.Copy(h, f)
 			f.Close()
 			en.Hash = hex.EncodeToString(h.Sum(nil))
+		}
+		if en.Mode == "link" {
+			delete(en.Xattrs, "system.ntfs_attrib")
 		}
 		out[rel] = en
 		return nil

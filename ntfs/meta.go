@@ -84,7 +84,10 @@ func (o *op) refreshFileNames(r *record) error {
 		return err
 	}
 	var alloc, size int64
-	if off := r.findAttr(atData, "", false); off >= 0 && r.flags&recIsDir == 0 {
+	keepSizes := false
+	if off := r.findAttr(atData, "", false); off < 0 && r.findAttr(atAttrList, "", false) >= 0 {
+		keepSizes = true // the data lives in an extension record and did not change size
+	} else if off >= 0 && r.flags&recIsDir == 0 {
 		a, err := parseAttr(r.buf[off:r.used], o.v.clusters)
 		if err != nil {
 			return err
@@ -108,8 +111,10 @@ func (o *op) refreshFileNames(r *record) error {
 		}
 		fn := r.residentValue(off)
 		copy(fn[0x08:0x28], si[0:0x20])
-		binary.LittleEndian.PutUint64(fn[0x28:], uint64(alloc))
-		binary.LittleEndian.PutUint64(fn[0x30:], uint64(size))
+		if !keepSizes {
+			binary.LittleEndian.PutUint64(fn[0x28:], uint64(alloc))
+			binary.LittleEndian.PutUint64(fn[0x30:], uint64(size))
+		}
 		binary.LittleEndian.PutUint32(fn[0x38:], fileNameFlags(r, si))
 		binary.LittleEndian.PutUint32(fn[0x3c:], reparse)
 		parent := binary.LittleEndian.Uint64(fn) & refNumMask

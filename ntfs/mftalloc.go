@@ -29,6 +29,7 @@ func (v *Volume) allocRecord() (uint64, error) {
 		for i := int64(firstFreeRecord); i < nrec && i/8 < int64(len(bm.bits)); i++ {
 			if bm.bits[i/8]&(1<<(i%8)) == 0 {
 				bm.bits[i/8] |= 1 << (i % 8)
+				v.w.undoRecords = append(v.w.undoRecords, undoBit{uint64(i), true})
 				return uint64(i), v.saveMFTBitmap(r0, bm, i/8)
 			}
 		}
@@ -41,6 +42,12 @@ func (v *Volume) allocRecord() (uint64, error) {
 
 // freeRecordBit clears record n's bit in $MFT's $BITMAP.
 func (v *Volume) freeRecordBit(n uint64) error {
+	v.w.undoRecords = append(v.w.undoRecords, undoBit{n, false})
+	return v.setRecordBit(n, false)
+}
+
+// setRecordBit sets or clears record n's bit in $MFT's $BITMAP.
+func (v *Volume) setRecordBit(n uint64, on bool) error {
 	r0, err := v.freshRecord(recMFT)
 	if err != nil {
 		return err
@@ -52,7 +59,11 @@ func (v *Volume) freeRecordBit(n uint64) error {
 	if int(n/8) >= len(bm.bits) {
 		return fmt.Errorf("ntfs: record %d outside $MFT bitmap: %w", n, syscall.EIO)
 	}
-	bm.bits[n/8] &^= 1 << (n % 8)
+	if on {
+		bm.bits[n/8] |= 1 << (n % 8)
+	} else {
+		bm.bits[n/8] &^= 1 << (n % 8)
+	}
 	return v.saveMFTBitmap(r0, bm, int64(n/8))
 }
 
@@ -106,6 +117,9 @@ func (v *Volume) growMFT(r0 *record) error {
 		return fmt.Errorf("ntfs: $MFT data is split across records; growing it is not supported: %w", syscall.ENOSPC)
 	}
 	newSize := v.mftSize + mftGrowRecords*rs
+	mark := len(v.w.undoClusters)
+	// Record 0 is written below: its new clusters are not undone with the op.
+	defer func() { v.w.undoClusters = v.w.undoClusters[:mark] }()
 	s := &stream{runs: d.runs, dataSize: newSize, initSize: newSize, allocSize: d.allocSize}
 	if need := (newSize+cs-1)/cs - d.allocSize/cs; need > 0 {
 		b, err := v.clusterBitmap()

@@ -9,6 +9,16 @@ import (
 // Editing a record in memory: attributes are kept sorted by type and name,
 // the header's used size and next attribute id kept in step.
 
+// recordFullError says an MFT record has no room left; it unwraps to
+// ENOSPC for callers that cannot make room.
+type recordFullError struct{ num uint64 }
+
+func (e *recordFullError) Error() string {
+	return fmt.Sprintf("ntfs: MFT record %d is full (attribute lists are not written yet)", e.num)
+}
+
+func (e *recordFullError) Unwrap() error { return syscall.ENOSPC }
+
 func (r *record) allocated() int { return int(binary.LittleEndian.Uint32(r.buf[0x1c:])) }
 
 // syncHeader stores the header fields that edits change.
@@ -28,7 +38,7 @@ func (r *record) free() int { return r.allocated() - r.used }
 func (r *record) resizeAttr(off, n int) error {
 	old := int(binary.LittleEndian.Uint32(r.buf[off+4:]))
 	if r.used+n-old > r.allocated() {
-		return fmt.Errorf("ntfs: MFT record %d is full: %w", r.num, syscall.ENOSPC)
+		return &recordFullError{r.num}
 	}
 	copy(r.buf[off+n:], r.buf[off+old:r.used])
 	if n < old {
@@ -54,7 +64,7 @@ func (r *record) replaceAttr(off int, b []byte) error {
 // insertAttr adds attribute bytes b at its sorted place and gives it an id.
 func (r *record) insertAttr(b []byte) (int, error) {
 	if r.used+len(b) > r.allocated() {
-		return 0, fmt.Errorf("ntfs: MFT record %d is full: %w", r.num, syscall.ENOSPC)
+		return 0, &recordFullError{r.num}
 	}
 	typ := binary.LittleEndian.Uint32(b)
 	name := attrNameOf(b)

@@ -227,3 +227,42 @@ func TestSymlinkReparseIndex(t *testing.T) {
 	}
 	checkConsistent(t, img)
 }
+
+// TestFailedWritesRollBack runs writes into ENOSPC (a full volume, a full
+// record) and wants the volume consistent afterwards, with ntfs-3g's free
+// space count equal to ours: failed operations give their clusters and
+// records back.
+func TestFailedWritesRollBack(t *testing.T) {
+	requireNTFSTools(t)
+	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
+	img := mkntfsImage(t, t.TempDir(), 16, 4096)
+	v := openVol(t, img, 0, Options{})
+	a, err := v.Create(v.Root(), "too-big.bin", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := v.StatFS()
+	if _, err := v.WriteAt(a.Ino, make([]byte, 64<<20), 0); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("64 MiB into 16 MiB: %v", err)
+	}
+	after, _ := v.StatFS()
+	if after.BlocksFree != before.BlocksFree {
+		t.Errorf("free clusters %d before, %d after a failed write", before.BlocksFree, after.BlocksFree)
+	}
+	// Hard links until the record is full.
+	d, _ := v.Mkdir(v.Root(), "links", 0o755)
+	var lerr error
+	for i := 0; i < 200 && lerr == nil; i++ {
+		_, lerr = v.Link(a.Ino, d.Ino, fmt.Sprintf("a-rather-long-hard-link-name-number-%03d.bin", i))
+	}
+	if !errors.Is(lerr, syscall.ENOSPC) {
+		t.Errorf("200 hard links: %v", lerr)
+	}
+	checkConsistent(t, img)
+	mnt, unmount := mount3g(t, img, "ro")
+	defer unmount()
+	compareStatFS(t, mnt, img)
+	if st, err := os.Stat(filepath.Join(mnt, "too-big.bin")); err != nil || st.Size() != 0 {
+		t.Errorf("too-big.bin after the failed write: %v %v", st, err)
+	}
+}

@@ -17,7 +17,19 @@ func (v *Volume) entryIn(dir uint64, name string) (uint64, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("ntfs: %q in directory %d: %w", name, dir, err)
 	}
-	return e.ref & refNumMask, decodeName(nameBytes(e.name)), nil
+	num, stored := e.ref&refNumMask, decodeName(nameBytes(e.name))
+	if e.ns == nsDOS { // found by its 8.3 alias: act on the long name
+		in, err := v.loadInode(num)
+		if err != nil {
+			return 0, "", err
+		}
+		for _, f := range in.names {
+			if f.ns == nsWin32 && f.parent&refNumMask == dir {
+				stored = f.name
+			}
+		}
+	}
+	return num, stored, nil
 }
 
 // unlinkName removes the name (and its DOS alias) of r in dir from the

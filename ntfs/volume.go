@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/offvm/offvm/volume"
@@ -31,8 +32,9 @@ type Volume struct {
 	version  [2]byte
 	roReason string
 
-	mu sync.RWMutex // readers share it; every write holds it alone
-	w  *writeState  // nil until the first write
+	mu        sync.RWMutex // readers share it; every write holds it alone
+	w         *writeState  // nil until the first write
+	statCache atomic.Pointer[volume.StatFS]
 }
 
 var (

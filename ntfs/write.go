@@ -10,6 +10,10 @@ type writeState struct {
 	bitmap   *bitmap // $Bitmap, loaded on first allocation
 	mirrRecs int     // records mirrored in $MFTMirr
 	mirrRuns []run
+
+	// What the running operation changed in the bitmaps (see rollback).
+	undoClusters []undoRun
+	undoRecords  []undoBit
 }
 
 // beginWrite is called with v.mu held for writing before any change: it

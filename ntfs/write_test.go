@@ -2,19 +2,21 @@ package ntfs
 
 import (
 	"bytes"
-	"sort"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/volume"
+	"golang.org/x/sys/unix"
 )
 
 // wop is one step of a write workload, applied the same way through
@@ -186,8 +188,8 @@ func applyEngine(t testing.TB, v *Volume, ops []wop) {
 }
 
 // baseImage builds a small populated volume through ntfs-3g.
-func baseImage(t testing.TB, dir string, cluster int) string {
-	img := mkntfsImage(t, dir, 48, cluster)
+func baseImage(t testing.TB, dir string, cluster int, extra ...string) string {
+	img := mkntfsImage(t, dir, 48, cluster, extra...)
 	mnt, unmount := mount3g(t, img)
 	must := func(err error) {
 		if err != nil {
@@ -219,21 +221,10 @@ func baseImage(t testing.TB, dir string, cluster int) string {
 	return img
 }
 
+// copyFile copies an image keeping its holes (the images are sparse).
 func copyFile(t testing.TB, src, dst string) {
 	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
+	testutil.Run(t, "cp", "--sparse=always", src, dst)
 }
 
 // checkConsistent runs ntfsresize's consistency check on img.
@@ -246,6 +237,22 @@ func checkConsistent(t testing.TB, img string) {
 	}
 	if os.Getenv("NTFS_SHOW") != "" {
 		t.Logf("ntfsresize:\n%s", s)
+	}
+}
+
+// compareStatFS wants our free cluster count to be ntfs-3g's.
+func compareStatFS(t testing.TB, mnt, img string) {
+	t.Helper()
+	var sf unix.Statfs_t
+	if err := unix.Statfs(mnt, &sf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openVol(t, img, 0, Options{ReadOnly: true}).StatFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BlocksFree != sf.Bfree || int64(st.BlockSize) != int64(sf.Bsize) {
+		t.Errorf("statfs: we say %d free of %d-byte clusters, ntfs-3g says %d of %d", st.BlocksFree, st.BlockSize, sf.Bfree, sf.Bsize)
 	}
 }
 
@@ -381,6 +388,8 @@ var writeGroups = []struct {
 		{kind: "xattr", p: "small.txt", q: "user.Zone.Identifier", data: []byte("[ZoneTransfer]\r\nZoneId=3\r\n")},
 		{kind: "xattr", p: "medium.bin", q: "user.big", data: pattern(3000, 7)},
 		{kind: "utimes", p: "large.bin"},
+		{kind: "xattr", p: "medium.bin", q: "system.ntfs_attrib_be", data: []byte{0, 0, 0, 0x23}},
+		{kind: "rmxattr", p: "small.txt", q: "user.Zone.Identifier"},
 	}},
 }
 
@@ -416,9 +425,16 @@ func TestWriteMatchesNtfs3g(t *testing.T) {
 		512:   {"compressed-sparse": true, "create": true, "unlink-truncate": true, "rename": true},
 		65536: {"append-grow": true, "create": true, "mkdir-rmdir": true, "links-xattrs-times": true, "unlink-truncate": true},
 	}
-	for _, cluster := range []int{4096, 512, 65536} {
+	// cluster 4097 stands for 4 KiB clusters on 4 KiB sectors (4Kn disks).
+	selection[4097] = map[string]bool{"create": true, "unlink-truncate": true, "rename": true}
+	for _, cluster := range []int{4096, 512, 65536, 4097} {
 		dir := t.TempDir()
-		base := baseImage(t, dir, cluster)
+		var base string
+		if cluster == 4097 {
+			base = baseImage(t, dir, 4096, "-s", "4096")
+		} else {
+			base = baseImage(t, dir, cluster)
+		}
 		var groups []struct {
 			name string
 			ops  []wop
@@ -450,6 +466,7 @@ func TestWriteMatchesNtfs3g(t *testing.T) {
 				unmount()
 				mnt, unmount = mount3g(t, ours, "ro")
 				got := walkHost(t, mnt)
+				compareStatFS(t, mnt, ours)
 				if g.name == "links-xattrs-times" {
 					st, err := os.Stat(filepath.Join(mnt, "large.bin"))
 					if err != nil || !st.ModTime().Equal(fixedTime) {
@@ -473,3 +490,44 @@ func TestWriteMatchesNtfs3g(t *testing.T) {
 }
 
 var _ = bytes.Equal
+
+// TestLargeFile writes a 100 MiB file in 1 MiB calls and a 0-byte file,
+// then has ntfsresize, ntfs-3g and icat check them.
+func TestLargeFile(t *testing.T) {
+	requireNTFSTools(t)
+	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
+	img := mkntfsImage(t, t.TempDir(), 256, 4096)
+	v := openVol(t, img, 0, Options{})
+	a, err := v.Create(v.Root(), "huge.bin", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for i := 0; i < 100; i++ {
+		chunk := pattern(1<<20, byte(i))
+		h.Write(chunk)
+		if _, err := v.WriteAt(a.Ino, chunk, int64(i)<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.Create(v.Root(), "zero.bin", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, img)
+	mnt, unmount := mount3g(t, img, "ro")
+	got := walkHost(t, mnt)
+	compareStatFS(t, mnt, img)
+	unmount()
+	if e := got["/huge.bin"]; e.Size != 100<<20 || e.Hash != hex.EncodeToString(h.Sum(nil)) {
+		t.Errorf("huge.bin through ntfs-3g: %d bytes, hash %s", e.Size, e.Hash)
+	}
+	if e := got["/zero.bin"]; e.Mode != "file" || e.Size != 0 {
+		t.Errorf("zero.bin through ntfs-3g: %+v", e)
+	}
+	checkIcat(t, img, map[string]entry{"/zero.bin": got["/zero.bin"]})
+	out := testutil.Run(t, "ntfsinfo", "-v", "-f", "-F", "/huge.bin", img)
+	// mkntfs puts $LogFile mid-volume: one break there is all we allow.
+	if !strings.Contains(out, "Total runs: 1 ") && !strings.Contains(out, "Total runs: 2 ") {
+		t.Errorf("huge.bin is fragmented (ntfsinfo):\n%s", out[strings.Index(out, "$DATA"):])
+	}
+}
