@@ -101,9 +101,10 @@ func (n *valueNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ 
 	h := &valueHandle{buf: c}
 	writing := flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0
 	if !writing {
-		// Content is rendered per open and its size depends on the type:
-		// no kernel caching; and nothing to store at close.
-		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+		// The kernel may read through its page cache, dropped at each open
+		// (no KEEP_CACHE): the attributes give the rendered size, so one
+		// READ serves a value. Nothing to store at close.
+		return h, fuse.FOPEN_NOFLUSH, 0
 	}
 	if _, err := n.c.reg.Editable(n.hive); err != nil {
 		return nil, 0, errno(err)
@@ -197,7 +198,16 @@ func (n *valueNode) store(content []byte, dirty *bool) syscall.Errno {
 	if dirty != nil {
 		*dirty = false
 	}
+	n.changed()
 	return 0
+}
+
+// changed drops what the kernel caches of this value (size, pages): the
+// rendered content may differ in length from what was written. Done
+// asynchronously: a notification from inside a request on the same inode
+// can deadlock in the kernel.
+func (n *valueNode) changed() {
+	go n.NotifyContent(0, 0)
 }
 
 // Setattr handles truncate (`: > value`); times and modes are not kept.
@@ -274,7 +284,11 @@ func (n *valueNode) Setxattr(ctx context.Context, attr string, data []byte, flag
 	if err != nil {
 		return errno(err)
 	}
-	return errno(n.key.SetValue(n.name, t, d))
+	if err := n.key.SetValue(n.name, t, d); err != nil {
+		return errno(err)
+	}
+	n.changed()
+	return 0
 }
 
 func (n *valueNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

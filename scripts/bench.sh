@@ -10,9 +10,9 @@ FILES=${BENCH_FILES:-5000}
 B=$(mktemp -d /var/tmp/offvm-bench.XXXXXX)
 trap 'for m in "$B"/m*; do mountpoint -q "$m" && { "$OFFVM" unmount --discard "$m" 2>/dev/null || umount -l "$m"; }; done; rm -rf "$B"' EXIT
 
-echo "building a $((SIZE_MIB + 256)) MiB NTFS volume: one ${SIZE_MIB} MiB file, a ${FILES}-file directory ..."
+echo "building a $((SIZE_MIB + 640)) MiB NTFS volume: one ${SIZE_MIB} MiB file, a ${FILES}-file directory ..."
 mkdir -p "$B/lib" "$B/m3g" "$B/moff" "$B/fill"
-truncate -s $((SIZE_MIB + 256))M "$B/lib/vol.img"
+truncate -s $((SIZE_MIB + 640))M "$B/lib/vol.img"
 mkntfs -q -F -Q -L bench "$B/lib/vol.img" 2>/dev/null
 ntfs-3g "$B/lib/vol.img" "$B/fill"
 head -c "${SIZE_MIB}M" /dev/urandom > "$B/fill/big.bin"
@@ -47,8 +47,8 @@ mkdir -p "$B/src/small"
 head -c 256M /dev/urandom > "$B/src/big256.bin"
 head -c 2000000 /dev/urandom | (cd "$B/src/small" && split -b 2000 -a 4 -d - s-)
 cp --sparse=always "$B/lib/vol.img" "$B/vol-3g.img"
-write3g() { ntfs-3g "$B/vol-3g.img" "$B/m3g" && mkdir -p "$B/m3g/w" && cp -r "$B/src/." "$B/m3g/w/" && umount "$B/m3g"; sync; }
-writeoff() { "$OFFVM" mount "$B/lib" "$B/moff" && mkdir -p "$B/moff/vol.img/p0/w" && cp -r "$B/src/." "$B/moff/vol.img/p0/w/" && "$OFFVM" unmount "$B/moff" >/dev/null; sync; }
+write3g() { ntfs-3g "$B/vol-3g.img" "$B/m3g" && mkdir -p "$B/m3g/w" && cp -r "$B/src/." "$B/m3g/w/"; umount "$B/m3g"; sync; }
+writeoff() { "$OFFVM" mount "$B/lib" "$B/moff" && mkdir -p "$B/moff/vol.img/p0/w" && cp -r "$B/src/." "$B/moff/vol.img/p0/w/"; "$OFFVM" unmount "$B/moff" >/dev/null; sync; }
 drop; t3g=$(secs write3g)
 drop; toff=$(secs writeoff)
 printf '%-34s ntfs-3g %7.3fs   offvm %7.3fs   ratio %5.2f\n' "write 256 MiB + 1,000 files, commit" "$t3g" "$toff" "$(awk -v a="$t3g" -v b="$toff" 'BEGIN{printf "%.2f", a/b}')"
