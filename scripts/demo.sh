@@ -84,6 +84,15 @@ ntfscat "$W/ntfs-after.img" /Windows/System32/config/SYSTEM > "$W/SYSTEM.after"
 run hivexget "$W/SYSTEM.after" 'ControlSet001\Services\Spooler' Start
 run ntfsresize --info --force --no-action "$W/ntfs-after.img"
 ntfscat "$W/ntfs-after.img" "/Program Files/Contoso/agent-1.2.4.dll" | cmp - "$W/agent-1.2.4.dll" && echo "agent-1.2.4.dll: identical (ntfscat)"
+run "$OFFVM" rollback "$LIB/windows/web01.img"
+
+echo; echo "--- Patching the whole library with a bundle: files + registry, all or nothing per image ---"
+run find scripts/demo/bundle -type f
+run "$OFFVM" patch apply --dry-run scripts/demo/bundle "$LIB"
+run "$OFFVM" patch apply --jobs 2 scripts/demo/bundle "$LIB"
+run "$OFFVM" patch apply scripts/demo/bundle "$LIB/windows/web01.img"
+say "offvm inspect --json $LIB/windows/web01.img   (applications and patches)"
+"$OFFVM" inspect --json "$LIB/windows/web01.img" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("applications","patches")}, indent=1))'
 run "$OFFVM" report --max-age 90 --require KB4532691,KB5034439 "$LIB"
 run "$OFFVM" rollback "$LIB/windows/web01.img"
 echo
