@@ -41,6 +41,15 @@ func describeLinux(inf *mount.Info, v *mount.Volume) bool {
 	if problem != "" {
 		inf.Problems = append(inf.Problems, problem)
 	}
+	if apps == nil && (exists(f, "var/lib/rpm") || exists(f, "usr/lib/sysimage/rpm")) {
+		// rpm keeps its database in Berkeley DB, NDB or SQLite: not read
+		// yet, and said so rather than showing an empty list as the truth.
+		inf.Problems = append(inf.Problems, "rpm database present but not read: applications unknown")
+		o.LastUpdate = nil
+		inf.OS = o
+		inf.Applications = nil
+		return true
+	}
 	o.Arch, o.LastUpdate = arch, when
 	inf.OS = o
 	list := make([]any, 0, len(apps))
