@@ -177,6 +177,12 @@ func (v *Volume) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if err := v.readable(in); err != nil {
 		return 0, err
 	}
+	if w, err := v.wofOpen(in); w != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return v.wofReadAt(w, p, off)
+	}
 	s := in.find(atData, "")
 	if s == nil {
 		return 0, io.EOF
@@ -189,7 +195,7 @@ func (v *Volume) readable(in *inode) error {
 	if in.si.attrs&faEncrypted != 0 {
 		return fmt.Errorf("ntfs: MFT record %d is EFS-encrypted: %w", in.num, syscall.EACCES)
 	}
-	tag, _, err := v.reparseData(in)
+	tag, d, err := v.reparseData(in)
 	if err != nil {
 		return err
 	}
@@ -197,8 +203,11 @@ func (v *Volume) readable(in *inode) error {
 	case tagDedup:
 		return fmt.Errorf("ntfs: MFT record %d is deduplicated (data in the dedup store): %w", in.num, syscall.EACCES)
 	case tagWOF:
+		if _, _, ok := wofFormat(d); ok && in.find(atData, wofStreamName) != nil {
+			return nil // decompressed by ReadAt
+		}
 		if s := in.find(atData, ""); s == nil || s.dataSize == 0 || s.flags&afSparse != 0 {
-			return fmt.Errorf("ntfs: MFT record %d is WOF-compressed (not supported yet): %w", in.num, syscall.EACCES)
+			return fmt.Errorf("ntfs: MFT record %d is WOF-backed by an external WIM or unknown algorithm: %w", in.num, syscall.EACCES)
 		}
 	}
 	return nil
@@ -239,6 +248,9 @@ func (v *Volume) ListXattr(ino volume.Ino) ([]string, error) {
 	}
 	var out []string
 	for _, n := range in.streamNames() {
+		if v.isWOFStream(in, n) { // its plain content is the file's
+			continue
+		}
 		out = append(out, xattrUser+n)
 	}
 	sort.Strings(out)

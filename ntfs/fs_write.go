@@ -181,6 +181,9 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		if err != nil {
 			return err
 		}
+		if err := v.wofUnchanged(r.num); err != nil {
+			return err
+		}
 		d, err := v.openData(r, "")
 		if isSplitStream(err) {
 			done, werr := v.overwriteInPlace(r.num, "", p, off)
@@ -211,6 +214,9 @@ func (v *Volume) Truncate(ino volume.Ino, size int64) error {
 	return v.do(func(o *op) error {
 		r, err := o.fileRec(ino)
 		if err != nil {
+			return err
+		}
+		if err := v.wofUnchanged(r.num); err != nil {
 			return err
 		}
 		d, err := v.openData(r, "")
