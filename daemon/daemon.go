@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -149,6 +148,14 @@ func (d *Daemon) commitAll() error {
 	var errs []error
 	for _, im := range d.tree.Images() {
 		if err := d.commitOne(im); err != nil {
+			if mount.Pending(im.Path) {
+				// The journal is sealed but could not be applied (nor
+				// undone): the image is whole-old now and becomes whole-new
+				// when the next offvm command recovers it.
+				err = fmt.Errorf("%w; its journal is kept and the next offvm command (offvm check %s) completes the commit", err, im.Path)
+			} else {
+				err = fmt.Errorf("%w; the image is left as it was", err)
+			}
 			errs = append(errs, err)
 			d.lines = append(d.lines, "failed     "+im.Path+": "+err.Error())
 		}
@@ -157,7 +164,7 @@ func (d *Daemon) commitAll() error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%d image(s) not committed, each left as it was: %w", len(errs), errors.Join(errs...))
+		return fmt.Errorf("%d image(s) not committed", len(errs))
 	}
 	return nil
 }

@@ -67,6 +67,10 @@ func openForCommit(path string, o vdisk.Options) (vdisk.Disk, error) {
 	return detect.Open(path, detect.Options{Writable: o.Writable, OpenFile: o.OpenFile})
 }
 
+// Pending reports whether an interrupted commit or rollback waits in the
+// image's sidecar files (the next writable open or `offvm check` finishes it).
+func Pending(path string) bool { return pending(path) }
+
 // pending reports whether an interrupted commit or rollback waits in the
 // image's sidecar files.
 func pending(path string) bool {
