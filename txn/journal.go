@@ -40,8 +40,11 @@ const (
 )
 
 var (
-	tagFile    = [4]byte{'F', 'I', 'L', 'E'}
-	tagRegion  = [4]byte{'R', 'E', 'G', 'N'}
+	tagFile   = [4]byte{'F', 'I', 'L', 'E'}
+	tagRegion = [4]byte{'R', 'E', 'G', 'N'}
+	// tagRegionZ is a region whose old bytes are all zeros (a fresh raw
+	// image's free space): they are not stored, halving such journals.
+	tagRegionZ = [4]byte{'R', 'E', 'G', 'Z'}
 	tagCommit  = [4]byte{'C', 'O', 'M', 'T'}
 	tagApplied = [4]byte{'A', 'P', 'L', 'D'}
 )

@@ -45,7 +45,9 @@ func readJournal(r io.ReaderAt, size int64, fn func(region) error) (*journal, er
 		case tagFile:
 			err = j.addFile(p)
 		case tagRegion:
-			err = j.addRegion(p, fn)
+			err = j.addRegion(p, fn, false)
+		case tagRegionZ:
+			err = j.addRegion(p, fn, true)
 		case tagCommit:
 			err = j.seal(p, jr.sum.Sum(nil))
 			if err == nil {
@@ -168,7 +170,9 @@ type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
 
-func (j *journal) addRegion(p []byte, fn func(region) error) error {
+// addRegion reads a REGN record, or with zeroOld a REGZ record, whose old
+// bytes are zeros and not stored.
+func (j *journal) addRegion(p []byte, fn func(region) error, zeroOld bool) error {
 	if len(p) < regnFixed {
 		return errors.New("short REGN record")
 	}
@@ -176,10 +180,14 @@ func (j *journal) addRegion(p []byte, fn func(region) error) error {
 	off := int64(binary.LittleEndian.Uint64(p[4:]))
 	nn := int64(binary.LittleEndian.Uint32(p[12:]))
 	on := int64(binary.LittleEndian.Uint32(p[16:]))
+	stored := on
+	if zeroOld {
+		stored = 0
+	}
 	switch {
 	case id >= len(j.Files):
 		return fmt.Errorf("REGN names file %d of %d", id, len(j.Files))
-	case nn > maxChunk || on > maxChunk || nn+on == 0 || int64(len(p)) != regnFixed+nn+on:
+	case nn > maxChunk || on > maxChunk || nn+on == 0 || int64(len(p)) != regnFixed+nn+stored:
 		return fmt.Errorf("REGN sizes %d, %d in %d bytes", nn, on, len(p))
 	case off < 0 || off > maxFileLen || (nn > 0 && off+nn > j.Files[id].NewLen) || (on > 0 && off+on > j.Files[id].OldLen):
 		return fmt.Errorf("REGN at %d+%d/%d outside file lengths", off, nn, on)
@@ -190,6 +198,9 @@ func (j *journal) addRegion(p []byte, fn func(region) error) error {
 		return nil
 	}
 	r := region{File: id, Off: off, New: p[regnFixed : regnFixed+nn], Old: p[regnFixed+nn:]}
+	if zeroOld {
+		r.Old = make([]byte, on)
+	}
 	if err := fn(r); err != nil {
 		return callbackError{err}
 	}

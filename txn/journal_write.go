@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/offvm/offvm/vdisk"
 )
 
 // journalWriter writes a journal sequentially, hashing every byte for the
@@ -99,7 +101,11 @@ func (j *journalWriter) region(file int, off int64, newData, oldData []byte) err
 	j.regions++
 	j.newBytes += int64(len(newData))
 	j.pr.add(len(newData))
-	if err := j.record(tagRegion, b[:], newData, oldData); err != nil {
+	tag := tagRegion
+	if len(oldData) > 0 && vdisk.IsZero(oldData) {
+		tag, oldData = tagRegionZ, nil
+	}
+	if err := j.record(tag, b[:], newData, oldData); err != nil {
 		return err
 	}
 	if j.regions == 1 && os.Getenv(FaultEnv) == FaultJournalPartial {
