@@ -57,4 +57,7 @@ func TestParents(t *testing.T) {
 	if !p[filepath.Join(dir, "base.qcow2")] || p[filepath.Join(dir, "child.qcow2")] || len(p) != 1 {
 		t.Errorf("Parents = %v", p)
 	}
+	if ParentReason(filepath.Join(dir, "base.qcow2")) == "" || ParentReason(filepath.Join(dir, "child.qcow2")) != "" {
+		t.Errorf("ParentReason misjudges base or child")
+	}
 }

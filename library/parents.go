@@ -31,3 +31,17 @@ func Parents(root string) map[string]bool {
 	}
 	return out
 }
+
+// ParentReason says why the image at path must not be written when another
+// image in its own folder uses it as a parent ("" when none does). For a
+// single image named on the command line, its folder is the library.
+func ParentReason(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	if Parents(filepath.Dir(abs))[abs] {
+		return "the parent of another image in its folder"
+	}
+	return ""
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/regtext"
 	"github.com/offvm/offvm/txn"
@@ -53,7 +54,7 @@ func Import(image string, text []byte, name string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
 	}
-	im, err := mount.Open(image, mount.Options{})
+	im, err := mount.Open(image, mount.Options{ReadOnlyReason: library.ParentReason(image)})
 	if err != nil {
 		return Result{}, err
 	}
