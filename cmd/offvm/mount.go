@@ -16,8 +16,11 @@ func mountCommand() *cli.Command {
 		ArgsUsage: "LIBRARY MOUNTPOINT",
 		Description: `LIBRARY is a directory of images (searched recursively) or one image file.
 Each image appears as a directory holding disk (the raw virtual disk), p1, p2, ...
-(its partitions' file systems), and info.json. offvm returns once the tree is
-visible and leaves a daemon serving it; 'offvm unmount MOUNTPOINT' ends it.`,
+(its partitions' file systems), C, D, ... (drive letters), registry/ (a Windows
+guest's hives as files) and info.json. offvm returns once the tree is visible and
+leaves a daemon serving it. Changes are kept aside until 'offvm unmount
+MOUNTPOINT', which commits each changed image as one crash-safe transaction
+('offvm rollback IMAGE' undoes it; 'unmount --discard' drops everything).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "ro", Usage: "read-only: nothing is written anywhere"},
 			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground; Ctrl-C unmounts"},
