@@ -11,12 +11,15 @@ import (
 func (v *Volume) maxResident() int { return v.geo.recordSize / 2 }
 
 // dataAttr locates a stream's attribute in the base record for editing.
-// Streams with extents in other records can only be overwritten in place.
+// Streams of files with an attribute list are edited through op.openStream
+// (split_stream.go), which lays their extents out over several records.
 type dataAttr struct {
 	r    *record
 	off  int // -1 when the stream does not exist yet
 	name string
 	s    *stream
+	o    *op         // set by op.openStream: the stream may then span records
+	sp   *splitState // non-nil when the file has an attribute list
 }
 
 func (v *Volume) openData(r *record, name string) (*dataAttr, error) {
@@ -45,6 +48,9 @@ func (v *Volume) openData(r *record, name string) (*dataAttr, error) {
 
 // save stores the stream's current state into its record (not yet written).
 func (v *Volume) saveData(d *dataAttr) error {
+	if d.sp != nil {
+		return v.saveSplit(d)
+	}
 	var b []byte
 	if d.s.resident {
 		b = residentAttr(atData, d.name, d.s.value)
@@ -64,6 +70,11 @@ func (v *Volume) saveData(d *dataAttr) error {
 		// Make room with the other streams, then find this one again.
 		name := d.name
 		if moved, merr := v.moveOutOther(d.r, name); merr != nil || !moved {
+			if merr == nil && d.o != nil && !d.s.resident {
+				// Move the runlist's tail to extension records (an attribute list).
+				d.sp = &splitState{exts: []uint64{d.r.num}}
+				return v.saveSplit(d)
+			}
 			return err
 		}
 		if d.off = d.r.findAttr(atData, name, false); d.off < 0 {

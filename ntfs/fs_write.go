@@ -184,7 +184,7 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		if err := v.wofUnchanged(r.num); err != nil {
 			return err
 		}
-		d, err := v.openData(r, "")
+		d, err := o.openStream(r, "")
 		if isSplitStream(err) {
 			done, werr := v.overwriteInPlace(r.num, "", p, off)
 			if werr != nil || !done {
@@ -219,7 +219,7 @@ func (v *Volume) Truncate(ino volume.Ino, size int64) error {
 		if err := v.wofUnchanged(r.num); err != nil {
 			return err
 		}
-		d, err := v.openData(r, "")
+		d, err := o.openStream(r, "")
 		if err != nil {
 			return err
 		}

@@ -85,7 +85,13 @@ func (o *op) refreshFileNames(r *record) error {
 	}
 	var alloc, size int64
 	keepSizes := false
-	if off := r.findAttr(atData, "", false); off < 0 && r.findAttr(atAttrList, "", false) >= 0 {
+	if r.flags&recIsDir == 0 && r.findAttr(atAttrList, "", false) >= 0 {
+		var found bool
+		if size, alloc, found, err = o.dataSizesOf(r); err != nil {
+			return err
+		}
+		keepSizes = !found
+	} else if off := r.findAttr(atData, "", false); off < 0 && r.findAttr(atAttrList, "", false) >= 0 {
 		keepSizes = true // the data lives in an extension record and did not change size
 	} else if off >= 0 && r.flags&recIsDir == 0 {
 		a, err := parseAttr(r.buf[off:r.used], o.v.clusters)
@@ -105,11 +111,28 @@ func (o *op) refreshFileNames(r *record) error {
 			reparse = binary.LittleEndian.Uint32(rv)
 		}
 	}
-	for _, off := range r.attrOffsets() {
-		if binary.LittleEndian.Uint32(r.buf[off:]) != atFileName || r.buf[off+8] != 0 {
+	recs, err := o.nameRecords(r)
+	if err != nil {
+		return err
+	}
+	for _, rr := range recs {
+		if err := o.refreshNamesIn(r, rr, si, size, alloc, keepSizes, reparse); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshNamesIn updates the $FILE_NAMEs that record rr of file r holds.
+func (o *op) refreshNamesIn(r, rr *record, si []byte, size, alloc int64, keepSizes bool, reparse uint32) error {
+	for _, off := range rr.attrOffsets() {
+		if binary.LittleEndian.Uint32(rr.buf[off:]) != atFileName || rr.buf[off+8] != 0 {
 			continue
 		}
-		fn := r.residentValue(off)
+		if rr != r {
+			o.mark(rr)
+		}
+		fn := rr.residentValue(off)
 		copy(fn[0x08:0x28], si[0:0x20])
 		if !keepSizes {
 			binary.LittleEndian.PutUint64(fn[0x28:], uint64(alloc))

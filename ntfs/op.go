@@ -54,6 +54,10 @@ func (o *op) dir(n uint64) (*dirW, error) {
 
 // commit writes every changed record, in record order.
 func (o *op) commit() error {
+	if err := o.syncLists(); err != nil {
+		o.v.rollback() // nothing is written yet: give back what the op took
+		return err
+	}
 	var nums []uint64
 	for n := range o.dirty {
 		nums = append(nums, n)

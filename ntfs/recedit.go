@@ -14,7 +14,7 @@ import (
 type recordFullError struct{ num uint64 }
 
 func (e *recordFullError) Error() string {
-	return fmt.Sprintf("ntfs: MFT record %d is full (attribute lists are not written yet)", e.num)
+	return fmt.Sprintf("ntfs: MFT record %d is full", e.num)
 }
 
 func (e *recordFullError) Unwrap() error { return syscall.ENOSPC }
