@@ -42,12 +42,17 @@ func (v *Volume) attrAfter(ino uint64, err error) (volume.Attr, error) {
 
 // Create makes an empty file.
 func (v *Volume) Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
+	return v.create(dir, name, kindFile)
+}
+
+// create makes an empty file or directory named name in dir.
+func (v *Volume) create(dir volume.Ino, name string, kind int) (volume.Attr, error) {
 	var num uint64
 	err := v.do(func(o *op) error {
 		if err := v.checkAbsent(uint64(dir), name); err != nil {
 			return err
 		}
-		r, dw, err := o.createRecord(uint64(dir), name, kindFile)
+		r, dw, err := o.createRecord(uint64(dir), name, kind)
 		if err != nil {
 			return err
 		}
@@ -68,19 +73,7 @@ func (o *op) index(r *record, dw *dirW) error {
 
 // Mkdir makes an empty directory.
 func (v *Volume) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
-	var num uint64
-	err := v.do(func(o *op) error {
-		if err := v.checkAbsent(uint64(dir), name); err != nil {
-			return err
-		}
-		r, dw, err := o.createRecord(uint64(dir), name, kindDir)
-		if err != nil {
-			return err
-		}
-		num = r.num
-		return o.index(r, dw)
-	})
-	return v.attrAfter(num, err)
+	return v.create(dir, name, kindDir)
 }
 
 // Symlink makes an NTFS symbolic link (a reparse point).
