@@ -78,10 +78,3 @@ func needArgs(c *cli.Context, min, max int, what string) error {
 	}
 	return nil
 }
-
-// notYet is the answer of a command this build does not have yet.
-func notYet(name string) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		return cli.Exit(fmt.Sprintf("%s is not implemented in this version yet", name), 1)
-	}
-}
