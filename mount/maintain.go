@@ -3,6 +3,8 @@ package mount
 import (
 	"fmt"
 
+	"github.com/offvm/offvm/hive"
+
 	"github.com/offvm/offvm/txn"
 )
 
@@ -51,6 +53,58 @@ func Check(path string) CheckResult {
 			r.Problems = append(r.Problems, v.Err.Error())
 		}
 	}
+	r.Problems = append(r.Problems, im.checkHives()...)
 	r.OK = len(r.Problems) == 0
 	return r
+}
+
+// checkHives parses every hive of a Windows guest (replaying its logs in
+// memory) and lists what is wrong with each.
+func (im *Image) checkHives() []string {
+	reg, _, err := im.Registry()
+	if err != nil || reg == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range reg.All() {
+		hv, err := h.Load(reg.FS)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: hive %s: %v", im.Path, h.File, err))
+			continue
+		}
+		errs := walkHive(hv.Root(), 0, nil)
+		errs = append(errs, hv.Problems()...)
+		for _, p := range errs {
+			out = append(out, fmt.Sprintf("%s: hive %s: %v", im.Path, h.File, p))
+		}
+	}
+	return out
+}
+
+// walkHive reads every key, value and data cell below k (the lazy parser
+// finds damage only where it looks), stopping after a few errors.
+func walkHive(k *hive.Key, depth int, errs []error) []error {
+	const maxErrs, maxDepth = 10, 512
+	if len(errs) >= maxErrs || depth > maxDepth {
+		return errs
+	}
+	vals, err := k.Values()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("key %s: %w", k.Path(), err))
+	}
+	for _, v := range vals {
+		if _, err := v.Data(); err != nil {
+			errs = append(errs, fmt.Errorf("key %s value %q: %w", k.Path(), v.Name(), err))
+		}
+	}
+	subs, err := k.Subkeys()
+	if err != nil {
+		return append(errs, fmt.Errorf("key %s: %w", k.Path(), err))
+	}
+	for _, s := range subs {
+		if errs = walkHive(s, depth+1, errs); len(errs) >= maxErrs {
+			break
+		}
+	}
+	return errs
 }
