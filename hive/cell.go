@@ -11,6 +11,13 @@ const noCell = 0xFFFFFFFF
 // bins data), without its 4-byte size field. Every read of the hive goes
 // through here, so every bound is checked here.
 func (h *Hive) cell(off uint32) ([]byte, error) {
+	if err := h.fill(off, 4); err != nil {
+		return nil, fmt.Errorf("cell at 0x%x: %w", off, err)
+	}
+	if off != noCell && off&7 == 0 && uint64(off)+4 > uint64(len(h.data)) && uint64(len(h.data)) < uint64(h.bb.binsSize) {
+		return nil, fmt.Errorf("cell at 0x%x lies past the end of the file (it holds 0x%x bytes of the 0x%x bytes of hive bins the base block declares): %w",
+			off, len(h.data), h.bb.binsSize, ErrCorrupt)
+	}
 	if off == noCell || off&7 != 0 || uint64(off)+4 > uint64(h.limit) {
 		return nil, fmt.Errorf("cell offset 0x%x outside the hive bins data (0x%x bytes): %w", off, h.limit, ErrCorrupt)
 	}
@@ -21,6 +28,9 @@ func (h *Hive) cell(off uint32) ([]byte, error) {
 	n := uint64(-int64(size))
 	if n < 8 || uint64(off)+n > uint64(h.limit) {
 		return nil, fmt.Errorf("cell at 0x%x claims %d bytes, past the end of the hive bins data: %w", off, n, ErrCorrupt)
+	}
+	if err := h.fill(off, n); err != nil {
+		return nil, fmt.Errorf("cell at 0x%x (%d bytes): %w", off, n, err)
 	}
 	return h.data[off+4 : uint64(off)+n], nil
 }

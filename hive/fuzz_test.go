@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -61,5 +62,25 @@ func FuzzReplay(f *testing.F) {
 			return
 		}
 		exercise(h)
+	})
+}
+
+func FuzzParseReaderAt(f *testing.F) {
+	before, after := twoStates(f)
+	f.Add(before)
+	f.Add(after)
+	f.Add(dirty(before))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<20 {
+			return
+		}
+		// The size is the file's, then a size the reader cannot honour.
+		for _, r := range []*bytes.Reader{bytes.NewReader(b), bytes.NewReader(b[:len(b)*3/4])} {
+			h, err := ParseReaderAt(r, int64(len(b)))
+			if err != nil {
+				continue
+			}
+			exercise(h)
+		}
 	})
 }

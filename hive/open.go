@@ -13,8 +13,9 @@ import (
 type Hive struct {
 	name       string // for error messages
 	bb         baseBlock
-	data       []byte // the hive bins data, after log replay
-	limit      uint32 // bytes of data whose hbin headers are sound
+	data       []byte    // the hive bins data, after log replay
+	lazy       *lazyBins // set while data is filled from the file on demand
+	limit      uint32    // bytes of data whose hbin headers are sound
 	root       *Key
 	secs       map[uint32]*Security
 	owner      map[uint32]*Key // nk cell -> parent, for keys decoded so far
@@ -144,7 +145,8 @@ func (h *Hive) problem(err error) {
 }
 
 // Problems lists defects met so far (bad hbin headers, unreadable security
-// cells). A hive with problems can be read but not serialized.
+// cells). A hive with problems can be read but not serialized. A hive
+// opened with ParseReaderAt finds defects of its hive bins as it reads them.
 func (h *Hive) Problems() []error { return h.problems }
 
 // Root is the hive's root key.

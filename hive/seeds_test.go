@@ -29,6 +29,9 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	write("FuzzParse", "small-hive", before)
 	write("FuzzParse", "truncated", before[:5000])
+	write("FuzzParseReaderAt", "small-hive", before)
+	write("FuzzParseReaderAt", "truncated", before[:5000])
+	write("FuzzParseReaderAt", "dirty", dirty(before))
 	write("FuzzReplay", "new-format-log", dirty(before), newLog(before, after, 2))
 	write("FuzzReplay", "old-format-log", dirty(before), oldLog(before, after, 0))
 }

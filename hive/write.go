@@ -27,6 +27,9 @@ type writer struct {
 // subkey lists sorted by upcased name, checksums and equal sequence numbers.
 // A hive with structural problems found while reading is refused.
 func (h *Hive) Serialize() ([]byte, error) {
+	if err := h.loadAll(); err != nil {
+		return nil, fmt.Errorf("hive %s: %w", h.name, err)
+	}
 	for _, p := range h.problems {
 		if errors.Is(p, ErrCorrupt) {
 			return nil, fmt.Errorf("hive %s: not written, it has defects: %w", h.name, p)

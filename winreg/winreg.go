@@ -138,10 +138,20 @@ func (h *Hive) Loaded() *hive.Hive {
 	return h.h
 }
 
+// loadHive opens a hive through the volume. A clean hive is read only
+// where its cells are used (inspection needs a few dozen keys of a
+// 200 MiB SOFTWARE hive); a dirty one is read whole and replayed. The
+// logs are small and read whole.
 func loadHive(f volume.FS, file string) (*hive.Hive, error) {
-	base, err := volume.ReadFile(f, file, maxHive)
+	a, err := volume.Resolve(f, file)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", file, err)
+	}
+	if !a.Mode.IsRegular() {
+		return nil, fmt.Errorf("hive %s: not a regular file: %w", file, syscall.EISDIR)
+	}
+	if a.Size > maxHive {
+		return nil, fmt.Errorf("hive %s: %d bytes, more than the %d this reader takes: %w", file, a.Size, maxHive, syscall.EFBIG)
 	}
 	var logs [][]byte
 	for _, lp := range logPaths(f, file) {
@@ -151,12 +161,20 @@ func loadHive(f volume.FS, file string) (*hive.Hive, error) {
 		}
 		logs = append(logs, b)
 	}
-	h, err := hive.Parse(base, logs...)
+	h, err := hive.ParseReaderAt(inoReader{f, a.Ino}, a.Size, logs...)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", file, err)
 	}
 	return h, nil
 }
+
+// inoReader reads one file of a volume as an io.ReaderAt.
+type inoReader struct {
+	f   volume.FS
+	ino volume.Ino
+}
+
+func (r inoReader) ReadAt(p []byte, off int64) (int, error) { return r.f.ReadAt(r.ino, p, off) }
 
 // logPaths finds file.LOG1, .LOG2 and .LOG beside a hive, in that order,
 // case-insensitively.

@@ -41,6 +41,12 @@ func (r *Registry) FileWrite(ino volume.Ino) error {
 		h.mu.Lock()
 		dirty := h.h != nil && h.h.Modified()
 		if !dirty {
+			if h.h != nil && !h.touched {
+				// A loaded hive reads its file lazily: take all of it
+				// into memory before the file changes under it, so the
+				// view keeps showing one consistent (old) hive.
+				h.h.Serialize()
+			}
 			h.touched = true
 		}
 		h.mu.Unlock()

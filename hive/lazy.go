@@ -1,0 +1,241 @@
+package hive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+)
+
+const pageSize = 4096
+
+// lazyBins fills h.data from the file on demand. A clean hive needs no
+// replay, so its bins can be read where cells are touched: inspecting a few
+// keys of a 200 MiB SOFTWARE hive then reads a few hundred KiB of it. The
+// hbin headers are checked bin by bin as their pages are first loaded (a
+// full checkBins walk would touch every bin).
+type lazyBins struct {
+	r      io.ReaderAt
+	loaded []bool  // per 4 KiB page of the bins data
+	bin    []int32 // per page: index+1 of its bin's first page, 0 unknown, -1 bad
+	bad    map[int]error
+}
+
+// ParseReaderAt opens a hive of size bytes read through r. A clean hive
+// (right checksum, equal sequence numbers) is read lazily: only the base
+// block now, then the pages its cells need as they are used. A dirty hive
+// is read whole and replayed from the logs as Parse does. r must stay
+// readable, and its content unchanged, while the hive is in use.
+func ParseReaderAt(r io.ReaderAt, size int64, logs ...[]byte) (*Hive, error) {
+	h, err := parseReaderAt(r, size, logs)
+	if err != nil {
+		return nil, fmt.Errorf("hive: %w", err)
+	}
+	return h, nil
+}
+
+func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
+	if size < baseBlockSize {
+		return nil, fmt.Errorf("file of %d bytes is shorter than a base block: %w", size, ErrCorrupt)
+	}
+	head := make([]byte, baseBlockSize)
+	if err := readFull(r, head, 0); err != nil {
+		return nil, fmt.Errorf("base block: %w", err)
+	}
+	bb, err := decodeBaseBlock(head)
+	if err != nil || !checksumOK(head) || bb.seq1 != bb.seq2 || bb.fileType != fileTypePrimary {
+		// Dirty, or broken: the replay and its messages need the file.
+		whole, err := readWhole(r, size, head)
+		if err != nil {
+			return nil, err
+		}
+		return parse(whole, logs)
+	}
+	h := &Hive{secs: make(map[uint32]*Security), name: "hive", bb: bb}
+	h.maxSeq = bb.seq1
+	h.classifyLogs(logs) // for maxSeq and the log format, as recover does
+	n := min(uint64(bb.binsSize), uint64(size)-baseBlockSize)
+	pages := (n + pageSize - 1) / pageSize
+	h.data = make([]byte, n) // zeroed pages stay unmapped until filled
+	h.limit = uint32(n)
+	h.lazy = &lazyBins{r: r, loaded: make([]bool, pages), bin: make([]int32, pages), bad: map[int]error{}}
+	root, err := h.parseKey(h.bb.root, nil)
+	if err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	h.root = root
+	return h, nil
+}
+
+// readWhole reads a file of size bytes for the replay path.
+func readWhole(r io.ReaderAt, size int64, head []byte) ([]byte, error) {
+	if size > 1<<32+baseBlockSize {
+		return nil, fmt.Errorf("file of %d bytes is larger than any hive: %w", size, ErrCorrupt)
+	}
+	b := make([]byte, size)
+	copy(b, head)
+	if err := readFull(r, b[len(head):], int64(len(head))); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readFull reads len(p) bytes at file offset off; a short read means the
+// file is shorter than it said (corrupt), any other failure is an I/O error.
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	for n < len(p) && n > 0 && err == nil { // a reader may return less
+		var m int
+		m, err = r.ReadAt(p[n:], off+int64(n))
+		if m == 0 && err == nil {
+			break
+		}
+		n += m
+	}
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("file ends after %d of the %d bytes at offset 0x%x: %w", n, len(p), off, ErrCorrupt)
+	}
+	if errors.Is(err, syscall.EIO) {
+		return fmt.Errorf("reading %d bytes at offset 0x%x: %w", len(p), off, err)
+	}
+	return fmt.Errorf("reading %d bytes at offset 0x%x: %w: %w", len(p), off, err, syscall.EIO)
+}
+
+// fill makes sure the bins data [off, off+n) is in h.data and lies in
+// sound hive bins. Bounds are left to cell, which reports them.
+func (h *Hive) fill(off uint32, n uint64) error {
+	if h.lazy == nil || off&7 != 0 || uint64(off) >= uint64(len(h.data)) {
+		return nil
+	}
+	end := min(uint64(off)+n, uint64(len(h.data)))
+	first, last := int(off/pageSize), int((end-1)/pageSize)
+	for p := first; p <= last; p++ {
+		if err := h.binOf(p); err != nil {
+			return err
+		}
+	}
+	return h.loadPages(first, last)
+}
+
+// loadPages reads the pages not yet loaded in [first, last], each run of
+// them in one read.
+func (h *Hive) loadPages(first, last int) error {
+	z := h.lazy
+	for p := first; p <= last; {
+		if z.loaded[p] {
+			p++
+			continue
+		}
+		q := p
+		for q+1 <= last && !z.loaded[q+1] {
+			q++
+		}
+		start := uint64(p) * pageSize
+		end := min(uint64(q+1)*pageSize, uint64(len(h.data)))
+		if err := readFull(z.r, h.data[start:end], int64(start)+baseBlockSize); err != nil {
+			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
+		}
+		for i := p; i <= q; i++ {
+			z.loaded[i] = true
+		}
+		p = q + 1
+	}
+	return nil
+}
+
+// binOf finds and checks the hive bin holding page p: the nearest page at
+// or before p that starts with an hbin header naming its own offset. The
+// checks are checkBins's, with its messages; a bad bin is noted as a
+// problem once and refused from then on.
+func (h *Hive) binOf(p int) error {
+	z := h.lazy
+	switch b := z.bin[p]; {
+	case b > 0:
+		return nil
+	case b < 0:
+		return z.bad[p]
+	}
+	for q := p; q >= 0; q-- {
+		if z.bin[q] < 0 {
+			z.bin[p], z.bad[p] = -1, z.bad[q]
+			return z.bad[q]
+		}
+		if z.bin[q] > 0 {
+			// The bin holding q ends before p, and no sound header lies
+			// between: the one that should follow it is bad.
+			start := uint64(z.bin[q]-1) * pageSize
+			end := start + uint64(binary.LittleEndian.Uint32(h.data[start+8:]))
+			return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", end, h.data[end:min(end+4, uint64(len(h.data)))], ErrCorrupt))
+		}
+		if err := h.loadPages(q, q); err != nil {
+			return err
+		}
+		pos := uint64(q) * pageSize
+		hdr := h.data[pos:]
+		if len(hdr) < hbinHeaderLen {
+			return h.badBin(p, fmt.Errorf("hive bin at 0x%x truncated: %w", pos, ErrCorrupt))
+		}
+		if string(hdr[:4]) != "hbin" {
+			if q == 0 {
+				return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", pos, hdr[:4], ErrCorrupt))
+			}
+			continue // inside a bin larger than a page
+		}
+		return h.checkBin(p, q, hdr)
+	}
+	return nil
+}
+
+// checkBin checks the hbin header at page q, which must cover page p.
+func (h *Hive) checkBin(p, q int, hdr []byte) error {
+	pos := uint64(q) * pageSize
+	if off := binary.LittleEndian.Uint32(hdr[4:]); uint64(off) != pos {
+		return h.badBin(p, fmt.Errorf("hive bin at 0x%x says it is at 0x%x: %w", pos, off, ErrCorrupt))
+	}
+	size := uint64(binary.LittleEndian.Uint32(hdr[8:]))
+	if size < 4096 || size%4096 != 0 {
+		return h.badBin(p, fmt.Errorf("hive bin at 0x%x has bad size 0x%x: %w", pos, size, ErrCorrupt))
+	}
+	if pos+size > uint64(len(h.data)) {
+		return h.badBin(p, fmt.Errorf("hive bin at 0x%x (0x%x bytes) runs past the end of the file (0x%x bytes of hive bins data, 0x%x declared): %w",
+			pos, size, len(h.data), h.bb.binsSize, ErrCorrupt))
+	}
+	if pos+size <= uint64(p)*pageSize {
+		return h.badBin(p, fmt.Errorf("hive bins offset 0x%x lies past the hive bin at 0x%x: %w", p*pageSize, pos, ErrCorrupt))
+	}
+	for i := q; i < q+int(size/pageSize); i++ {
+		h.lazy.bin[i] = int32(q) + 1
+	}
+	return nil
+}
+
+func (h *Hive) badBin(p int, err error) error {
+	h.lazy.bin[p] = -1
+	h.lazy.bad[p] = err
+	h.problem(err)
+	return err
+}
+
+// loadAll reads the rest of a lazy hive and checks its bins as Parse does,
+// leaving an ordinary in-memory hive (Serialize needs every cell).
+func (h *Hive) loadAll() error {
+	if h.lazy == nil {
+		return nil
+	}
+	if len(h.lazy.loaded) > 0 {
+		if err := h.loadPages(0, len(h.lazy.loaded)-1); err != nil {
+			return err
+		}
+	}
+	limit, err := checkBins(h.data)
+	h.limit = limit
+	if err != nil && len(h.lazy.bad) == 0 {
+		h.problem(err)
+	}
+	h.lazy = nil
+	return nil
+}
