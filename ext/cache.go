@@ -14,6 +14,9 @@ type lru[K comparable, V any] struct {
 	cost int
 	ll   *list.List
 	m    map[K]*list.Element
+	// epoch counts clears: a value loaded before a clear (while a write
+	// was changing the disk) is not stored after it.
+	epoch uint64
 }
 
 type lruItem[K comparable, V any] struct {
@@ -37,6 +40,23 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 	return zero, false
 }
 
+// stamp is the epoch to pass to putAt for a value about to be loaded.
+func (c *lru[K, V]) stamp() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// putAt stores v unless the cache was cleared since stamp returned ep.
+func (c *lru[K, V]) putAt(ep uint64, k K, v V, cost int) {
+	c.mu.Lock()
+	stale := c.epoch != ep
+	c.mu.Unlock()
+	if !stale {
+		c.put(k, v, cost)
+	}
+}
+
 // put stores v; two goroutines that missed the same key both put, and the
 // later one wins, which is harmless since both loaded the same bytes.
 func (c *lru[K, V]) put(k K, v V, cost int) {
@@ -58,4 +78,14 @@ func (c *lru[K, V]) put(k K, v V, cost int) {
 		delete(c.m, it.key)
 		c.cost -= it.cost
 	}
+}
+
+// clear empties the cache (after a write made its values stale).
+func (c *lru[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ll.Init()
+	clear(c.m)
+	c.cost = 0
+	c.epoch++
 }

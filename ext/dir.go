@@ -72,6 +72,7 @@ func (f *FS) dir(ino volume.Ino) (*dir, error) {
 	if err := in.checkReadable(f); err != nil {
 		return nil, err
 	}
+	ep := f.dirs.stamp()
 	d := &dir{index: map[string]int{}}
 	if in.flags&flagInlineData != 0 {
 		err = f.readInlineDir(in, d)
@@ -84,7 +85,7 @@ func (f *FS) dir(ino volume.Ino) (*dir, error) {
 	if err := f.fillTypes(d); err != nil {
 		return nil, err
 	}
-	f.dirs.put(in.ino, d, d.cost())
+	f.dirs.putAt(ep, in.ino, d, d.cost())
 	return d, nil
 }
 

@@ -1,5 +1,6 @@
 // Package ext reads ext2, ext3 and ext4 file systems, in pure Go, and
-// serves them through volume.FS. It is read-only.
+// serves them through volume.FS. OpenWritable adds volume.Writer for ext4
+// with extents (see ReadOnlyReason for what stays read-only).
 //
 // The journal is never replayed: a file system whose needs_recovery flag
 // is set (a guest that crashed or was not shut down cleanly) is read as
@@ -37,6 +38,9 @@ type FS struct {
 	inodes *lru[uint32, *inode]
 	dirs   *lru[uint32, *dir]
 	meta   *lru[uint64, []byte]
+	// w is the write state, nil when read-only; roReason says why.
+	w        *writer
+	roReason string
 }
 
 var _ volume.FS = (*FS)(nil)
@@ -85,6 +89,9 @@ func (f *FS) NeedsRecovery() bool { return f.sb.incompat&incompatRecover != 0 }
 // StatFS reports the superblock's counters, which the kernel updates at
 // unmount (they may be slightly stale after a crash).
 func (f *FS) StatFS() (volume.StatFS, error) {
+	if f.w != nil {
+		return f.writerStatFS(), nil
+	}
 	free := f.sb.freeBlocks
 	if free > f.sb.blocksCount {
 		free = f.sb.blocksCount
@@ -140,10 +147,11 @@ func (f *FS) metaBlock(pblk uint64) ([]byte, error) {
 	if b, ok := f.meta.get(pblk); ok {
 		return b, nil
 	}
+	ep := f.meta.stamp()
 	b := make([]byte, f.sb.blockSize)
 	if err := f.readDev(b, int64(pblk)*f.sb.blockSize); err != nil {
 		return nil, err
 	}
-	f.meta.put(pblk, b, len(b))
+	f.meta.putAt(ep, pblk, b, len(b))
 	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,12 +64,13 @@ func (f *FS) inode(ino uint32) (*inode, error) {
 	if in, ok := f.inodes.get(ino); ok {
 		return in, nil
 	}
+	ep := f.inodes.stamp()
 	in, err := f.readInode(ino)
 	if err != nil {
 		return nil, err
 	}
 	// The struct, plus the raw inode its xattr area keeps alive.
-	f.inodes.put(ino, in, 200+int(f.sb.inodeSize))
+	f.inodes.putAt(ep, ino, in, 200+int(f.sb.inodeSize))
 	return in, nil
 }
 
@@ -82,7 +84,7 @@ func (f *FS) readInode(ino uint32) (*inode, error) {
 	if g.bad != nil {
 		return nil, fmt.Errorf("ext: inode %d: %w", ino, g.bad)
 	}
-	if idx >= g.usedInodes {
+	if idx >= atomic.LoadUint32(&g.usedInodes) { // the writer raises it
 		return nil, fmt.Errorf("ext: inode %d is in the unused part of its group: %w", ino, syscall.ENOENT)
 	}
 	// Read the whole inode table block through the metadata cache: the

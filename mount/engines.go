@@ -26,10 +26,15 @@ var engines = map[string]engineFunc{
 	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
 }
 
-// openExt serves ext2/3/4 with offvm's own reader (read-only): go-diskfs
-// refuses ext2/ext3 and walks whole paths on every call.
-func openExt(dev volume.Device, _ bool) (volume.FS, error) {
-	return ext.Open(dev)
+// openExt serves ext2/3/4 with offvm's own engine (go-diskfs refuses
+// ext2/ext3 and walks whole paths on every call). Writable opens still
+// come back read-only, with the reason, for what the writer does not keep
+// right (block-mapped ext2/3, a journal to replay, unknown features).
+func openExt(dev volume.Device, ro bool) (volume.FS, error) {
+	if ro {
+		return ext.Open(dev)
+	}
+	return ext.OpenWritable(dev)
 }
 
 func openEngine(fsType string, dev volume.Device, readOnly bool) (volume.FS, error) {

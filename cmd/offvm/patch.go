@@ -36,8 +36,8 @@ mount commits it at unmount with its other changes, and unmount --discard
 drops it; a failure there may leave earlier writes pending, and says so.
 After it, a Windows image carries HKLM\SOFTWARE\offvm\Patches\<id> (Title,
 Applied, Files, RegistryChanges, Changes); a Linux one carries
-/var/lib/offvm/patches/<id> (ext4 is read-only in offvm today, so Linux
-images fail with that reason). An image another one uses as its parent is
+/var/lib/offvm/patches/<id> (on ext4; ext2/ext3 volumes are read-only in
+offvm, so such images fail with that reason). An image another one uses as its parent is
 never written.
 --dry-run opens each image read-only and lists what would change, file by
 file and value by value. Exit 0 when no image failed, 1 otherwise.`,
