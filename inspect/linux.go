@@ -3,6 +3,7 @@ package inspect
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ func describeLinux(inf *mount.Info, v *mount.Volume) bool {
 	}
 	o.Arch, o.LastUpdate = arch, when
 	inf.OS = o
+	inf.Patches = linuxPatches(f)
 	list := make([]any, 0, len(apps))
 	for _, a := range apps {
 		list = append(list, a)
@@ -143,4 +145,32 @@ func dpkgPackages(f volume.FS) (apps []Application, arch, when *string, problem 
 		when = &s
 	}
 	return apps, arch, when, ""
+}
+
+// linuxPatches lists the bundles offvm applied: /var/lib/offvm/patches/<id>,
+// each a small JSON record written by the patcher.
+func linuxPatches(f volume.FS) []any {
+	out := []any{}
+	a, err := volume.Resolve(f, "var/lib/offvm/patches")
+	if err != nil {
+		return out
+	}
+	ents, err := f.ReadDir(a.Ino)
+	if err != nil {
+		return out
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	for _, e := range ents {
+		p := Patch{ID: e.Name}
+		if b, err := volume.ReadFile(f, "var/lib/offvm/patches/"+e.Name, maxSmallFile); err == nil {
+			var rec struct {
+				Applied string `json:"applied"`
+			}
+			if json.Unmarshal(b, &rec) == nil {
+				p.Applied = strp(rec.Applied)
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package patcher
 
 import (
 	"crypto/sha256"
+	"github.com/offvm/offvm/inspect"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,9 @@ func TestApplyLinux(t *testing.T) {
 	}
 	if st := Status(img, b); st.Status != Applied {
 		t.Errorf("status: %s", st.Line())
+	}
+	if inf := inspect.Image(img); len(inf.Patches) != 1 || inf.Patches[0].(inspect.Patch).ID != "motd-1" {
+		t.Errorf("inspect lists patches %v", inf.Patches)
 	}
 	after := sum(t, img)
 	if again := Apply(img, b, Options{}); again.Status != AlreadyApplied || sum(t, img) != after {

@@ -93,6 +93,10 @@ run "$OFFVM" patch apply --jobs 2 scripts/demo/bundle "$LIB"
 run "$OFFVM" patch apply scripts/demo/bundle "$LIB/windows/web01.img"
 say "offvm inspect --json $LIB/windows/web01.img   (applications and patches)"
 "$OFFVM" inspect --json "$LIB/windows/web01.img" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("applications","patches")}, indent=1))'
+run "$OFFVM" patch apply --jobs 2 scripts/demo/bundle-linux "$LIB"
+dd if="$LIB/linux/db01.img" of="$W/ext4-after.img" bs=1M skip=1 count=32 status=none
+run e2fsck -fn "$W/ext4-after.img"
+run debugfs -R "cat /etc/motd" "$W/ext4-after.img"
 run "$OFFVM" report --max-age 90 --require KB4532691,KB5034439 "$LIB"
 run "$OFFVM" rollback "$LIB/windows/web01.img"
 echo
