@@ -217,18 +217,26 @@ func (f *FS) dropLink(r *rino) error {
 	return f.storeRaw(r)
 }
 
+// entryForWrite finds the writable directory dir and the inode its entry
+// name points at: what Unlink and Rmdir both start from.
+func (f *FS) entryForWrite(dir volume.Ino, name string) (p, c *rino, err error) {
+	d, err := f.inoArg(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p, err = f.dirForWrite(d); err != nil {
+		return nil, nil, err
+	}
+	if c, err = f.childOf(p, name); err != nil {
+		return nil, nil, err
+	}
+	return p, c, nil
+}
+
 // Unlink removes a name of a file that is not a directory.
 func (f *FS) Unlink(dir volume.Ino, name string) error {
 	_, err := f.locked(func() (uint32, error) {
-		d, err := f.inoArg(dir)
-		if err != nil {
-			return 0, err
-		}
-		p, err := f.dirForWrite(d)
-		if err != nil {
-			return 0, err
-		}
-		c, err := f.childOf(p, name)
+		p, c, err := f.entryForWrite(dir, name)
 		if err != nil {
 			return 0, err
 		}
@@ -250,15 +258,7 @@ func (f *FS) Unlink(dir volume.Ino, name string) error {
 // Rmdir removes an empty directory.
 func (f *FS) Rmdir(dir volume.Ino, name string) error {
 	_, err := f.locked(func() (uint32, error) {
-		d, err := f.inoArg(dir)
-		if err != nil {
-			return 0, err
-		}
-		p, err := f.dirForWrite(d)
-		if err != nil {
-			return 0, err
-		}
-		c, err := f.childOf(p, name)
+		p, c, err := f.entryForWrite(dir, name)
 		if err != nil {
 			return 0, err
 		}
