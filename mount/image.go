@@ -14,6 +14,7 @@ import (
 
 	"strings"
 
+	"github.com/offvm/offvm/keys"
 	"github.com/offvm/offvm/partition"
 	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vdisk"
@@ -34,6 +35,8 @@ type Options struct {
 	NoSecrets bool
 	// TmpDir holds the overlay's changed blocks ("" = os.TempDir()).
 	TmpDir string
+	// Keys unlock encrypted partitions (--keys); nil holds none.
+	Keys *keys.Set
 }
 
 // Image is an open image.
@@ -68,6 +71,12 @@ type Volume struct {
 	// ReadOnly says why this file system cannot be written even when the
 	// image can (a hibernated or dirty NTFS, an engine without writes).
 	ReadOnly string
+	// Layer describes the encryption between partition and file system
+	// (BitLocker, LUKS); nil for a plain partition.
+	Layer *LayerInfo
+	// Dev is what the file system is read from: the partition's bytes,
+	// decrypted when a layer was unlocked (raw/pN). nil while locked.
+	Dev volume.Device
 }
 
 // Open opens the image at path: container, parents and partition table.
@@ -209,7 +218,22 @@ func (im *Image) Volume(n int) (*Volume, error) {
 		return nil, fmt.Errorf("%s: no partition %d", im.Path, n)
 	}
 	v := &Volume{Partition: *part}
-	dev := &window{disk: im.disk, start: part.Start, size: part.Size}
+	var dev volume.Device = &window{disk: im.disk, start: part.Start, size: part.Size}
+	if name, l := probeLayer(dev); l != nil {
+		var info LayerInfo
+		var err error
+		dev, info, err = l.Open(dev, im.opts.Keys, im.readOnly != "")
+		if info.Type == "" {
+			info.Type = name
+		}
+		v.Layer = &info
+		if err != nil || dev == nil {
+			v.FSType, v.Err = name, err
+			im.vols[n] = v
+			return v, nil
+		}
+	}
+	v.Dev = dev
 	v.FSType = probeFS(dev)
 	if v.FSType != "" {
 		v.FS, v.Err = safeOpen(v.FSType, dev, im.readOnly != "")
@@ -218,6 +242,9 @@ func (im *Image) Volume(n int) (*Volume, error) {
 			slog.Warn("volume failed to open", "err", v.Err)
 		}
 		v.ReadOnly = im.readOnly
+		if v.ReadOnly == "" && v.Layer != nil {
+			v.ReadOnly = v.Layer.ReadOnly
+		}
 		if r, ok := v.FS.(interface{ ReadOnlyReason() string }); ok && v.ReadOnly == "" {
 			v.ReadOnly = r.ReadOnlyReason()
 		}
