@@ -62,6 +62,7 @@ func (n *imageNode) open() (*mount.Image, error) {
 		if !opts.ReadOnly && n.tree.isParent(n.path) {
 			opts.ReadOnlyReason = "the parent of another image in the library"
 		}
+		n.tree.vmOptions(n.path, &opts)
 		n.im, n.err = mount.Open(n.path, opts)
 	}()
 	if n.err != nil {
