@@ -17,13 +17,13 @@ func (t *Tree) vms() *library.VMs {
 // info.json; read-only when the VM sleeps or runs (its memory holds the
 // guest's view of this disk) or when the disk lives inside an OVA.
 func (t *Tree) vmOptions(path string, opts *mount.Options) {
-	if _, _, ok := library.InOVA(path); ok {
-		opts.OpenFile, opts.ReadOnlyReason = library.OVAOpenFile, library.OVAReason
-		return
-	}
 	x := t.vms()
 	if vi, ok := x.For(path); ok {
 		opts.VM = vi
+	}
+	if _, _, ok := library.InOVA(path); ok {
+		opts.OpenFile, opts.ReadOnlyReason = library.OVAOpenFile, library.OVAReason
+		return
 	}
 	if r := x.SleepReason(path); r != "" && !opts.ReadOnly {
 		opts.ReadOnlyReason = r

@@ -250,3 +250,16 @@ func VMsOf(path string) *VMs {
 	v, _ := folderVMs.LoadOrStore(dir, x)
 	return v.(*VMs)
 }
+
+// WriteReason says why a command that writes one image file (reg import,
+// patch apply) must not: the VM configurations of its folder say its VM
+// sleeps or runs, or another image there builds on it. "" when none.
+func WriteReason(path string) string {
+	if _, _, ok := InOVA(path); ok {
+		return OVAReason
+	}
+	if r := VMsOf(path).SleepReason(path); r != "" {
+		return r
+	}
+	return ParentReason(path)
+}
