@@ -59,12 +59,18 @@ func imageIn(path string, vms *library.VMs) mount.Info {
 // file), in path order. An image that is another one's parent, or whose
 // VM sleeps, is shown as read-only, as a mount would open it.
 func Library(root string) ([]mount.Info, error) {
+	return LibraryWith(root, nil)
+}
+
+// LibraryWith is Library that also reads the VM configurations in
+// vmDirs (such as /etc/libvirt/qemu).
+func LibraryWith(root string, vmDirs []string) ([]mount.Info, error) {
 	ents, err := library.Walk(root)
 	if err != nil {
 		return nil, err
 	}
 	parents := library.Parents(root)
-	vms := library.ScanVMs(root, nil, vmconfig.Options{})
+	vms := library.ScanVMs(root, vmDirs, vmconfig.Options{})
 	out := make([]mount.Info, 0, len(ents))
 	for _, e := range ents {
 		inf := imageIn(e.Path, vms)

@@ -368,3 +368,31 @@ func TestSleepingVMReadOnly(t *testing.T) {
 		t.Errorf("mtype after.txt = %q", got)
 	}
 }
+
+// TestLibvirtDir: domains kept outside the library (--libvirt, as
+// /etc/libvirt/qemu) name its disks; their managed save holds them
+// read-only in ls and in the mount.
+func TestLibvirtDir(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-utils")
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644))
+	fat := makeFAT(t, src, 16, 16, "DATA")
+	lib, etc := t.TempDir(), t.TempDir()
+	disk := filepath.Join(lib, "app02.qcow2")
+	run(t, "qemu-img", "convert", "-O", "qcow2", fat, disk)
+	must(t, os.WriteFile(filepath.Join(etc, "app02.xml"), []byte(strings.Replace(domainXML(disk), "app01", "app02", 1)), 0o644))
+	must(t, os.WriteFile(filepath.Join(etc, "app02.save"), append([]byte("LibvirtQemudSave"), make([]byte, 80)...), 0o600))
+	var plain, with []vmInfo
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "ls", "--json", lib)), &plain))
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "ls", "--json", "--libvirt", etc, lib)), &with))
+	if len(plain) != 1 || plain[0].VM != nil || !plain[0].Writable {
+		t.Errorf("without --libvirt: %+v", plain)
+	}
+	if len(with) != 1 || with[0].VM == nil || with[0].VM.Name != "app02" || with[0].Writable || !strings.Contains(str(with[0].ReadOnlyReason), "app02.save") {
+		t.Fatalf("with --libvirt: %+v", with)
+	}
+	mnt := mountLib(t, lib, "--libvirt", etc)
+	if err := os.WriteFile(filepath.Join(mnt, "app02.qcow2", "p0", "b.txt"), []byte("b"), 0o644); !isEROFS(err) {
+		t.Errorf("write through the mount: %v, want EROFS", err)
+	}
+}

@@ -21,12 +21,12 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the images of a library: format, sizes, OS, last update, partitions",
 		ArgsUsage: "LIBRARY",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, libvirtFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] LIBRARY"); err != nil {
 				return err
 			}
-			infos, err := inspect.Library(c.Args().Get(0))
+			infos, err := inspect.LibraryWith(c.Args().Get(0), c.StringSlice("libvirt"))
 			if err != nil {
 				return err
 			}
