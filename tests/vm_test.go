@@ -396,3 +396,67 @@ func TestLibvirtDir(t *testing.T) {
 		t.Errorf("write through the mount: %v, want EROFS", err)
 	}
 }
+
+// TestPatchSleepingVM: patch apply leaves a suspended VM's disk
+// byte-identical and says why; once the VM's state file is gone the same
+// bundle applies (and e2fsck passes the result).
+func TestPatchSleepingVM(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-utils")
+	testutil.RequireTool(t, "e2fsck", "e2fsprogs")
+	root := t.TempDir()
+	for p, c := range map[string]string{
+		"etc/os-release":      "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+		"etc/hostname":        "web03\n",
+		"var/lib/dpkg/status": "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u4\n\n",
+	} {
+		must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(root, p), []byte(c), 0o644))
+	}
+	ext := makeExt4(t, root, 16, "root")
+	raw := filepath.Join(t.TempDir(), "web03.raw")
+	makeDisk(t, raw, "gpt", []part{{sizeMiB: 16, typ: "L", fs: ext}})
+	lib := filepath.Join(t.TempDir(), "web03")
+	must(t, os.MkdirAll(lib, 0o755))
+	disk := filepath.Join(lib, "web01-000001.vmdk") // the name the .vmx gives
+	run(t, "qemu-img", "convert", "-O", "vmdk", raw, disk)
+	must(t, os.WriteFile(filepath.Join(lib, "web03.vmx"), []byte(strings.Replace(vmx("web03-1.vmss"), "data.vmdk", "none.vmdk", 1)), 0o644))
+	vmss := filepath.Join(lib, "web03-1.vmss")
+	must(t, os.WriteFile(vmss, []byte{0xd2, 0xbe, 0xd2, 0xbe}, 0o644))
+
+	bundle := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(bundle, "patch.toml"), []byte("id = \"motd-1\"\ntitle = \"motd\"\n[applies]\nos = \"linux\"\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(bundle, "files", "p1", "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(bundle, "files", "p1", "etc", "motd"), []byte("patched\n"), 0o644))
+
+	before := sumFile(t, disk)
+	r := runOffvm(t, "patch", "apply", bundle, lib)
+	if r.code == 0 || !strings.Contains(r.out, "failed") || !strings.Contains(r.out, "web03-1.vmss") {
+		t.Errorf("patch apply to a suspended VM: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if sumFile(t, disk) != before {
+		t.Fatalf("the suspended VM's disk changed")
+	}
+	if r := runOffvm(t, "patch", "apply", bundle, disk); r.code == 0 || !strings.Contains(r.out, "suspended") {
+		t.Errorf("patch apply naming the disk: exit %d\n%s", r.code, r.out)
+	}
+	var inf vmInfo
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "inspect", "--json", disk)), &inf))
+	if inf.VM == nil || inf.VM.Name != "web01" || inf.Writable || !strings.Contains(str(inf.ReadOnlyReason), "suspended") {
+		t.Errorf("inspect of the disk: %+v reason %s", inf.VM, str(inf.ReadOnlyReason))
+	}
+
+	must(t, os.Remove(vmss))
+	if out := mustOffvm(t, "patch", "apply", bundle, lib); !strings.Contains(out, "applied") {
+		t.Errorf("after the VM was shut down: %s", out)
+	}
+	check := filepath.Join(t.TempDir(), "after.raw")
+	run(t, "qemu-img", "check", disk)
+	run(t, "qemu-img", "convert", "-O", "raw", disk, check)
+	part := extractPart(t, check, partOffsets(t, check)[0], 16)
+	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn: %v\n%s", err, out)
+	}
+	if got, err := exec.Command("debugfs", "-R", "cat /etc/motd", part).Output(); err != nil || string(got) != "patched\n" {
+		t.Errorf("debugfs cat /etc/motd = %q, %v", got, err)
+	}
+}
