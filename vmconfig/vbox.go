@@ -114,8 +114,8 @@ func ParseVBox(r io.Reader) (*VM, error) {
 		}
 		vm.NICs = append(vm.NICs, NIC{MAC: strp(vboxMAC(a.MAC)), Network: strp(a.network()), Model: strp(a.Type)})
 	}
-	media := map[string]string{}
-	flattenMedia(m.Disks, media)
+	media, parent := map[string]string{}, map[string]string{}
+	flattenMedia(m.Disks, "", media, parent)
 	ctls := hw.Controllers
 	if len(ctls) == 0 {
 		ctls = m.OldControllers
@@ -131,6 +131,11 @@ func ParseVBox(r io.Reader) (*VM, error) {
 			}
 			name, slot := c.Name, "port "+d.Port+" device "+orZero(d.Device)
 			vm.Disks = append(vm.Disks, Disk{Path: loc, Controller: &name, Slot: &slot})
+			// the differencing chain's bases: frozen by snapshots
+			// (bounded: duplicate uuids in a hostile file could loop)
+			for p, n := parent[strings.ToLower(d.Image.UUID)], 0; p != "" && n < 64; p, n = parent[p], n+1 {
+				vm.Disks = append(vm.Disks, Disk{Path: media[p], Controller: &name, Slot: &slot, Snapshot: "base"})
+			}
 		}
 	}
 	vm.Snapshots = vboxSnapshots(m.Snapshots, nil, m.CurrentSnapshot, nil)
@@ -170,10 +175,16 @@ func vboxMAC(s string) string {
 	return b.String()
 }
 
-func flattenMedia(ms []vboxMedium, out map[string]string) {
+// flattenMedia maps each medium's uuid to its location, and to its
+// parent's uuid (the registry nests differencing children in parents).
+func flattenMedia(ms []vboxMedium, up string, loc, parent map[string]string) {
 	for _, m := range ms {
-		out[strings.ToLower(m.UUID)] = m.Location
-		flattenMedia(m.Children, out)
+		id := strings.ToLower(m.UUID)
+		loc[id] = m.Location
+		if up != "" && id != up {
+			parent[id] = up
+		}
+		flattenMedia(m.Children, id, loc, parent)
 	}
 }
 

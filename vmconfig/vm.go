@@ -76,8 +76,9 @@ type Disk struct {
 	Slot       *string `json:"slot"`       // "0:1", "port 0 device 0", "vda"
 	// Capacity is the virtual size the configuration states (OVF).
 	Capacity *int64 `json:"capacity,omitempty"`
-	// Snapshot is the id of the snapshot that froze this disk, when it is
-	// a base of the current disk's chain rather than the current disk.
+	// Snapshot is the id of the snapshot that froze this disk ("base"
+	// when the format does not say which), when it is a base of the
+	// current disk's chain rather than the current disk.
 	Snapshot string `json:"snapshot,omitempty"`
 }
 

@@ -41,7 +41,7 @@ func TestParsers(t *testing.T) {
 		{"db01.vbox", func(f *os.File) (*VM, error) { return ParseVBox(f) }, map[string]string{
 			"name": `"db01"`, "cpus": `2`, "mem": `2048`, "os": `"Debian_64"`, "state_file": `"Snapshots/2026-03-01T10-00-00-123456789Z.sav"`,
 			// the current state's disk is the snapshot's child, not the base
-			"disks": `[{"path":"Snapshots/{3c72ec80-dc73-4448-a63e-97970cdd87e5}.vdi","controller":"SATA","slot":"port 0 device 0"},{"path":"db01-data.vmdk","controller":"SATA","slot":"port 1 device 0"}]`,
+			"disks": `[{"path":"Snapshots/{3c72ec80-dc73-4448-a63e-97970cdd87e5}.vdi","controller":"SATA","slot":"port 0 device 0"},{"path":"db01.vdi","controller":"SATA","slot":"port 0 device 0","snapshot":"base"},{"path":"db01-data.vmdk","controller":"SATA","slot":"port 1 device 0"}]`,
 			// the disabled adapter is left out; DisabledModes are not read
 			"nics":      `[{"mac":"08:00:27:7a:a2:fc","network":"NAT","model":"82540EM"},{"mac":"08:00:27:8c:c8:21","network":"eth0","model":"virtio"}]`,
 			"snapshots": `[{"id":"a1b2c3d4-0000-4000-8000-000000000002","name":"installed","parent":null,"created":"2026-02-01T09:00:00Z","current":true,"memory":"Snapshots/{a1b2c3d4-0000-4000-8000-000000000002}.sav"}]`,
