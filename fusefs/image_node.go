@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/registryfs"
 )
@@ -63,7 +64,9 @@ func (n *imageNode) open() (*mount.Image, error) {
 			opts.ReadOnlyReason = "the parent of another image in the library"
 		}
 		n.tree.vmOptions(n.path, &opts)
-		n.im, n.err = mount.Open(n.path, opts)
+		if n.err = library.OVAError(n.path); n.err == nil {
+			n.im, n.err = mount.Open(n.path, opts)
+		}
 	}()
 	if n.err != nil {
 		slog.Warn("image failed to open", "image", n.path, "err", n.err)
@@ -193,7 +196,9 @@ func (n *imageNode) infoJSON() []byte {
 	im, err := n.open()
 	var v any
 	if err != nil {
-		v = mount.ErrorInfo(n.path, err)
+		inf := mount.ErrorInfo(n.path, err)
+		inf.VM = n.tree.vmOf(n.path) // what the VM says stays known
+		v = inf
 	} else if n.tree.opts.Info != nil {
 		v = n.tree.opts.Info(im)
 	} else {

@@ -29,3 +29,11 @@ func (t *Tree) vmOptions(path string, opts *mount.Options) {
 		opts.ReadOnlyReason = r
 	}
 }
+
+// vmOf is the image's VM for info.json, nil when none names it.
+func (t *Tree) vmOf(path string) any {
+	if vi, ok := t.vms().For(path); ok {
+		return vi
+	}
+	return nil
+}

@@ -27,7 +27,11 @@ func imageIn(path string, vms *library.VMs) mount.Info {
 	if hasVM {
 		opts.VM = vi
 	}
-	im, err := mount.Open(path, opts)
+	err := library.OVAError(path)
+	var im *mount.Image
+	if err == nil {
+		im, err = mount.Open(path, opts)
+	}
 	if err != nil {
 		inf := mount.ErrorInfo(path, err)
 		if hasVM {

@@ -65,7 +65,8 @@ func List(dir string) ([]Entry, error) {
 			continue
 		}
 		if isOVA(p) {
-			out = append(out, Entry{Name: name, Path: p, IsDir: true, Format: "ova"})
+			// a broken one is an image that cannot be opened (OVAError)
+			out = append(out, Entry{Name: name, Path: p, IsDir: OVAError(p) == nil, Format: "ova"})
 			continue
 		}
 		if f, err := detect.Probe(p); err == nil && f != "" {
@@ -83,6 +84,9 @@ func Walk(root string) ([]Entry, error) {
 		return nil, err
 	}
 	if !st.IsDir() && isOVA(root) {
+		if err := OVAError(root); err != nil {
+			return []Entry{{Name: filepath.Base(root), Path: root, Format: "ova"}}, nil
+		}
 		return ovaDisks(root)
 	}
 	if !st.IsDir() {

@@ -55,6 +55,17 @@ func OVAIndex(path string) (*vmconfig.OVA, error) {
 	return ova, err
 }
 
+// OVAError is why the OVA file at path cannot be shown as a folder of
+// its disks (its tar or OVF is broken); nil for a sound OVA and for any
+// other file. Such an OVA is shown as an image that cannot be opened.
+func OVAError(path string) error {
+	if !isOVA(path) {
+		return nil
+	}
+	_, err := OVAIndex(path)
+	return err
+}
+
 // isOVA tells an OVA file by its first tar header.
 func isOVA(path string) bool {
 	f, err := os.Open(path)

@@ -460,3 +460,53 @@ func TestPatchSleepingVM(t *testing.T) {
 		t.Errorf("debugfs cat /etc/motd = %q, %v", got, err)
 	}
 }
+
+// TestOVABroken: an OVA made of govmomi's real ttylinux descriptor and its
+// streamOptimized disk cut at 1 MiB shows the disk, whose info.json names
+// the damage and still carries the OVF's VM; an OVA whose descriptor is
+// cut is an image that cannot be opened, in the tree and in ls. Neither
+// costs the other images anything.
+func TestOVABroken(t *testing.T) {
+	cut := testutil.Corpus(t, "govmomi/truncated-streamOptimized.vmdk")
+	pkg := t.TempDir()
+	ovfSrc, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(), "vmconfig", "testdata", "ttylinux-pc_i486-16.1.ovf"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(pkg, "ttylinux-pc_i486-16.1.ovf"), ovfSrc, 0o644))
+	copyFile(t, cut, filepath.Join(pkg, "ttylinux-pc_i486-16.1-disk1.vmdk"))
+	must(t, os.WriteFile(filepath.Join(pkg, "cut.ovf"), ovfSrc[:len(ovfSrc)/2], 0o644))
+	lib := t.TempDir()
+	run(t, "tar", "--format=ustar", "-C", pkg, "-cf", filepath.Join(lib, "tty.ova"), "ttylinux-pc_i486-16.1.ovf", "ttylinux-pc_i486-16.1-disk1.vmdk")
+	run(t, "tar", "--format=ustar", "-C", pkg, "-cf", filepath.Join(lib, "cut.ova"), "cut.ovf", "ttylinux-pc_i486-16.1-disk1.vmdk")
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644))
+	run(t, "qemu-img", "convert", "-O", "qcow2", makeFAT(t, src, 16, 16, "OK"), filepath.Join(lib, "ok.qcow2"))
+
+	var infos []vmInfo
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "ls", "--json", lib)), &infos))
+	got := map[string]vmInfo{}
+	for _, in := range infos {
+		rel, _ := filepath.Rel(lib, in.Path)
+		got[rel] = in
+	}
+	disk := got["tty.ova/ttylinux-pc_i486-16.1-disk1.vmdk"]
+	if disk.Error == nil || disk.VM == nil || disk.VM.Name != "ttylinux-pc_i486-16.1" || *disk.VM.MemoryMiB != 32 {
+		t.Errorf("the cut disk in the OVA: error %v vm %+v", str(disk.Error), disk.VM)
+	}
+	if c := got["cut.ova"]; c.Error == nil || !strings.Contains(*c.Error, "cut.ova") {
+		t.Errorf("the OVA with a cut descriptor: %+v", c)
+	}
+	if ok := got["ok.qcow2"]; ok.Error != nil || !ok.Writable {
+		t.Errorf("the sound image beside them: %+v", ok)
+	}
+	mnt := mountLib(t, lib)
+	if names := strings.Join(listNames(t, mnt), ","); names != "cut.ova,ok.qcow2,tty.ova" {
+		t.Errorf("the tree holds %s", names)
+	}
+	if inf := infoOf(t, filepath.Join(mnt, "cut.ova")); inf["error"] == nil {
+		t.Errorf("cut.ova's info.json has no error: %v", inf)
+	}
+	if inf := infoOf(t, filepath.Join(mnt, "tty.ova", "ttylinux-pc_i486-16.1-disk1.vmdk")); inf["error"] == nil || inf["vm"] == nil {
+		t.Errorf("the cut disk's info.json: %v", inf)
+	}
+	must(t, os.WriteFile(filepath.Join(mnt, "ok.qcow2", "p0", "b.txt"), []byte("b"), 0o644))
+}
