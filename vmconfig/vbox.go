@@ -236,8 +236,6 @@ func decodeXML(b []byte, v any) error {
 		}
 		return nil, fmt.Errorf("XML encoding %q is not supported", label)
 	}
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("XML: %w", err)
-	}
-	return nil
+	return dec.Decode(v) // its errors say "XML syntax error on line N"
+
 }
