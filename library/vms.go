@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/offvm/offvm/vdisk/detect"
 	"github.com/offvm/offvm/vmconfig"
 )
 
@@ -93,7 +94,65 @@ func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
 	for _, p := range files {
 		x.consider(p, opts)
 	}
+	x.addBases()
 	return x
+}
+
+// addBases gives the VM to the bases of each of its disks' differencing
+// chains that no configuration lists (a VMware chain without its .vmsd, a
+// qcow2 backing file): the VM's state protects them too. Only the VMs'
+// own disks are opened, headers only.
+func (x *VMs) addBases() {
+	for _, vm := range x.VMs {
+		for _, d := range vm.Disks {
+			p := d.Path
+			if _, _, ok := InOVA(p); ok || !filepath.IsAbs(p) {
+				continue
+			}
+			for i := 0; i < 32; i++ {
+				parent := parentOf(p)
+				if parent == "" {
+					break
+				}
+				k := key(parent)
+				if !x.names(k, vm) {
+					base := d
+					base.Path, base.Snapshot = parent, "base"
+					x.byDisk[k] = append(x.byDisk[k], attach{vm, base})
+				}
+				p = parent
+			}
+		}
+	}
+}
+
+// names tells whether vm already names the disk with key k.
+func (x *VMs) names(k string, vm *vmconfig.VM) bool {
+	for _, a := range x.byDisk[k] {
+		if a.vm == vm {
+			return true
+		}
+	}
+	return false
+}
+
+// parentOf is the parent image of the image at path, "" when it has none
+// or cannot be opened.
+func parentOf(path string) string {
+	if f, err := detect.Probe(path); err != nil || f == "" {
+		return ""
+	}
+	d, err := detect.Open(path, detect.Options{})
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	if p := d.Info().Parent; p != "" {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+	}
+	return ""
 }
 
 // consider loads p when its content is a configuration.

@@ -38,7 +38,7 @@ func testdata(t testing.TB, name string) []byte {
 // in the library; a disk's VM and sleep reason follow the state file.
 func TestScanVMs(t *testing.T) {
 	lib := t.TempDir()
-	write(t, filepath.Join(lib, "a", "b", "settings.cfg"), testdata(t, "web01.vmx")) // not named .vmx
+	write(t, filepath.Join(lib, "a", "b", "settings.cfg"), testdata(t, "web01.vmx"))   // not named .vmx
 	write(t, filepath.Join(lib, "a", "b", "settings.vmsd"), testdata(t, "web01.vmsd")) // VMware names it after the .vmx
 	write(t, filepath.Join(lib, "db", "db01.vbox"), testdata(t, "db01.vbox"))
 	write(t, filepath.Join(lib, "notes.xml"), []byte("<notes>hello</notes>"))
@@ -178,5 +178,27 @@ func BenchmarkScanVMs(b *testing.B) {
 		if x := ScanVMs(lib, nil, vmconfig.Options{}); len(x.VMs) != 1 {
 			b.Fatal(len(x.VMs))
 		}
+	}
+}
+
+// TestChainBases: a libvirt domain names the top of a qcow2 backing
+// chain; its managed save protects the backing file too, as a base.
+func TestChainBases(t *testing.T) {
+	testutil.RequireTool(t, "qemu-img", "qemu-utils")
+	lib := t.TempDir()
+	base, top := filepath.Join(lib, "base.qcow2"), filepath.Join(lib, "top.qcow2")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "16M")
+	testutil.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top)
+	xml := strings.Replace(string(testdata(t, "app01.xml")), "/var/lib/libvirt/images/app01.qcow2", top, 1)
+	write(t, filepath.Join(lib, "app01.xml"), []byte(xml))
+	x := ScanVMs(lib, nil, vmconfig.Options{LibvirtSaveDirs: []string{}})
+	vi, ok := x.For(base)
+	if !ok || vi.Disk.Role != "snapshot" || x.SleepReason(base) != "" {
+		t.Fatalf("the base of a VM that is off: %+v %v %q", vi, ok, x.SleepReason(base))
+	}
+	write(t, filepath.Join(lib, "app01.save"), append([]byte("LibvirtQemudSave"), make([]byte, 64)...))
+	x = ScanVMs(lib, nil, vmconfig.Options{LibvirtSaveDirs: []string{}})
+	if !strings.Contains(x.SleepReason(base), "app01.save") || !strings.Contains(x.SleepReason(top), "app01.save") {
+		t.Errorf("managed save: base %q, top %q", x.SleepReason(base), x.SleepReason(top))
 	}
 }
