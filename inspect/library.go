@@ -28,6 +28,9 @@ func imageIn(path string, vms *library.VMs) mount.Info {
 		opts.VM = vi
 	}
 	err := library.OVAError(path)
+	if err == nil && library.IsOVA(path) {
+		err = library.PackageError(path) // a tar is no disk: never open it raw
+	}
 	var im *mount.Image
 	if err == nil {
 		im, err = mount.Open(path, opts)

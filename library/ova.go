@@ -66,6 +66,24 @@ func OVAError(path string) error {
 	return err
 }
 
+// IsOVA tells whether the file at path is an OVA package (a tar whose
+// first member is an OVF descriptor), whatever its name.
+func IsOVA(path string) bool { return isOVA(path) }
+
+// PackageError is what a command given an OVA file where it wants one
+// disk says: the package is a folder of disks, not a disk.
+func PackageError(path string) error {
+	if err := OVAError(path); err != nil {
+		return err
+	}
+	ents, _ := ovaDisks(path)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Path)
+	}
+	return fmt.Errorf("%s is an OVA package, not a disk: its disks are %s", path, strings.Join(names, ", "))
+}
+
 // isOVA tells an OVA file by its first tar header.
 func isOVA(path string) bool {
 	f, err := os.Open(path)

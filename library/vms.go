@@ -317,6 +317,9 @@ func WriteReason(path string) string {
 	if _, _, ok := InOVA(path); ok {
 		return OVAReason
 	}
+	if IsOVA(path) {
+		return PackageError(path).Error()
+	}
 	if r := VMsOf(path).SleepReason(path); r != "" {
 		return r
 	}

@@ -44,6 +44,8 @@ func Expand(targets []string) []Image {
 		switch {
 		case err != nil:
 			imgs = []Image{{Path: arg, Err: err}}
+		case !st.IsDir() && library.IsOVA(arg):
+			imgs = []Image{{Path: arg, Err: library.PackageError(arg)}}
 		case !st.IsDir():
 			imgs = []Image{{Path: arg}}
 			if parentsIn(filepath.Dir(arg))[abs(arg)] {

@@ -287,6 +287,11 @@ func TestVMInventory(t *testing.T) {
 	if vm := byName["vmware/web01/web01-000001.vmdk"].VM; vm == nil || len(vm.Snapshots) != 1 || vm.Snapshots[0].Name != "before patch day" {
 		t.Errorf("web01's snapshots are not listed")
 	}
+	// the OVA file itself is a package, never a raw disk to write
+	ova := filepath.Join(lib, "templates", "web02.ova")
+	if r := runOffvm(t, "inspect", ova); r.code != 1 || !strings.Contains(r.out+r.err, "is an OVA package") {
+		t.Errorf("inspect of the .ova: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 	if !strings.Contains(mustOffvm(t, "ls", lib), "web01 (suspended)") {
 		t.Errorf("ls has no VM column with web01 (suspended)")
 	}
