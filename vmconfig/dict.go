@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -35,6 +36,23 @@ func ParseDict(b []byte) (Dict, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
+	}
+	return d, nil
+}
+
+// readDict reads a dictionary and checks it is the kind it should be: a file
+// of another kind fails with why, wrapping ErrNotConfig.
+func readDict(r io.Reader, is func(Dict) bool, why string) (Dict, error) {
+	b, err := readAll(r)
+	if err != nil {
+		return nil, err
+	}
+	d, err := ParseDict(b)
+	if err != nil {
+		return nil, err
+	}
+	if !is(d) {
+		return nil, fmt.Errorf("%s: %w", why, ErrNotConfig)
 	}
 	return d, nil
 }

@@ -1,7 +1,6 @@
 package vmconfig
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -24,16 +23,9 @@ func IsVMSD(d Dict) bool {
 
 // ParseVMSD reads a .vmsd snapshot list.
 func ParseVMSD(r io.Reader) (*VMSD, error) {
-	b, err := readAll(r)
+	d, err := readDict(r, IsVMSD, "no snapshot.lastUID key")
 	if err != nil {
 		return nil, err
-	}
-	d, err := ParseDict(b)
-	if err != nil {
-		return nil, err
-	}
-	if !IsVMSD(d) {
-		return nil, fmt.Errorf("no snapshot.lastUID key: %w", ErrNotConfig)
 	}
 	out := &VMSD{Disks: map[string]map[string]string{}}
 	current := d["snapshot.current"]

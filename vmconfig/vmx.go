@@ -1,7 +1,6 @@
 package vmconfig
 
 import (
-	"fmt"
 	"io"
 	"regexp"
 	"sort"
@@ -24,16 +23,9 @@ func IsVMX(d Dict) bool {
 // ParseVMX reads a VMware .vmx. The state is not set here: State decides
 // it from checkpoint.vmState and the files beside the configuration.
 func ParseVMX(r io.Reader) (*VM, error) {
-	b, err := readAll(r)
+	d, err := readDict(r, IsVMX, "no config.version or virtualHW.version key")
 	if err != nil {
 		return nil, err
-	}
-	d, err := ParseDict(b)
-	if err != nil {
-		return nil, err
-	}
-	if !IsVMX(d) {
-		return nil, fmt.Errorf("no config.version or virtualHW.version key: %w", ErrNotConfig)
 	}
 	vm := &VM{Kind: VMware, Name: d["displayname"], UUID: d["uuid.bios"], OSType: strp(d["guestos"])}
 	if n := d.int("numvcpus"); n != nil && *n > 0 && *n < 1<<16 {
