@@ -14,15 +14,16 @@ import (
 // reader, so they are kept lower-cased.
 type Dict map[string]string
 
-// ParseDict reads a VMware dictionary. A line that is not `key = value`
-// makes the file no dictionary: VMware refuses such a file too.
+// ParseDict reads a VMware dictionary. Lines that are not `key = value`
+// are skipped, as long as most lines are: a VM whose .vmx carries one odd
+// line must still be known (its state keeps its disks safe), while a
+// file of another kind is no dictionary.
 func ParseDict(b []byte) (Dict, error) {
 	d := Dict{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), maxConfig)
-	line := 0
+	bad := 0
 	for sc.Scan() {
-		line++
 		s := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
 		if s == "" || s[0] == '#' {
 			continue
@@ -30,12 +31,16 @@ func ParseDict(b []byte) (Dict, error) {
 		k, v, ok := strings.Cut(s, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" || strings.ContainsAny(k, " \t\"") {
-			return nil, fmt.Errorf("line %d is not key = value: %w", line, ErrNotConfig)
+			bad++
+			continue
 		}
 		d[strings.ToLower(k)] = unquoteVMX(strings.TrimSpace(v))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
+	}
+	if bad > len(d) {
+		return nil, fmt.Errorf("%d of %d lines are not key = value: %w", bad, bad+len(d), ErrNotConfig)
 	}
 	return d, nil
 }

@@ -162,3 +162,17 @@ func TestUnits(t *testing.T) {
 		t.Errorf("libvirt GB: %d", n)
 	}
 }
+
+// TestVMXOddLine: a .vmx with a line VMware would skip is still read (its
+// suspended state must not be lost), while prose is no dictionary.
+func TestVMXOddLine(t *testing.T) {
+	b, _ := os.ReadFile("testdata/web01.vmx")
+	b = append([]byte("this line is not a setting\n"), b...)
+	vm, err := ParseVMX(bytes.NewReader(b))
+	if err != nil || vm.StateFile != "web01-d8b1a0c4.vmss" {
+		t.Errorf("ParseVMX with an odd line: %v %v", vm, err)
+	}
+	if _, err := ParseDict([]byte("Dear admin,\nthe VM = web01\nplease shut it down.\nThanks\n")); err == nil {
+		t.Errorf("a letter was taken for a dictionary")
+	}
+}
