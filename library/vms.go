@@ -24,6 +24,7 @@ type VMs struct {
 	Problems []string
 
 	byDisk map[string][]attach // by diskKey
+	broken map[string]string   // folder → the first unreadable configuration's error
 }
 
 type attach struct {
@@ -65,7 +66,7 @@ const maxConfigFile = 8 << 20
 // by content) and in extra (folders such as /etc/libvirt/qemu, not
 // recursed). When root is one file, its folder is searched.
 func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
-	x := &VMs{OVAs: map[string]*vmconfig.OVA{}, byDisk: map[string][]attach{}}
+	x := &VMs{OVAs: map[string]*vmconfig.OVA{}, byDisk: map[string][]attach{}, broken: map[string]string{}}
 	if st, err := os.Stat(root); err == nil && !st.IsDir() {
 		root = filepath.Dir(root)
 	}
@@ -173,6 +174,9 @@ func (x *VMs) consider(p string, opts vmconfig.Options) {
 	if err != nil {
 		slog.Warn("VM configuration unreadable", "file", p, "err", err)
 		x.Problems = append(x.Problems, err.Error())
+		if d := key(filepath.Dir(p)); x.broken[d] == "" {
+			x.broken[d] = err.Error()
+		}
 		return
 	}
 	x.VMs = append(x.VMs, vm)
@@ -260,6 +264,11 @@ func (x *VMs) SleepReason(path string) string {
 		if r := reasonOf(a.vm); r != "" {
 			return r
 		}
+	}
+	// a configuration beside the disk that cannot be read may be its
+	// VM's: whether that VM sleeps is unknown, so nothing is guessed
+	if e := x.broken[key(filepath.Dir(path))]; e != "" {
+		return "a VM configuration beside it cannot be read, so whether its VM sleeps is unknown: " + e
 	}
 	return ""
 }

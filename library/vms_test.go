@@ -63,6 +63,10 @@ func TestScanVMs(t *testing.T) {
 	if len(x.Sleeping()) != 1 {
 		t.Errorf("Sleeping = %d", len(x.Sleeping()))
 	}
+	// a disk beside the unreadable configuration may belong to it
+	if r := x.SleepReason(filepath.Join(lib, "disk.vhd")); !strings.Contains(r, "broken.vbox") {
+		t.Errorf("beside a broken configuration: %q", r)
+	}
 	// the snapshot folder of a VirtualBox VM is searched from its disk
 	if x.SleepReason(filepath.Join(lib, "db", "Snapshots", "{3c72ec80-dc73-4448-a63e-97970cdd87e5}.vdi")) != "" {
 		t.Errorf("db01 sleeps without its .sav")
