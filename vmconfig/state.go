@@ -69,9 +69,16 @@ func vmwareState(vm *VM, dir string) {
 			return
 		}
 	}
-	if lck := vm.Config + ".lck"; exists(lck) {
-		vm.Lock, vm.State = lck, StateRunning
-		return
+	// Workstation and ESXi lock the .vmx and each open disk with NAME.lck
+	locks := []string{vm.Config + ".lck"}
+	for _, d := range vm.Disks {
+		locks = append(locks, d.Path+".lck")
+	}
+	for _, lck := range locks {
+		if exists(lck) {
+			vm.Lock, vm.State = lck, StateRunning
+			return
+		}
 	}
 	vmem, _ := filepath.Glob(filepath.Join(globEscape(dir), globEscape(base)+"*.vmem"))
 	for _, p := range vmem {

@@ -73,6 +73,13 @@ func TestVMwareState(t *testing.T) {
 		t.Errorf("with a .lck: %s %q", vm.State, vm.Lock)
 	}
 	os.Remove(vmx + ".lck")
+	if err := os.Mkdir(filepath.Join(dir, "data.vmdk.lck"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if vm := load(t, vmx, Options{}); vm.State != StateRunning || !strings.HasSuffix(vm.Lock, "data.vmdk.lck") {
+		t.Errorf("with a disk's .lck: %s %q", vm.State, vm.Lock)
+	}
+	os.Remove(filepath.Join(dir, "data.vmdk.lck"))
 	touch(t, filepath.Join(dir, "web01-Snapshot2.vmem"), nil)
 	if vm := load(t, vmx, Options{}); vm.State != StateOff {
 		t.Errorf("a snapshot's .vmem made it %s", vm.State)
