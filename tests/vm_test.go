@@ -515,3 +515,30 @@ func TestOVABroken(t *testing.T) {
 	}
 	must(t, os.WriteFile(filepath.Join(mnt, "ok.qcow2", "p0", "b.txt"), []byte("b"), 0o644))
 }
+
+// TestRegImportSleeping: reg import refuses the disk of a libvirt domain
+// with a managed save, leaving it byte-identical; without the save the
+// same file imports (hivexget reads the value back).
+func TestRegImportSleeping(t *testing.T) {
+	testutil.RequireTool(t, "hivexget", "libhivex-bin")
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makeWindowsImage(t, img)
+	must(t, os.WriteFile(filepath.Join(lib, "web01.xml"), []byte(strings.Replace(strings.Replace(domainXML(img), "app01", "web01", 1), "type='qcow2'", "type='raw'", 1)), 0o644))
+	save := filepath.Join(lib, "web01.save")
+	must(t, os.WriteFile(save, append([]byte("LibvirtQemudSave"), make([]byte, 80)...), 0o600))
+	regFile := filepath.Join(t.TempDir(), "change.reg")
+	must(t, os.WriteFile(regFile, []byte("Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso]\r\n\"Level\"=dword:00000007\r\n"), 0o644))
+	before := sumFile(t, img)
+	if r := runOffvm(t, "reg", "import", img, regFile); r.code != 1 || !strings.Contains(r.err, "web01.save") {
+		t.Errorf("reg import into a saved VM's disk: exit %d, %q", r.code, r.err)
+	}
+	if sumFile(t, img) != before {
+		t.Fatalf("the saved VM's disk changed")
+	}
+	must(t, os.Remove(save))
+	mustOffvm(t, "reg", "import", img, regFile)
+	if got := strings.TrimSpace(run(t, "hivexget", ntfsCat(t, img, 3, "/Windows/System32/config/SOFTWARE"), `Contoso`, "Level")); got != "7" {
+		t.Errorf("Level = %q after the save was gone", got)
+	}
+}
