@@ -150,7 +150,7 @@ func (n *imageNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	switch {
 	case name == "info.json":
-		node := &infoNode{img: n}
+		node := &infoNode{render: n.infoJSON, owner: n.tree.owner}
 		node.fill(&out.Attr)
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
 	case name == "disk":

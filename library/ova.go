@@ -109,7 +109,7 @@ func ovaDisks(path string) ([]Entry, error) {
 	seen := map[string]bool{}
 	for _, d := range ova.VM.Disks {
 		m, ok := ova.Member(d.Path)
-		if !ok || seen[m.Name] || strings.Contains(m.Name, "/") {
+		if !ok || seen[m.Name] || strings.Contains(m.Name, "/") || m.Name == "info.json" {
 			continue
 		}
 		seen[m.Name] = true

@@ -174,7 +174,8 @@ func (x *VMs) consider(p string, opts vmconfig.Options) {
 	if err != nil {
 		slog.Warn("VM configuration unreadable", "file", p, "err", err)
 		x.Problems = append(x.Problems, err.Error())
-		if d := key(filepath.Dir(p)); x.broken[d] == "" {
+		// OVF packages have no state: only the other kinds may hide a sleep
+		if d := key(filepath.Dir(p)); x.broken[d] == "" && kind != "ova" && kind != vmconfig.OVF {
 			x.broken[d] = err.Error()
 		}
 		return

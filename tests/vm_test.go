@@ -343,8 +343,31 @@ func TestSleepingVMReadOnly(t *testing.T) {
 			t.Errorf("%s: info.json writable=%v vm=%v reason=%v", d, inf["writable"], inf["vm"], inf["read_only_reason"])
 		}
 	}
-	if names := listNames(t, filepath.Join(mnt, "templates", "web02.ova")); strings.Join(names, ",") != "web02-disk1.vmdk" {
+	if names := listNames(t, filepath.Join(mnt, "templates", "web02.ova")); strings.Join(names, ",") != "info.json,web02-disk1.vmdk" {
 		t.Errorf("the OVA's folder holds %v", names)
+	}
+	// the package's own info.json: the OVF's hardware and the tar's members
+	var pkg struct {
+		Descriptor string `json:"descriptor"`
+		Writable   bool   `json:"writable"`
+		VM         struct {
+			CPUs      int   `json:"cpus"`
+			MemoryMiB int64 `json:"memory_mib"`
+			Disks     []struct {
+				Path     string `json:"path"`
+				Capacity int64  `json:"capacity"`
+			} `json:"disks"`
+		} `json:"vm"`
+		Members []struct {
+			Name string `json:"name"`
+		} `json:"members"`
+	}
+	b, err := os.ReadFile(filepath.Join(mnt, "templates", "web02.ova", "info.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &pkg))
+	if pkg.Descriptor != "web02.ovf" || pkg.Writable || pkg.VM.CPUs != 2 || pkg.VM.MemoryMiB != 2048 || len(pkg.VM.Disks) != 1 ||
+		pkg.VM.Disks[0].Capacity != 16*mib || len(pkg.Members) != 2 {
+		t.Errorf("the OVA's info.json:\n%s", b)
 	}
 	mustOffvm(t, "unmount", mnt)
 
