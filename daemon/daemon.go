@@ -37,6 +37,9 @@ type Options struct {
 	Info func(*mount.Image) any
 	// Drives gives an image's drive letters (inspection); nil for none.
 	Drives func(*mount.Image) map[string]string
+	// VMDirs are folders of VM configurations outside the library
+	// (mount --libvirt DIR).
+	VMDirs []string
 }
 
 // Daemon is a running mount.
@@ -72,7 +75,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, committed: make(chan struct{}), replied: make(chan struct{})}
 	d.tree = fusefs.NewTree(fusefs.Options{Library: lib, ReadOnly: opts.ReadOnly,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: opts.Info, Drives: opts.Drives, NoSecrets: opts.NoSecrets})
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: opts.Info, Drives: opts.Drives, NoSecrets: opts.NoSecrets, VMDirs: opts.VMDirs})
 	if err := os.MkdirAll(RuntimeDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("runtime directory %s: %w", RuntimeDir(), err)
 	}

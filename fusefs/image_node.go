@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/registryfs"
 )
@@ -62,7 +63,10 @@ func (n *imageNode) open() (*mount.Image, error) {
 		if !opts.ReadOnly && n.tree.isParent(n.path) {
 			opts.ReadOnlyReason = "the parent of another image in the library"
 		}
-		n.im, n.err = mount.Open(n.path, opts)
+		n.tree.vmOptions(n.path, &opts)
+		if n.err = library.OVAError(n.path); n.err == nil {
+			n.im, n.err = mount.Open(n.path, opts)
+		}
 	}()
 	if n.err != nil {
 		slog.Warn("image failed to open", "image", n.path, "err", n.err)
@@ -146,7 +150,7 @@ func (n *imageNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	switch {
 	case name == "info.json":
-		node := &infoNode{img: n}
+		node := &infoNode{render: n.infoJSON, owner: n.tree.owner}
 		node.fill(&out.Attr)
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
 	case name == "disk":
@@ -192,7 +196,9 @@ func (n *imageNode) infoJSON() []byte {
 	im, err := n.open()
 	var v any
 	if err != nil {
-		v = mount.ErrorInfo(n.path, err)
+		inf := mount.ErrorInfo(n.path, err)
+		inf.VM = n.tree.vmOf(n.path) // what the VM says stays known
+		v = inf
 	} else if n.tree.opts.Info != nil {
 		v = n.tree.opts.Info(im)
 	} else {

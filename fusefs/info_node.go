@@ -10,10 +10,11 @@ import (
 )
 
 // infoNode is info.json: rendered when opened, so it always tells the
-// image's current state.
+// image's (or OVA package's) current state.
 type infoNode struct {
 	fs.Inode
-	img *imageNode
+	render func() []byte
+	owner  owner
 
 	mu   sync.Mutex
 	data []byte
@@ -29,7 +30,7 @@ func (n *infoNode) content(refresh bool) []byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.data == nil || refresh {
-		n.data = n.img.infoJSON()
+		n.data = n.render()
 	}
 	return n.data
 }
@@ -38,7 +39,7 @@ func (n *infoNode) fill(out *fuse.Attr) {
 	out.Mode = syscall.S_IFREG | 0o444
 	out.Size = uint64(len(n.content(false)))
 	out.Nlink = 1
-	out.Owner = fuse.Owner{Uid: n.img.tree.owner.uid, Gid: n.img.tree.owner.gid}
+	out.Owner = fuse.Owner{Uid: n.owner.uid, Gid: n.owner.gid}
 }
 
 func (n *infoNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {

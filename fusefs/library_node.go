@@ -73,6 +73,9 @@ func (n *libraryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 		out.SetEntryTimeout(libraryTimeout)
 		out.SetAttrTimeout(libraryTimeout)
 		n.tree.owner.dirAttr(&out.Attr, 0o755)
+		if en.IsDir && en.Format == "ova" {
+			return n.NewInode(ctx, &ovaNode{libraryNode{tree: n.tree, path: en.Path}}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+		}
 		if en.IsDir {
 			return n.NewInode(ctx, &libraryNode{tree: n.tree, path: en.Path}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 		}

@@ -29,6 +29,9 @@ type Options struct {
 	// Drives, when set, gives an image's drive letters ("C" → "p3"),
 	// shown as symlinks in the image's directory.
 	Drives func(*mount.Image) map[string]string
+	// VMDirs are folders of VM configurations outside the library
+	// (--libvirt /etc/libvirt/qemu).
+	VMDirs []string
 }
 
 // Tree is the state shared by every node of one mount.
@@ -43,6 +46,9 @@ type Tree struct {
 
 	parentsOnce sync.Once
 	parents     map[string]bool // images that are another image's parent
+
+	vmsOnce sync.Once
+	vmIndex *library.VMs // the library's VM configurations (vms.go)
 }
 
 // isParent reports whether the image at path is the parent of another

@@ -39,6 +39,9 @@ func IsSidecar(name string) bool {
 // List returns the subdirectories and images of one directory, sorted by
 // name. Files that are not images, and hidden names, are left out.
 func List(dir string) ([]Entry, error) {
+	if isOVA(dir) {
+		return ovaDisks(dir) // an OVA is a folder of its disks
+	}
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -61,6 +64,11 @@ func List(dir string) ([]Entry, error) {
 		if !st.Mode().IsRegular() {
 			continue
 		}
+		if isOVA(p) {
+			// a broken one is an image that cannot be opened (OVAError)
+			out = append(out, Entry{Name: name, Path: p, IsDir: OVAError(p) == nil, Format: "ova"})
+			continue
+		}
 		if f, err := detect.Probe(p); err == nil && f != "" {
 			out = append(out, Entry{Name: name, Path: p, Format: f})
 		}
@@ -74,6 +82,12 @@ func Walk(root string) ([]Entry, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, err
+	}
+	if !st.IsDir() && isOVA(root) {
+		if err := OVAError(root); err != nil {
+			return []Entry{{Name: filepath.Base(root), Path: root, Format: "ova"}}, nil
+		}
+		return ovaDisks(root)
 	}
 	if !st.IsDir() {
 		f, err := detect.Probe(root)
@@ -100,6 +114,10 @@ func Walk(root string) ([]Entry, error) {
 		for _, e := range ents {
 			if !e.IsDir {
 				out = append(out, e)
+			} else if e.Format == "ova" {
+				// WalkDir does not enter a file: list the OVA's disks here
+				disks, _ := ovaDisks(e.Path)
+				out = append(out, disks...)
 			}
 		}
 		return nil

@@ -37,6 +37,12 @@ type Options struct {
 	TmpDir string
 	// Keys unlock encrypted partitions (--keys); nil holds none.
 	Keys *keys.Set
+	// VM is what the library's VM configurations say of this disk
+	// (info.json's "vm"); nil when none names it.
+	VM any
+	// OpenFile, when set, reaches the image's host files instead of the
+	// OS (a disk stored inside an OVA); such an image must be read-only.
+	OpenFile func(path string, writable bool) (vdisk.File, error)
 }
 
 // Image is an open image.
@@ -86,7 +92,7 @@ func Open(path string, opts Options) (*Image, error) {
 	if err := im.prepare(); err != nil {
 		return nil, err
 	}
-	base, err := detect.Open(path, detect.Options{})
+	base, err := detect.Open(path, detect.Options{OpenFile: opts.OpenFile})
 	if err != nil {
 		im.lock.Close()
 		return nil, err

@@ -40,6 +40,7 @@ type Info struct {
 	Applications   []any             `json:"applications"`
 	Users          []any             `json:"users"`
 	Patches        []any             `json:"patches"`
+	VM             any               `json:"vm"` // the VM whose configuration names this disk (library.VMInfo), nil if none
 	Problems       []string          `json:"problems"`
 	Error          *string           `json:"error,omitempty"`
 }
@@ -79,7 +80,7 @@ func (im *Image) Info() Info {
 	inf := Info{
 		Image: filepath.Base(im.Path), Path: im.Path, FileSize: fileSize(im.Path, false), Allocated: fileSize(im.Path, true),
 		Format: strp(di.Format), Variant: strp(di.Variant), VirtualSize: &size,
-		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly),
+		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly), VM: im.opts.VM,
 		PartitionTable: strp(im.table.Kind),
 		Partitions:     []PartitionInfo{}, Drives: map[string]string{},
 		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Problems: []string{},

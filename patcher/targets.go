@@ -12,6 +12,7 @@ import (
 
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/vdisk/detect"
+	"github.com/offvm/offvm/vmconfig"
 )
 
 // Image is one image a TARGET names.
@@ -43,10 +44,15 @@ func Expand(targets []string) []Image {
 		switch {
 		case err != nil:
 			imgs = []Image{{Path: arg, Err: err}}
+		case !st.IsDir() && library.IsOVA(arg):
+			imgs = []Image{{Path: arg, Err: library.PackageError(arg)}}
 		case !st.IsDir():
 			imgs = []Image{{Path: arg}}
 			if parentsIn(filepath.Dir(arg))[abs(arg)] {
 				imgs[0].ReadOnly = parentReason
+			}
+			if r := library.VMsOf(arg).SleepReason(arg); r != "" {
+				imgs[0].ReadOnly = r // its VM sleeps on it
 			}
 		default:
 			imgs = expandDir(arg)
@@ -113,11 +119,18 @@ func expandDir(dir string) []Image {
 		return []Image{{Path: dir, Err: err}}
 	}
 	parents := library.Parents(dir)
+	vms := library.ScanVMs(dir, nil, vmconfig.Options{})
 	var out []Image
 	for _, e := range ents {
 		img := Image{Path: e.Path}
 		if parents[abs(e.Path)] {
 			img.ReadOnly = parentReason
+		}
+		if r := vms.SleepReason(e.Path); r != "" {
+			img.ReadOnly = r // its VM sleeps on it
+		}
+		if _, _, ok := library.InOVA(e.Path); ok {
+			img.Err = fmt.Errorf("%s: %s", e.Path, library.OVAReason)
 		}
 		out = append(out, img)
 	}

@@ -54,7 +54,7 @@ func Import(image string, text []byte, name string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
 	}
-	im, err := mount.Open(image, mount.Options{ReadOnlyReason: library.ParentReason(image)})
+	im, err := mount.Open(image, mount.Options{ReadOnlyReason: library.WriteReason(image)})
 	if err != nil {
 		return Result{}, err
 	}

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/vmconfig"
 )
 
 // Options are the report's rules.
@@ -31,6 +33,8 @@ type Row struct {
 	AgeDays    *int     `json:"age_days"`
 	Missing    []string `json:"missing"`
 	Patches    int      `json:"patches"`
+	VM         string   `json:"vm"`       // the VM the disk belongs to, "" when none says
+	VMState    string   `json:"vm_state"` // its state (off, saved, suspended, running)
 	Error      string   `json:"error,omitempty"`
 	Issues     []string `json:"issues"` // why the image is flagged; empty when compliant
 }
@@ -58,6 +62,7 @@ func Build(lib string, infos []mount.Info, opts Options) Report {
 
 func row(inf mount.Info, opts Options) Row {
 	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Issues: []string{}}
+	vmIssue(&rw, inf)
 	if inf.Error != nil {
 		rw.Error = *inf.Error
 		rw.Issues = append(rw.Issues, "cannot be opened")
@@ -105,6 +110,22 @@ func row(inf mount.Info, opts Options) Row {
 		rw.Issues = append(rw.Issues, "missing "+strings.Join(rw.Missing, ", "))
 	}
 	return rw
+}
+
+// vmIssue flags a disk whose VM sleeps (or runs): offvm keeps it
+// read-only, so no patch reached it, whatever else the row says.
+func vmIssue(rw *Row, inf mount.Info) {
+	vi, ok := inf.VM.(*library.VMInfo)
+	if !ok || vi == nil {
+		return
+	}
+	rw.VM, rw.VMState = vi.Name, val(vi.State)
+	switch rw.VMState {
+	case vmconfig.StateSaved, vmconfig.StateSuspended:
+		rw.Issues = append(rw.Issues, "VM "+vi.Name+" is "+rw.VMState+" ("+val(vi.StateFile)+"): its disk cannot be patched until it is shut down")
+	case vmconfig.StateRunning:
+		rw.Issues = append(rw.Issues, "VM "+vi.Name+" is running: its disk cannot be patched")
+	}
 }
 
 func val(s *string) string {

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
@@ -19,12 +21,12 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the images of a library: format, sizes, OS, last update, partitions",
 		ArgsUsage: "LIBRARY",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, libvirtFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] LIBRARY"); err != nil {
 				return err
 			}
-			infos, err := inspect.Library(c.Args().Get(0))
+			infos, err := inspect.LibraryWith(c.Args().Get(0), c.StringSlice("libvirt"))
 			if err != nil {
 				return err
 			}
@@ -45,7 +47,7 @@ func writeJSON(w io.Writer, v any) error {
 // lsTable prints one aligned row per image.
 func lsTable(w io.Writer, infos []mount.Info, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tFORMAT\tON DISK\tVIRTUAL\tOS\tHOST\tLAST UPDATE\tPATCHES\tWRITABLE\tPARTITIONS")
+	fmt.Fprintln(tw, "IMAGE\tFORMAT\tON DISK\tVIRTUAL\tVM\tOS\tHOST\tLAST UPDATE\tPATCHES\tWRITABLE\tPARTITIONS")
 	for _, inf := range infos {
 		fmt.Fprintln(tw, lsLine(inf, now))
 	}
@@ -54,7 +56,7 @@ func lsTable(w io.Writer, infos []mount.Info, now time.Time) error {
 
 func lsLine(inf mount.Info, now time.Time) string {
 	if inf.Error != nil {
-		return fmt.Sprintf("%s\terror\t%s\t\t\t\t\t\t\t%s", inf.Path, sizeOf(inf.Allocated), *inf.Error)
+		return fmt.Sprintf("%s\terror\t%s\t\t%s\t\t\t\t\t\t%s", inf.Path, sizeOf(inf.Allocated), vmColumn(inf.VM), *inf.Error)
 	}
 	format := deref(inf.Format)
 	if v := deref(inf.Variant); v != "" {
@@ -65,7 +67,7 @@ func lsLine(inf mount.Info, now time.Time) string {
 	if !inf.Writable {
 		writable = "no: " + deref(inf.ReadOnlyReason)
 	}
-	return strings.Join([]string{inf.Path, format, sizeOf(inf.Allocated), sizeOf(inf.VirtualSize), osName, host, last,
+	return strings.Join([]string{inf.Path, format, sizeOf(inf.Allocated), sizeOf(inf.VirtualSize), vmColumn(inf.VM), osName, host, last,
 		fmt.Sprint(len(inf.Patches)), writable, partitionsColumn(inf)}, "\t")
 }
 
@@ -112,6 +114,22 @@ func sizeOf(n *int64) string {
 		return "-"
 	}
 	return humanize.IBytes(uint64(*n))
+}
+
+// vmColumn is the VM a disk belongs to and its state: "web01 (suspended)".
+func vmColumn(v any) string {
+	vi, ok := v.(*library.VMInfo)
+	if !ok || vi == nil {
+		return "-"
+	}
+	name := vi.Name
+	if name == "" {
+		name = filepath.Base(vi.Config)
+	}
+	if vi.State != nil {
+		name += " (" + *vi.State + ")"
+	}
+	return name
 }
 
 func deref(s *string) string {

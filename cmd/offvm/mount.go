@@ -27,6 +27,7 @@ MOUNTPOINT', which commits each changed image as one crash-safe transaction
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users enter the tree (needs user_allow_other in /etc/fuse.conf)"},
 			&cli.BoolFlag{Name: "no-secrets", Usage: "leave the SAM and SECURITY hives out of registry/"},
 			&cli.StringFlag{Name: "pid-file", Usage: "write the daemon's pid to `FILE`"},
+			libvirtFlag(),
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", Hidden: true},
 			&cli.BoolFlag{Name: "quiet-commit", Hidden: true},
 		},
@@ -38,7 +39,7 @@ MOUNTPOINT', which commits each changed image as one crash-safe transaction
 				Library: c.Args().Get(0), Mountpoint: c.Args().Get(1),
 				ReadOnly: c.Bool("ro"), AllowOther: c.Bool("allow-other"), NoSecrets: c.Bool("no-secrets"),
 				PidFile: c.String("pid-file"), Debug: c.Bool("debug-fuse"),
-				Info: imageInfo, Drives: inspect.Drives,
+				Info: imageInfo, Drives: inspect.Drives, VMDirs: c.StringSlice("libvirt"),
 			}
 			if !c.Bool("foreground") {
 				return daemon.Spawn(append(daemonArgs(c), "--foreground", opts.Library, opts.Mountpoint), opts.Mountpoint)
@@ -74,6 +75,9 @@ func daemonArgs(c *cli.Context) []string {
 	}
 	if p := c.String("pid-file"); p != "" {
 		args = append(args, "--pid-file", p)
+	}
+	for _, d := range c.StringSlice("libvirt") {
+		args = append(args, "--libvirt", d)
 	}
 	return args
 }

@@ -25,6 +25,7 @@ images are flagged; use --json to script on the findings.`,
 			&cli.IntFlag{Name: "max-age", Usage: "flag images not updated for more than `DAYS` days"},
 			&cli.StringFlag{Name: "require", Usage: "flag Windows images missing any of these updates (`KB,...`)"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+			libvirtFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--html FILE] [--max-age DAYS] [--require KB,...] LIBRARY"); err != nil {
@@ -34,7 +35,7 @@ images are flagged; use --json to script on the findings.`,
 				return usagef("--max-age takes a number of days, not %d", c.Int("max-age"))
 			}
 			lib := c.Args().Get(0)
-			infos, err := inspect.Library(lib)
+			infos, err := inspect.LibraryWith(lib, c.StringSlice("libvirt"))
 			if err != nil {
 				return err
 			}
