@@ -44,12 +44,7 @@ func main() {
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	for _, cmd := range app.Commands {
-		cmd.OnUsageError = app.OnUsageError
-		for _, sub := range cmd.Subcommands {
-			sub.OnUsageError = app.OnUsageError
-		}
-	}
+	setUsageHandlers(app)
 	os.Exit(run(app, os.Args, os.Stderr))
 }
 
@@ -74,7 +69,7 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 func needArgs(c *cli.Context, min, max int, what string) error {
 	n := c.NArg()
 	if n < min || (max >= 0 && n > max) {
-		return usagef("usage: offvm %s %s", c.Command.FullName(), what)
+		return usagef("usage: offvm %s %s", commandPath(c), what)
 	}
 	return nil
 }
