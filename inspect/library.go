@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"path/filepath"
+	"sync"
 
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
@@ -29,19 +30,61 @@ func Image(path string) mount.Info {
 // file), in path order. An image that is another one's parent is shown as
 // read-only, as a mount would open it.
 func Library(root string) ([]mount.Info, error) {
+	return LibraryWith(root, LibraryOptions{})
+}
+
+// LibraryOptions tune LibraryWith.
+type LibraryOptions struct {
+	// Jobs images are opened at once (each image is independent); < 1 is 1.
+	Jobs int
+	// Shard keeps only the images of one shard (the zero value keeps all).
+	Shard library.Shard
+	// Found, when set, is told how many images will be described, and
+	// Done is called after each one (from one goroutine at a time).
+	Found func(n int)
+	Done  func(inf mount.Info)
+}
+
+// LibraryWith is Library over one shard, several images at a time.
+func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	ents, err := library.Walk(root)
 	if err != nil {
 		return nil, err
 	}
-	parents := library.Parents(root)
-	out := make([]mount.Info, 0, len(ents))
+	kept := ents[:0]
 	for _, e := range ents {
-		inf := Image(e.Path)
-		if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil {
-			why := "the parent of another image in the library"
-			inf.Writable, inf.ReadOnlyReason = false, &why
+		if o.Shard.Has(root, e.Path) {
+			kept = append(kept, e)
 		}
-		out = append(out, inf)
 	}
+	if o.Found != nil {
+		o.Found(len(kept))
+	}
+	parents := library.Parents(root)
+	out := make([]mount.Info, len(kept))
+	jobs := max(o.Jobs, 1)
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, e := range kept {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			inf := Image(e.Path)
+			if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil {
+				why := "the parent of another image in the library"
+				inf.Writable, inf.ReadOnlyReason = false, &why
+			}
+			out[i] = inf
+			if o.Done != nil {
+				mu.Lock()
+				o.Done(inf)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	return out, nil
 }

@@ -26,6 +26,7 @@ func main() {
 		Usage: "manage offline VM disk images (VHD, VHDX, VMDK, qcow2, raw) from their files alone",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what offvm does to stderr"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, even on a terminal"},
 		},
 		Before: func(c *cli.Context) error {
 			level := slog.LevelError + 4 // quiet: errors are printed by main

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"path/filepath"
+	"runtime"
+
+	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/library"
+	"github.com/offvm/offvm/mount"
+	"github.com/urfave/cli/v2"
+)
+
+// Options for work over many images, shared by patch, ls, report and
+// check: --shard cuts a library into disjoint parts that hosts work on
+// side by side; --jobs sets how many images one host works on at once.
+
+func shardFlag() cli.Flag {
+	return &cli.StringFlag{Name: "shard", Usage: "only the images whose stable shard is `I/N` (0 <= I < N; a hash of each image's path relative to the library named)"}
+}
+
+func jobsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: runtime.NumCPU(), Usage: "work on `N` images at once (default: the number of CPUs)"}
+}
+
+// shardOf reads --shard; a malformed one is a usage mistake.
+func shardOf(c *cli.Context) (library.Shard, error) {
+	s := c.String("shard")
+	if s == "" {
+		return library.Shard{}, nil
+	}
+	sh, err := library.ParseShard(s)
+	if err != nil {
+		return sh, usagef("%v", err)
+	}
+	return sh, nil
+}
+
+// jobsOf reads --jobs.
+func jobsOf(c *cli.Context) (int, error) {
+	if n := c.Int("jobs"); n >= 1 {
+		return n, nil
+	}
+	return 0, usagef("--jobs must be at least 1, not %d", c.Int("jobs"))
+}
+
+// inventory describes the images of one shard of a library, --jobs at a
+// time, with a bar on a terminal.
+func inventory(c *cli.Context, root string) ([]mount.Info, error) {
+	sh, err := shardOf(c)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := jobsOf(c)
+	if err != nil {
+		return nil, err
+	}
+	var bar *progress
+	defer func() { bar.done() }()
+	return inspect.LibraryWith(root, inspect.LibraryOptions{
+		Jobs: jobs, Shard: sh,
+		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
+		Done:  func(mount.Info) { bar.step() },
+	})
+}
+
+// writeJSONLine writes v as one compact JSON line (JSON Lines), so the
+// outputs of several shards concatenate into one valid stream.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// absPath is p made absolute, or p when that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
