@@ -21,7 +21,7 @@ func shardFlag() cli.Flag {
 }
 
 func jobsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: runtime.NumCPU(), Usage: "work on `N` images at once (default: the number of CPUs)"}
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0: the number of CPUs)"}
 }
 
 // shardOf reads --shard; a malformed one is a usage mistake.
@@ -39,10 +39,13 @@ func shardOf(c *cli.Context) (library.Shard, error) {
 
 // jobsOf reads --jobs.
 func jobsOf(c *cli.Context) (int, error) {
-	if n := c.Int("jobs"); n >= 1 {
+	switch n := c.Int("jobs"); {
+	case n == 0:
+		return runtime.NumCPU(), nil
+	case n > 0:
 		return n, nil
 	}
-	return 0, usagef("--jobs must be at least 1, not %d", c.Int("jobs"))
+	return 0, usagef("--jobs takes a number of images, not %d", c.Int("jobs"))
 }
 
 // inventory describes the images of one shard of a library, --jobs at a

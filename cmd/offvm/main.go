@@ -42,11 +42,21 @@ func main() {
 		Commands: []*cli.Command{
 			mountCommand(), unmountCommand(), lsCommand(), inspectCommand(),
 			regCommand(), patchCommand(), rollbackCommand(), checkCommand(), reportCommand(),
+			docsCommand(),
 		},
+		EnableBashCompletion: true,
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	setUsageHandlers(app)
-	os.Exit(run(app, os.Args, os.Stderr))
+	args := os.Args
+	if isMountHelper(args[0]) {
+		var err error
+		if args, err = helperArgs(args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "offvm: "+err.Error())
+			os.Exit(2)
+		}
+	}
+	os.Exit(run(app, args, os.Stderr))
 }
 
 func run(app *cli.App, args []string, stderr io.Writer) int {
