@@ -23,6 +23,13 @@ check chromium chromium
 check genisoimage genisoimage
 check vhdiinfo libvhdi-utils
 check wimcapture wimtools
+# the CLI's conventions: man pages rendered, the systemd unit verified,
+# progress bars seen in a pty
+check man man-db
+check col bsdextrautils
+check systemd-analyze systemd
+check script bsdutils
+check make make
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)
