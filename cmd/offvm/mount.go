@@ -129,23 +129,11 @@ func unmountCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "[--discard] MOUNTPOINT"); err != nil {
 				return err
 			}
-			tty := isTerminal(os.Stderr)
-			shown := false
-			err := daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(line string) {
-				if shown {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-					shown = false
-				}
-				fmt.Fprintln(c.App.Writer, line)
-			}, func(p string) {
-				if tty {
-					fmt.Fprint(os.Stderr, "\r\033[K"+p)
-					shown = true
-				}
-			})
-			if shown {
-				fmt.Fprint(os.Stderr, "\r\033[K")
-			}
+			line := newStatusLine(c)
+			err := daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(l string) {
+				line.println(c.App.Writer, l)
+			}, line.status)
+			line.done()
 			return err
 		},
 	}
