@@ -100,4 +100,3 @@ func optionFlags(list string) ([]string, error) {
 	}
 	return out, nil
 }
-

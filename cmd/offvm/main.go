@@ -45,7 +45,7 @@ func main() {
 			docsCommand(),
 		},
 		EnableBashCompletion: true,
-		ExitErrHandler: func(*cli.Context, error) {},
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
 	setUsageHandlers(app)
 	args := os.Args
