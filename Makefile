@@ -43,6 +43,7 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
+	./scripts/bench-fleet.sh
 
 fuzz:
 	./scripts/fuzz.sh
@@ -68,7 +69,8 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/bash-completion/completions/offvm
 
 # Heavy end-to-end runs: a real single-node Slurm patching a 200-image library.
-test-long: deps build
+test-long: build
+	OFFVM_DEPS_LONG=1 ./scripts/deps.sh
 	OFFVM_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Long' ./tests/...
 
 clean:

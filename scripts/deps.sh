@@ -30,6 +30,11 @@ check col bsdextrautils
 check systemd-analyze systemd
 check script bsdutils
 check make make
+# make test-long: a real single-node Slurm
+if [ -n "${OFFVM_DEPS_LONG:-}" ]; then
+  check slurmctld slurm-wlm
+  check munged munge
+fi
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)
