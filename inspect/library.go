@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 )
@@ -39,6 +40,9 @@ type LibraryOptions struct {
 	Jobs int
 	// Shard keeps only the images of one shard (the zero value keeps all).
 	Shard library.Shard
+	// Cache, when set, gives the descriptions of unchanged images and
+	// keeps those of the others (see ImageCached).
+	Cache *inventory.Cache
 	// Found, when set, is told how many images will be described, and
 	// Done is called after each one (from one goroutine at a time).
 	Found func(n int)
@@ -51,7 +55,11 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	kept := ents[:0]
+	all := make([]string, len(ents))
+	for i, e := range ents {
+		all[i] = e.Path
+	}
+	var kept []library.Entry
 	for _, e := range ents {
 		if o.Shard.Has(root, e.Path) {
 			kept = append(kept, e)
@@ -60,7 +68,7 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	if o.Found != nil {
 		o.Found(len(kept))
 	}
-	parents := library.Parents(root)
+	parents := parentsOf(o.Cache, all)
 	out := make([]mount.Info, len(kept))
 	jobs := max(o.Jobs, 1)
 	sem := make(chan struct{}, jobs)
@@ -72,7 +80,7 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			inf := Image(e.Path)
+			inf := ImageCached(o.Cache, e.Path)
 			if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil {
 				why := "the parent of another image in the library"
 				inf.Writable, inf.ReadOnlyReason = false, &why

@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
@@ -48,9 +49,9 @@ func jobsOf(c *cli.Context) (int, error) {
 	return 0, usagef("--jobs takes a number of images, not %d", c.Int("jobs"))
 }
 
-// inventory describes the images of one shard of a library, --jobs at a
+// describeLibrary describes the images of one shard of a library, --jobs at a
 // time, with a bar on a terminal.
-func inventory(c *cli.Context, root string) ([]mount.Info, error) {
+func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 	sh, err := shardOf(c)
 	if err != nil {
 		return nil, err
@@ -62,7 +63,7 @@ func inventory(c *cli.Context, root string) ([]mount.Info, error) {
 	var bar *progress
 	defer func() { bar.done() }()
 	return inspect.LibraryWith(root, inspect.LibraryOptions{
-		Jobs: jobs, Shard: sh,
+		Jobs: jobs, Shard: sh, Cache: inventory.Open(),
 		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
 		Done:  func(mount.Info) { bar.step() },
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
@@ -25,8 +26,9 @@ func inspectCommand() *cli.Command {
 			}
 			var infos []mount.Info
 			failed := 0
+			cache := inventory.Open()
 			for _, p := range c.Args().Slice() {
-				inf := inspect.Image(p)
+				inf := inspect.ImageCached(cache, p)
 				if inf.Error != nil {
 					failed++
 				}

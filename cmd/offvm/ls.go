@@ -24,7 +24,7 @@ func lsCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "[--json] [--shard I/N] [--jobs N] LIBRARY"); err != nil {
 				return err
 			}
-			infos, err := inventory(c, c.Args().Get(0))
+			infos, err := describeLibrary(c, c.Args().Get(0))
 			if err != nil {
 				return err
 			}

@@ -14,14 +14,6 @@ import (
 	"github.com/offvm/offvm/mount"
 )
 
-// mergedInfo is mount.Info as ls --json and inspect --json print it, with
-// the guest's facts typed again so report can read them.
-type mergedInfo struct {
-	mount.Info
-	OS      *inspect.OS      `json:"os"`
-	Updates []inspect.Update `json:"updates"`
-}
-
 // readInventories reads the ls --json / inspect --json outputs of several
 // shards (each a JSON array or a stream of objects, concatenated in any
 // way) into one inventory in path order. An image listed twice (a shard
@@ -64,41 +56,13 @@ func readInventory(file string, into map[string]mount.Info) error {
 			list = []json.RawMessage{raw}
 		}
 		for _, item := range list {
-			inf, err := decodeInfo(item)
+			inf, err := inspect.DecodeInfo(item)
 			if err != nil {
 				return fmt.Errorf("%s: JSON value %d: %w", file, n, err)
 			}
 			into[inf.Path] = inf
 		}
 	}
-}
-
-// decodeInfo reads one image's description; anything else (a patch
-// result, a report) is refused by name.
-func decodeInfo(b []byte) (mount.Info, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return mount.Info{}, err
-	}
-	_, hasPath := probe["path"]
-	_, hasParts := probe["partitions"]
-	if !hasPath || !hasParts {
-		return mount.Info{}, fmt.Errorf("not an image description (as ls --json or inspect --json print)")
-	}
-	var m mergedInfo
-	if err := json.Unmarshal(b, &m); err != nil {
-		return mount.Info{}, err
-	}
-	inf := m.Info
-	inf.OS = nil
-	if m.OS != nil {
-		inf.OS = m.OS
-	}
-	inf.Updates = make([]any, len(m.Updates))
-	for i, u := range m.Updates {
-		inf.Updates[i] = u
-	}
-	return inf, nil
 }
 
 // commonDir is the deepest folder holding every image: the library a

@@ -49,7 +49,7 @@ without opening any image.`,
 				infos, err = readInventories(c.Args().Slice())
 				lib = commonDir(infos)
 			} else {
-				infos, err = inventory(c, lib)
+				infos, err = describeLibrary(c, lib)
 			}
 			if err != nil {
 				return err
