@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/offvm/offvm/inspect"
@@ -19,20 +20,21 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "tell what each image is: container, partitions, file systems",
 		ArgsUsage: "IMAGE...",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, jobsFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, -1, "[--json] IMAGE..."); err != nil {
 				return err
 			}
-			var infos []mount.Info
+			jobs, err := jobsOf(c)
+			if err != nil {
+				return err
+			}
+			infos := inspectAll(c, c.Args().Slice(), jobs)
 			failed := 0
-			cache := inventory.Open()
-			for _, p := range c.Args().Slice() {
-				inf := inspect.ImageCached(cache, p)
+			for _, inf := range infos {
 				if inf.Error != nil {
 					failed++
 				}
-				infos = append(infos, inf)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -55,4 +57,27 @@ func inspectCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// inspectAll describes jobs images at once, through the inventory cache;
+// results keep the order of paths.
+func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
+	bar := newProgress(c, len(paths), "inspecting")
+	defer bar.done()
+	cache := inventory.Open()
+	out := make([]mount.Info, len(paths))
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = inspect.ImageCached(cache, p)
+			bar.step()
+		}()
+	}
+	wg.Wait()
+	return out
 }
