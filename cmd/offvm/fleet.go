@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/inventory"
@@ -86,4 +87,24 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// eachImage runs do(i) for i in 0..n-1, jobs at a time, with a bar named
+// verb on a terminal; it returns when all are done.
+func eachImage(c *cli.Context, n, jobs int, verb string, do func(i int)) {
+	bar := newProgress(c, n, verb)
+	defer bar.done()
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			do(i)
+			bar.step()
+		}()
+	}
+	wg.Wait()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/offvm/offvm/inspect"
@@ -62,22 +61,8 @@ func inspectCommand() *cli.Command {
 // inspectAll describes jobs images at once, through the inventory cache;
 // results keep the order of paths.
 func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
-	bar := newProgress(c, len(paths), "inspecting")
-	defer bar.done()
 	cache := inventory.Open()
 	out := make([]mount.Info, len(paths))
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	for i, p := range paths {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = inspect.ImageCached(cache, p)
-			bar.step()
-		}()
-	}
-	wg.Wait()
+	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
 	return out
 }

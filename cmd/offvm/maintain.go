@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/offvm/offvm/library"
 
@@ -118,22 +117,8 @@ func checkTargets(args []string, sh library.Shard) ([]string, error) {
 
 // checkAll checks jobs images at once; results keep the order of paths.
 func checkAll(c *cli.Context, paths []string, jobs int) []mount.CheckResult {
-	bar := newProgress(c, len(paths), "checking")
-	defer bar.done()
 	rs := make([]mount.CheckResult, len(paths))
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	for i, p := range paths {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			rs[i] = mount.Check(p)
-			bar.step()
-		}()
-	}
-	wg.Wait()
+	eachImage(c, len(paths), jobs, "checking", func(i int) { rs[i] = mount.Check(paths[i]) })
 	return rs
 }
 
