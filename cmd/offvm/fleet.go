@@ -23,7 +23,7 @@ func shardFlag() cli.Flag {
 }
 
 func jobsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0: the number of CPUs)"}
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0 also means the number of CPUs)"}
 }
 
 // shardOf reads --shard; a malformed one is a usage mistake.
