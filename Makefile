@@ -6,9 +6,14 @@ PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/...
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/...
 
-.PHONY: all build deps test unit e2e vet demo bench fuzz clean
+.PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+# mount(8) looks for helpers in /sbin only, whatever PREFIX is.
+SBINDIR ?= /sbin
 
 all: build
 
@@ -38,9 +43,35 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
+	./scripts/bench-fleet.sh
 
 fuzz:
 	./scripts/fuzz.sh
+
+# Man pages and bash completion come from the CLI definitions themselves.
+man: build
+	rm -rf bin/man && $(BIN) __docs man bin/man
+	$(BIN) __docs bash > bin/offvm.bash
+
+# install: the binary, mount(8)'s helper (mount -t fuse.offvm, fstab),
+# man pages and bash completion.
+install: man
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/offvm
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sf $(PREFIX)/bin/offvm $(DESTDIR)$(SBINDIR)/mount.fuse.offvm
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 bin/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 bin/offvm.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/offvm
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/offvm $(DESTDIR)$(SBINDIR)/mount.fuse.offvm \
+	      $(DESTDIR)$(PREFIX)/share/man/man1/offvm.1 $(DESTDIR)$(PREFIX)/share/man/man1/offvm-*.1 \
+	      $(DESTDIR)$(PREFIX)/share/bash-completion/completions/offvm
+
+# Heavy end-to-end runs: a real single-node Slurm patching a 200-image library.
+test-long: build
+	OFFVM_DEPS_LONG=1 ./scripts/deps.sh
+	OFFVM_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Long' ./tests/...
 
 clean:
 	rm -rf bin demo

@@ -2,7 +2,9 @@ package inspect
 
 import (
 	"path/filepath"
+	"sync"
 
+	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/vmconfig"
@@ -66,26 +68,83 @@ func imageIn(path string, vms *library.VMs) mount.Info {
 // file), in path order. An image that is another one's parent, or whose
 // VM sleeps, is shown as read-only, as a mount would open it.
 func Library(root string) ([]mount.Info, error) {
-	return LibraryWith(root, nil)
+	return LibraryWith(root, LibraryOptions{})
 }
 
-// LibraryWith is Library that also reads the VM configurations in
-// vmDirs (such as /etc/libvirt/qemu).
-func LibraryWith(root string, vmDirs []string) ([]mount.Info, error) {
+// LibraryOptions tune LibraryWith.
+type LibraryOptions struct {
+	// Jobs images are opened at once (each image is independent); < 1 is 1.
+	Jobs int
+	// Shard keeps only the images of one shard (the zero value keeps all).
+	Shard library.Shard
+	// Cache, when set, gives the descriptions of unchanged images and
+	// keeps those of the others (see ImageCached).
+	Cache *inventory.Cache
+	// Found, when set, is told how many images will be described, and
+	// Done is called after each one (from one goroutine at a time).
+	Found func(n int)
+	Done  func(inf mount.Info)
+	// VMDirs are read for VM configurations besides the library's own
+	// folders (such as /etc/libvirt/qemu).
+	VMDirs []string
+}
+
+// LibraryWith is Library over one shard, several images at a time.
+func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	ents, err := library.Walk(root)
 	if err != nil {
 		return nil, err
 	}
-	parents := library.Parents(root)
-	vms := library.ScanVMs(root, vmDirs, vmconfig.Options{})
-	out := make([]mount.Info, 0, len(ents))
-	for _, e := range ents {
-		inf := imageIn(e.Path, vms)
-		if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil && vms.SleepReason(e.Path) == "" {
-			why := "the parent of another image in the library"
-			inf.Writable, inf.ReadOnlyReason = false, &why
-		}
-		out = append(out, inf)
+	all := make([]string, len(ents))
+	for i, e := range ents {
+		all[i] = e.Path
 	}
+	var kept []library.Entry
+	for _, e := range ents {
+		if o.Shard.Has(root, e.Path) {
+			kept = append(kept, e)
+		}
+	}
+	if o.Found != nil {
+		o.Found(len(kept))
+	}
+	parents := parentsOf(o.Cache, all)
+	vms := library.ScanVMs(root, o.VMDirs, vmconfig.Options{})
+	out := make([]mount.Info, len(kept))
+	jobs := max(o.Jobs, 1)
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, e := range kept {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			inf := describeIn(o.Cache, e.Path, vms)
+			if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil && vms.SleepReason(e.Path) == "" {
+				why := "the parent of another image in the library"
+				inf.Writable, inf.ReadOnlyReason = false, &why
+			}
+			out[i] = inf
+			if o.Done != nil {
+				mu.Lock()
+				o.Done(inf)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	return out, nil
+}
+
+// describeIn describes one image of a library. The inventory cache is
+// keyed by the image's own files, so a disk that belongs to a VM, or sits
+// in an OVA, is always opened: the VM's state lives in files beside it.
+func describeIn(c *inventory.Cache, path string, vms *library.VMs) mount.Info {
+	_, _, inOVA := library.InOVA(path)
+	if _, hasVM := vms.For(path); hasVM || inOVA || library.IsOVA(path) {
+		return imageIn(path, vms)
+	}
+	return ImageCached(c, path)
 }

@@ -19,7 +19,7 @@ type Entry struct {
 	Name   string
 	Path   string
 	IsDir  bool
-	Format string // container format for images, "" for directories
+	Format string // container format for images, "" for directories and non-images named like images
 }
 
 // sidecarSuffixes are offvm's own files beside an image (journal, undo
@@ -36,8 +36,25 @@ func IsSidecar(name string) bool {
 	return false
 }
 
+// imageSuffixes are the names images go by. Images are recognised by
+// content; a file with one of these names that is not an image is still
+// listed (as an image that cannot be opened) rather than hidden.
+var imageSuffixes = []string{".vhd", ".vhdx", ".avhd", ".avhdx", ".vmdk", ".qcow2", ".qcow", ".img", ".raw", ".ova"}
+
+// ImageName reports whether name is named like a disk image.
+func ImageName(name string) bool {
+	low := strings.ToLower(name)
+	for _, s := range imageSuffixes {
+		if strings.HasSuffix(low, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // List returns the subdirectories and images of one directory, sorted by
-// name. Files that are not images, and hidden names, are left out.
+// name. Files that are not images, and hidden names, are left out, except
+// files named like images (Format "" then: they open with an error).
 func List(dir string) ([]Entry, error) {
 	if isOVA(dir) {
 		return ovaDisks(dir) // an OVA is a folder of its disks
@@ -69,8 +86,14 @@ func List(dir string) ([]Entry, error) {
 			out = append(out, Entry{Name: name, Path: p, IsDir: OVAError(p) == nil, Format: "ova"})
 			continue
 		}
-		if f, err := detect.Probe(p); err == nil && f != "" {
+		f, err := detect.Probe(p)
+		switch {
+		case err == nil && f != "":
 			out = append(out, Entry{Name: name, Path: p, Format: f})
+		case ImageName(name):
+			// named as an image but not one (or unreadable): shown as a
+			// broken image, so it does not silently vanish
+			out = append(out, Entry{Name: name, Path: p})
 		}
 	}
 	return hideExtents(out), nil
@@ -94,7 +117,7 @@ func Walk(root string) ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f == "" {
+		if f == "" && !ImageName(root) {
 			return nil, fmt.Errorf("%s: not a disk image (no container header, partition table or file system)", root)
 		}
 		return []Entry{{Name: filepath.Base(root), Path: root, Format: f}}, nil

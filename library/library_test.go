@@ -18,6 +18,8 @@ func TestList(t *testing.T) {
 	raw[510], raw[511] = 0x55, 0xAA
 	os.WriteFile(filepath.Join(dir, "disk.raw"), raw, 0o644)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hi"), 0o644)
+	os.WriteFile(filepath.Join(dir, "garbage.vhdx"), make([]byte, 1<<20), 0o644)
+	os.WriteFile(filepath.Join(dir, "readme.IMG"), []byte("not a disk\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "disk.raw.offvm-undo"), raw, 0o644)
 	os.WriteFile(filepath.Join(dir, ".hidden.raw"), raw, 0o644)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
@@ -31,11 +33,11 @@ func TestList(t *testing.T) {
 	for _, e := range ents {
 		got = append(got, e.Name+":"+e.Format)
 	}
-	if s := strings.Join(got, ","); s != "disk.raw:raw,flat.vmdk:vmdk,sub:" {
-		t.Errorf("List = %s; want the raw image, the VMDK descriptor (not its flat extent) and the folder", s)
+	if s := strings.Join(got, ","); s != "disk.raw:raw,flat.vmdk:vmdk,garbage.vhdx:,readme.IMG:,sub:" {
+		t.Errorf("List = %s; want the raw image, the VMDK descriptor (not its flat extent), the files named as images (no format) and the folder", s)
 	}
 	all, err := Walk(dir)
-	if err != nil || len(all) != 3 || all[2].Format != "qcow2" {
+	if err != nil || len(all) != 5 || all[4].Format != "qcow2" {
 		t.Errorf("Walk = %+v, %v", all, err)
 	}
 	one, err := Walk(filepath.Join(dir, "sub", "deep.qcow2"))

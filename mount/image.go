@@ -92,6 +92,10 @@ func Open(path string, opts Options) (*Image, error) {
 	if err := im.prepare(); err != nil {
 		return nil, err
 	}
+	if f, err := detect.Probe(path); opts.OpenFile == nil && err == nil && f == "" {
+		im.lock.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotImage)
+	}
 	base, err := detect.Open(path, detect.Options{OpenFile: opts.OpenFile})
 	if err != nil {
 		im.lock.Close()
@@ -154,6 +158,10 @@ func (im *Image) prepare() error {
 	}
 	return nil
 }
+
+// ErrNotImage means a file holds no recognisable disk: no container
+// header, no partition table, no file system (a text file named .img).
+var ErrNotImage = errors.New("not a disk image (no container header, partition table or file system)")
 
 // ErrPending means an image holds an interrupted commit.
 var ErrPending = errors.New("interrupted commit pending")

@@ -85,6 +85,7 @@ func (im *Image) Info() Info {
 		Partitions:     []PartitionInfo{}, Drives: map[string]string{},
 		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Problems: []string{},
 	}
+	inf.Problems = append(inf.Problems, di.Problems...)
 	for _, v := range im.Volumes() {
 		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),
 			Start: v.Partition.Start, Size: v.Partition.Size}

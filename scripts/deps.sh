@@ -25,9 +25,22 @@ check vhdiinfo libvhdi-utils
 check wimcapture wimtools
 check virt-xml-validate libvirt-clients
 check xmllint libxml2-utils
+# the CLI's conventions: man pages rendered, the systemd unit verified,
+# progress bars seen in a pty
+check man man-db
+check col bsdextrautils
+check systemd-analyze systemd
+check script bsdutils
+check make make
+# make test-long: a real single-node Slurm
+if [ -n "${OFFVM_DEPS_LONG:-}" ]; then
+  check slurmctld slurm-wlm
+  check munged munge
+fi
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	offvm = filepath.Join(dir, "offvm")
+	// the inventory cache of the binary under test lives and dies with it
+	os.Setenv("OFFVM_CACHE_DIR", filepath.Join(dir, "cache"))
 	build := exec.Command("go", "build", "-o", offvm, "./cmd/offvm")
 	build.Dir = testutil.ModuleRoot()
 	if out, err := build.CombinedOutput(); err != nil {

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,7 +210,7 @@ func TestPatchApply(t *testing.T) {
 	}
 	out = mustOffvm(t, "patch", "status", "--json", bundle, img)
 	var st []map[string]any
-	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 || st[0]["status"] != "applied" || st[0]["applied_at"] != applied {
+	if err := jsonLines(out, &st); err != nil || len(st) != 1 || st[0]["status"] != "applied" || st[0]["applied_at"] != applied {
 		t.Errorf("status --json: %s (%v)", out, err)
 	}
 	if out := mustOffvm(t, "patch", "status", bundle, img); !strings.HasPrefix(out, img+": applied ("+applied) {
@@ -282,7 +281,7 @@ func TestPatchRefusals(t *testing.T) {
 	good := makeBundle(t, "Windows Server 2019*")
 	r = runOffvm(t, "patch", "apply", "--jobs", "3", "--json", good, broken, stream, img)
 	var res []struct{ Image, Status, Reason string }
-	if err := json.Unmarshal([]byte(r.out), &res); err != nil || len(res) != 3 {
+	if err := jsonLines(r.out, &res); err != nil || len(res) != 3 {
 		t.Fatalf("apply --json: %v\n%s\n%s", err, r.out, r.err)
 	}
 	if r.code != 1 || res[0].Status != "failed" || res[1].Status != "failed" || res[2].Status != "applied" {

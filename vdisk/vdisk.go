@@ -51,6 +51,9 @@ type Info struct {
 	Parent string
 	// ReadOnly says why this disk refuses writes, "" when it accepts them.
 	ReadOnly string
+	// Problems is damage found and worked around while opening (a VHD
+	// footer read through its copy), for inspect's problems.
+	Problems []string
 }
 
 // Options tells a format how to reach the files around the one it opens.

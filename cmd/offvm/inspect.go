@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
@@ -18,19 +19,21 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "tell what each image is: container, partitions, file systems",
 		ArgsUsage: "IMAGE...",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, jobsFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, -1, "[--json] IMAGE..."); err != nil {
 				return err
 			}
-			var infos []mount.Info
+			jobs, err := jobsOf(c)
+			if err != nil {
+				return err
+			}
+			infos := inspectAll(c, c.Args().Slice(), jobs)
 			failed := 0
-			for _, p := range c.Args().Slice() {
-				inf := inspect.Image(p)
+			for _, inf := range infos {
 				if inf.Error != nil {
 					failed++
 				}
-				infos = append(infos, inf)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -53,4 +56,13 @@ func inspectCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// inspectAll describes jobs images at once, through the inventory cache;
+// results keep the order of paths.
+func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
+	cache := inventory.Open()
+	out := make([]mount.Info, len(paths))
+	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
+	return out
 }

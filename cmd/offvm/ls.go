@@ -21,12 +21,12 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the images of a library: format, sizes, OS, last update, partitions",
 		ArgsUsage: "LIBRARY",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, libvirtFlag()},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, shardFlag(), jobsFlag(), libvirtFlag()},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "[--json] LIBRARY"); err != nil {
+			if err := needArgs(c, 1, 1, "[--json] [--shard I/N] [--jobs N] LIBRARY"); err != nil {
 				return err
 			}
-			infos, err := inspect.LibraryWith(c.Args().Get(0), c.StringSlice("libvirt"))
+			infos, err := describeLibrary(c, c.Args().Get(0))
 			if err != nil {
 				return err
 			}

@@ -26,6 +26,7 @@ func main() {
 		Usage: "manage offline VM disk images (VHD, VHDX, VMDK, qcow2, raw) from their files alone",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what offvm does to stderr"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, even on a terminal"},
 		},
 		Before: func(c *cli.Context) error {
 			level := slog.LevelError + 4 // quiet: errors are printed by main
@@ -41,16 +42,21 @@ func main() {
 		Commands: []*cli.Command{
 			mountCommand(), unmountCommand(), lsCommand(), inspectCommand(),
 			regCommand(), patchCommand(), rollbackCommand(), checkCommand(), reportCommand(),
+			docsCommand(),
 		},
-		ExitErrHandler: func(*cli.Context, error) {},
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
-	for _, cmd := range app.Commands {
-		cmd.OnUsageError = app.OnUsageError
-		for _, sub := range cmd.Subcommands {
-			sub.OnUsageError = app.OnUsageError
+	setUsageHandlers(app)
+	args := os.Args
+	if isMountHelper(args[0]) {
+		var err error
+		if args, err = helperArgs(args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "offvm: "+err.Error())
+			os.Exit(2)
 		}
 	}
-	os.Exit(run(app, os.Args, os.Stderr))
+	os.Exit(run(app, args, os.Stderr))
 }
 
 func run(app *cli.App, args []string, stderr io.Writer) int {
@@ -74,7 +80,7 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 func needArgs(c *cli.Context, min, max int, what string) error {
 	n := c.NArg()
 	if n < min || (max >= 0 && n > max) {
-		return usagef("usage: offvm %s %s", c.Command.FullName(), what)
+		return usagef("usage: offvm %s %s", commandPath(c), what)
 	}
 	return nil
 }

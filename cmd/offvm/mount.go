@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/offvm/offvm/daemon"
 	"github.com/offvm/offvm/inspect"
@@ -20,7 +21,12 @@ Each image appears as a directory holding disk (the raw virtual disk), p1, p2, .
 guest's hives as files) and info.json. offvm returns once the tree is visible and
 leaves a daemon serving it. Changes are kept aside until 'offvm unmount
 MOUNTPOINT', which commits each changed image as one crash-safe transaction
-('offvm rollback IMAGE' undoes it; 'unmount --discard' drops everything).`,
+('offvm rollback IMAGE' undoes it; 'unmount --discard' drops everything).
+A plain umount MOUNTPOINT commits too. After make install, mount(8) mounts
+a library as well, through the mount.fuse.offvm helper:
+  mount -t fuse.offvm LIBRARY MOUNTPOINT -o ro,allow_other,no_secrets,pid_file=FILE
+  /srv/vm-library  /mnt/lib  fuse.offvm  allow_other,nofail  0 0   (an fstab line)
+The daemon's log (/run/offvm/*.log) is removed after a clean exit.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "ro", Usage: "read-only: nothing is written anywhere"},
 			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay in the foreground; Ctrl-C unmounts"},
@@ -44,13 +50,18 @@ MOUNTPOINT', which commits each changed image as one crash-safe transaction
 			if !c.Bool("foreground") {
 				return daemon.Spawn(append(daemonArgs(c), "--foreground", opts.Library, opts.Mountpoint), opts.Mountpoint)
 			}
+			spawned := os.Getenv("OFFVM_READY_FD") != ""
 			d, err := daemon.Start(opts)
 			daemon.NotifyReady(err)
 			if err != nil {
 				return err
 			}
+			sdNotify("READY=1")
 			err = d.Wait()
-			if os.Getenv("OFFVM_READY_FD") == "" && !c.Bool("quiet-commit") {
+			if spawned && err == nil {
+				removeCleanLog(daemon.LogPath(opts.Mountpoint))
+			}
+			if !spawned && !c.Bool("quiet-commit") {
 				for _, l := range d.Lines() {
 					fmt.Fprintln(c.App.Writer, l)
 				}
@@ -58,6 +69,21 @@ MOUNTPOINT', which commits each changed image as one crash-safe transaction
 			return err
 		},
 	}
+}
+
+// removeCleanLog deletes a background daemon's log after a clean exit,
+// unless it holds an error or warning: /run/offvm keeps only the logs
+// worth reading.
+func removeCleanLog(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	s := string(b)
+	if strings.Contains(s, "level=ERROR") || strings.Contains(s, "level=WARN") || strings.Contains(s, "panic") {
+		return
+	}
+	os.Remove(path)
 }
 
 // daemonArgs rebuilds the command line for the background daemon.
@@ -107,23 +133,11 @@ func unmountCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "[--discard] MOUNTPOINT"); err != nil {
 				return err
 			}
-			tty := isTerminal(os.Stderr)
-			shown := false
-			err := daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(line string) {
-				if shown {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-					shown = false
-				}
-				fmt.Fprintln(c.App.Writer, line)
-			}, func(p string) {
-				if tty {
-					fmt.Fprint(os.Stderr, "\r\033[K"+p)
-					shown = true
-				}
-			})
-			if shown {
-				fmt.Fprint(os.Stderr, "\r\033[K")
-			}
+			line := newStatusLine(c)
+			err := daemon.Unmount(c.Args().Get(0), c.Bool("discard"), func(l string) {
+				line.println(c.App.Writer, l)
+			}, line.status)
+			line.done()
 			return err
 		},
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/offvm/offvm/patcher"
@@ -10,7 +9,7 @@ import (
 )
 
 func patchCommand() *cli.Command {
-	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON array of results"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per image a line (JSON Lines)"}
 	return &cli.Command{
 		Name:  "patch",
 		Usage: "apply update bundles to images, all or nothing per image",
@@ -40,11 +39,15 @@ Applied, Files, RegistryChanges, Changes); a Linux one carries
 offvm, so such images fail with that reason). An image another one uses as its parent is
 never written.
 --dry-run opens each image read-only and lists what would change, file by
-file and value by value. Exit 0 when no image failed, 1 otherwise.`,
+file and value by value. --shard I/N keeps the images whose stable shard
+(a hash of the path relative to the TARGET) is I of N: N hosts, each with
+its own I, patch a library between them, each image once; a retried shard
+redoes only what is not applied yet. --json prints one JSON object per
+image a line (JSON Lines: shard outputs concatenate). Exit 0 when no image
+failed, 1 otherwise.`,
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
-					&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "images patched at once (each one independent)", Value: 1},
-					jsonFlag,
+					jobsFlag(), shardFlag(), jsonFlag,
 				},
 				Action: func(c *cli.Context) error { return patchRun(c, false) },
 			},
@@ -53,7 +56,7 @@ file and value by value. Exit 0 when no image failed, 1 otherwise.`,
 				ArgsUsage: "BUNDLE TARGET...",
 				Description: `Prints one line per image: applied (when), not applied, not applicable: <why>,
 or failed: <why>. Opens images read-only.`,
-				Flags:  []cli.Flag{jsonFlag},
+				Flags:  []cli.Flag{jobsFlag(), shardFlag(), jsonFlag},
 				Action: func(c *cli.Context) error { return patchRun(c, true) },
 			},
 		},
@@ -62,23 +65,24 @@ or failed: <why>. Opens images read-only.`,
 
 func patchRun(c *cli.Context, status bool) error {
 	if c.NArg() < 2 {
-		return usagef("usage: offvm patch %s BUNDLE TARGET...", c.Command.Name)
+		return usagef("usage: offvm %s BUNDLE TARGET...", commandPath(c))
 	}
-	if !status && c.Int("jobs") < 1 {
-		return usagef("--jobs must be at least 1")
+	jobs, err := jobsOf(c)
+	if err != nil {
+		return err
+	}
+	sh, err := shardOf(c)
+	if err != nil {
+		return err
 	}
 	b, err := patcher.LoadBundle(c.Args().First())
 	if err != nil {
 		return err
 	}
-	imgs := patcher.Expand(c.Args().Slice()[1:])
-	res := patcher.Run(b, imgs, c.Int("jobs"), status, patcher.Options{DryRun: c.Bool("dry-run")})
-	if c.Bool("json") {
-		if err := writeJSON(c.App.Writer, res); err != nil {
-			return err
-		}
-	} else {
-		printResults(c.App.Writer, res)
+	imgs := shardTargets(c.Args().Slice()[1:], sh)
+	res, err := runPatches(c, b, imgs, jobs, status, patcher.Options{DryRun: c.Bool("dry-run")})
+	if err != nil {
+		return err
 	}
 	var bad []string
 	for _, r := range res {
@@ -90,15 +94,4 @@ func patchRun(c *cli.Context, status bool) error {
 		return cli.Exit(fmt.Sprintf("patch %s failed for %s", b.ID, strings.Join(bad, ", ")), 1)
 	}
 	return nil
-}
-
-func printResults(w io.Writer, res []patcher.Result) {
-	for _, r := range res {
-		fmt.Fprintln(w, r.Line())
-		if r.Status == patcher.WouldApply {
-			for _, ch := range r.Changes {
-				fmt.Fprintln(w, "  "+ch.String())
-			}
-		}
-	}
 }

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/report"
 	"github.com/urfave/cli/v2"
 )
@@ -19,23 +19,38 @@ func reportCommand() *cli.Command {
 for more than --max-age days, images missing any --require'd update, and images
 that cannot be opened. --html also writes a self-contained page (sortable table,
 chart of update age) that needs no network. Exit status is 0 whether or not
-images are flagged; use --json to script on the findings.`,
+images are flagged; use --json to script on the findings.
+--shard I/N reports on one shard of the library; --merge FILE... builds one
+report from the inventories of the shards ('offvm ls --json --shard I/N'),
+without opening any image.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "html", Usage: "also write an HTML report to `FILE`"},
 			&cli.IntFlag{Name: "max-age", Usage: "flag images not updated for more than `DAYS` days"},
 			&cli.StringFlag{Name: "require", Usage: "flag Windows images missing any of these updates (`KB,...`)"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
-			libvirtFlag(),
+			&cli.BoolFlag{Name: "merge", Usage: "build the report from FILEs that ls --json (or inspect --json) wrote, one per shard, instead of opening images"},
+			shardFlag(), jobsFlag(), libvirtFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "[--html FILE] [--max-age DAYS] [--require KB,...] LIBRARY"); err != nil {
+			maxArgs := 1
+			if c.Bool("merge") {
+				maxArgs = -1
+			}
+			if err := needArgs(c, 1, maxArgs, "[--html FILE] [--max-age DAYS] [--require KB,...] [--shard I/N] LIBRARY | --merge FILE..."); err != nil {
 				return err
 			}
 			if c.Int("max-age") < 0 {
 				return usagef("--max-age takes a number of days, not %d", c.Int("max-age"))
 			}
 			lib := c.Args().Get(0)
-			infos, err := inspect.LibraryWith(lib, c.StringSlice("libvirt"))
+			var infos []mount.Info
+			var err error
+			if c.Bool("merge") {
+				infos, err = readInventories(c.Args().Slice())
+				lib = commonDir(infos)
+			} else {
+				infos, err = describeLibrary(c, lib)
+			}
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -142,6 +143,9 @@ func TestRepairsDamagedEndFooter(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := openPath(t, path, true)
+	if p := d.Info().Problems; len(p) != 1 || !strings.Contains(p[0], "footer at the end of the file is damaged") {
+		t.Errorf("Info().Problems = %q; want the damaged footer named", p)
+	}
 	if _, err := d.WriteAt([]byte{0x33}, 6*MiB); err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,7 @@ func (d *Disk) readFooter(fsize int64) error {
 		// The end footer is gone or damaged: trust the copy and put the
 		// next block (and a good footer) at the end of the file.
 		d.ft, d.ftRaw, d.end, d.copyStale = cft, cp, roundUp(fsize, sectorSize), false
+		d.problems = append(d.problems, fmt.Sprintf("the footer at the end of the file is damaged (%v); it was read through its copy at offset 0, and a commit rewrites both", endErr))
 		if found {
 			d.end = endOff
 		}

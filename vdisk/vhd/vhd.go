@@ -49,6 +49,8 @@ type Disk struct {
 	// copyStale says the footer copy at offset 0 differs from ftRaw and is
 	// to be rewritten with the next metadata update.
 	copyStale bool
+	// problems is damage worked around at open (see vdisk.Info).
+	problems []string
 
 	parent     vdisk.Disk
 	parentPath string
@@ -65,7 +67,7 @@ var _ vdisk.Disk = (*Disk)(nil)
 func (d *Disk) Size() int64 { return d.size }
 
 func (d *Disk) Info() vdisk.Info {
-	return vdisk.Info{Format: "vhd", Variant: d.variant, Parent: d.parentPath, ReadOnly: d.roReason}
+	return vdisk.Info{Format: "vhd", Variant: d.variant, Parent: d.parentPath, ReadOnly: d.roReason, Problems: d.problems}
 }
 
 // UniqueID is the image's identifier; a differencing child records its

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/inventory"
+	"github.com/offvm/offvm/library"
+	"github.com/offvm/offvm/mount"
+	"github.com/urfave/cli/v2"
+)
+
+// Options for work over many images, shared by patch, ls, report and
+// check: --shard cuts a library into disjoint parts that hosts work on
+// side by side; --jobs sets how many images one host works on at once.
+
+func shardFlag() cli.Flag {
+	return &cli.StringFlag{Name: "shard", Usage: "only the images whose stable shard is `I/N` (0 <= I < N; a hash of each image's path relative to the library named)"}
+}
+
+func jobsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0 also means the number of CPUs)"}
+}
+
+// shardOf reads --shard; a malformed one is a usage mistake.
+func shardOf(c *cli.Context) (library.Shard, error) {
+	s := c.String("shard")
+	if s == "" {
+		return library.Shard{}, nil
+	}
+	sh, err := library.ParseShard(s)
+	if err != nil {
+		return sh, usagef("%v", err)
+	}
+	return sh, nil
+}
+
+// jobsOf reads --jobs.
+func jobsOf(c *cli.Context) (int, error) {
+	switch n := c.Int("jobs"); {
+	case n == 0:
+		return runtime.NumCPU(), nil
+	case n > 0:
+		return n, nil
+	}
+	return 0, usagef("--jobs takes a number of images, not %d", c.Int("jobs"))
+}
+
+// describeLibrary describes the images of one shard of a library, --jobs at a
+// time, with a bar on a terminal.
+func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
+	sh, err := shardOf(c)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := jobsOf(c)
+	if err != nil {
+		return nil, err
+	}
+	var bar *progress
+	defer func() { bar.done() }()
+	return inspect.LibraryWith(root, inspect.LibraryOptions{
+		Jobs: jobs, Shard: sh, Cache: inventory.Open(), VMDirs: c.StringSlice("libvirt"),
+		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
+		Done:  func(mount.Info) { bar.step() },
+	})
+}
+
+// writeJSONLine writes v as one compact JSON line (JSON Lines), so the
+// outputs of several shards concatenate into one valid stream.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// absPath is p made absolute, or p when that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// eachImage runs do(i) for i in 0..n-1, jobs at a time, with a bar named
+// verb on a terminal; it returns when all are done.
+func eachImage(c *cli.Context, n, jobs int, verb string, do func(i int)) {
+	bar := newProgress(c, n, verb)
+	defer bar.done()
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			do(i)
+			bar.step()
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,108 @@
+package inspect
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/offvm/offvm/inventory"
+	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/txn"
+	"github.com/offvm/offvm/vdisk/detect"
+)
+
+// inUse starts the reason of an image another program holds: that is
+// asked again on every look, never taken from the cache.
+const inUse = "in use by another program"
+
+// ImageCached is Image through the inventory cache: an image none of
+// whose files changed since it was last described costs a few stat calls
+// (and a lock probe); any other is opened and its description cached.
+// Descriptions with an error, and images with an interrupted commit, are
+// never cached.
+func ImageCached(c *inventory.Cache, path string) mount.Info {
+	if inf, ok := cached(c, path); ok {
+		slog.Debug("inventory cache hit", "image", path)
+		recheckLock(&inf)
+		return inf
+	}
+	if c == nil || inventory.Pending(path) {
+		return Image(path)
+	}
+	before, ok := inventory.Snapshot(path, nil)
+	inf := Image(path)
+	if ok && inf.Error == nil {
+		c.Put(path, before, parentChain(inf), inf)
+	}
+	return inf
+}
+
+func cached(c *inventory.Cache, path string) (mount.Info, bool) {
+	if c == nil || inventory.Pending(path) {
+		return mount.Info{}, false
+	}
+	b, ok := c.Get(path)
+	if !ok {
+		return mount.Info{}, false
+	}
+	inf, err := DecodeInfo(b)
+	return inf, err == nil
+}
+
+// recheckLock asks again whether another program holds the image.
+func recheckLock(inf *mount.Info) {
+	if !inf.Writable && (inf.ReadOnlyReason == nil || !strings.HasPrefix(*inf.ReadOnlyReason, inUse)) {
+		return // read-only for a reason of its own (format, snapshots)
+	}
+	l, err := txn.Lock(inf.Path)
+	if err != nil {
+		why := inUse + ": " + err.Error()
+		inf.Writable, inf.ReadOnlyReason = false, &why
+		return
+	}
+	l.Close()
+	inf.Writable, inf.ReadOnlyReason = true, nil
+}
+
+// parentChain lists the image's parents, nearest first: a change to any
+// of them changes what the image holds.
+func parentChain(inf mount.Info) []string {
+	var out []string
+	p := ""
+	if inf.Parent != nil {
+		p = *inf.Parent
+	}
+	for p != "" && len(out) < 32 {
+		out = append(out, p)
+		d, err := detect.Open(p, detect.Options{})
+		if err != nil {
+			break
+		}
+		p = d.Info().Parent
+		d.Close()
+	}
+	return out
+}
+
+// parentsOf is library.Parents over paths, taking each image's parent
+// from the cache where it is fresh.
+func parentsOf(c *inventory.Cache, paths []string) map[string]bool {
+	out := map[string]bool{}
+	for _, path := range paths {
+		parent := ""
+		if inf, ok := cached(c, path); ok {
+			if inf.Parent != nil {
+				parent = *inf.Parent
+			}
+		} else if d, err := detect.Open(path, detect.Options{}); err == nil {
+			parent = d.Info().Parent
+			d.Close()
+		}
+		if parent != "" {
+			if abs, err := filepath.Abs(parent); err == nil {
+				out[abs] = true
+			}
+		}
+	}
+	return out
+}
