@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	offvm = filepath.Join(dir, "offvm")
-	build := exec.Command("go", "build", "-o", offvm, "./cmd/offvm")
+	build := exec.Command("go", "build", "-tags", "offvmfault", "-o", offvm, "./cmd/offvm")
 	build.Dir = testutil.ModuleRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building offvm: %v\n%s", err, out)

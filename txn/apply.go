@@ -97,7 +97,7 @@ func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultP
 		pr.add(len(data))
 		if done++; done == half {
 			fault(faultPoint)
-			if !undo && os.Getenv(FaultEnv) == FaultApplyError {
+			if !undo && faultIs(FaultApplyError) {
 				return errInjected
 			}
 		}

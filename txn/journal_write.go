@@ -108,7 +108,7 @@ func (j *journalWriter) region(file int, off int64, newData, oldData []byte) err
 	if err := j.record(tag, b[:], newData, oldData); err != nil {
 		return err
 	}
-	if j.regions == 1 && os.Getenv(FaultEnv) == FaultJournalPartial {
+	if j.regions == 1 && faultIs(FaultJournalPartial) {
 		j.bw.Flush() // let the test see a journal cut after its first region
 		fault(FaultJournalPartial)
 	}
