@@ -36,4 +36,3 @@ var FaultPoints = []string{
 	FaultApplied, FaultBeforeUndo, FaultRollbackMarked, FaultMidRollback,
 	FaultRollbackDone, FaultMidRecover,
 }
-
