@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/registryfs"
+	"github.com/offvm/offvm/volume"
 )
 
 // imageNode is an image file shown as a directory. The image is opened on
@@ -90,6 +91,9 @@ func (n *imageNode) volume(num int) *volCtx {
 	vc := newVolCtx(n.tree, v.FS, v.ReadOnly)
 	if reg, rv, err := im.Registry(); err == nil && rv == v {
 		vc.guard = reg.FileWrite
+		if im.NoSecrets() {
+			vc.secret = func(ino volume.Ino) bool { return im.Secret(num, ino) }
+		}
 	}
 	n.vols[num] = vc
 	return vc

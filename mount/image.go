@@ -56,6 +56,8 @@ type Image struct {
 	mu   sync.Mutex
 	vols map[int]*Volume
 
+	secrets secrets // what --no-secrets refuses (secrets.go)
+
 	regOnce sync.Once
 	reg     *winreg.Registry
 	regVol  *Volume

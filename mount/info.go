@@ -41,7 +41,10 @@ type Info struct {
 	Users          []any             `json:"users"`
 	Patches        []any             `json:"patches"`
 	Problems       []string          `json:"problems"`
-	Error          *string           `json:"error,omitempty"`
+	// Hidden lists the files --no-secrets refuses (EACCES), as paths in
+	// the image's directory; absent without --no-secrets.
+	Hidden []string `json:"hidden,omitempty"`
+	Error  *string  `json:"error,omitempty"`
 }
 
 // PartitionInfo describes one partition.
@@ -97,6 +100,9 @@ func (im *Image) Info() Info {
 			inf.Problems = append(inf.Problems, v.Err.Error())
 		}
 		inf.Partitions = append(inf.Partitions, p)
+	}
+	if im.opts.NoSecrets {
+		inf.Hidden = append([]string{"disk"}, im.Hidden()...)
 	}
 	return inf
 }
