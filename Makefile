@@ -27,8 +27,9 @@ unit: deps
 	# the release binary (make build) has none
 	$(GO) test -race -count=1 -timeout 20m -tags offvmfault $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
-	# commits through every real container format, checked by qemu-img
-	$(GO) test -count=1 -timeout 15m -tags integration,offvmfault -run TestFormats ./txn/
+	# commits through every real container format, checked by qemu-img, and
+	# the crash-state explorer (thousands of power-loss states; not under -race)
+	$(GO) test -count=1 -timeout 15m -tags integration,offvmfault -run 'TestFormats|TestCrashStates' ./txn/
 
 e2e: deps build
 	$(GO) test -count=1 -timeout 30m ./tests/...
