@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -58,6 +59,8 @@ type Daemon struct {
 	retry   chan struct{}
 
 	roundLines []string // lines of the commit under way
+
+	idleMu sync.Mutex // held by an idle pass; the commit waits for it
 }
 
 // unmountReq is one `offvm unmount` waiting for the daemon's verdict.
@@ -108,6 +111,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	go d.serveControl()
 	go d.watchSignals()
+	go d.closeIdle(idleTime())
 	go d.run()
 	slog.Info("mounted", "library", lib, "mountpoint", opts.Mountpoint, "ro", opts.ReadOnly)
 	return d, nil
@@ -157,19 +161,24 @@ func (d *Daemon) run() {
 		if srv != nil {
 			srv.Wait()
 		}
+		d.idleMu.Lock() // no idle pass closes an image under the commit
 		d.mu.Lock()
 		d.mounted = false
 		d.mu.Unlock()
+		d.idleMu.Unlock()
 		kept, err := d.commitAll()
 		d.lines, d.err = d.roundLines, err
 		if len(kept) == 0 {
 			d.end()
 			return
 		}
-		d.tree = d.newTree()
+		tree := d.newTree()
 		for _, im := range kept {
-			d.tree.Adopt(im)
+			tree.Adopt(im)
 		}
+		d.mu.Lock()
+		d.tree = tree
+		d.mu.Unlock()
 		d.mu.Lock()
 		d.srv = nil
 		d.mu.Unlock()
@@ -187,6 +196,57 @@ func (d *Daemon) run() {
 		d.reply(d.err)
 		if !d.isMounted() {
 			<-d.retry
+		}
+	}
+}
+
+// IdleEnv sets how long an image may stay unused before the daemon
+// closes it (a Go duration; "0" never closes). The default is a minute.
+const IdleEnv = "OFFVM_IDLE_CLOSE"
+
+func idleTime() time.Duration {
+	if v := os.Getenv(IdleEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+		slog.Warn("ignoring a bad "+IdleEnv, "value", v)
+	}
+	return time.Minute
+}
+
+// maxOpenImages caps the images kept open without changes (each costs
+// about a megabyte: tables, file system roots, hive pages): beyond it the
+// least recently used are closed, however recently. Images holding
+// changes, or whose files the kernel holds, are never closed.
+const maxOpenImages = 64
+
+// closeIdle closes images that have been idle for idle, and images beyond
+// maxOpenImages, so that memory follows the images in use rather than
+// every image ever visited.
+func (d *Daemon) closeIdle(idle time.Duration) {
+	if idle == 0 {
+		return
+	}
+	tick := time.NewTicker(min(max(idle/4, 100*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.committed:
+			return
+		case <-tick.C:
+		}
+		d.idleMu.Lock()
+		d.mu.Lock()
+		tree, mounted := d.tree, d.mounted
+		d.mu.Unlock()
+		n := 0
+		if mounted { // once unmounted the commit owns the images
+			n = tree.CloseIdle(idle, maxOpenImages)
+		}
+		d.idleMu.Unlock()
+		if n > 0 {
+			slog.Info("closed idle images", "count", n)
+			debug.FreeOSMemory()
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -31,6 +32,8 @@ type imageNode struct {
 	vols map[int]*volCtx
 
 	letters map[string]string // drive letter → "p3", once read
+
+	lastUse atomic.Int64 // unix ns of the last open or lookup (idle.go)
 }
 
 var (
@@ -47,6 +50,7 @@ func (n *imageNode) peek() (*mount.Image, error) {
 }
 
 func (n *imageNode) open() (*mount.Image, error) {
+	n.touch()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.done {
@@ -202,6 +206,7 @@ func (n *imageNode) infoJSON() []byte {
 	} else {
 		v = im.Info()
 	}
+	n.touch() // inspection may take long: idle counts from its end
 	b, jerr := json.MarshalIndent(v, "", "  ")
 	if jerr != nil {
 		b = []byte(fmt.Sprintf("{\"error\": %q}", jerr.Error()))

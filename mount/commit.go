@@ -83,3 +83,17 @@ func pending(path string) bool {
 	}
 	return false
 }
+
+// HoldsChanges reports whether closing the image now would lose anything:
+// it first has the engines and the registry write what they hold into the
+// overlay (as a commit would), then looks at the overlay. An image that
+// cannot be synced counts as holding changes.
+func (im *Image) HoldsChanges() bool {
+	if im.overlay == nil {
+		return false
+	}
+	if err := im.Sync(); err != nil {
+		return true
+	}
+	return im.overlay.Dirty()
+}
