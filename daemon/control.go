@@ -75,6 +75,9 @@ func Unmount(mountpoint string, discard bool, out func(string), progress func(st
 	}
 	c, err := net.Dial("unix", SocketPath(mountpoint))
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			os.Remove(SocketPath(mountpoint)) // its daemon died (kill -9): nobody listens
+		}
 		return fmt.Errorf("%s: no offvm daemon serves it (%w)", mountpoint, err)
 	}
 	defer c.Close()
