@@ -177,10 +177,7 @@ func (d *Daemon) run() {
 			tree.Adopt(im)
 		}
 		d.mu.Lock()
-		d.tree = tree
-		d.mu.Unlock()
-		d.mu.Lock()
-		d.srv = nil
+		d.tree, d.srv = tree, nil
 		d.mu.Unlock()
 		if merr := d.mount(); merr != nil {
 			// The changes stay in memory; `offvm unmount` retries the
@@ -307,7 +304,9 @@ func (d *Daemon) commitAll() (kept []*mount.Image, err error) {
 			}
 			errs = append(errs, err)
 			d.roundLines = append(d.roundLines, "failed     "+im.Path+": "+err.Error())
-			if im.Dirty() {
+			// HoldsChanges, not Dirty: a hive that would not serialise
+			// holds its changes outside the overlay
+			if !d.discarding() && im.HoldsChanges() {
 				kept = append(kept, im)
 				continue
 			}
