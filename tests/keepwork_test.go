@@ -112,3 +112,51 @@ func TestExt2VisitUnmount(t *testing.T) {
 		t.Fatal("a read-only visit changed the image")
 	}
 }
+
+// TestIOErrorKeepsWork: an I/O error half-way through applying a commit
+// (injected once, as a transient fault) undoes what was applied, leaves
+// the tree mounted with every change, and the next unmount commits them;
+// qemu-img, fsck.fat and mtools check both states.
+func TestIOErrorKeepsWork(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "old.bin"), 100000)
+	lib := t.TempDir()
+	raw := filepath.Join(t.TempDir(), "d.raw")
+	makeDisk(t, raw, "gpt", []part{{sizeMiB: 40, typ: "U", fs: makeFAT(t, src, 40, 32, "DATA")}})
+	img := filepath.Join(lib, "vm.qcow2")
+	run(t, "qemu-img", "convert", "-O", "qcow2", raw, img)
+	before := sumFile(t, img)
+	t.Setenv("OFFVM_FAULT", "apply-error")
+	mnt := mountLib(t, lib)
+	p1 := filepath.Join(mnt, "vm.qcow2", "p1")
+	payload := bytes.Repeat([]byte("io error test "), 50000)
+	must(t, os.WriteFile(filepath.Join(p1, "new.bin"), payload, 0o644))
+	must(t, os.Remove(filepath.Join(p1, "old.bin")))
+
+	r := runOffvm(t, "unmount", mnt)
+	if r.code != 1 || !strings.Contains(r.err+r.out, "input/output error") || !strings.Contains(r.err+r.out, "stays mounted") {
+		t.Fatalf("unmount with an I/O error: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if sumFile(t, img) != before {
+		t.Fatal("the failed commit was not undone")
+	}
+	run(t, "qemu-img", "check", "-U", img) // -U: the mount still holds it
+	if got, err := os.ReadFile(filepath.Join(p1, "new.bin")); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("after the failure new.bin reads %d bytes, %v", len(got), err)
+	}
+	if _, err := os.Stat(filepath.Join(p1, "old.bin")); !os.IsNotExist(err) {
+		t.Fatalf("after the failure the removal of old.bin is lost: %v", err)
+	}
+	mustOffvm(t, "unmount", mnt)
+	run(t, "qemu-img", "check", img)
+	out := filepath.Join(t.TempDir(), "out.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", img, out)
+	part := extractPart(t, out, partOffsets(t, out)[0], 40)
+	run(t, "fsck.fat", "-n", part)
+	if got := run(t, "mtype", "-i", part, "::/new.bin"); got != string(payload) {
+		t.Fatalf("mtype new.bin: %d bytes, want %d", len(got), len(payload))
+	}
+	if listing := run(t, "mdir", "-b", "-i", part, "::/"); strings.Contains(listing, "old.bin") {
+		t.Fatalf("old.bin survived the commit: %s", listing)
+	}
+}

@@ -98,7 +98,7 @@ func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultP
 		pr.add(len(data))
 		if done++; done == half {
 			fault(faultPoint)
-			if !undo && faultIs(FaultApplyError) {
+			if !undo && injectApplyError() {
 				return errInjected
 			}
 		}

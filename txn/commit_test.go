@@ -341,6 +341,7 @@ func TestCommitApplyFailsUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Setenv(FaultEnv, FaultApplyError)
+			rearmFaults()
 			_, err = Commit(image, o, open)
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("Commit: %v, want the injected error", err)

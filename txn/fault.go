@@ -1,6 +1,9 @@
 package txn
 
-import "errors"
+import (
+	"fmt"
+	"syscall"
+)
 
 // FaultEnv names the environment variable that makes the process kill
 // itself (SIGKILL, as a power cut would stop it) at a named point of a
@@ -23,12 +26,13 @@ const (
 	FaultRollbackDone   = "rollback-applied" // all restored and synced, record not removed
 	FaultMidRecover     = "mid-recover"      // Recover replaying a journal, half done
 	// FaultApplyError makes the apply of a commit fail half-way with an
-	// I/O error instead of killing the process, as a full disk would.
+	// I/O error (EIO) instead of killing the process, once per process:
+	// the commit after it succeeds, as after a transient fault.
 	FaultApplyError = "apply-error"
 )
 
-// errInjected is the error FaultApplyError injects.
-var errInjected = errors.New("injected I/O error")
+// errInjected is the error FaultApplyError injects: an I/O error.
+var errInjected = fmt.Errorf("injected I/O error: %w", syscall.EIO)
 
 // FaultPoints lists every fault point.
 var FaultPoints = []string{

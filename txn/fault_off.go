@@ -9,3 +9,7 @@ const FaultsBuilt = false
 func faultIs(string) bool { return false }
 
 func fault(string) {}
+
+func injectApplyError() bool { return false }
+
+func rearmFaults() {}
