@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -82,6 +83,11 @@ func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result
 	defer s.close()
 	var res Result
 	if res.Changed, err = stageOverlay(abs, o, open, s, pr); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			// the format wrote more than the estimate (whole clusters)
+			err = fmt.Errorf("txn: staging the commit of %s in %s ran out of space (it needs the change, %s, and the format's tables there); nothing was written: %w",
+				path, spillDir, humanize.IBytes(uint64(o.changed)), err)
+		}
 		return res, err
 	}
 	if jn, grow := stagedNeed(s); jn+grow > 0 {
