@@ -28,10 +28,13 @@ vet:
 	$(GO) vet $(PKGS)
 
 unit: deps
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(ENGINES) 2>/dev/null)
+	# -tags offvmfault builds the fault points (OFFVM_FAULT) the crash tests use;
+	# the release binary (make build) has none
+	$(GO) test -race -count=1 -timeout 20m -tags offvmfault $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
-	# commits through every real container format, checked by qemu-img
-	$(GO) test -count=1 -timeout 15m -tags integration -run TestFormats ./txn/
+	# commits through every real container format, checked by qemu-img, and
+	# the crash-state explorer (thousands of power-loss states; not under -race)
+	$(GO) test -count=1 -timeout 15m -tags integration,offvmfault -run 'TestFormats|TestCrashStates' ./txn/
 
 e2e: deps build
 	$(GO) test -count=1 -timeout 30m ./tests/...

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // The control socket lets `offvm unmount` ask the daemon to detach, commit
@@ -67,8 +70,14 @@ func LogPath(mountpoint string) string {
 // Unmount asks the daemon serving mountpoint to unmount, streaming its
 // progress lines to out. It returns the daemon's verdict.
 func Unmount(mountpoint string, discard bool, out func(string), progress func(string)) error {
+	if err := checkRuntimeDir(RuntimeDir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", mountpoint, err) // its socket could be anyone's
+	}
 	c, err := net.Dial("unix", SocketPath(mountpoint))
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			os.Remove(SocketPath(mountpoint)) // its daemon died (kill -9): nobody listens
+		}
 		return fmt.Errorf("%s: no offvm daemon serves it (%w)", mountpoint, err)
 	}
 	defer c.Close()
@@ -96,4 +105,42 @@ func Unmount(mountpoint string, discard bool, out func(string), progress func(st
 		}
 	}
 	return fmt.Errorf("%s: the daemon ended without saying whether it committed (see %s)", mountpoint, LogPath(mountpoint))
+}
+
+// ensureRuntimeDir creates dir (mode 700) or checks the one there, as
+// ssh-agent does: a directory someone else owns, or that others may
+// write or enter, could hand our control socket or log to them (the
+// fallback /tmp/offvm-UID is in a world-writable place anyone can create
+// first). Such a directory is refused, not repaired.
+func ensureRuntimeDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return fmt.Errorf("runtime directory %s: %w", dir, err)
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("runtime directory %s: %w", dir, err)
+		}
+	}
+	return checkRuntimeDir(dir)
+}
+
+func checkRuntimeDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("runtime directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("runtime directory %s is not a directory (a symlink or a file): refusing to use it", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("runtime directory %s: no owner information", dir)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("runtime directory %s belongs to uid %d, not to you (uid %d): refusing to use it; remove it or set XDG_RUNTIME_DIR", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("runtime directory %s has mode %o, open to other users: refusing to use it; chmod 700 it", dir, fi.Mode().Perm())
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func Spawn(args []string, mountpoint string) error {
 		return err
 	}
 	defer pr.Close()
-	if err := os.MkdirAll(RuntimeDir(), 0o700); err != nil {
+	if err := ensureRuntimeDir(RuntimeDir()); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(LogPath(mountpoint), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

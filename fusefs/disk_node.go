@@ -40,6 +40,9 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	if n.im.NoSecrets() { // the raw disk holds SAM and SECURITY too
+		return nil, 0, syscall.EACCES
+	}
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }
 

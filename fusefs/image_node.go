@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/registryfs"
+	"github.com/offvm/offvm/volume"
 )
 
 // imageNode is an image file shown as a directory. The image is opened on
@@ -31,6 +33,8 @@ type imageNode struct {
 	vols map[int]*volCtx
 
 	letters map[string]string // drive letter → "p3", once read
+
+	lastUse atomic.Int64 // unix ns of the last open or lookup (idle.go)
 }
 
 var (
@@ -47,6 +51,7 @@ func (n *imageNode) peek() (*mount.Image, error) {
 }
 
 func (n *imageNode) open() (*mount.Image, error) {
+	n.touch()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.done {
@@ -94,6 +99,9 @@ func (n *imageNode) volume(num int) *volCtx {
 	vc := newVolCtx(n.tree, v.FS, v.ReadOnly)
 	if reg, rv, err := im.Registry(); err == nil && rv == v {
 		vc.guard = reg.FileWrite
+		if im.NoSecrets() {
+			vc.secret = func(ino volume.Ino) bool { return im.Secret(num, ino) }
+		}
 	}
 	n.vols[num] = vc
 	return vc
@@ -204,6 +212,7 @@ func (n *imageNode) infoJSON() []byte {
 	} else {
 		v = im.Info()
 	}
+	n.touch() // inspection may take long: idle counts from its end
 	b, jerr := json.MarshalIndent(v, "", "  ")
 	if jerr != nil {
 		b = []byte(fmt.Sprintf("{\"error\": %q}", jerr.Error()))

@@ -98,3 +98,12 @@ var (
 	libraryTimeout = time.Second
 	volumeTimeout  = 60 * time.Second
 )
+
+// Adopt shows im, already open and holding its uncommitted changes, in
+// the tree instead of opening the image again: how a daemon whose commit
+// failed mounts the same images once more, with the user's work in them.
+func (t *Tree) Adopt(im *mount.Image) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.images[im.Path] = &imageNode{tree: t, path: im.Path, im: im, done: true, vols: map[int]*volCtx{}}
+}

@@ -22,6 +22,9 @@ const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall
 
 func (n *vnode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
 	defer guard("open", &e)
+	if n.vc.secret != nil && n.vc.secret(n.ino) {
+		return nil, 0, syscall.EACCES
+	}
 	if flags&writeFlags != 0 {
 		if n.vc.w == nil {
 			return nil, 0, syscall.EROFS

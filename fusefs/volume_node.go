@@ -24,6 +24,10 @@ type volCtx struct {
 	// it holds unsaved edits of.
 	guard func(volume.Ino) error
 
+	// secret, when set (--no-secrets), names the files no one may open:
+	// SAM, SECURITY and their logs (EACCES).
+	secret func(volume.Ino) bool
+
 	// mu orders metadata changes against lookups (engines lock too; this
 	// keeps rename and unlink atomic as seen through FUSE).
 	mu sync.RWMutex

@@ -24,7 +24,9 @@ func (im *Image) Sync() error {
 	defer im.mu.Unlock()
 	var errs []error
 	for _, v := range im.vols {
-		if w, ok := v.FS.(volume.Writer); ok && im.readOnly == "" {
+		// a volume that is read-only (ext2, a hibernated NTFS) holds
+		// nothing to write, and a read-only visit must not fail a commit
+		if w, ok := v.FS.(volume.Writer); ok && im.readOnly == "" && v.ReadOnly == "" {
 			if err := w.Sync(); err != nil {
 				errs = append(errs, fmt.Errorf("%s partition %d: %w", im.Path, v.Partition.Number, err))
 			}
@@ -80,4 +82,18 @@ func pending(path string) bool {
 		}
 	}
 	return false
+}
+
+// HoldsChanges reports whether closing the image now would lose anything:
+// it first has the engines and the registry write what they hold into the
+// overlay (as a commit would), then looks at the overlay. An image that
+// cannot be synced counts as holding changes.
+func (im *Image) HoldsChanges() bool {
+	if im.overlay == nil {
+		return false
+	}
+	if err := im.Sync(); err != nil {
+		return true
+	}
+	return im.overlay.Dirty()
 }

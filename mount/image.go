@@ -62,6 +62,8 @@ type Image struct {
 	mu   sync.Mutex
 	vols map[int]*Volume
 
+	secrets secrets // what --no-secrets refuses (secrets.go)
+
 	regOnce sync.Once
 	reg     *winreg.Registry
 	regVol  *Volume
@@ -177,8 +179,8 @@ func formatReadOnly(d vdisk.Disk) string {
 
 // WouldBeWritable says whether a writable open of this image could write
 // it, and if not, why: what `offvm ls` shows for images it opened
-// read-only. It takes and drops the image's lock to see if another
-// program holds it.
+// read-only. It only tests the image's lock bytes (it takes no lock, so a
+// qemu starting at that moment never trips over it).
 func (im *Image) WouldBeWritable() (bool, string) {
 	if r := formatReadOnly(im.base); r != "" {
 		return false, r
@@ -186,11 +188,9 @@ func (im *Image) WouldBeWritable() (bool, string) {
 	if im.lock != nil {
 		return true, ""
 	}
-	l, err := txn.Lock(im.Path)
-	if err != nil {
+	if err := txn.Probe(im.Path); err != nil {
 		return false, "in use by another program: " + err.Error()
 	}
-	l.Close()
 	return true, ""
 }
 

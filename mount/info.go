@@ -42,7 +42,10 @@ type Info struct {
 	Patches        []any             `json:"patches"`
 	VM             any               `json:"vm"` // the VM whose configuration names this disk (library.VMInfo), nil if none
 	Problems       []string          `json:"problems"`
-	Error          *string           `json:"error,omitempty"`
+	// Hidden lists the files --no-secrets refuses (EACCES), as paths in
+	// the image's directory; absent without --no-secrets.
+	Hidden []string `json:"hidden,omitempty"`
+	Error  *string  `json:"error,omitempty"`
 }
 
 // PartitionInfo describes one partition.
@@ -99,6 +102,9 @@ func (im *Image) Info() Info {
 			inf.Problems = append(inf.Problems, v.Err.Error())
 		}
 		inf.Partitions = append(inf.Partitions, p)
+	}
+	if im.opts.NoSecrets {
+		inf.Hidden = append([]string{"disk"}, im.Hidden()...)
 	}
 	return inf
 }

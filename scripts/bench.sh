@@ -106,3 +106,6 @@ for i in $(seq 1 200); do cp "$B/lib200/base.qcow2" "$B/lib200/vm$i.qcow2"; done
 rm "$B/lib200/base.qcow2"
 drop; t=$(secs "$OFFVM" ls "$B/lib200")
 printf '%-34s %7.3fs (cold cache)\n' "offvm ls of 200 Windows images" "$t"
+
+# the daemon's memory against the size of the library (BENCH_IMAGES, default 1,000)
+./scripts/bench_memory.sh

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	offvm = filepath.Join(dir, "offvm")
 	// the inventory cache of the binary under test lives and dies with it
 	os.Setenv("OFFVM_CACHE_DIR", filepath.Join(dir, "cache"))
-	build := exec.Command("go", "build", "-o", offvm, "./cmd/offvm")
+	build := exec.Command("go", "build", "-tags", "offvmfault", "-o", offvm, "./cmd/offvm")
 	build.Dir = testutil.ModuleRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building offvm: %v\n%s", err, out)

@@ -93,11 +93,12 @@ func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultP
 			if _, err := files[r.File].WriteAt(data, r.Off); err != nil {
 				return fmt.Errorf("txn: write %s at %d: %w", files[r.File].Name(), r.Off, err)
 			}
+			traceWrite(files[r.File].Name(), r.Off, data)
 		}
 		pr.add(len(data))
 		if done++; done == half {
 			fault(faultPoint)
-			if !undo && os.Getenv(FaultEnv) == FaultApplyError {
+			if !undo && injectApplyError() {
 				return errInjected
 			}
 		}
@@ -122,6 +123,7 @@ func finishFiles(files []*os.File, j *journal, undo bool) ([]fileStat, error) {
 			if err := f.Truncate(n); err != nil {
 				return nil, fmt.Errorf("txn: set length of %s: %w", f.Name(), err)
 			}
+			traceTruncate(f.Name(), n)
 		}
 		if err := fsync(f); err != nil {
 			return nil, fmt.Errorf("txn: sync %s: %w", f.Name(), err)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -69,14 +72,29 @@ func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result
 	if err != nil {
 		return Result{}, fmt.Errorf("txn: %s: %w", path, err)
 	}
-	s, err := newStager(filepath.Dir(abs))
+	spillDir, err := pickSpillDir(abs, o.changed)
+	if err != nil {
+		return Result{}, err
+	}
+	s, err := newStager(spillDir)
 	if err != nil {
 		return Result{}, err
 	}
 	defer s.close()
 	var res Result
 	if res.Changed, err = stageOverlay(abs, o, open, s, pr); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			// the format wrote more than the estimate (whole clusters)
+			err = fmt.Errorf("txn: staging the commit of %s in %s ran out of space (it needs the change, %s, and the format's tables there); nothing was written: %w",
+				path, spillDir, humanize.IBytes(uint64(o.changed)), err)
+		}
 		return res, err
+	}
+	if jn, grow := stagedNeed(s); jn+grow > 0 {
+		what := fmt.Sprintf("journal up to %s, image files grow by %s", humanize.IBytes(uint64(jn)), humanize.IBytes(uint64(grow)))
+		if err := checkSpace(abs, filepath.Dir(abs), what, jn+grow); err != nil {
+			return res, err
+		}
 	}
 	fault(FaultStaged)
 	j, err := writeJournal(abs, s, pr)
@@ -86,6 +104,28 @@ func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result
 	res.Written, res.Files = j.newBytes, j.files
 	fault(FaultJournalWritten)
 	return res, finishCommit(abs, FaultMidApply, pr)
+}
+
+// pickSpillDir chooses where staging keeps the format's writes until
+// they are journaled: beside the image when there is room (the bytes land
+// there anyway), else the temporary directory. The spill is freed when
+// the commit ends, however it ends.
+func pickSpillDir(image string, changed int64) (string, error) {
+	// the format writes the changed blocks plus its tables
+	need := changed + changed/64
+	dir := filepath.Dir(image)
+	err := checkSpace(image, dir, "staging the changed blocks", need)
+	if err == nil {
+		return dir, nil
+	}
+	var se *SpaceError
+	if !errors.As(err, &se) {
+		return "", err
+	}
+	if checkSpace(image, os.TempDir(), "staging", need) == nil {
+		return os.TempDir(), nil
+	}
+	return "", err
 }
 
 // stageOverlay opens the image through the stager and writes every

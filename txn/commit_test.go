@@ -318,6 +318,9 @@ func TestCommitProgress(t *testing.T) {
 // disk), the commit is undone: the image is as before, no journal stays,
 // the overlay keeps its changes, and a later commit succeeds.
 func TestCommitApplyFailsUndone(t *testing.T) {
+	if !FaultsBuilt {
+		t.Skip("fault points need go test -tags offvmfault (make test uses it)")
+	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -338,6 +341,7 @@ func TestCommitApplyFailsUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Setenv(FaultEnv, FaultApplyError)
+			rearmFaults()
 			_, err = Commit(image, o, open)
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("Commit: %v, want the injected error", err)

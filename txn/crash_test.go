@@ -64,6 +64,9 @@ type child struct {
 
 func startChild(t *testing.T, mode, image, format, target, fault string) *child {
 	t.Helper()
+	if fault != "" && !FaultsBuilt {
+		t.Skip("fault points need go test -tags offvmfault (make test uses it)")
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	env := slices.DeleteFunc(os.Environ(), func(s string) bool {
 		return strings.HasPrefix(s, FaultEnv+"=") || strings.HasPrefix(s, "TXN_")

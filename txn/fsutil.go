@@ -16,9 +16,12 @@ func syncDir(dir string) error {
 		return fmt.Errorf("txn: open directory %s to sync it: %w", dir, err)
 	}
 	defer d.Close()
-	if err := fsync(d); err != nil {
-		return fmt.Errorf("txn: sync directory %s: %w", dir, err)
+	if !syncOff {
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("txn: sync directory %s: %w", dir, err)
+		}
 	}
+	traceSyncDir(dir)
 	return nil
 }
 
@@ -55,6 +58,7 @@ func removeDurably(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("txn: remove %s: %w", path, err)
 	}
+	traceRemove(path)
 	return syncDir(filepath.Dir(path))
 }
 
@@ -63,6 +67,7 @@ func renameDurably(old, new string) error {
 	if err := os.Rename(old, new); err != nil {
 		return fmt.Errorf("txn: rename %s to %s: %w", old, new, err)
 	}
+	traceRename(old, new)
 	return syncDir(filepath.Dir(new))
 }
 
@@ -74,5 +79,9 @@ func fsync(f *os.File) error {
 	if syncOff {
 		return nil
 	}
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	traceFsync(f)
+	return nil
 }

@@ -35,7 +35,8 @@ func createJournal(path string) (*journalWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("txn: create journal: %w", err)
 	}
-	j := &journalWriter{f: f, bw: bufio.NewWriterSize(f, maxRun), sum: sha256.New()}
+	traceCreate(path)
+	j := &journalWriter{f: f, bw: bufio.NewWriterSize(traceWriter(f), maxRun), sum: sha256.New()}
 	j.w = io.MultiWriter(j.bw, j.sum)
 	var h [headerSize]byte
 	copy(h[:8], journalMagic)
@@ -108,7 +109,7 @@ func (j *journalWriter) region(file int, off int64, newData, oldData []byte) err
 	if err := j.record(tag, b[:], newData, oldData); err != nil {
 		return err
 	}
-	if j.regions == 1 && os.Getenv(FaultEnv) == FaultJournalPartial {
+	if j.regions == 1 && faultIs(FaultJournalPartial) {
 		j.bw.Flush() // let the test see a journal cut after its first region
 		fault(FaultJournalPartial)
 	}
@@ -141,6 +142,7 @@ func (j *journalWriter) commit() error {
 func (j *journalWriter) abort() {
 	j.f.Close()
 	os.Remove(j.f.Name())
+	traceRemove(j.f.Name())
 }
 
 // appendApplied replaces whatever follows the commit record (a torn
@@ -164,9 +166,12 @@ func appendApplied(path string, commitEnd int64, stats []fileStat) error {
 	if err := f.Truncate(commitEnd); err != nil {
 		return fmt.Errorf("txn: truncate journal %s: %w", path, err)
 	}
-	if _, err := f.WriteAt(append(h[:], b...), commitEnd); err != nil {
+	traceTruncate(path, commitEnd)
+	rec := append(h[:], b...)
+	if _, err := f.WriteAt(rec, commitEnd); err != nil {
 		return fmt.Errorf("txn: mark journal %s applied: %w", path, err)
 	}
+	traceWrite(path, commitEnd, rec)
 	if err := fsync(f); err != nil {
 		return fmt.Errorf("txn: sync journal %s: %w", path, err)
 	}

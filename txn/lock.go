@@ -172,3 +172,16 @@ func holdsLockOn(fdinfo, fdlink string, want os.FileInfo) bool {
 	fi, err := os.Stat(fdlink)
 	return err == nil && os.SameFile(fi, want)
 }
+
+// Probe says whether Lock would succeed, without taking any lock: what
+// `offvm ls` and `inspect` use to tell whether an image could be written,
+// so that a qemu starting at that moment never trips over them. A
+// conflict gives an error wrapping ErrLocked that names the holder.
+func Probe(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("txn: probe lock of %s: %w", path, err)
+	}
+	defer f.Close()
+	return checkConflicts(path, f)
+}

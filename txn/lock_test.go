@@ -122,3 +122,46 @@ func TestLockMissingFile(t *testing.T) {
 		t.Fatalf("Lock of a missing file: %v", err)
 	}
 }
+
+// TestProbe: Probe sees a holder the way Lock does, and holds nothing
+// itself: a Lock taken right after it succeeds, and a qemu-io holding the
+// image is named.
+func TestProbe(t *testing.T) {
+	image := filepath.Join(t.TempDir(), "disk.img")
+	rawImage(t, image, make([]byte, 1<<20))
+	if err := Probe(image); err != nil {
+		t.Fatalf("Probe of a free image: %v", err)
+	}
+	l, err := Lock(image)
+	if err != nil {
+		t.Fatalf("Lock after Probe: %v", err)
+	}
+	if err := Probe(image); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Probe while locked: %v, want ErrLocked", err)
+	}
+	l.Close()
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	cmd := exec.Command("qemu-io", "-f", "raw", image)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := Probe(image)
+		if errors.Is(err, ErrLocked) {
+			if !strings.Contains(err.Error(), "qemu-io") {
+				t.Errorf("Probe does not name qemu-io: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Probe never saw qemu-io: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

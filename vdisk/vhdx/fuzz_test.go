@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -161,6 +162,7 @@ func FuzzOpen(f *testing.F) {
 	name := filepath.Join(dir, "child.vhdx")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		img := fuzzImage(in)
+		defer testutil.Watchdog("opening a fuzzed image", testutil.FuzzStallLimit)()
 		for _, writable := range []bool{false, true} {
 			mf := newCappedFile(name, img)
 			d, err := Open(mf, fuzzOptions(mf, writable))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -24,6 +25,7 @@ func (b boundedFile) WriteAt(p []byte, off int64) (int, error) {
 func FuzzOpen(f *testing.F) {
 	f.Add(make([]byte, 512))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer testutil.Watchdog("opening a fuzzed image", testutil.FuzzStallLimit)()
 		open := func(path string, writable bool) (vdisk.File, error) {
 			return boundedFile{vdisk.NewMemFile(path, data)}, nil
 		}

@@ -72,10 +72,12 @@ func (d *Disk) openSparseFile() error {
 }
 
 func (d *Disk) readEmbeddedDescriptor(sp *sparse, sec, n int64) error {
-	off := sec * sector
-	if sec > sp.fileSize/sector || n > maxDescriptor/sector {
+	// sec and n come from the header as signed values: a negative one
+	// must not reach the slice size or the offset
+	if sec < 0 || n < 0 || sec > sp.fileSize/sector || n > maxDescriptor/sector {
 		return fmt.Errorf("vmdk %s: embedded descriptor at sector %d (%d sectors) is outside the file or too large: %w", d.name, sec, n, vdisk.ErrCorrupt)
 	}
+	off := sec * sector
 	text := make([]byte, min(n*sector, sp.fileSize-off))
 	if _, err := d.f.ReadAt(text, off); err != nil && err != io.EOF {
 		return fmt.Errorf("vmdk %s: reading embedded descriptor: %w", d.name, err)

@@ -1,0 +1,108 @@
+package txn
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestRecoverRules: Recover never writes a journal's bytes over newer
+// ones. An applied journal (APLD) only becomes the undo record, and only
+// while the files are as it recorded; a sealed journal is replayed only
+// when the files' lengths are ones its apply can leave.
+func TestRecoverRules(t *testing.T) {
+	cases := []struct {
+		name    string
+		applied bool                                  // keep the APLD mark
+		tamper  func(t *testing.T, image string)      // what changed the image since
+		refused bool                                  // Recover must refuse
+		state   func(t *testing.T, image, old string) // extra expectations
+	}{
+		{"applied, untouched", true, nil, false, nil},
+		{"applied, then rewritten in place", true, func(t *testing.T, image string) {
+			f, err := os.OpenFile(image, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("NEWER"), 100); err != nil {
+				t.Fatal(err)
+			}
+		}, true, nil},
+		{"applied, then touched", true, func(t *testing.T, image string) {
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(image, later, later); err != nil {
+				t.Fatal(err)
+			}
+		}, true, nil},
+		{"sealed, length outside the journal's range", false, func(t *testing.T, image string) {
+			f, err := os.OpenFile(image, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(make([]byte, 8192)); err != nil {
+				t.Fatal(err)
+			}
+		}, true, nil},
+		{"sealed, not applied", false, nil, false, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			image := filepath.Join(dir, "disk.img")
+			target := scenarios[0].setup(t, image)
+			if _, err := commitTarget(image, "raw", target); err != nil {
+				t.Fatal(err)
+			}
+			// the undo record is the journal as it was just before its
+			// rename: bring that state back
+			if err := os.Rename(UndoPath(image), JournalPath(image)); err != nil {
+				t.Fatal(err)
+			}
+			if !c.applied {
+				j, err := verifyJournal(JournalPath(image))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(JournalPath(image), j.CommitEnd); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.tamper != nil {
+				c.tamper(t, image)
+			}
+			before := hashDir(t, dir)
+			fi0, _ := os.Stat(image)
+			_, err := Recover(image)
+			fi1, _ := os.Stat(image)
+			if c.refused {
+				if !errors.Is(err, ErrRecoverRefused) {
+					t.Fatalf("Recover: %v, want ErrRecoverRefused", err)
+				}
+				if hashDir(t, dir) != before || !fi1.ModTime().Equal(fi0.ModTime()) {
+					t.Fatal("a refused recovery wrote to the image or its journal")
+				}
+				t.Logf("refused: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fileExists(JournalPath(image)) || !HasUndo(image) {
+				t.Fatalf("after Recover: journal %v, undo %v", fileExists(JournalPath(image)), HasUndo(image))
+			}
+			if c.applied && !fi1.ModTime().Equal(fi0.ModTime()) {
+				t.Fatal("Recover rewrote an image whose journal was already applied")
+			}
+			if got := readVirtual(t, image, "raw"); string(got) != string(target) {
+				t.Fatal("image does not hold the commit after Recover")
+			}
+			if err := Rollback(image); err != nil {
+				t.Fatalf("Rollback after Recover: %v", err)
+			}
+		})
+	}
+}
