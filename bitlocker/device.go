@@ -1,0 +1,215 @@
+package bitlocker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/offvm/offvm/volume"
+)
+
+// region is a byte range of the BitLocker volume.
+type region struct{ start, end int64 }
+
+func (r region) has(off int64) bool { return off >= r.start && off < r.end }
+
+// Device is the decrypted volume: what the file system inside sees, as
+// Windows' fvevol driver shows it. The first sectors read from where
+// Windows relocated them, the metadata regions read as zeros, and sectors
+// past the encrypted part of a volume under conversion read as they are.
+type Device struct {
+	under volume.Device
+	c     sectorCipher
+	ss    int64
+	size  int64
+	meta  *Metadata
+	vista bool
+	// headerLen is the length of the relocated start (0 on Vista).
+	headerLen int64
+	reserved  []region
+	// readOnly says why writes are refused ("" when they are not).
+	readOnly string
+	wmu      sync.Mutex
+}
+
+// ErrReadOnly is returned by writes to a volume offvm cannot write safely.
+var ErrReadOnly = errors.New("bitlocker volume is read-only")
+
+// NewDevice serves the decrypted volume on under with the unwrapped key.
+func NewDevice(under volume.Device, h Header, m *Metadata, k *VolumeKey) (*Device, error) {
+	c, err := newSectorCipher(k.Method, k.FVEK, h.SectorSize)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{under: under, c: c, ss: int64(h.SectorSize), size: under.Size(), meta: m, vista: h.Vista}
+	for _, off := range m.Offsets {
+		d.reserved = append(d.reserved, region{int64(off), int64(off) + metadataRegion})
+	}
+	if !h.Vista {
+		d.headerLen = int64(m.HeaderSectors) * d.ss
+		d.reserved = append(d.reserved, region{int64(m.HeaderOffset), int64(m.HeaderOffset) + d.headerLen})
+	}
+	d.readOnly = writeRefusal(h, m, k)
+	if enc := int64(m.EncryptedSize); enc > d.size && m.CurrentState == StateEncrypted {
+		// a volume cut short (or a partition shrunk under it): show all
+		// of it, zeros past the end, and never write
+		d.size = enc
+		if d.readOnly == "" {
+			d.readOnly = "the BitLocker volume is larger than its partition"
+		}
+	}
+	return d, nil
+}
+
+// writeRefusal says why offvm will not write this volume, "" when it will.
+func writeRefusal(h Header, m *Metadata, k *VolumeKey) string {
+	switch {
+	case h.Vista || m.Version != 2:
+		return "BitLocker metadata version 1 (Vista) is read-only in offvm"
+	case m.CurrentState != StateEncrypted || m.NextState != StateEncrypted:
+		return fmt.Sprintf("BitLocker conversion in progress (state %d to %d): read-only until Windows finishes it", m.CurrentState, m.NextState)
+	case m.EncryptedSize == 0:
+		return "BitLocker volume reports no encrypted size"
+	}
+	return ""
+}
+
+// Size is the volume's size.
+func (d *Device) Size() int64 { return d.size }
+
+// ReadOnlyReason says why writes are refused, "" when they are not.
+func (d *Device) ReadOnlyReason() string { return d.readOnly }
+
+// ReadAt reads decrypted bytes.
+func (d *Device) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("bitlocker: negative offset %d", off)
+	}
+	if off >= d.size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > d.size-off {
+		p = p[:d.size-off]
+	}
+	sec := make([]byte, d.ss)
+	n := 0
+	for n < len(p) {
+		v := off + int64(n)
+		base := v - v%d.ss
+		if err := d.readSector(sec, base); err != nil {
+			return n, err
+		}
+		n += copy(p[n:], sec[v-base:])
+	}
+	if n < want {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readSector reads the decrypted sector at volume offset v.
+func (d *Device) readSector(sec []byte, v int64) error {
+	phys, off := v, v
+	switch {
+	case d.vista && v < 16*d.ss:
+		if err := d.readUnder(sec, v); err != nil {
+			return err
+		}
+		if v == 0 {
+			copy(sec[3:11], "NTFS    ")
+			putLE64(sec[0x38:], d.meta.HeaderOffset)
+		}
+		return nil
+	case v < d.headerLen:
+		phys = int64(d.meta.HeaderOffset) + v
+		off = phys
+	case d.isReserved(v):
+		clear(sec)
+		return nil
+	}
+	if err := d.readUnder(sec, phys); err != nil {
+		return err
+	}
+	if phys >= d.under.Size() {
+		return nil // past a partition cut short: zeros, as dislocker shows
+	}
+	if uint64(phys) < d.meta.EncryptedSize {
+		d.c.decrypt(sec, uint64(off))
+	}
+	return nil
+}
+
+func (d *Device) isReserved(v int64) bool {
+	for _, r := range d.reserved {
+		if r.has(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// readUnder reads a raw sector; past the partition's end it is zeros.
+func (d *Device) readUnder(sec []byte, phys int64) error {
+	n, err := d.under.ReadAt(sec, phys)
+	if err != nil && !(errors.Is(err, io.EOF) && phys+int64(n) >= d.under.Size()) {
+		return fmt.Errorf("bitlocker: reading sector at %d: %w", phys, err)
+	}
+	clear(sec[n:])
+	return nil
+}
+
+// WriteAt encrypts p as Windows would and writes it; partial sectors are
+// read, merged and rewritten. Writes into the metadata regions, which the
+// file system never owns, are refused.
+func (d *Device) WriteAt(p []byte, off int64) (int, error) {
+	if d.readOnly != "" {
+		return 0, fmt.Errorf("%w: %s", ErrReadOnly, d.readOnly)
+	}
+	if off < 0 || off+int64(len(p)) > d.size {
+		return 0, fmt.Errorf("bitlocker: write of %d bytes at %d past the volume's %d", len(p), off, d.size)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	sec := make([]byte, d.ss)
+	n := 0
+	for n < len(p) {
+		v := off + int64(n)
+		base := v - v%d.ss
+		if d.isReserved(base) {
+			return n, fmt.Errorf("bitlocker: write at %d falls in the BitLocker metadata", v)
+		}
+		if v != base || len(p)-n < int(d.ss) {
+			if err := d.readSector(sec, base); err != nil {
+				return n, err
+			}
+		}
+		c := copy(sec[v-base:], p[n:])
+		if err := d.writeSector(sec, base); err != nil {
+			return n, err
+		}
+		n += c
+	}
+	return n, nil
+}
+
+func (d *Device) writeSector(sec []byte, v int64) error {
+	phys := v
+	if v < d.headerLen {
+		phys = int64(d.meta.HeaderOffset) + v
+	}
+	enc := make([]byte, len(sec))
+	copy(enc, sec)
+	d.c.encrypt(enc, uint64(phys))
+	if _, err := d.under.WriteAt(enc, phys); err != nil {
+		return fmt.Errorf("bitlocker: writing sector at %d: %w", phys, err)
+	}
+	return nil
+}
+
+func putLE64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
