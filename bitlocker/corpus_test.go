@@ -57,8 +57,8 @@ func corpusVolume(t testing.TB, name string) string {
 
 var corpus = []struct {
 	name, secret, fvek, md5 string
-	method              uint16
-	dislocker           []string
+	method                  uint16
+	dislocker               []string
 }{
 	{"aes_128", "password:password12!@", "84c3a3157e5f21dee140005220bc940e", "3ebb7c7889cf522b94371575f51f32f5", AES128CBC, []string{"-upassword12!@"}},
 	{"aes_128_diffuser", "password:password12!@", "10730f695df62a49cd3aa1b1c9ae3edf2229c338a3740830e2b19d2b83f9cada268af0e0613921085edc89e1b804de354fd265acf4e5c410b47764bb9565666b", "9ae65534c012cf4648c8d4b3996ab91d", AES128Diffuser, []string{"-upassword12!@"}},
