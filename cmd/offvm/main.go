@@ -44,6 +44,7 @@ func main() {
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	addKeysFlag(app.Commands, "")
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
 		for _, sub := range cmd.Subcommands {

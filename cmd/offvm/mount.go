@@ -75,7 +75,7 @@ func daemonArgs(c *cli.Context) []string {
 	if p := c.String("pid-file"); p != "" {
 		args = append(args, "--pid-file", p)
 	}
-	return args
+	return append(args, keysArg(c)...)
 }
 
 func isVerbose() bool {
