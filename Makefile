@@ -6,7 +6,7 @@ PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/...
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./bitlocker/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean
 
@@ -25,6 +25,8 @@ vet:
 unit: deps
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
+	# BitLocker's full-volume comparisons with dislocker (skipped under -race)
+	$(GO) test -count=1 -timeout 15m ./bitlocker/...
 	# commits through every real container format, checked by qemu-img
 	$(GO) test -count=1 -timeout 15m -tags integration -run TestFormats ./txn/
 

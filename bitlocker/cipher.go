@@ -3,6 +3,7 @@ package bitlocker
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 )
@@ -104,29 +105,27 @@ type xtsCipher struct {
 }
 
 func (x *xtsCipher) crypt(b []byte, off uint64, f func(dst, src []byte)) {
+	// the tweak of each block, T_j = E(k2, sector) * alpha^j, laid out
+	// once so the XORs run over the whole sector
+	ts := make([]byte, len(b)&^15)
 	var t [16]byte
 	binary.LittleEndian.PutUint64(t[:], off/x.sectorSize)
 	x.tweak.Encrypt(t[:], t[:])
-	for i := 0; i+16 <= len(b); i += 16 {
-		blk := b[i : i+16]
-		for j := range blk {
-			blk[j] ^= t[j]
-		}
-		f(blk, blk)
-		for j := range blk {
-			blk[j] ^= t[j]
-		}
-		mulAlpha(&t)
+	lo, hi := binary.LittleEndian.Uint64(t[:]), binary.LittleEndian.Uint64(t[8:])
+	for i := 0; i < len(ts); i += 16 {
+		binary.LittleEndian.PutUint64(ts[i:], lo)
+		binary.LittleEndian.PutUint64(ts[i+8:], hi)
+		// multiply by x in GF(2^128)
+		carry := hi >> 63
+		hi = hi<<1 | lo>>63
+		lo = lo<<1 ^ 0x87*carry
 	}
-}
-
-// mulAlpha multiplies the tweak by x in GF(2^128), little-endian.
-func mulAlpha(t *[16]byte) {
-	carry := t[15] >> 7
-	for j := 15; j > 0; j-- {
-		t[j] = t[j]<<1 | t[j-1]>>7
+	b = b[:len(ts)]
+	subtle.XORBytes(b, b, ts)
+	for i := 0; i < len(b); i += 16 {
+		f(b[i:i+16], b[i:i+16])
 	}
-	t[0] = t[0]<<1 ^ 0x87*carry
+	subtle.XORBytes(b, b, ts)
 }
 
 func (x *xtsCipher) decrypt(b []byte, off uint64) { x.crypt(b, off, x.data.Decrypt) }

@@ -103,6 +103,9 @@ func openCorpus(t testing.TB, path, secret string) (*Device, *VolumeKey, error) 
 // TestCorpusMatchesDislocker unlocks each Windows-made volume with its
 // protector and compares every decrypted byte with dislocker's.
 func TestCorpusMatchesDislocker(t *testing.T) {
+	if RaceEnabled {
+		t.Skip("sequential crypto: run without -race (make unit does)")
+	}
 	if _, err := exec.LookPath("dislocker-file"); err != nil {
 		t.Skip("dislocker-file not installed (apt-get install dislocker)")
 	}
@@ -156,6 +159,9 @@ func TestCorpusMatchesDislocker(t *testing.T) {
 // TestCorpusWrongSecrets: wrong passwords, a wrong recovery password and
 // the key file where only the recovery password fits are all refused.
 func TestCorpusWrongSecrets(t *testing.T) {
+	if RaceEnabled {
+		t.Skip("sequential crypto: run without -race (make unit does)")
+	}
 	cases := []struct{ vol, secret string }{
 		{"aes_128", "password:password12!"},
 		{"recovery_password", "284867-596541-514998-422114-660297-261613-215424-199419"},

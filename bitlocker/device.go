@@ -44,11 +44,19 @@ func NewDevice(under volume.Device, h Header, m *Metadata, k *VolumeKey) (*Devic
 	}
 	d := &Device{under: under, c: c, ss: int64(h.SectorSize), size: under.Size(), meta: m, vista: h.Vista}
 	for _, off := range m.Offsets {
-		d.reserved = append(d.reserved, region{int64(off), int64(off) + metadataRegion})
+		d.reserved = append(d.reserved, region{int64(off), int64(off) + h.regionSize()})
 	}
 	if !h.Vista {
 		d.headerLen = int64(m.HeaderSectors) * d.ss
-		d.reserved = append(d.reserved, region{int64(m.HeaderOffset), int64(m.HeaderOffset) + d.headerLen})
+		hidden := int64(m.HeaderBytes)
+		if hidden == 0 {
+			hidden = d.headerLen
+		}
+		d.reserved = append(d.reserved, region{int64(m.HeaderOffset), int64(m.HeaderOffset) + hidden})
+		if m.CurrentState == StateSwitching && m.ConvertSize > 0 {
+			// the slice being converted right now reads as zeros
+			d.reserved = append(d.reserved, region{int64(m.EncryptedSize), int64(m.EncryptedSize) + int64(m.ConvertSize)})
+		}
 	}
 	d.readOnly = writeRefusal(h, m, k)
 	if enc := int64(m.EncryptedSize); enc > d.size && m.CurrentState == StateEncrypted {
@@ -111,23 +119,24 @@ func (d *Device) ReadAt(p []byte, off int64) (int, error) {
 
 // readSector reads the decrypted sector at volume offset v.
 func (d *Device) readSector(sec []byte, v int64) error {
-	phys, off := v, v
+	phys := v
 	switch {
-	case d.vista && v < 16*d.ss:
+	case d.isReserved(v):
+		clear(sec)
+		return nil
+	case d.vista && (v < 16*d.ss || v+d.ss == int64(d.meta.EncryptedSize)):
+		// Vista leaves the boot sectors (and the backup boot sector)
+		// in clear, with its own signature in the boot sector
 		if err := d.readUnder(sec, v); err != nil {
 			return err
 		}
-		if v == 0 {
+		if v == 0 || v+d.ss == int64(d.meta.EncryptedSize) {
 			copy(sec[3:11], "NTFS    ")
 			putLE64(sec[0x38:], d.meta.HeaderOffset)
 		}
 		return nil
 	case v < d.headerLen:
 		phys = int64(d.meta.HeaderOffset) + v
-		off = phys
-	case d.isReserved(v):
-		clear(sec)
-		return nil
 	}
 	if err := d.readUnder(sec, phys); err != nil {
 		return err
@@ -136,7 +145,7 @@ func (d *Device) readSector(sec []byte, v int64) error {
 		return nil // past a partition cut short: zeros, as dislocker shows
 	}
 	if uint64(phys) < d.meta.EncryptedSize {
-		d.c.decrypt(sec, uint64(off))
+		d.c.decrypt(sec, uint64(phys))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package bitlocker
 
 import (
 	"crypto/cipher"
+	"crypto/subtle"
 	"encoding/binary"
 	"math/bits"
 )
@@ -26,8 +27,8 @@ func (x *diffuserCipher) sectorKey(off uint64) []byte {
 }
 
 func xorKey(b, k []byte) {
-	for i := range b {
-		b[i] ^= k[i%len(k)]
+	for i := 0; i < len(b); i += len(k) {
+		subtle.XORBytes(b[i:], b[i:], k)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"unicode/utf16"
@@ -28,9 +29,19 @@ const Signature = "-FVE-FS-"
 // ErrNotBitLocker means the device does not start with a BitLocker header.
 var ErrNotBitLocker = errors.New("not a BitLocker volume")
 
-// metadataRegion is the size Windows reserves for each metadata block;
-// reads there show zeros, as through Windows' fvevol driver.
+// metadataRegion is the size Windows 7 and later reserve for each
+// metadata block; reads there show zeros, as through Windows' fvevol
+// driver. Vista reserves 16 KiB rounded to whole clusters.
 const metadataRegion = 64 * 1024
+
+// regionSize is the reserved size of one metadata block.
+func (h Header) regionSize() int64 {
+	if !h.Vista {
+		return metadataRegion
+	}
+	c := int64(h.SectorSize) * int64(h.ClusterSectors)
+	return (c + 0x3fff) &^ (c - 1)
+}
 
 // Entry types and value types of the metadata's datums.
 const (
@@ -77,7 +88,8 @@ const (
 
 // Header is what the volume's first sector says.
 type Header struct {
-	SectorSize int
+	SectorSize     int
+	ClusterSectors int
 	// MetadataOffsets are the byte offsets of the three metadata blocks
 	// (only the first is known from a Vista header).
 	MetadataOffsets []uint64
@@ -89,9 +101,12 @@ func ParseHeader(b []byte) (Header, error) {
 	if len(b) < 512 || string(b[3:11]) != Signature {
 		return Header{}, ErrNotBitLocker
 	}
-	h := Header{SectorSize: int(binary.LittleEndian.Uint16(b[11:]))}
+	h := Header{SectorSize: int(binary.LittleEndian.Uint16(b[11:])), ClusterSectors: int(b[13])}
 	if h.SectorSize != 512 && h.SectorSize != 1024 && h.SectorSize != 2048 && h.SectorSize != 4096 {
 		return h, fmt.Errorf("bitlocker header: sector size %d", h.SectorSize)
+	}
+	if h.ClusterSectors == 0 || h.ClusterSectors&(h.ClusterSectors-1) != 0 {
+		return h, fmt.Errorf("bitlocker header: %d sectors per cluster", h.ClusterSectors)
 	}
 	guid := b[0xa0:0xb0]
 	win7 := bytes.Equal(guid, []byte{0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01})
@@ -103,13 +118,12 @@ func ParseHeader(b []byte) (Header, error) {
 		return h, nil
 	}
 	// Vista: the metadata's cluster number replaces the MFT mirror's.
-	spc := uint64(b[13])
 	lcn := binary.LittleEndian.Uint64(b[0x38:])
-	if spc == 0 || lcn == 0 {
+	if lcn == 0 || lcn > 1<<40 {
 		return h, fmt.Errorf("bitlocker header: no metadata location")
 	}
 	h.Vista = true
-	h.MetadataOffsets = []uint64{lcn * spc * uint64(h.SectorSize)}
+	h.MetadataOffsets = []uint64{lcn * uint64(h.ClusterSectors) * uint64(h.SectorSize)}
 	return h, nil
 }
 
@@ -197,7 +211,9 @@ type VMK struct {
 
 // Metadata is one FVE metadata block.
 type Metadata struct {
-	Version      int
+	Version int
+	// Size is the length of the block that its checksum covers.
+	Size         int
 	CurrentState uint16
 	NextState    uint16
 	// EncryptedSize is how far from the start the volume is encrypted
@@ -212,6 +228,9 @@ type Metadata struct {
 	HeaderSectors uint32
 	Offsets       [3]uint64
 	HeaderOffset  uint64
+	// HeaderBytes is the length of the relocated start, from the
+	// metadata's virtualization entry (0 when it has none).
+	HeaderBytes uint64
 
 	VolumeGUID  string
 	Algorithm   uint16
@@ -239,6 +258,10 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 	if m.Version != 1 && m.Version != 2 {
 		return nil, fmt.Errorf("metadata block: version %d", m.Version)
 	}
+	m.Size = int(le.Uint16(b[8:]))
+	if m.Version == 2 {
+		m.Size <<= 4
+	}
 	ds := b[0x40:]
 	size, hdr := int(le.Uint32(ds)), int(le.Uint32(ds[8:]))
 	if hdr != 0x30 || size < hdr || size > len(ds) {
@@ -260,6 +283,8 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 			m.FVEK = &entries[i]
 		case d.Entry == entryDescription && d.Value == valueUnicode:
 			m.Description = utf16String(d.Body)
+		case d.Entry == entryVolumeHdr && d.Value == valueOffsetLen:
+			m.HeaderBytes = le.Uint64(d.Body[8:])
 		}
 	}
 	return m, nil
@@ -326,6 +351,10 @@ func ReadMetadata(r io.ReaderAt) (Header, *Metadata, error) {
 	}
 	var errs []error
 	for i, off := range h.MetadataOffsets {
+		if off == 0 || off > 1<<56 {
+			errs = append(errs, fmt.Errorf("metadata block %d: offset %d out of range", i+1, off))
+			continue
+		}
 		buf := make([]byte, metadataRegion)
 		n, err := r.ReadAt(buf, int64(off))
 		if n < 0x70 {
@@ -333,6 +362,9 @@ func ReadMetadata(r io.ReaderAt) (Header, *Metadata, error) {
 			continue
 		}
 		m, err := ParseMetadata(buf[:n])
+		if err == nil {
+			err = checkCRC(buf[:n], m.Size)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("metadata block %d at %d: %w", i+1, off, err))
 			continue
@@ -343,4 +375,18 @@ func ReadMetadata(r io.ReaderAt) (Header, *Metadata, error) {
 		return h, m, nil
 	}
 	return h, nil, fmt.Errorf("bitlocker: no usable metadata block: %w", errors.Join(errs...))
+}
+
+// checkCRC compares the block's CRC-32 with the one its validation
+// record (right after the block) holds: a torn or damaged copy is skipped
+// for the next one, as Windows does.
+func checkCRC(b []byte, size int) error {
+	if size < 0x70 || size+8 > len(b) {
+		return fmt.Errorf("metadata size %d out of range", size)
+	}
+	want := binary.LittleEndian.Uint32(b[size+4:])
+	if got := crc32.ChecksumIEEE(b[:size]); got != want {
+		return fmt.Errorf("checksum %08x, the block says %08x: damaged", got, want)
+	}
+	return nil
 }
