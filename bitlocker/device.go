@@ -75,6 +75,8 @@ func writeRefusal(h Header, m *Metadata, k *VolumeKey) string {
 	switch {
 	case h.Vista || m.Version != 2:
 		return "BitLocker metadata version 1 (Vista) is read-only in offvm"
+	case h.EOW:
+		return "BitLocker encrypt-on-write state (used space only, being converted) is read-only in offvm"
 	case m.CurrentState != StateEncrypted || m.NextState != StateEncrypted:
 		return fmt.Sprintf("BitLocker conversion in progress (state %d to %d): read-only until Windows finishes it", m.CurrentState, m.NextState)
 	case m.EncryptedSize == 0:

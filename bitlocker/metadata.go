@@ -94,6 +94,8 @@ type Header struct {
 	// (only the first is known from a Vista header).
 	MetadataOffsets []uint64
 	Vista           bool
+	// EOW marks a volume whose header says it encrypts on write.
+	EOW bool
 }
 
 // ParseHeader reads the BitLocker boot sector.
@@ -110,8 +112,11 @@ func ParseHeader(b []byte) (Header, error) {
 	}
 	guid := b[0xa0:0xb0]
 	win7 := bytes.Equal(guid, []byte{0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01})
-	toGo := bytes.Equal(guid, []byte{0x3b, 0x4d, 0xa8, 0x92, 0x80, 0xdd, 0x0e, 0x4d, 0x9e, 0x4e, 0xb1, 0xe3, 0x28, 0x4e, 0xae, 0xd8})
-	if win7 || toGo {
+	// a volume encrypting on write (used space only, still converting)
+	// carries another GUID and the same offsets
+	eow := bytes.Equal(guid, []byte{0x3b, 0x4d, 0xa8, 0x92, 0x80, 0xdd, 0x0e, 0x4d, 0x9e, 0x4e, 0xb1, 0xe3, 0x28, 0x4e, 0xae, 0xd8})
+	if win7 || eow {
+		h.EOW = eow
 		for i := 0; i < 3; i++ {
 			h.MetadataOffsets = append(h.MetadataOffsets, binary.LittleEndian.Uint64(b[0xb0+8*i:]))
 		}
