@@ -69,11 +69,22 @@ var (
 	rotB = [4]int{0, 10, 0, 25}
 )
 
+// The diffusers index words cyclically; wrap avoids a division per word.
+func wrap(i, n int) int {
+	switch {
+	case i < 0:
+		return i + n
+	case i >= n:
+		return i - n
+	}
+	return i
+}
+
 func diffuserADecrypt(d []uint32) {
 	n := len(d)
 	for c := 0; c < 5; c++ {
 		for i := 0; i < n; i++ {
-			d[i] += d[(i-2+n)%n] ^ bits.RotateLeft32(d[(i-5+n)%n], rotA[i%4])
+			d[i] += d[wrap(i-2, n)] ^ bits.RotateLeft32(d[wrap(i-5, n)], rotA[i&3])
 		}
 	}
 }
@@ -82,7 +93,7 @@ func diffuserAEncrypt(d []uint32) {
 	n := len(d)
 	for c := 0; c < 5; c++ {
 		for i := n - 1; i >= 0; i-- {
-			d[i] -= d[(i-2+n)%n] ^ bits.RotateLeft32(d[(i-5+n)%n], rotA[i%4])
+			d[i] -= d[wrap(i-2, n)] ^ bits.RotateLeft32(d[wrap(i-5, n)], rotA[i&3])
 		}
 	}
 }
@@ -91,7 +102,7 @@ func diffuserBDecrypt(d []uint32) {
 	n := len(d)
 	for c := 0; c < 3; c++ {
 		for i := 0; i < n; i++ {
-			d[i] += d[(i+2)%n] ^ bits.RotateLeft32(d[(i+5)%n], rotB[i%4])
+			d[i] += d[wrap(i+2, n)] ^ bits.RotateLeft32(d[wrap(i+5, n)], rotB[i&3])
 		}
 	}
 }
@@ -100,7 +111,7 @@ func diffuserBEncrypt(d []uint32) {
 	n := len(d)
 	for c := 0; c < 3; c++ {
 		for i := n - 1; i >= 0; i-- {
-			d[i] -= d[(i+2)%n] ^ bits.RotateLeft32(d[(i+5)%n], rotB[i%4])
+			d[i] -= d[wrap(i+2, n)] ^ bits.RotateLeft32(d[wrap(i+5, n)], rotB[i&3])
 		}
 	}
 }
