@@ -67,12 +67,33 @@ var (
 	_ fs.NodeGetattrer = (*rawNode)(nil)
 )
 
-func (n *rawNode) fill(out *fuse.Attr) {
+func (n *rawNode) fill(out *fuse.Attr) { n.tree.owner.readOnlyFile(out, n.raw.Size()) }
+
+// readOnlyFile fills the attributes of a read-only file of size bytes
+// (disk, raw/pN).
+func (o *owner) readOnlyFile(out *fuse.Attr, size int64) {
 	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(n.raw.Size())
+	out.Size = uint64(size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Nlink = 1
-	out.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
+	out.Owner = fuse.Owner{Uid: o.uid, Gid: o.gid}
+}
+
+// readBytes serves a FUSE read of r, size bytes long.
+func readBytes(r interface {
+	ReadAt([]byte, int64) (int, error)
+}, size int64, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if rem := size - off; int64(len(dest)) > rem {
+		dest = dest[:rem]
+	}
+	k, err := r.ReadAt(dest, off)
+	if err != nil && k < len(dest) {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
 }
 
 func (n *rawNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -89,16 +110,5 @@ func (n *rawNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32
 
 func (n *rawNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (res fuse.ReadResult, e syscall.Errno) {
 	defer guard("raw read", &e)
-	size := n.raw.Size()
-	if off >= size {
-		return fuse.ReadResultData(nil), 0
-	}
-	if rem := size - off; int64(len(dest)) > rem {
-		dest = dest[:rem]
-	}
-	k, err := n.raw.ReadAt(dest, off)
-	if err != nil && k < len(dest) {
-		return nil, errno(err)
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readBytes(n.raw, n.raw.Size(), dest, off)
 }
