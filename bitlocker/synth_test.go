@@ -86,7 +86,8 @@ func wrapped(entry uint16, wrapKey []byte, nonceTag byte, inner []byte) []byte {
 
 // synth describes a synthetic volume.
 type synth struct {
-	ss       int // sector size (512 when 0)
+	ss       int  // sector size (512 when 0)
+	eow      bool // the header's GUID says encrypt-on-write
 	convert  uint32
 	version  int
 	method   uint16
@@ -186,6 +187,9 @@ func (s synth) bootSector() []byte {
 	b[13] = 8
 	b[0x15] = 0xf8
 	copy(b[0xa0:], []byte{0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01})
+	if s.eow {
+		copy(b[0xa0:], []byte{0x3b, 0x4d, 0xa8, 0x92, 0x80, 0xdd, 0x0e, 0x4d, 0x9e, 0x4e, 0xb1, 0xe3, 0x28, 0x4e, 0xae, 0xd8})
+	}
 	for i, o := range s.offsets() {
 		binary.LittleEndian.PutUint64(b[0xb0+8*i:], o)
 	}

@@ -35,7 +35,9 @@ func (bitlockerLayer) Probe(dev io.ReaderAt) bool {
 }
 
 // Open unwraps the volume key with the first secret that fits. Unlocking
-// only reads; the device it returns encrypts writes as Windows does.
+// only reads; the device it returns encrypts writes as Windows does. A
+// read-only image needs nothing more here: its engines are opened
+// read-only and it has no overlay to write to.
 func (bitlockerLayer) Open(dev volume.Device, secrets *keys.Set, readOnly bool) (volume.Device, LayerInfo, error) {
 	info := LayerInfo{Type: "bitlocker", Locked: true}
 	h, m, err := bitlocker.ReadMetadata(dev)

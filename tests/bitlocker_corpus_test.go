@@ -53,7 +53,28 @@ func TestBitLockerCorpusRaw(t *testing.T) {
 	must(t, os.WriteFile(kf, []byte("# escrowed secrets\n284867-596541-514998-422114-660297-261613-215424-199408\nbek:escrow.bek\n{"+
 		strings.ToUpper(xtsGUID)+"} password:password12!@\n"), 0o600))
 
-	mnt := mountLib(t, lib, "--ro", "--keys", kf)
+	// unlocking only reads: a read-write mount leaves every file as it was
+	sums := map[string][32]byte{}
+	mtimes := map[string]int64{}
+	ents, err := os.ReadDir(lib)
+	must(t, err)
+	for _, e := range ents {
+		p := filepath.Join(lib, e.Name())
+		sums[p] = sumFile(t, p)
+		st, err := os.Stat(p)
+		must(t, err)
+		mtimes[p] = st.ModTime().UnixNano()
+	}
+	defer func() {
+		for p, sum := range sums {
+			st, err := os.Stat(p)
+			if err != nil || sumFile(t, p) != sum || st.ModTime().UnixNano() != mtimes[p] {
+				t.Errorf("%s changed although only read", p)
+			}
+		}
+	}()
+	mnt := mountLib(t, lib, "--keys", kf)
+	defer mustOffvm(t, "unmount", mnt)
 	for name, s := range vols {
 		dir := filepath.Join(mnt, name+".img")
 		got, err := os.ReadFile(filepath.Join(dir, "raw", "p0"))
