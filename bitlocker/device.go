@@ -103,20 +103,55 @@ func (d *Device) ReadAt(p []byte, off int64) (int, error) {
 	if int64(want) > d.size-off {
 		p = p[:d.size-off]
 	}
-	sec := make([]byte, d.ss)
 	n := 0
 	for n < len(p) {
+		// whole sectors, in runs of at most readRun bytes, each run read
+		// from under in one call
 		v := off + int64(n)
 		base := v - v%d.ss
-		if err := d.readSector(sec, base); err != nil {
+		end := min(base+readRun, (off+int64(len(p))+d.ss-1)/d.ss*d.ss)
+		buf := make([]byte, end-base)
+		if err := d.readRun(buf, base); err != nil {
 			return n, err
 		}
-		n += copy(p[n:], sec[v-base:])
+		n += copy(p[n:], buf[v-base:])
 	}
 	if n < want {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// readRun is the most ReadAt decrypts from one read of the partition.
+const readRun = 1 << 20
+
+// readRun decrypts the whole sectors of buf, at volume offset v. Sectors
+// that need more than decryption in place (reserved, relocated, Vista's
+// clear ones) go through readSector.
+func (d *Device) readRun(buf []byte, v int64) error {
+	if err := d.readUnder(buf, v); err != nil {
+		return err
+	}
+	for i := int64(0); i < int64(len(buf)); i += d.ss {
+		sv, sec := v+i, buf[i:i+d.ss]
+		switch {
+		case d.special(sv):
+			if err := d.readSector(sec, sv); err != nil {
+				return err
+			}
+		case sv >= d.under.Size():
+			// past a partition cut short: zeros, as dislocker shows
+		case uint64(sv) < d.meta.EncryptedSize:
+			d.c.decrypt(sec, uint64(sv))
+		}
+	}
+	return nil
+}
+
+// special says whether the sector at v is anything but an encrypted (or
+// not yet encrypted) sector in place.
+func (d *Device) special(v int64) bool {
+	return v < d.headerLen || d.isReserved(v) || (d.vista && (v < 16*d.ss || v+d.ss == int64(d.meta.EncryptedSize)))
 }
 
 // readSector reads the decrypted sector at volume offset v.
