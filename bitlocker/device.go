@@ -208,48 +208,75 @@ func (d *Device) readUnder(sec []byte, phys int64) error {
 
 // WriteAt encrypts p as Windows would and writes it; partial sectors are
 // read, merged and rewritten. Writes into the metadata regions, which the
-// file system never owns, are refused.
+// file system never owns, are refused whole.
 func (d *Device) WriteAt(p []byte, off int64) (int, error) {
 	if d.readOnly != "" {
 		return 0, fmt.Errorf("%w: %s", ErrReadOnly, d.readOnly)
 	}
-	if off < 0 || off+int64(len(p)) > d.size {
+	stop := off + int64(len(p))
+	if off < 0 || stop > d.size {
 		return 0, fmt.Errorf("bitlocker: write of %d bytes at %d past the volume's %d", len(p), off, d.size)
 	}
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	sec := make([]byte, d.ss)
-	n := 0
-	for n < len(p) {
-		v := off + int64(n)
-		base := v - v%d.ss
-		if d.isReserved(base) {
-			return n, fmt.Errorf("bitlocker: write at %d falls in the BitLocker metadata", v)
+	base, end := off-off%d.ss, (stop+d.ss-1)/d.ss*d.ss
+	for v := base; v < end; v += d.ss {
+		if d.isReserved(v) {
+			return 0, fmt.Errorf("bitlocker: write at %d falls in the BitLocker metadata", v)
 		}
-		if v != base || len(p)-n < int(d.ss) {
-			if err := d.readSector(sec, base); err != nil {
+	}
+	d.wmu.Lock() // a partial sector is read, merged and written whole
+	defer d.wmu.Unlock()
+	n := 0
+	for pos := base; pos < end; {
+		runEnd := min(pos+readRun, end)
+		buf := make([]byte, runEnd-pos)
+		if pos < off {
+			if err := d.readSector(buf[:d.ss], pos); err != nil {
 				return n, err
 			}
 		}
-		c := copy(sec[v-base:], p[n:])
-		if err := d.writeSector(sec, base); err != nil {
+		if runEnd > stop {
+			if err := d.readSector(buf[len(buf)-int(d.ss):], runEnd-d.ss); err != nil {
+				return n, err
+			}
+		}
+		from := max(off, pos)
+		copy(buf[from-pos:], p[from-off:min(stop, runEnd)-off])
+		if err := d.writeRun(buf, pos); err != nil {
 			return n, err
 		}
-		n += c
+		n = int(min(stop, runEnd) - off)
+		pos = runEnd
 	}
 	return n, nil
 }
 
-func (d *Device) writeSector(sec []byte, v int64) error {
-	phys := v
-	if v < d.headerLen {
-		phys = int64(d.meta.HeaderOffset) + v
+// writeRun encrypts whole sectors at volume offset v and writes them: the
+// relocated first sectors one by one where Windows keeps them, the rest
+// in one write.
+func (d *Device) writeRun(buf []byte, v int64) error {
+	for len(buf) > 0 && v < d.headerLen {
+		if err := d.writeAt(append([]byte(nil), buf[:d.ss]...), v, int64(d.meta.HeaderOffset)+v); err != nil {
+			return err
+		}
+		buf, v = buf[d.ss:], v+d.ss
 	}
-	enc := make([]byte, len(sec))
-	copy(enc, sec)
-	d.c.encrypt(enc, uint64(phys))
+	if len(buf) == 0 {
+		return nil
+	}
+	return d.writeAt(append([]byte(nil), buf...), v, v)
+}
+
+// writeAt encrypts the sectors of enc in place as sectors at phys (where
+// the volume is encrypted: a sector past the encrypted size stays clear,
+// as reads take it) and writes them there.
+func (d *Device) writeAt(enc []byte, v, phys int64) error {
+	for i := int64(0); i < int64(len(enc)); i += d.ss {
+		if uint64(phys+i) < d.meta.EncryptedSize {
+			d.c.encrypt(enc[i:i+d.ss], uint64(phys+i))
+		}
+	}
 	if _, err := d.under.WriteAt(enc, phys); err != nil {
-		return fmt.Errorf("bitlocker: writing sector at %d: %w", phys, err)
+		return fmt.Errorf("bitlocker: writing %d bytes of the volume at %d: %w", len(enc), v, err)
 	}
 	return nil
 }
