@@ -6,7 +6,7 @@ PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/...
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
 
@@ -32,6 +32,8 @@ unit: deps
 	# the release binary (make build) has none
 	$(GO) test -race -count=1 -timeout 20m -tags offvmfault $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
+	# BitLocker's full-volume comparisons with dislocker (skipped under -race)
+	$(GO) test -count=1 -timeout 15m ./bitlocker/...
 	# commits through every real container format, checked by qemu-img, and
 	# the crash-state explorer (thousands of power-loss states; not under -race)
 	$(GO) test -count=1 -timeout 15m -tags integration,offvmfault -run 'TestFormats|TestCrashStates' ./txn/

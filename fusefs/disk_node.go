@@ -23,13 +23,7 @@ var (
 	_ fs.NodeGetattrer = (*diskNode)(nil)
 )
 
-func (n *diskNode) fill(out *fuse.Attr) {
-	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(n.im.Disk().Size())
-	out.Blocks = (out.Size + 511) / 512
-	out.Nlink = 1
-	out.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
-}
+func (n *diskNode) fill(out *fuse.Attr) { n.tree.owner.readOnlyFile(out, n.im.Disk().Size()) }
 
 func (n *diskNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fill(&out.Attr)
@@ -49,15 +43,5 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 func (n *diskNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (res fuse.ReadResult, e syscall.Errno) {
 	defer guard("disk read", &e)
 	d := n.im.Disk()
-	if off >= d.Size() {
-		return fuse.ReadResultData(nil), 0
-	}
-	if rem := d.Size() - off; int64(len(dest)) > rem {
-		dest = dest[:rem]
-	}
-	k, err := d.ReadAt(dest, off)
-	if err != nil && k < len(dest) {
-		return nil, errno(err)
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readBytes(d, d.Size(), dest, off)
 }

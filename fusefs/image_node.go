@@ -119,7 +119,7 @@ func (n *imageNode) children() []fuse.DirEntry {
 	if err != nil {
 		return out
 	}
-	out = append(out, fuse.DirEntry{Name: "disk", Mode: syscall.S_IFREG})
+	out = append(out, fuse.DirEntry{Name: "disk", Mode: syscall.S_IFREG}, fuse.DirEntry{Name: "raw", Mode: syscall.S_IFDIR})
 	for _, p := range im.Partitions() {
 		if n.volume(p.Number) != nil {
 			out = append(out, fuse.DirEntry{Name: "p" + strconv.Itoa(p.Number), Mode: syscall.S_IFDIR})
@@ -169,6 +169,13 @@ func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		node := &diskNode{tree: n.tree, im: im}
 		node.fill(&out.Attr)
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	case name == "raw":
+		im, err := n.open()
+		if err != nil {
+			return nil, syscall.ENOENT
+		}
+		n.tree.owner.dirAttr(&out.Attr, 0o555)
+		return n.NewInode(ctx, &rawDir{tree: n.tree, im: im}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 	case len(name) == 1 && n.drives()[name] != "":
 		out.Attr.Mode = syscall.S_IFLNK | 0o777
 		out.Attr.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}

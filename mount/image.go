@@ -90,6 +90,9 @@ type Volume struct {
 // Open opens the image at path: container, parents and partition table.
 // File systems are opened on first use (see Volume).
 func Open(path string, opts Options) (*Image, error) {
+	if opts.Keys == nil {
+		opts.Keys = defaultKeys.Load()
+	}
 	im := &Image{Path: path, opts: opts, vols: map[int]*Volume{}}
 	if err := im.prepare(); err != nil {
 		return nil, err
@@ -242,7 +245,11 @@ func (im *Image) Volume(n int) (*Volume, error) {
 		}
 		v.Layer = &info
 		if err != nil || dev == nil {
-			v.FSType, v.Err = name, err
+			v.FSType = name
+			if err != nil {
+				v.Err = fmt.Errorf("%s partition %d: %w", im.Path, n, err)
+				slog.Warn("encrypted volume not opened", "err", v.Err)
+			}
 			im.vols[n] = v
 			return v, nil
 		}

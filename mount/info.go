@@ -59,6 +59,9 @@ type PartitionInfo struct {
 	Writable   bool    `json:"writable"`
 	ReadOnly   *string `json:"read_only_reason"`
 	Error      *string `json:"error,omitempty"`
+	// Locked and Encryption describe a BitLocker or LUKS partition.
+	Locked     bool       `json:"locked,omitempty"`
+	Encryption *LayerInfo `json:"encryption,omitempty"`
 }
 
 func strp(s string) *string {
@@ -91,7 +94,10 @@ func (im *Image) Info() Info {
 	inf.Problems = append(inf.Problems, di.Problems...)
 	for _, v := range im.Volumes() {
 		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),
-			Start: v.Partition.Start, Size: v.Partition.Size}
+			Start: v.Partition.Start, Size: v.Partition.Size, Encryption: v.Layer}
+		if v.Layer != nil {
+			p.Locked = v.Layer.Locked
+		}
 		if v.FS != nil {
 			p.Label = strp(v.FS.Label())
 			p.Writable = v.ReadOnly == ""

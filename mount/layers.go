@@ -28,6 +28,10 @@ type LayerInfo struct {
 	GUID        string   `json:"guid,omitempty"`
 	Description string   `json:"description,omitempty"`
 	Protectors  []string `json:"protectors,omitempty"`
+	// Method is the cipher of an unlocked volume, UnlockedWith the kind of
+	// protector that opened it ("recovery password", "clear key").
+	Method       string `json:"method,omitempty"`
+	UnlockedWith string `json:"unlocked_with,omitempty"`
 	// ReadOnly says why the unlocked volume cannot be written ("" when it can).
 	ReadOnly string   `json:"read_only_reason,omitempty"`
 	Problems []string `json:"problems,omitempty"`

@@ -37,6 +37,7 @@ if [ -n "${OFFVM_DEPS_LONG:-}" ]; then
   check slurmctld slurm-wlm
   check munged munge
 fi
+check dislocker-file dislocker
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)

@@ -59,7 +59,7 @@ func TestGPTWindowsLikeDisk(t *testing.T) {
 	})
 	mnt := mountLib(t, lib, "--ro")
 	dir := filepath.Join(mnt, "win.img")
-	if got := strings.Join(listNames(t, dir), ","); got != "disk,info.json,p1,p3,p4" {
+	if got := strings.Join(listNames(t, dir), ","); got != "disk,info.json,p1,p3,p4,raw" {
 		t.Errorf("image lists %q: want p2 (no file system) left out", got)
 	}
 	compareTrees(t, efiSrc, filepath.Join(dir, "p1"))

@@ -69,7 +69,7 @@ func TestLibraryTree(t *testing.T) {
 		t.Errorf("library root lists %q, want the two images and the folder (notes.txt is no image)", got)
 	}
 	server := filepath.Join(mnt, "linux", "nested", "server.disk")
-	if got := strings.Join(listNames(t, server), ","); got != "disk,info.json,p1" {
+	if got := strings.Join(listNames(t, server), ","); got != "disk,info.json,p1,raw" {
 		t.Errorf("image directory lists %q", got)
 	}
 	compareTrees(t, src, filepath.Join(server, "p1"), "lost+found")

@@ -104,6 +104,11 @@ func partitionsColumn(inf mount.Info) string {
 		if p.Label != nil {
 			s += fmt.Sprintf(" %q", *p.Label)
 		}
+		if p.Locked {
+			s += " (locked)"
+		} else if p.Encryption != nil {
+			s += " (" + p.Encryption.Type + ")"
+		}
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ", ")

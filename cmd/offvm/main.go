@@ -47,6 +47,7 @@ func main() {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {},
 	}
+	addKeysFlag(app.Commands, "")
 	setUsageHandlers(app)
 	args := os.Args
 	if isMountHelper(args[0]) {

@@ -105,7 +105,7 @@ func daemonArgs(c *cli.Context) []string {
 	for _, d := range c.StringSlice("libvirt") {
 		args = append(args, "--libvirt", d)
 	}
-	return args
+	return append(args, keysArg(c)...)
 }
 
 func isVerbose() bool {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package bitlocker
+
+const RaceEnabled = false
