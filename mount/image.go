@@ -56,6 +56,9 @@ type Image struct {
 	mu   sync.Mutex
 	vols map[int]*Volume
 
+	lvOnce sync.Once
+	lvm    *logical
+
 	regOnce sync.Once
 	reg     *winreg.Registry
 	regVol  *Volume
@@ -190,8 +193,14 @@ func (im *Image) Table() *partition.Table { return im.table }
 func (im *Image) ReadOnlyReason() string { return im.readOnly }
 
 // Partitions lists the volumes: every partition of the table, or the
-// whole disk as partition 0 when there is no table.
+// whole disk as partition 0 when there is no table, then the LVM logical
+// volumes found on them (numbered from 100, see lvm.go).
 func (im *Image) Partitions() []partition.Partition {
+	base := im.diskPartitions()
+	return append(base[:len(base):len(base)], im.logicalVolumes().parts...)
+}
+
+func (im *Image) diskPartitions() []partition.Partition {
 	if im.table.Kind == "" {
 		return []partition.Partition{{Number: 0, Type: "whole disk", Start: 0, Size: im.disk.Size()}}
 	}
@@ -219,6 +228,14 @@ func (im *Image) Volume(n int) (*Volume, error) {
 	}
 	v := &Volume{Partition: *part}
 	var dev volume.Device = &window{disk: im.disk, start: part.Start, size: part.Size}
+	lvDev, lvRO, isLV, err := im.openLV(n)
+	if isLV && err != nil {
+		v.FSType, v.Err = part.TypeID, err
+		im.vols[n] = v
+		return v, nil
+	} else if isLV {
+		dev = lvDev
+	}
 	if name, l := probeLayer(dev); l != nil {
 		var info LayerInfo
 		var err error
@@ -242,6 +259,9 @@ func (im *Image) Volume(n int) (*Volume, error) {
 			slog.Warn("volume failed to open", "err", v.Err)
 		}
 		v.ReadOnly = im.readOnly
+		if v.ReadOnly == "" {
+			v.ReadOnly = lvRO
+		}
 		if v.ReadOnly == "" && v.Layer != nil {
 			v.ReadOnly = v.Layer.ReadOnly
 		}

@@ -143,7 +143,7 @@ func (img *LVMImage) readSegs(t testing.TB, lvm func(...string) string, loops []
 		Report []struct {
 			LV  []map[string]string `json:"lv"`
 			Seg []map[string]string `json:"seg"`
-			PV []map[string]string `json:"pv"`
+			PV  []map[string]string `json:"pv"`
 		} `json:"report"`
 	}
 	if err := json.Unmarshal([]byte(pe), &rep); err != nil {
@@ -239,4 +239,28 @@ func (img *LVMImage) ReadLV(t testing.TB, path, lv string) []byte {
 		}
 	})
 	return out
+}
+
+// Report is lvm2's own view of the group on the disk at path (as
+// `lvs --segments` prints it), read from fresh loop devices: what a
+// guest's LVM would assemble.
+func (img *LVMImage) Report(t testing.TB, path string) string {
+	t.Helper()
+	var loops []string
+	defer func() {
+		for _, l := range loops {
+			exec.Command("losetup", "-d", l).Run()
+		}
+	}()
+	for _, st := range partStarts {
+		loops = append(loops, strings.TrimSpace(Run(t, "losetup", "-f", "--show", "-r", "-o", strconv.FormatInt(st, 10), "--sizelimit", strconv.Itoa(partSize), path)))
+	}
+	out, err := exec.Command("lvs", "--noheadings", "--units", "b", "--segments", "-o", "vg_seqno,lv_name,seg_start,seg_size,stripe_size,seg_pe_ranges", img.VG).Output()
+	if err != nil {
+		t.Fatalf("lvs on %s: %v", path, err)
+	}
+	for i, l := range loops { // loop names vary from run to run
+		out = []byte(strings.ReplaceAll(string(out), l, "pv"+strconv.Itoa(i)))
+	}
+	return string(out)
 }
