@@ -56,8 +56,10 @@ type Image struct {
 	mu   sync.Mutex
 	vols map[int]*Volume
 
-	lvOnce sync.Once
-	lvm    *logical
+	lvOnce  sync.Once
+	lvm     *logical
+	layers  map[int]*unlocked // guarded by layerMu
+	layerMu sync.Mutex
 
 	regOnce sync.Once
 	reg     *winreg.Registry
@@ -236,16 +238,10 @@ func (im *Image) Volume(n int) (*Volume, error) {
 	} else if isLV {
 		dev = lvDev
 	}
-	if name, l := probeLayer(dev); l != nil {
-		var info LayerInfo
-		var err error
-		dev, info, err = l.Open(dev, im.opts.Keys, im.readOnly != "")
-		if info.Type == "" {
-			info.Type = name
-		}
-		v.Layer = &info
-		if err != nil || dev == nil {
-			v.FSType, v.Err = name, err
+	if u := im.unlock(n, dev); u != nil {
+		dev, v.Layer = u.dev, &u.info
+		if u.err != nil || dev == nil {
+			v.FSType, v.Err = u.name, u.err
 			im.vols[n] = v
 			return v, nil
 		}

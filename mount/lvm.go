@@ -37,7 +37,14 @@ func (im *Image) logicalVolumes() *logical {
 		var disks []lvm.Disk
 		next := lvBase
 		for _, p := range base {
-			disks = append(disks, lvm.Disk{Name: "p" + strconv.Itoa(p.Number), Dev: &window{disk: im.disk, start: p.Start, size: p.Size}})
+			var dev volume.Device = &window{disk: im.disk, start: p.Start, size: p.Size}
+			if u := im.unlock(p.Number, dev); u != nil { // LVM on LUKS, as Ubuntu's encrypted install makes
+				if u.dev == nil {
+					continue
+				}
+				dev = u.dev
+			}
+			disks = append(disks, lvm.Disk{Name: "p" + strconv.Itoa(p.Number), Dev: dev})
 			next = max(next, p.Number+1)
 		}
 		groups, errs := lvm.Assemble(disks)
