@@ -8,6 +8,7 @@ import (
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/ntfs"
 	"github.com/offvm/offvm/volume"
+	"github.com/offvm/offvm/xfs"
 )
 
 // engineFunc opens a file system engine on a partition. readOnly asks the
@@ -23,6 +24,7 @@ var engines = map[string]engineFunc{
 	"ext2":    openExt,
 	"ext3":    openExt,
 	"ext4":    openExt,
+	"xfs":     func(dev volume.Device, _ bool) (volume.FS, error) { return xfs.Open(dev) },
 	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
 }
 

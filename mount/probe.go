@@ -23,6 +23,9 @@ func probeFS(dev io.ReaderAt) string {
 			return t
 		}
 	}
+	if isXFS(b) {
+		return "xfs"
+	}
 	if len(b) >= 0x478 && binary.LittleEndian.Uint16(b[0x438:]) == 0xEF53 {
 		return extType(b[0x400:])
 	}
@@ -84,3 +87,6 @@ func extType(sb []byte) string {
 		return "ext2"
 	}
 }
+
+// isXFS: the superblock's magic at the start of the volume.
+func isXFS(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "XFSB" }
