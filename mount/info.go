@@ -55,6 +55,10 @@ type PartitionInfo struct {
 	Writable   bool    `json:"writable"`
 	ReadOnly   *string `json:"read_only_reason"`
 	Error      *string `json:"error,omitempty"`
+	// LV is "vg/lv" for an LVM logical volume (numbered from 100).
+	LV string `json:"lv,omitempty"`
+	// Encryption describes a LUKS or BitLocker layer, nil for none.
+	Encryption *LayerInfo `json:"encryption,omitempty"`
 }
 
 func strp(s string) *string {
@@ -86,7 +90,7 @@ func (im *Image) Info() Info {
 	}
 	for _, v := range im.Volumes() {
 		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),
-			Start: v.Partition.Start, Size: v.Partition.Size}
+			Start: v.Partition.Start, Size: v.Partition.Size, LV: im.LVName(v.Partition.Number), Encryption: v.Layer}
 		if v.FS != nil {
 			p.Label = strp(v.FS.Label())
 			p.Writable = v.ReadOnly == ""

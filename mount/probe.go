@@ -32,6 +32,9 @@ func probeFS(dev io.ReaderAt) string {
 	if len(b) >= 0x8006 && bytes.Equal(b[0x8001:0x8006], []byte("CD001")) {
 		return "iso9660"
 	}
+	if isBtrfs(dev) {
+		return "btrfs"
+	}
 	return ""
 }
 
@@ -90,3 +93,10 @@ func extType(sb []byte) string {
 
 // isXFS: the superblock's magic at the start of the volume.
 func isXFS(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "XFSB" }
+
+// isBtrfs: the superblock's magic, 64 KiB into the volume.
+func isBtrfs(dev io.ReaderAt) bool {
+	m := make([]byte, 8)
+	n, _ := dev.ReadAt(m, 0x10040)
+	return n == 8 && string(m) == "_BHRfS_M"
+}

@@ -2,21 +2,16 @@ package xfs
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/volume"
-	"golang.org/x/sys/unix"
 )
 
 type fileDev struct{ *os.File }
@@ -106,140 +101,9 @@ func populate(t *testing.T, root string, xattrs bool) {
 	}
 }
 
-type node struct {
-	mode   os.FileMode
-	size   int64
-	nlink  uint32
-	sum    [32]byte
-	link   string
-	xattrs map[string]string
-}
-
-// kernelTree walks a kernel mount with the standard library.
-func kernelTree(t *testing.T, root string) map[string]node {
-	out := map[string]node{}
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, _ := filepath.Rel(root, p)
-		st := fi.Sys().(*syscall.Stat_t)
-		n := node{mode: fi.Mode(), nlink: uint32(st.Nlink), xattrs: map[string]string{}}
-		if fi.Mode().IsRegular() {
-			n.size = fi.Size()
-			b, _ := os.ReadFile(p)
-			n.sum = sha256.Sum256(b)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			n.link, _ = os.Readlink(p)
-		}
-		buf := make([]byte, 1<<16)
-		if sz, err := unix.Llistxattr(p, buf); err == nil {
-			for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-				if name == "" {
-					continue
-				}
-				v := make([]byte, 1<<16)
-				vn, _ := unix.Lgetxattr(p, name, v)
-				if fi.Mode()&os.ModeSymlink == 0 {
-					n.xattrs[name] = string(v[:max(vn, 0)])
-				}
-			}
-		}
-		out[rel] = n
-		return nil
-	})
-	return out
-}
-
-// ourTree walks the engine.
-func ourTree(t *testing.T, f *FS, withXattrs bool) map[string]node {
-	out := map[string]node{}
-	var walk func(ino volume.Ino, rel string)
-	walk = func(ino volume.Ino, rel string) {
-		a, err := f.GetAttr(ino)
-		if err != nil {
-			t.Fatalf("%s: %v", rel, err)
-		}
-		n := node{mode: a.Mode, nlink: a.Nlink, xattrs: map[string]string{}}
-		switch {
-		case a.Mode.IsRegular():
-			n.size = a.Size
-			h := sha256.New()
-			buf := make([]byte, 1<<20)
-			for off := int64(0); ; {
-				m, err := f.ReadAt(ino, buf, off)
-				h.Write(buf[:m])
-				off += int64(m)
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("%s read: %v", rel, err)
-				}
-			}
-			copy(n.sum[:], h.Sum(nil))
-		case a.Mode&os.ModeSymlink != 0:
-			if n.link, err = f.Readlink(ino); err != nil {
-				t.Fatalf("%s readlink: %v", rel, err)
-			}
-		}
-		if withXattrs && a.Mode&os.ModeSymlink == 0 {
-			names, err := f.ListXattr(ino)
-			if err != nil {
-				t.Fatalf("%s listxattr: %v", rel, err)
-			}
-			for _, name := range names {
-				v, err := f.GetXattr(ino, name)
-				if err != nil {
-					t.Fatalf("%s getxattr %s: %v", rel, name, err)
-				}
-				n.xattrs[name] = string(v)
-			}
-		}
-		out[rel] = n
-		if a.Mode.IsDir() {
-			ents, err := f.ReadDir(ino)
-			if err != nil {
-				t.Fatalf("%s readdir: %v", rel, err)
-			}
-			for _, e := range ents {
-				if ea, err := f.Lookup(ino, e.Name); err != nil || ea.Ino != e.Ino || ea.Mode&os.ModeType != e.Mode {
-					t.Fatalf("%s/%s: lookup %+v %v vs entry %+v", rel, e.Name, ea, err, e)
-				}
-				walk(e.Ino, filepath.Join(rel, e.Name))
-			}
-		}
-	}
-	walk(f.Root(), ".")
-	return out
-}
-
-func compare(t *testing.T, want, got map[string]node) {
-	t.Helper()
-	var keys []string
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	bad := 0
-	for _, k := range keys {
-		w, g := want[k], got[k]
-		if w.mode != g.mode || w.size != g.size || w.nlink != g.nlink || w.sum != g.sum || w.link != g.link || fmt.Sprint(w.xattrs) != fmt.Sprint(g.xattrs) {
-			t.Errorf("%s: kernel %+v\n offvm %+v", k, w, g)
-			if bad++; bad > 5 {
-				t.FailNow()
-			}
-		}
-	}
-	if len(want) != len(got) {
-		t.Fatalf("kernel shows %d files, offvm %d", len(want), len(got))
-	}
-}
-
 // mkfsMount makes an XFS with args, mounts it with the kernel, fills
 // it, unmounts, and returns the image and the tree the kernel showed.
-func mkfsMount(t *testing.T, args ...string) (string, map[string]node) {
+func mkfsMount(t *testing.T, args ...string) (string, map[string]testutil.Node) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
 	dir := t.TempDir()
@@ -253,7 +117,7 @@ func mkfsMount(t *testing.T, args ...string) (string, map[string]node) {
 	testutil.Run(t, "umount", mnt)
 	testutil.Run(t, "mount", "-o", "loop,ro", img, mnt)
 	defer exec.Command("umount", mnt).Run()
-	return img, kernelTree(t, mnt)
+	return img, testutil.KernelTree(t, mnt)
 }
 
 // TestAgainstKernel: the kernel's view of an XFS it wrote and offvm's
@@ -272,7 +136,7 @@ func TestAgainstKernel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img, want := mkfsMount(t, tc.args...)
 			f := openImage(t, img)
-			compare(t, want, ourTree(t, f, true))
+			testutil.CompareTrees(t, want, testutil.EngineTree(t, f, true))
 			shapes(t, f)
 			if out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput(); err != nil {
 				t.Fatalf("xfs_repair -n on the untouched image: %v\n%s", err, out)
@@ -289,7 +153,7 @@ func TestV4Protofile(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	populate(t, src, false)
-	want := kernelTree(t, src)
+	want := testutil.KernelTree(t, src)
 	proto := protofile(t, src)
 	img := filepath.Join(dir, "v4.img")
 	testutil.Run(t, "truncate", "-s", "400M", img)
@@ -297,12 +161,12 @@ func TestV4Protofile(t *testing.T) {
 	if out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput(); err != nil {
 		t.Fatalf("xfs_repair -n on mkfs's image: %v\n%s", err, out)
 	}
-	got := ourTree(t, openImage(t, img), false)
+	got := testutil.EngineTree(t, openImage(t, img), false)
 	for k, n := range want { // a protofile keeps neither hard links nor holes' allocation
-		n.nlink, n.xattrs = got[k].nlink, map[string]string{}
+		n.Nlink, n.Xattrs = got[k].Nlink, map[string]string{}
 		want[k] = n
 	}
-	compare(t, want, got)
+	testutil.CompareTrees(t, want, got)
 }
 
 // protofile writes mkfs.xfs's protofile for the tree at src.
@@ -349,7 +213,7 @@ func TestParallelReaders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := ourTree(t, f, i%2 == 0)
+			got := testutil.EngineTree(t, f, i%2 == 0)
 			if len(got) != len(want) {
 				t.Errorf("reader saw %d files, want %d", len(got), len(want))
 			}
