@@ -264,3 +264,6 @@ func (img *LVMImage) Report(t testing.TB, path string) string {
 	}
 	return string(out)
 }
+
+// PV is the byte range of the i-th physical volume (partition) on the disk.
+func (img *LVMImage) PV(i int) (start, size int64) { return partStarts[i], partSize }
