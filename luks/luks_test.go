@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -178,5 +179,37 @@ func TestCorruptHeaders(t *testing.T) {
 	}
 	if _, err := ReadHeader(bytes.NewReader(nil), 0); err == nil || errors.Is(err, io.EOF) && false {
 		t.Error("empty device: no error")
+	}
+}
+
+type failWrites struct{ fileDev }
+
+func (failWrites) WriteAt([]byte, int64) (int, error) { return 0, syscall.EIO }
+
+// TestWriteErrors: an I/O error under the encryption comes back to the
+// writer; a write past the data segment is ENOSPC; reads past it EOF.
+func TestWriteErrors(t *testing.T) {
+	dir := t.TempDir()
+	v := testutil.LUKSFormat(t, dir, 20, "pw", "--type", "luks1", "--pbkdf-force-iterations", "1000")
+	dev := openFile(t, v.Path)
+	h, err := ReadHeader(dev, dev.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := Open(failWrites{dev}, h, [][]byte{[]byte("pw")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		off  int64
+		n    int
+		want error
+	}{{0, 512, syscall.EIO}, {100, 7, syscall.EIO}, {d.Size() - 10, 20, syscall.ENOSPC}} {
+		if _, err := d.WriteAt(make([]byte, w.n), w.off); !errors.Is(err, w.want) {
+			t.Errorf("write %d at %d: %v, want %v", w.n, w.off, err, w.want)
+		}
+	}
+	if n, err := d.ReadAt(make([]byte, 100), d.Size()-50); n != 50 || err != io.EOF {
+		t.Fatalf("read across the end: %d %v", n, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -221,5 +222,49 @@ func TestRealLabel(t *testing.T) {
 	}
 	if len(l.UUID) != 38 || vg.ExtentSize != 4<<20 || len(vg.PVs) != 2 || vg.PVs[0].UUID != l.UUID {
 		t.Fatalf("label %+v vg %+v", l, vg)
+	}
+}
+
+// failDev fails every write after the first n bytes with EIO.
+type failDev struct {
+	fileRange
+	left int
+}
+
+func (d *failDev) WriteAt(p []byte, off int64) (int, error) {
+	if len(p) > d.left {
+		return 0, syscall.EIO
+	}
+	d.left -= len(p)
+	return d.fileRange.WriteAt(p, off)
+}
+
+// TestWriteErrors: a PV that fails (I/O error) or an LV write past its
+// end is an error the caller sees, never a panic or a short success.
+func TestWriteErrors(t *testing.T) {
+	img := testutil.MakeLVMImage(t, t.TempDir(), "")
+	disks := openDisks(t, img.Path)
+	for i := range disks {
+		disks[i].Dev = &failDev{disks[i].Dev.(fileRange), 1 << 20}
+	}
+	groups, _ := Assemble(disks)
+	var root *LV
+	for _, lv := range groups[0].VG.LVs {
+		if lv.Name == "root" {
+			root = lv
+		}
+	}
+	dev, err := groups[0].Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := dev.WriteAt(make([]byte, 2<<20), 0); !errors.Is(err, syscall.EIO) || n != 0 {
+		t.Fatalf("write onto a failing PV: %d, %v", n, err)
+	}
+	if _, err := dev.WriteAt([]byte("x"), dev.Size()); err == nil {
+		t.Fatal("write past the LV's end succeeded")
+	}
+	if n, err := dev.ReadAt(make([]byte, 10), dev.Size()-4); n != 4 || err != io.EOF {
+		t.Fatalf("read across the end: %d %v", n, err)
 	}
 }
