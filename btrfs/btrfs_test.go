@@ -17,22 +17,9 @@ import (
 	"github.com/offvm/offvm/volume"
 )
 
-type fileDev struct{ *os.File }
-
-func (f fileDev) Size() int64 {
-	st, _ := f.Stat()
-	return st.Size()
-}
-func (f fileDev) WriteAt([]byte, int64) (int, error) { return 0, syscall.EROFS }
-
 func openImage(t *testing.T, p string) *FS {
 	t.Helper()
-	fh, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	f, err := Open(fileDev{fh})
+	f, err := Open(testutil.OpenDevice(t, p, false))
 	if err != nil {
 		t.Fatalf("open %s: %v", p, err)
 	}

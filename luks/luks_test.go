@@ -14,21 +14,7 @@ import (
 	"github.com/offvm/offvm/internal/testutil"
 )
 
-type fileDev struct{ *os.File }
-
-func (f fileDev) Size() int64 {
-	st, _ := f.Stat()
-	return st.Size()
-}
-
-func openFile(t *testing.T, p string) fileDev {
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return fileDev{f}
-}
+func openFile(t *testing.T, p string) *testutil.FileDevice { return testutil.OpenDevice(t, p, true) }
 
 func plainFS(t *testing.T, dir string, blockSize string) string {
 	testutil.RequireTool(t, "mkfs.ext4", "e2fsprogs")
@@ -182,7 +168,7 @@ func TestCorruptHeaders(t *testing.T) {
 	}
 }
 
-type failWrites struct{ fileDev }
+type failWrites struct{ *testutil.FileDevice }
 
 func (failWrites) WriteAt([]byte, int64) (int, error) { return 0, syscall.EIO }
 

@@ -22,6 +22,9 @@ type FS struct {
 	dev volume.Device
 	sb  *super
 
+	// dirty says why the log is not clean ("" when it is).
+	dirty string
+
 	mu     sync.Mutex
 	inodes map[uint64]*inode
 	dirs   map[uint64]map[string]dirEnt
@@ -44,6 +47,7 @@ func Open(dev volume.Device) (*FS, error) {
 	if !root.isDir() {
 		return nil, fmt.Errorf("xfs: root inode %d is not a directory: %w", sb.rootIno, ErrCorrupt)
 	}
+	f.dirty = f.logState(sb.logStart, sb.logBlocks)
 	return f, nil
 }
 
@@ -54,8 +58,17 @@ func (f *FS) Label() string { return f.sb.label }
 
 func (f *FS) Root() volume.Ino { return volume.Ino(f.sb.rootIno) }
 
-// ReadOnlyReason: offvm does not write XFS.
-func (f *FS) ReadOnlyReason() string { return "xfs is read-only in offvm" }
+// ReadOnlyReason: offvm does not write XFS; a log that needs recovery
+// is named first, since the tree may then miss the guest's last changes.
+func (f *FS) ReadOnlyReason() string {
+	if f.dirty != "" {
+		return f.dirty + "; read as the disk stands, without replaying the log"
+	}
+	return "xfs is read-only in offvm"
+}
+
+// LogDirty says why the log needs recovery, "" when it is clean.
+func (f *FS) LogDirty() string { return f.dirty }
 
 // Version is 4 or 5 (metadata CRCs).
 func (f *FS) Version() int { return f.sb.version }

@@ -58,6 +58,8 @@ type super struct {
 	fdblocks    uint64
 	label       string
 	needsRepair bool
+	logStart    uint64
+	logBlocks   uint32
 }
 
 func readSuper(dev io.ReaderAt, size int64) (*super, error) {
@@ -77,6 +79,7 @@ func readSuper(dev io.ReaderAt, size int64) (*super, error) {
 		version: int(be.Uint16(b[100:]) & 0xf),
 	}
 	s.label = cstr(b[108:120])
+	s.logStart, s.logBlocks = be.Uint64(b[48:]), be.Uint32(b[96:])
 	s.dirBlkSize = s.blockSize << b[192]
 	switch s.version {
 	case 4:

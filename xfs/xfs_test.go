@@ -14,22 +14,9 @@ import (
 	"github.com/offvm/offvm/internal/testutil"
 )
 
-type fileDev struct{ *os.File }
-
-func (f fileDev) Size() int64 {
-	st, _ := f.Stat()
-	return st.Size()
-}
-func (f fileDev) WriteAt([]byte, int64) (int, error) { return 0, syscall.EROFS }
-
 func openImage(t *testing.T, p string) *FS {
 	t.Helper()
-	fh, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	f, err := Open(fileDev{fh})
+	f, err := Open(testutil.OpenDevice(t, p, false))
 	if err != nil {
 		t.Fatalf("open %s: %v", p, err)
 	}
@@ -138,6 +125,9 @@ func TestAgainstKernel(t *testing.T) {
 			f := openImage(t, img)
 			testutil.CompareTrees(t, want, testutil.EngineTree(t, f, true))
 			shapes(t, f)
+			if d := f.LogDirty(); d != "" {
+				t.Errorf("cleanly unmounted file system: %s", d)
+			}
 			if out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput(); err != nil {
 				t.Fatalf("xfs_repair -n on the untouched image: %v\n%s", err, out)
 			}
@@ -161,7 +151,11 @@ func TestV4Protofile(t *testing.T) {
 	if out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput(); err != nil {
 		t.Fatalf("xfs_repair -n on mkfs's image: %v\n%s", err, out)
 	}
-	got := testutil.EngineTree(t, openImage(t, img), false)
+	f := openImage(t, img)
+	if d := f.LogDirty(); d != "" {
+		t.Errorf("mkfs's file system: %s", d)
+	}
+	got := testutil.EngineTree(t, f, false)
 	for k, n := range want { // a protofile keeps neither hard links nor holes' allocation
 		n.Nlink, n.Xattrs = got[k].Nlink, map[string]string{}
 		want[k] = n
@@ -252,5 +246,33 @@ func shapes(t *testing.T, f *FS) {
 	}
 	if in := get("etc/long-link"); in.format != fmtExtents {
 		t.Errorf("etc/long-link in format %d, not a remote symlink", in.format)
+	}
+}
+
+// TestDirtyLog: after the kernel shuts an XFS down without a clean
+// unmount (xfs_io's shutdown, as a crash leaves it), offvm says its log
+// needs recovery, as xfs_repair -n does; a clean unmount reads clean.
+func TestDirtyLog(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "xfs_io", "xfsprogs")
+	img, _ := mkfsMount(t, "-m", "crc=1")
+	if f := openImage(t, img); f.LogDirty() != "" {
+		t.Fatalf("clean file system reads dirty: %s", f.LogDirty())
+	}
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	testutil.Run(t, "mount", "-o", "loop", img, mnt)
+	for i := 0; i < 50; i++ {
+		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("new-%d", i)), []byte("x"), 0o644)
+	}
+	testutil.Run(t, "xfs_io", "-x", "-c", "shutdown -f", mnt)
+	testutil.Run(t, "umount", mnt)
+	out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "log") {
+		t.Fatalf("xfs_repair -n does not see a dirty log (%v):\n%s", err, out)
+	}
+	f := openImage(t, img)
+	if !strings.Contains(f.LogDirty(), "needs recovery") || !strings.Contains(f.ReadOnlyReason(), "needs recovery") {
+		t.Fatalf("dirty log reads %q", f.LogDirty())
 	}
 }
