@@ -56,7 +56,7 @@ func (f *FS) extents(ino volume.Ino) ([]fileExtent, *inodeItem, error) {
 	if ok {
 		return ex, in, nil
 	}
-	sub, obj := split(ino)
+	sub, obj := f.split(ino)
 	var perr error
 	err = f.walk(t, key{obj, extentDataKey, 0}, key{obj, extentDataKey, ^uint64(0)}, func(k key, d []byte) bool {
 		if len(d) < 21 {
@@ -119,7 +119,7 @@ func (f *FS) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 			continue
 		}
 		if err := f.readExtent(in, e, p[lo-uint64(off):hi-uint64(off)], lo-e.off); err != nil {
-			sub, obj := split(ino)
+			sub, obj := f.split(ino)
 			return 0, errno(fmt.Errorf("btrfs: inode %d/%d at offset %d: %w", sub, obj, lo, err))
 		}
 	}

@@ -30,7 +30,10 @@ const (
 	csumObjectID  = ^uint64(0) - 9 // -10
 
 	maxCachedNodes = 4096
-	subShift       = 40 // volume.Ino is subvolume<<40 | objectid
+	// Inode numbers of the default subvolume are its objectids; those
+	// of other subvolumes are numbered from otherInos on as they are
+	// met: the FUSE tree keeps 40 bits of an engine's numbers.
+	otherInos = 1 << 39
 )
 
 // FS is an open btrfs file system, read-only, safe for concurrent use.
@@ -46,6 +49,8 @@ type FS struct {
 	nodes map[uint64]*node
 	subs  map[uint64]tree
 	dirs  map[volume.Ino]*dirList
+	inos  map[[2]uint64]volume.Ino
+	revs  map[volume.Ino][2]uint64
 	exts  map[volume.Ino][]fileExtent
 }
 
@@ -58,7 +63,7 @@ func Open(dev volume.Device) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{dev: dev, sb: sb, root: tree{sb.root, sb.rootLevel}, nodes: map[uint64]*node{},
-		subs: map[uint64]tree{}, dirs: map[volume.Ino]*dirList{}, exts: map[volume.Ino][]fileExtent{}}
+		subs: map[uint64]tree{}, dirs: map[volume.Ino]*dirList{}, inos: map[[2]uint64]volume.Ino{}, revs: map[volume.Ino][2]uint64{}, exts: map[volume.Ino][]fileExtent{}}
 	if err := f.loadChunks(); err != nil {
 		return nil, err
 	}
@@ -87,7 +92,7 @@ func (f *FS) Type() string  { return "btrfs" }
 func (f *FS) Label() string { return f.sb.label }
 
 // Root is the default subvolume's top directory.
-func (f *FS) Root() volume.Ino { return volume.Ino(f.deflt<<subShift | firstFreeID) }
+func (f *FS) Root() volume.Ino { return f.ino(f.deflt, firstFreeID) }
 
 // ReadOnlyReason: offvm does not write btrfs.
 func (f *FS) ReadOnlyReason() string { return "btrfs is read-only in offvm" }
@@ -95,8 +100,32 @@ func (f *FS) ReadOnlyReason() string { return "btrfs is read-only in offvm" }
 // DefaultSubvolume is the subvolume id the tree starts from.
 func (f *FS) DefaultSubvolume() uint64 { return f.deflt }
 
-func split(ino volume.Ino) (uint64, uint64) {
-	return uint64(ino) >> subShift, uint64(ino) & (1<<subShift - 1)
+// ino numbers objectid obj of subvolume sub.
+func (f *FS) ino(sub, obj uint64) volume.Ino {
+	if sub == f.deflt && obj < otherInos {
+		return volume.Ino(obj)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := [2]uint64{sub, obj}
+	if n, ok := f.inos[k]; ok {
+		return n
+	}
+	n := volume.Ino(otherInos + uint64(len(f.inos)))
+	f.inos[k], f.revs[n] = n, k
+	return n
+}
+
+// split is the subvolume and objectid behind an inode number (0, 0 for
+// one never handed out).
+func (f *FS) split(ino volume.Ino) (uint64, uint64) {
+	if ino < otherInos {
+		return f.deflt, uint64(ino)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := f.revs[ino]
+	return k[0], k[1]
 }
 
 // subvol finds a tree's root block from its ROOT_ITEM (the newest).
@@ -141,7 +170,7 @@ type inodeItem struct {
 const inodeNoDataSum = 1 << 0
 
 func (f *FS) inode(ino volume.Ino) (*inodeItem, tree, error) {
-	sub, obj := split(ino)
+	sub, obj := f.split(ino)
 	t, err := f.subvol(sub)
 	if err != nil {
 		return nil, tree{}, errno(err)
@@ -242,13 +271,13 @@ func (f *FS) dir(ino volume.Ino) (*dirList, error) {
 	if in.mode&syscall.S_IFMT != syscall.S_IFDIR {
 		return nil, syscall.ENOTDIR
 	}
-	sub, obj := split(ino)
+	sub, obj := f.split(ino)
 	l = &dirList{byName: map[string]volume.DirEntry{}}
 	err = f.walk(t, key{obj, dirIndexKey, 0}, key{obj, dirIndexKey, ^uint64(0)}, func(_ key, d []byte) bool {
 		for _, e := range parseDirItems(d) {
-			child := volume.Ino(sub<<subShift | e.loc.obj)
+			child := f.ino(sub, e.loc.obj)
 			if e.loc.typ == rootItemKey { // a subvolume or snapshot
-				child = volume.Ino(e.loc.obj<<subShift | firstFreeID)
+				child = f.ino(e.loc.obj, firstFreeID)
 			}
 			de := volume.DirEntry{Name: e.name, Ino: child, Mode: dirTypes[e.typ]}
 			l.ents = append(l.ents, de)
@@ -293,7 +322,7 @@ func (f *FS) xattrs(ino volume.Ino) ([]dirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, obj := split(ino)
+	_, obj := f.split(ino)
 	var out []dirEntry
 	err = f.walk(t, key{obj, xattrItemKey, 0}, key{obj, xattrItemKey, ^uint64(0)}, func(_ key, d []byte) bool {
 		out = append(out, parseDirItems(d)...)
@@ -348,3 +377,37 @@ func (f *FS) StatFS() (volume.StatFS, error) {
 	bs := uint64(f.sb.sectorSize)
 	return volume.StatFS{BlockSize: f.sb.sectorSize, Blocks: f.sb.totalBytes / bs, BlocksFree: (f.sb.totalBytes - min(f.sb.bytesUsed, f.sb.totalBytes)) / bs, NameMaxLen: 255}, nil
 }
+
+// SystemTree is the tree a Linux guest mounts as "/": the default
+// subvolume, or when that holds no etc/os-release but one of its
+// subvolumes named as installers name them does (Fedora's "root",
+// Ubuntu's "@"), that subvolume. inspect reads the guest from it.
+func (f *FS) SystemTree() volume.FS {
+	if _, err := volume.ReadFile(f, "etc/os-release", 1<<16); err == nil {
+		return f
+	}
+	ents, err := f.ReadDir(f.Root())
+	if err != nil {
+		return f
+	}
+	for _, name := range []string{"root", "@", "@rootfs"} {
+		for _, e := range ents {
+			if _, obj := f.split(e.Ino); e.Name != name || obj != firstFreeID {
+				continue
+			}
+			v := &rootedView{FS: f, root: e.Ino}
+			if _, err := volume.ReadFile(v, "etc/os-release", 1<<16); err == nil {
+				return v
+			}
+		}
+	}
+	return f
+}
+
+// rootedView is the file system seen from another subvolume's top.
+type rootedView struct {
+	*FS
+	root volume.Ino
+}
+
+func (v *rootedView) Root() volume.Ino { return v.root }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -54,4 +55,48 @@ func TestLinuxBtrfsGuest(t *testing.T) {
 		want[k] = n
 	}
 	testutil.CompareTrees(t, want, got)
+}
+
+// TestLinuxFedoraBtrfs: Fedora Workstation's layout made by the kernel
+// (subvolumes "root" and "home" under the top level, zstd compression):
+// inspect finds the guest in the root subvolume, and the tree through
+// FUSE is the kernel's, compressed files included.
+func TestLinuxFedoraBtrfs(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkfs.btrfs", "btrfs-progs")
+	fs := filepath.Join(t.TempDir(), "btrfs.img")
+	sparseFile(t, fs, 200*mib)
+	run(t, "mkfs.btrfs", "-q", "-f", "-L", "fedora", fs)
+	kmnt := t.TempDir()
+	run(t, "mount", "-o", "loop,compress-force=zstd", fs, kmnt)
+	run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(kmnt, "root"))
+	run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(kmnt, "home"))
+	must(t, os.MkdirAll(filepath.Join(kmnt, "root", "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(kmnt, "root", "etc", "os-release"), []byte("NAME=\"Fedora Linux\"\nVERSION_ID=40\nID=fedora\nPRETTY_NAME=\"Fedora Linux 40 (Workstation Edition)\"\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(kmnt, "root", "etc", "hostname"), []byte("ws01\n"), 0o644))
+	writeFile(t, filepath.Join(kmnt, "root", "usr", "lib64", "libx.so"), 2<<20)
+	must(t, os.WriteFile(filepath.Join(kmnt, "root", "usr", "README"), []byte(strings.Repeat("compressible text ", 20000)), 0o644))
+	must(t, os.MkdirAll(filepath.Join(kmnt, "home", "user"), 0o700))
+	must(t, os.WriteFile(filepath.Join(kmnt, "home", "user", ".bashrc"), []byte("alias ll='ls -l'\n"), 0o644))
+	run(t, "umount", kmnt)
+	run(t, "mount", "-o", "loop,ro", fs, kmnt)
+	want := testutil.KernelTree(t, kmnt)
+	run(t, "umount", kmnt)
+
+	lib := t.TempDir()
+	img := filepath.Join(lib, "ws01.img")
+	makeDisk(t, img, "gpt", []part{{sizeMiB: 4, typ: "U"}, {sizeMiB: 200, typ: "L", fs: fs}})
+	var inf struct {
+		OS struct {
+			ProductName string `json:"product_name"`
+			Hostname    string `json:"hostname"`
+		} `json:"os"`
+	}
+	out := mustOffvm(t, "inspect", "--json", img)
+	must(t, json.Unmarshal([]byte(out), &inf))
+	if inf.OS.ProductName != "Fedora Linux 40 (Workstation Edition)" || inf.OS.Hostname != "ws01" {
+		t.Fatalf("inspect: %+v\n%s", inf.OS, out)
+	}
+	mnt := mountLib(t, lib)
+	testutil.CompareTrees(t, want, testutil.KernelTree(t, filepath.Join(mnt, "ws01.img", "p2")))
 }
