@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/offvm/offvm/lvm"
 	"github.com/offvm/offvm/partition"
@@ -85,4 +86,16 @@ func (im *Image) openLV(n int) (dev volume.Device, readOnly string, ok bool, err
 		return nil, "", true, fmt.Errorf("%s p%d (%s/%s): %w", im.Path, n, r.lv.VG, r.lv.Name, err)
 	}
 	return dev, r.lv.ReadOnly, true, nil
+}
+
+// LVLinks names each logical volume as device-mapper does under
+// /dev/mapper ("-" in a name doubled), prefixed "lv-": the FUSE tree
+// shows lv-ubuntu--vg-ubuntu--lv as a symlink to p101.
+func (im *Image) LVLinks() map[string]string {
+	out := map[string]string{}
+	for n, r := range im.logicalVolumes().lvs {
+		dm := strings.ReplaceAll(r.lv.VG, "-", "--") + "-" + strings.ReplaceAll(r.lv.Name, "-", "--")
+		out["lv-"+dm] = "p" + strconv.Itoa(n)
+	}
+	return out
 }

@@ -65,7 +65,10 @@ func TestLinuxLVMGuest(t *testing.T) {
 	}
 
 	mnt := mountLib(t, lib)
-	p := filepath.Join(mnt, "web01.img", "p101")
+	if l, err := os.Readlink(filepath.Join(mnt, "web01.img", "lv-"+strings.ReplaceAll(img.VG, "-", "--")+"-root")); err != nil || l != "p101" {
+		t.Fatalf("lv- link: %q %v", l, err)
+	}
+	p := filepath.Join(mnt, "web01.img", "lv-"+strings.ReplaceAll(img.VG, "-", "--")+"-root")
 	if got, err := os.ReadFile(filepath.Join(p, "usr", "lib", "big.so")); err != nil || len(got) != 5<<20 {
 		t.Fatalf("big.so through the LV: %d bytes, %v", len(got), err)
 	}
