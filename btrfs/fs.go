@@ -49,6 +49,7 @@ type FS struct {
 	nodes map[uint64]*node
 	subs  map[uint64]tree
 	dirs  map[volume.Ino]*dirList
+	items map[volume.Ino]*inodeItem // inode items, the busiest lookup
 	inos  map[[2]uint64]volume.Ino
 	revs  map[volume.Ino][2]uint64
 	exts  map[volume.Ino][]fileExtent
@@ -63,7 +64,7 @@ func Open(dev volume.Device) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{dev: dev, sb: sb, root: tree{sb.root, sb.rootLevel}, nodes: map[uint64]*node{},
-		subs: map[uint64]tree{}, dirs: map[volume.Ino]*dirList{}, inos: map[[2]uint64]volume.Ino{}, revs: map[volume.Ino][2]uint64{}, exts: map[volume.Ino][]fileExtent{}}
+		subs: map[uint64]tree{}, dirs: map[volume.Ino]*dirList{}, inos: map[[2]uint64]volume.Ino{}, items: map[volume.Ino]*inodeItem{}, revs: map[volume.Ino][2]uint64{}, exts: map[volume.Ino][]fileExtent{}}
 	if err := f.loadChunks(); err != nil {
 		return nil, err
 	}
@@ -171,9 +172,18 @@ const inodeNoDataSum = 1 << 0
 
 func (f *FS) inode(ino volume.Ino) (*inodeItem, tree, error) {
 	sub, obj := f.split(ino)
+	if sub == 0 {
+		return nil, tree{}, syscall.ENOENT
+	}
 	t, err := f.subvol(sub)
 	if err != nil {
 		return nil, tree{}, errno(err)
+	}
+	f.mu.Lock()
+	in, ok := f.items[ino]
+	f.mu.Unlock()
+	if ok {
+		return in, t, nil
 	}
 	d, err := f.find(t, key{obj, inodeItemKey, 0})
 	if err != nil {
@@ -186,8 +196,15 @@ func (f *FS) inode(ino volume.Ino) (*inodeItem, tree, error) {
 		return nil, tree{}, errno(fmt.Errorf("btrfs: inode %d/%d: item of %d bytes: %w", sub, obj, len(d), ErrCorrupt))
 	}
 	ts := func(o int) time.Time { return time.Unix(int64(le.Uint64(d[o:])), int64(le.Uint32(d[o+8:])%1e9)) }
-	return &inodeItem{size: le.Uint64(d[16:]), nbytes: le.Uint64(d[24:]), nlink: le.Uint32(d[40:]), uid: le.Uint32(d[44:]),
-		gid: le.Uint32(d[48:]), mode: le.Uint32(d[52:]), flags: le.Uint64(d[64:]), atime: ts(112), ctime: ts(124), mtime: ts(136)}, t, nil
+	in = &inodeItem{size: le.Uint64(d[16:]), nbytes: le.Uint64(d[24:]), nlink: le.Uint32(d[40:]), uid: le.Uint32(d[44:]),
+		gid: le.Uint32(d[48:]), mode: le.Uint32(d[52:]), flags: le.Uint64(d[64:]), atime: ts(112), ctime: ts(124), mtime: ts(136)}
+	f.mu.Lock()
+	if len(f.items) > 1<<16 {
+		clear(f.items)
+	}
+	f.items[ino] = in
+	f.mu.Unlock()
+	return in, t, nil
 }
 
 func (f *FS) GetAttr(ino volume.Ino) (volume.Attr, error) {
