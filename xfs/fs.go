@@ -183,6 +183,9 @@ func (f *FS) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if in.isDir() {
 		return 0, syscall.EISDIR
 	}
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
 	if off >= in.size {
 		return 0, io.EOF
 	}
