@@ -55,7 +55,6 @@ func populate(t *testing.T, root string, xattrs bool) {
 	}
 	for i := 0; i < 600; i++ {
 		fr.WriteAt(bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 2048), int64(i)*8192)
-		fr.Sync()
 	}
 	fr.Close()
 	if xattrs { // mkfs.xfs 6.1 -p overwrites AG headers with a large hole's zeros
