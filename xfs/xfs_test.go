@@ -209,7 +209,6 @@ func protofile(t *testing.T, src string) string {
 	return p
 }
 
-
 // shapes checks that the test image holds the on-disk forms the test is
 // about, so that a change of mkfs defaults cannot empty the test.
 func shapes(t *testing.T, f *FS) {
