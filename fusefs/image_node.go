@@ -128,6 +128,9 @@ func (n *imageNode) children() []fuse.DirEntry {
 	if reg, _, err := im.Registry(); err == nil && reg != nil {
 		out = append(out, fuse.DirEntry{Name: "registry", Mode: syscall.S_IFDIR})
 	}
+	for name := range im.LVLinks() {
+		out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFLNK})
+	}
 	for letter := range n.drives() {
 		out = append(out, fuse.DirEntry{Name: letter, Mode: syscall.S_IFLNK})
 	}
@@ -180,6 +183,14 @@ func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		out.Attr.Mode = syscall.S_IFLNK | 0o777
 		out.Attr.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
 		return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(n.drives()[name])}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
+	case strings.HasPrefix(name, "lv-"):
+		im, err := n.open()
+		if err != nil || im.LVLinks()[name] == "" {
+			return nil, syscall.ENOENT
+		}
+		out.Attr.Mode = syscall.S_IFLNK | 0o777
+		out.Attr.Owner = fuse.Owner{Uid: n.tree.owner.uid, Gid: n.tree.owner.gid}
+		return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(im.LVLinks()[name])}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
 	case name == "registry":
 		im, err := n.open()
 		if err != nil {

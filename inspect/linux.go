@@ -24,6 +24,9 @@ const (
 // an os-release); it reports whether it did.
 func describeLinux(inf *mount.Info, v *mount.Volume) bool {
 	f := v.FS
+	if s, ok := f.(interface{ SystemTree() volume.FS }); ok {
+		f = s.SystemTree() // btrfs: the subvolume mounted as / (Fedora's "root")
+	}
 	rel, err := volume.ReadFile(f, "etc/os-release", maxSmallFile)
 	if err != nil {
 		if rel, err = volume.ReadFile(f, "usr/lib/os-release", maxSmallFile); err != nil {

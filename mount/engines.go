@@ -3,11 +3,13 @@ package mount
 import (
 	"fmt"
 
+	"github.com/offvm/offvm/btrfs"
 	"github.com/offvm/offvm/diskfsvol"
 	"github.com/offvm/offvm/ext"
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/ntfs"
 	"github.com/offvm/offvm/volume"
+	"github.com/offvm/offvm/xfs"
 )
 
 // engineFunc opens a file system engine on a partition. readOnly asks the
@@ -23,6 +25,8 @@ var engines = map[string]engineFunc{
 	"ext2":    openExt,
 	"ext3":    openExt,
 	"ext4":    openExt,
+	"btrfs":   func(dev volume.Device, _ bool) (volume.FS, error) { return btrfs.Open(dev) },
+	"xfs":     func(dev volume.Device, _ bool) (volume.FS, error) { return xfs.Open(dev) },
 	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
 }
 

@@ -63,6 +63,10 @@ type Image struct {
 	vols map[int]*Volume
 
 	secrets secrets // what --no-secrets refuses (secrets.go)
+	lvOnce  sync.Once
+	lvm     *logical
+	layers  map[int]*unlocked // guarded by layerMu
+	layerMu sync.Mutex
 
 	regOnce sync.Once
 	reg     *winreg.Registry
@@ -207,8 +211,14 @@ func (im *Image) Table() *partition.Table { return im.table }
 func (im *Image) ReadOnlyReason() string { return im.readOnly }
 
 // Partitions lists the volumes: every partition of the table, or the
-// whole disk as partition 0 when there is no table.
+// whole disk as partition 0 when there is no table, then the LVM logical
+// volumes found on them (numbered from 100, see lvm.go).
 func (im *Image) Partitions() []partition.Partition {
+	base := im.diskPartitions()
+	return append(base[:len(base):len(base)], im.logicalVolumes().parts...)
+}
+
+func (im *Image) diskPartitions() []partition.Partition {
 	if im.table.Kind == "" {
 		return []partition.Partition{{Number: 0, Type: "whole disk", Start: 0, Size: im.disk.Size()}}
 	}
@@ -236,18 +246,20 @@ func (im *Image) Volume(n int) (*Volume, error) {
 	}
 	v := &Volume{Partition: *part}
 	var dev volume.Device = &window{disk: im.disk, start: part.Start, size: part.Size}
-	if name, l := probeLayer(dev); l != nil {
-		var info LayerInfo
-		var err error
-		dev, info, err = l.Open(dev, im.opts.Keys, im.readOnly != "")
-		if info.Type == "" {
-			info.Type = name
-		}
-		v.Layer = &info
-		if err != nil || dev == nil {
-			v.FSType = name
-			if err != nil {
-				v.Err = fmt.Errorf("%s partition %d: %w", im.Path, n, err)
+	lvDev, lvRO, isLV, err := im.openLV(n)
+	if isLV && err != nil {
+		v.FSType, v.Err = part.TypeID, err
+		im.vols[n] = v
+		return v, nil
+	} else if isLV {
+		dev = lvDev
+	}
+	if u := im.unlock(n, dev); u != nil {
+		dev, v.Layer = u.dev, &u.info
+		if u.err != nil || dev == nil {
+			v.FSType = u.name
+			if u.err != nil {
+				v.Err = fmt.Errorf("%s partition %d: %w", im.Path, n, u.err)
 				slog.Warn("encrypted volume not opened", "err", v.Err)
 			}
 			im.vols[n] = v
@@ -263,6 +275,9 @@ func (im *Image) Volume(n int) (*Volume, error) {
 			slog.Warn("volume failed to open", "err", v.Err)
 		}
 		v.ReadOnly = im.readOnly
+		if v.ReadOnly == "" {
+			v.ReadOnly = lvRO
+		}
 		if v.ReadOnly == "" && v.Layer != nil {
 			v.ReadOnly = v.Layer.ReadOnly
 		}

@@ -59,6 +59,8 @@ type PartitionInfo struct {
 	Writable   bool    `json:"writable"`
 	ReadOnly   *string `json:"read_only_reason"`
 	Error      *string `json:"error,omitempty"`
+	// LV is "vg/lv" for an LVM logical volume (numbered from 100).
+	LV string `json:"lv,omitempty"`
 	// Locked and Encryption describe a BitLocker or LUKS partition.
 	Locked     bool       `json:"locked,omitempty"`
 	Encryption *LayerInfo `json:"encryption,omitempty"`
@@ -94,7 +96,7 @@ func (im *Image) Info() Info {
 	inf.Problems = append(inf.Problems, di.Problems...)
 	for _, v := range im.Volumes() {
 		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),
-			Start: v.Partition.Start, Size: v.Partition.Size, Encryption: v.Layer}
+			Start: v.Partition.Start, Size: v.Partition.Size, LV: im.LVName(v.Partition.Number), Encryption: v.Layer}
 		if v.Layer != nil {
 			p.Locked = v.Layer.Locked
 		}

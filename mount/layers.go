@@ -55,3 +55,40 @@ func probeLayer(dev io.ReaderAt) (string, layer) {
 	}
 	return "", nil
 }
+
+// unlocked is a partition's layer, opened once: the LVM scan and the
+// partition's own volume share it (a KDF such as Argon2 costs seconds).
+type unlocked struct {
+	name string
+	dev  volume.Device // nil while locked
+	info LayerInfo
+	err  error
+}
+
+// unlock opens the layer on partition n's device raw, or returns nil
+// when raw holds none.
+func (im *Image) unlock(n int, raw volume.Device) *unlocked {
+	im.layerMu.Lock()
+	defer im.layerMu.Unlock()
+	if u, ok := im.layers[n]; ok {
+		return u
+	}
+	if im.layers == nil {
+		im.layers = map[int]*unlocked{}
+	}
+	name, l := probeLayer(raw)
+	if l == nil {
+		im.layers[n] = nil
+		return nil
+	}
+	u := &unlocked{name: name}
+	u.dev, u.info, u.err = l.Open(raw, im.opts.Keys, im.readOnly != "")
+	if u.info.Type == "" {
+		u.info.Type = name
+	}
+	if u.err != nil || u.dev == nil {
+		u.dev = nil
+	}
+	im.layers[n] = u
+	return u
+}

@@ -23,11 +23,17 @@ func probeFS(dev io.ReaderAt) string {
 			return t
 		}
 	}
+	if isXFS(b) {
+		return "xfs"
+	}
 	if len(b) >= 0x478 && binary.LittleEndian.Uint16(b[0x438:]) == 0xEF53 {
 		return extType(b[0x400:])
 	}
 	if len(b) >= 0x8006 && bytes.Equal(b[0x8001:0x8006], []byte("CD001")) {
 		return "iso9660"
+	}
+	if isBtrfs(dev) {
+		return "btrfs"
 	}
 	return ""
 }
@@ -83,4 +89,14 @@ func extType(sb []byte) string {
 	default:
 		return "ext2"
 	}
+}
+
+// isXFS: the superblock's magic at the start of the volume.
+func isXFS(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "XFSB" }
+
+// isBtrfs: the superblock's magic, 64 KiB into the volume.
+func isBtrfs(dev io.ReaderAt) bool {
+	m := make([]byte, 8)
+	n, _ := dev.ReadAt(m, 0x10040)
+	return n == 8 && string(m) == "_BHRfS_M"
 }

@@ -38,10 +38,18 @@ if [ -n "${OFFVM_DEPS_LONG:-}" ]; then
   check munged munge
 fi
 check dislocker-file dislocker
+check vgcfgrestore lvm2
+check cryptsetup cryptsetup-bin
+check mkfs.xfs xfsprogs
+check xfs_repair xfsprogs
+check mkfs.btrfs btrfs-progs
+check fallocate util-linux
+check chattr e2fsprogs
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

@@ -26,6 +26,12 @@ func looksLikeRawDisk(f vdisk.File) bool {
 		return true
 	case bytes.Equal(b[0x8001:0x8006], []byte("CD001")): // ISO 9660
 		return true
+	case string(b[:4]) == "XFSB", string(b[:6]) == "LUKS\xba\xbe": // bare XFS, LUKS
+		return true
+	case string(b[512:520]) == "LABELONE": // an LVM physical volume on the whole disk
+		return true
 	}
-	return false
+	m := make([]byte, 8) // btrfs: superblock at 64 KiB
+	n, _ = f.ReadAt(m, 0x10040)
+	return n == 8 && string(m) == "_BHRfS_M"
 }

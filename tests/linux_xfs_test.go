@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
+)
+
+// makeXFS makes an XFS of sizeMiB with mkfs.xfs (v5, CRCs) and fills it
+// through the kernel's own mount with fill. xfsprogs refuses file
+// systems under 300 MB unless its test-suite variables are set.
+func makeXFS(t *testing.T, sizeMiB int, label string, fill func(root string)) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	sparseFile(t, img, int64(sizeMiB)*mib)
+	cmd := exec.Command("mkfs.xfs", "-q", "-f", "-m", "crc=1", "-L", label, img)
+	cmd.Env = append(os.Environ(), "TEST_DIR=1", "TEST_DEV=1", "QA_CHECK_FS=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
+	mnt := t.TempDir()
+	run(t, "mount", "-o", "loop", img, mnt)
+	fill(mnt)
+	run(t, "umount", mnt)
+	return img
+}
+
+// TestLinuxRockyGuest: a RHEL-family install, XFS root on LVM
+// ("rl/root"), /boot a plain XFS partition. inspect names the guest from
+// the LV's os-release; the tree shows through the mount with the
+// kernel's bytes; XFS volumes say why they are read-only.
+func TestLinuxRockyGuest(t *testing.T) {
+	lib := t.TempDir()
+	img := testutil.MakeLVMImage(t, t.TempDir(), "")
+	agent := make([]byte, 2<<20)
+	for i := range agent {
+		agent[i] = byte(i*13 + i>>9)
+	}
+	rootFS := makeXFS(t, 60, "root", func(r string) {
+		files := map[string]string{
+			"etc/os-release": "NAME=\"Rocky Linux\"\nVERSION=\"9.4 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Rocky Linux 9.4 (Blue Onyx)\"\n",
+			"etc/hostname":   "rocky9\n",
+			"etc/fstab":      "/dev/mapper/rl-root / xfs defaults 0 0\n",
+		}
+		for p, c := range files {
+			must(t, os.MkdirAll(filepath.Join(r, filepath.Dir(p)), 0o755))
+			must(t, os.WriteFile(filepath.Join(r, p), []byte(c), 0o644))
+		}
+		must(t, os.MkdirAll(filepath.Join(r, "opt", "agent"), 0o755))
+		must(t, os.WriteFile(filepath.Join(r, "opt", "agent", "bin"), agent, 0o755))
+		must(t, os.Symlink("/opt/agent/bin", filepath.Join(r, "opt", "agent-link")))
+	})
+	b, err := os.ReadFile(rootFS)
+	must(t, err)
+	img.WriteLV(t, "root", b)
+	path := filepath.Join(lib, "rocky9.img")
+	must(t, os.Rename(img.Path, path))
+
+	out := mustOffvm(t, "inspect", "--json", path)
+	var inf struct {
+		OS struct {
+			ProductName string `json:"product_name"`
+			Hostname    string `json:"hostname"`
+			System      string `json:"system_partition"`
+		} `json:"os"`
+		Partitions []struct {
+			Number     int     `json:"number"`
+			Filesystem *string `json:"filesystem"`
+			Label      *string `json:"label"`
+			ReadOnly   *string `json:"read_only_reason"`
+		} `json:"partitions"`
+	}
+	must(t, json.Unmarshal([]byte(out), &inf))
+	if inf.OS.ProductName != "Rocky Linux 9.4 (Blue Onyx)" || inf.OS.Hostname != "rocky9" || inf.OS.System != "p101" {
+		t.Fatalf("inspect: %+v\n%s", inf.OS, out)
+	}
+	found := false
+	for _, p := range inf.Partitions {
+		if p.Number == 101 && p.Filesystem != nil && *p.Filesystem == "xfs" && p.Label != nil && *p.Label == "root" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no xfs p101 labelled root:\n%s", out)
+	}
+
+	mnt := mountLib(t, lib)
+	root := filepath.Join(mnt, "rocky9.img", "p101")
+	for _, p := range infoOf(t, filepath.Join(mnt, "rocky9.img"))["partitions"].([]any) {
+		if p := p.(map[string]any); p["number"] == 101.0 && !strings.Contains(fmt.Sprint(p["read_only_reason"]), "xfs is read-only") {
+			t.Errorf("p101 read-only reason: %v", p["read_only_reason"])
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "opt", "agent", "bin")); err != nil || string(got) != string(agent) {
+		t.Fatalf("agent through FUSE: %d bytes, %v", len(got), err)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "opt", "agent-link")); err != nil || l != "/opt/agent/bin" {
+		t.Fatalf("readlink: %q %v", l, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "motd"), []byte("x"), 0o644); err == nil {
+		t.Fatal("a write to the read-only XFS succeeded")
+	}
+	mustOffvm(t, "unmount", mnt)
+	part := filepath.Join(t.TempDir(), "root.xfs")
+	must(t, os.WriteFile(part, img.ReadLV(t, path, "root"), 0o600))
+	if out, err := exec.Command("xfs_repair", "-n", "-f", part).CombinedOutput(); err != nil {
+		t.Fatalf("xfs_repair -n after the mount: %v\n%s", err, out)
+	}
+}
