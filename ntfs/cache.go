@@ -67,3 +67,25 @@ func (c *cache) forget(ino uint64) {
 		}
 	}
 }
+
+// forgetNode drops one cached index node.
+func (c *cache) forgetNode(ino uint64, vcn int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.nodes, nodeKey{ino, vcn})
+}
+
+// forgetInode drops one cached inode.
+func (c *cache) forgetInode(n uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inodes, n)
+}
+
+// purge drops everything (after a failed operation was undone).
+func (c *cache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.inodes)
+	clear(c.nodes)
+}

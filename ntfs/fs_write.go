@@ -18,18 +18,19 @@ func (v *Volume) do(fn func(o *op) error) error {
 	if err := v.beginWrite(); err != nil {
 		return err
 	}
-	defer v.endWrite()
 	defer v.statCache.Store(nil)
-	v.w.undoClusters, v.w.undoRecords = nil, nil
+	st := v.beginOp()
 	o := v.newOp()
-	if err := fn(o); err != nil {
-		// The op's records are not written: give back what it allocated
-		// and take back what it freed. (Index blocks already rewritten by
-		// a split are not undone.)
-		v.rollback()
+	err := fn(o)
+	if err == nil {
+		err = o.commit()
+	}
+	if err != nil {
+		v.undoOp(st) // the volume is as before the operation
 		return err
 	}
-	return o.commit()
+	v.endOp()
+	return nil
 }
 
 // attrAfter stats ino once the write lock is released.

@@ -44,23 +44,29 @@ func (n *wnode) leaf() bool {
 	return true
 }
 
-// dirW edits one directory's $I30 index; the directory's base record is
-// changed in memory and written by the caller.
+// dirW edits one directory's $I30 index (or another index). Its records
+// are edited in memory within the op; index blocks and a non-resident
+// $BITMAP are written through the op's undo log, so a failed operation
+// leaves them as they were.
 type dirW struct {
 	v         *Volume
-	r         *record
+	o         *op
+	r         *record               // the base record (times, $FILE_NAME parent)
+	root      *record               // the record holding $INDEX_ROOT (an extension record in big directories)
 	idx       string                // index name: $I30, or $R of $Reparse
 	cmp       func(a, b []byte) int // key collation
 	blockSize int
-	alloc     *stream // nil until the index has blocks
-	bits      []byte  // $BITMAP:$I30
+	alloc     *dataAttr // $INDEX_ALLOCATION; nil until the index has blocks
+	bmp       *dataAttr // $BITMAP of the index
+	bits      []byte    // the bitmap's value as being edited
+	bitsDirty bool
 }
 
-func (v *Volume) openDirW(r *record) (*dirW, error) {
+func (o *op) openDirW(r *record) (*dirW, error) {
 	if r.flags&recIsDir == 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory: %w", r.num, syscall.ENOTDIR)
 	}
-	return v.openIndexW(r, "$I30", v.collateKeys)
+	return o.openIndexW(r, "$I30", o.v.collateKeys)
 }
 
 // collateKeys orders $FILE_NAME keys by name (COLLATION_FILE_NAME).
@@ -80,32 +86,81 @@ func keyName(k []byte) []uint16 {
 	return u
 }
 
-// openIndexW opens index idx of record r for editing.
-func (v *Volume) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW, error) {
-	off := r.findAttr(atIndexRoot, idx, false)
-	if off < 0 {
-		return nil, fmt.Errorf("ntfs: directory %d has no $INDEX_ROOT in its base record: %w", r.num, syscall.EOPNOTSUPP)
+// rootRecord finds the record of base r's file that holds $INDEX_ROOT idx.
+func (o *op) rootRecord(r *record, idx string) (*record, error) {
+	if r.findAttr(atIndexRoot, idx, false) >= 0 || r.findAttr(atAttrList, "", false) < 0 {
+		return r, nil
 	}
-	rv := r.residentValue(off)
+	nums, err := o.listRecords(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nums {
+		rr, err := o.rec(n)
+		if err != nil {
+			return nil, err
+		}
+		if rr.findAttr(atIndexRoot, idx, false) >= 0 {
+			return rr, nil
+		}
+	}
+	return r, nil
+}
+
+// openIndexW opens index idx of record r for editing, wherever its
+// attributes live (base or extension records, resident or not).
+func (o *op) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW, error) {
+	v := o.v
+	root, err := o.rootRecord(r, idx)
+	if err != nil {
+		return nil, err
+	}
+	off := root.findAttr(atIndexRoot, idx, false)
+	if off < 0 || root.buf[off+8] != 0 {
+		return nil, fmt.Errorf("ntfs: directory %d has no resident $INDEX_ROOT: %w", r.num, syscall.EIO)
+	}
+	rv := root.residentValue(off)
 	if len(rv) < 0x20 {
 		return nil, fmt.Errorf("ntfs: directory %d: short $INDEX_ROOT: %w", r.num, syscall.EIO)
 	}
-	dw := &dirW{v: v, r: r, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
-	if ao := r.findAttr(atIndexAlloc, idx, false); ao >= 0 {
-		a, err := parseAttr(r.buf[ao:r.used], v.clusters)
-		if err != nil || a.resident || a.startVCN != 0 || (a.lastVCN+1)*v.geo.clusterSize != a.allocSize {
-			return nil, fmt.Errorf("ntfs: directory %d: index allocation spans several records; not supported: %w", r.num, syscall.EOPNOTSUPP)
+	dw := &dirW{v: v, o: o, r: r, root: root, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
+	if dw.blockSize < 512 || dw.blockSize > 1<<16 || !pow2(int64(dw.blockSize)) {
+		return nil, fmt.Errorf("ntfs: directory %d: index block size %d: %w", r.num, dw.blockSize, syscall.EIO)
+	}
+	if dw.alloc, err = o.openAttr(r, atIndexAlloc, idx); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION: %w", r.num, err)
+	}
+	if dw.bmp, err = o.openAttr(r, atBitmap, idx); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", r.num, err)
+	}
+	if a := dw.alloc.s; a.resident {
+		if len(a.value) > 0 {
+			return nil, fmt.Errorf("ntfs: directory %d: resident $INDEX_ALLOCATION: %w", r.num, syscall.EIO)
 		}
-		dw.alloc = &stream{typ: atIndexAlloc, name: idx, runs: a.runs, dataSize: a.dataSize, initSize: a.initSize, allocSize: a.allocSize}
-		bo := r.findAttr(atBitmap, idx, false)
-		if bo < 0 || r.buf[bo+8] != 0 {
-			return nil, fmt.Errorf("ntfs: directory %d: index bitmap missing or non-resident: %w", r.num, syscall.EOPNOTSUPP)
-		}
-		dw.bits = append([]byte(nil), r.residentValue(bo)...)
-	} else if r.findAttr(atAttrList, "", false) >= 0 {
-		return nil, fmt.Errorf("ntfs: directory %d has an attribute list; not supported: %w", r.num, syscall.EOPNOTSUPP)
+		dw.alloc = nil // no blocks yet: newBlock makes the attribute
+		return dw, nil
+	}
+	if dw.bits, err = dw.readBits(); err != nil {
+		return nil, err
 	}
 	return dw, nil
+}
+
+// readBits reads the index bitmap, resident or not; bytes past the
+// initialised size read as zero.
+func (dw *dirW) readBits() ([]byte, error) {
+	s := dw.bmp.s
+	if s.resident {
+		return append([]byte(nil), s.value...), nil
+	}
+	if s.dataSize > 1<<24 || s.initSize > s.dataSize {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP of %d bytes: %w", dw.r.num, s.dataSize, syscall.EIO)
+	}
+	b := make([]byte, s.dataSize)
+	if err := dw.v.readRuns(s.runs, b[:s.initSize], 0); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", dw.r.num, err)
+	}
+	return b, nil
 }
 
 func toWNode(n *indexNode) *wnode {
@@ -122,7 +177,7 @@ func toWNode(n *indexNode) *wnode {
 
 func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if vcn < 0 {
-		rv := dw.r.residentValue(dw.r.findAttr(atIndexRoot, dw.idx, false))
+		rv := dw.root.residentValue(dw.root.findAttr(atIndexRoot, dw.idx, false))
 		n, err := parseNode(rv[0x10:], -1, dw.idx == "$I30")
 		if err != nil {
 			return nil, err
@@ -134,10 +189,10 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	}
 	buf := make([]byte, dw.blockSize)
 	off := vcn * dw.v.vcnBytes(dw.blockSize)
-	if off+int64(dw.blockSize) > dw.alloc.dataSize {
+	if vcn < 0 || off+int64(dw.blockSize) > dw.alloc.s.dataSize {
 		return nil, fmt.Errorf("ntfs: directory %d: sub-node %d outside the index: %w", dw.r.num, vcn, syscall.EIO)
 	}
-	if err := dw.v.readRuns(dw.alloc.runs, buf, off); err != nil {
+	if err := dw.v.readRuns(dw.alloc.s.runs, buf, off); err != nil {
 		return nil, err
 	}
 	if err := applyFixup(buf, "INDX"); err != nil {
@@ -190,8 +245,8 @@ func (dw *dirW) writeNode(n *wnode) error {
 		flags = 1
 	}
 	if n.vcn < 0 {
-		off := dw.r.findAttr(atIndexRoot, dw.idx, false)
-		old := dw.r.residentValue(off)
+		off := dw.root.findAttr(atIndexRoot, dw.idx, false)
+		old := dw.root.residentValue(off)
 		val := make([]byte, 0x20+len(eb))
 		copy(val, old[:0x10])
 		binary.LittleEndian.PutUint32(val[0x10:], 0x10)
@@ -200,9 +255,10 @@ func (dw *dirW) writeNode(n *wnode) error {
 		val[0x1c] = flags
 		copy(val[0x20:], eb)
 		// A small root leaves the record room for the allocation's runlist.
-		if len(val) > dw.v.geo.recordSize/2 || dw.r.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
+		if len(val) > dw.v.geo.recordSize/2 || dw.root.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
 			return errNodeFull
 		}
+		dw.o.add(dw.root)
 		return nil
 	}
 	bs := dw.blockSize
@@ -222,47 +278,48 @@ func (dw *dirW) writeNode(n *wnode) error {
 	buf[0x24] = flags
 	copy(buf[first:], eb)
 	protectFixup(buf)
-	dw.v.endWrite()
-	return dw.v.writeRuns(dw.alloc.runs, buf, n.vcn*dw.v.vcnBytes(bs))
+	dw.v.cache.forgetNode(dw.r.num, n.vcn)
+	return dw.v.writeRuns(dw.alloc.s.runs, buf, n.vcn*dw.v.vcnBytes(bs))
 }
 
 // newBlock takes a free index block, growing $INDEX_ALLOCATION if needed.
 func (dw *dirW) newBlock() (int64, error) {
 	v, bs := dw.v, int64(dw.blockSize)
 	if dw.alloc == nil {
-		dw.alloc = &stream{typ: atIndexAlloc, name: dw.idx}
-		dw.bits = make([]byte, 8)
-		if _, err := dw.r.insertAttr(nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, v.geo.clusterSize)); err != nil {
-			return 0, err
-		}
-		if _, err := dw.r.insertAttr(residentAttr(atBitmap, dw.idx, dw.bits)); err != nil {
-			return 0, err
-		}
-	}
-	nblocks := dw.alloc.dataSize / bs
-	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
-		if dw.bits[i/8]&(1<<(i%8)) == 0 {
-			dw.bits[i/8] |= 1 << (i % 8)
-			return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
-		}
-	}
-	i := nblocks
-	dw.alloc.dataSize += bs
-	dw.alloc.initSize = dw.alloc.dataSize
-	if dw.alloc.dataSize > dw.alloc.allocSize {
-		cs := v.geo.clusterSize
-		need := (dw.alloc.dataSize - dw.alloc.allocSize + cs - 1) / cs
-		runs, err := v.allocClusters(need, dw.alloc.allocSize/cs)
+		d, err := dw.o.openAttr(dw.r, atIndexAlloc, dw.idx)
 		if err != nil {
 			return 0, err
 		}
-		dw.alloc.runs = mergeRuns(append(dw.alloc.runs, runs...))
-		dw.alloc.allocSize += need * cs
+		d.s = &stream{typ: atIndexAlloc, name: dw.idx}
+		dw.alloc, dw.bits = d, make([]byte, 8)
+	}
+	a := dw.alloc.s
+	nblocks := a.dataSize / bs
+	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
+		if dw.bits[i/8]&(1<<(i%8)) == 0 {
+			dw.bits[i/8] |= 1 << (i % 8)
+			dw.bitsDirty = true
+			return i * bs / v.vcnBytes(dw.blockSize), nil
+		}
+	}
+	i := nblocks
+	a.dataSize += bs
+	a.initSize = a.dataSize
+	if a.dataSize > a.allocSize {
+		cs := v.geo.clusterSize
+		need := (a.dataSize - a.allocSize + cs - 1) / cs
+		runs, err := v.allocClusters(need, a.allocSize/cs)
+		if err != nil {
+			return 0, err
+		}
+		a.runs = mergeRuns(append(a.runs, runs...))
+		a.allocSize += need * cs
 	}
 	for int64(len(dw.bits))*8 <= i {
 		dw.bits = append(dw.bits, make([]byte, 8)...)
 	}
 	dw.bits[i/8] |= 1 << (i % 8)
+	dw.bitsDirty = true
 	return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
 }
 
@@ -271,18 +328,58 @@ func (dw *dirW) freeBlock(vcn int64) {
 	i := vcn * dw.v.vcnBytes(dw.blockSize) / int64(dw.blockSize)
 	if i/8 < int64(len(dw.bits)) {
 		dw.bits[i/8] &^= 1 << (i % 8)
+		dw.bitsDirty = true
 	}
 }
 
-// saveAlloc stores $INDEX_ALLOCATION and $BITMAP into the record.
+// saveAlloc stores $INDEX_ALLOCATION's runs and sizes into its records.
 func (dw *dirW) saveAlloc() error {
 	if dw.alloc == nil {
 		return nil
 	}
-	ao := dw.r.findAttr(atIndexAlloc, dw.idx, false)
-	if err := dw.r.replaceAttr(ao, nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, dw.v.geo.clusterSize)); err != nil {
-		return err
+	dw.o.mark(dw.r)
+	return dw.v.saveData(dw.alloc)
+}
+
+// saveBits stores the index bitmap: resident while it fits (as Windows
+// keeps small ones), else in clusters, grown a cluster at a time.
+func (dw *dirW) saveBits() error {
+	if !dw.bitsDirty || dw.alloc == nil {
+		return nil
 	}
-	bo := dw.r.findAttr(atBitmap, dw.idx, false)
-	return dw.r.replaceAttr(bo, residentAttr(atBitmap, dw.idx, dw.bits))
+	dw.bitsDirty = false
+	v, s := dw.v, dw.bmp.s
+	dw.o.mark(dw.r)
+	if s.resident {
+		old := s.value
+		s.value, s.dataSize, s.initSize = append([]byte(nil), dw.bits...), int64(len(dw.bits)), int64(len(dw.bits))
+		err := v.saveData(dw.bmp)
+		var full *recordFullError
+		if !errors.As(err, &full) {
+			return err
+		}
+		s.value, s.dataSize, s.initSize = old, int64(len(old)), int64(len(old))
+		dw.bmp.s = &stream{typ: atBitmap, name: dw.idx}
+		s = dw.bmp.s
+	}
+	cs := v.geo.clusterSize
+	if n := int64(len(dw.bits)); n > s.allocSize {
+		need := (n - s.allocSize + cs - 1) / cs
+		runs, err := v.allocClusters(need, s.allocSize/cs)
+		if err != nil {
+			return err
+		}
+		s.runs = mergeRuns(append(s.runs, runs...))
+		s.allocSize += need * cs
+	}
+	buf := make([]byte, s.allocSize)
+	copy(buf, dw.bits)
+	if err := v.writeRuns(s.runs, buf, 0); err != nil {
+		return fmt.Errorf("ntfs: directory %d: writing index $BITMAP: %w", dw.r.num, err)
+	}
+	if n := int64(len(dw.bits)); s.dataSize == n && s.initSize == n {
+		return nil // only bits changed: the attribute stays as it is
+	}
+	s.dataSize, s.initSize = int64(len(dw.bits)), int64(len(dw.bits))
+	return v.saveData(dw.bmp)
 }

@@ -136,6 +136,9 @@ func (o *op) freeFile(r *record) error {
 			return err
 		}
 	}
+	if r.flags&recIsDir != 0 {
+		v.cache.forget(r.num) // its index nodes
+	}
 	return nil
 }
 
