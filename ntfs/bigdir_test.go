@@ -65,7 +65,7 @@ func bigDirImage(t testing.TB, dir string, n int) string {
 // bigDirOp is one step of the workload, done both ways.
 type bigDirOp struct {
 	name string
-	host func(root string) error              // through an ntfs-3g mount
+	host func(root string) error               // through an ntfs-3g mount
 	eng  func(v *Volume, sys volume.Ino) error // through our engine
 }
 

@@ -255,7 +255,9 @@ func (v *Volume) finishSplit(d *dataAttr, old, fresh []*record) error {
 			sp.exts = append(sp.exts, rr.num)
 		}
 	}
-	sort.SliceStable(sp.exts, func(i, j int) bool { return firstVCNIn(o, sp.exts[i], d.attrType(), d.name) < firstVCNIn(o, sp.exts[j], d.attrType(), d.name) })
+	sort.SliceStable(sp.exts, func(i, j int) bool {
+		return firstVCNIn(o, sp.exts[i], d.attrType(), d.name) < firstVCNIn(o, sp.exts[j], d.attrType(), d.name)
+	})
 	sp.orig = cloneStream(d.s)
 	return nil
 }
