@@ -130,28 +130,40 @@ func (dw *dirW) update(ref uint64, key []byte) error {
 }
 
 // remove deletes the entry for key pointing at ref (any ref when 0).
+// An entry of a leaf goes; an inner entry is replaced by its predecessor
+// (the last entry of the rightmost leaf of its left subtree). A node
+// left empty is merged with a sibling through their separator, as in any
+// B-tree, so a removal touches O(depth) nodes; only trees of a shape
+// this cannot handle (unbalanced, or a key that no longer fits) are
+// rebuilt.
 func (dw *dirW) remove(key []byte, ref uint64) error {
 	path, pos, err := dw.find(key, ref)
 	if err != nil {
 		return err
 	}
-	n, i := path[len(path)-1], pos[len(pos)-1]
+	k := len(path) - 1
+	n, i := path[k], pos[k]
 	if n.entries[i].child < 0 { // in a leaf
-		if len(n.entries) > 1 || n.vcn < 0 {
-			n.entries = append(n.entries[:i], n.entries[i+1:]...)
-			return dw.writeNode(n)
+		n.entries = append(n.entries[:i], n.entries[i+1:]...)
+		return dw.settle(path, pos, k, ref, key)
+	}
+	// Inner entry: the path goes on to the predecessor.
+	for vcn := n.entries[i].child; ; {
+		if len(path) > maxIndexDepth {
+			return fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
 		}
-		return dw.rebuildWithout(ref, key)
+		m, err := dw.readNode(vcn)
+		if err != nil {
+			return err
+		}
+		path, pos = append(path, m), append(pos, len(m.entries))
+		if m.endChild < 0 {
+			break
+		}
+		vcn = m.endChild
 	}
-	// Inner entry: take the greatest entry of its left subtree instead.
-	leaf, err := dw.readNode(n.entries[i].child)
-	for depth := 0; err == nil && leaf.endChild >= 0 && depth < maxIndexDepth; depth++ {
-		leaf, err = dw.readNode(leaf.endChild)
-	}
-	if err != nil {
-		return err
-	}
-	if !leaf.leaf() || len(leaf.entries) < 2 {
+	leaf := path[len(path)-1]
+	if !leaf.leaf() || len(leaf.entries) == 0 {
 		return dw.rebuildWithout(ref, key)
 	}
 	pred := leaf.entries[len(leaf.entries)-1]
@@ -163,7 +175,60 @@ func (dw *dirW) remove(key []byte, ref uint64) error {
 		}
 		return err
 	}
-	return dw.writeNode(leaf)
+	return dw.settle(path, pos, len(path)-1, ref, key)
+}
+
+// settle writes path[j] after a removal, merging it away when it is
+// left without entries (the root may keep none).
+func (dw *dirW) settle(path []*wnode, pos []int, j int, ref uint64, key []byte) error {
+	c := path[j]
+	if len(c.entries) > 0 || j == 0 {
+		return dw.writeNode(c)
+	}
+	p, i := path[j-1], pos[j-1]
+	if len(p.entries) == 0 { // only the root has none: the tree loses a level
+		p.endChild = c.endChild
+		dw.freeBlock(c.vcn)
+		return dw.settle(path, pos, j-1, ref, key)
+	}
+	var s *wnode
+	var err error
+	if i < len(p.entries) { // merge into the right sibling
+		if s, err = dw.readNode(p.childAt(i + 1)); err != nil {
+			return err
+		}
+		if s.leaf() != (c.endChild < 0) {
+			return dw.rebuildWithout(ref, key)
+		}
+		sep := p.entries[i]
+		s.entries = append([]wentry{{ref: sep.ref, key: sep.key, child: c.endChild}}, s.entries...)
+		p.entries = append(p.entries[:i], p.entries[i+1:]...)
+	} else { // the last child: merge into the left sibling
+		i = len(p.entries) - 1
+		if s, err = dw.readNode(p.entries[i].child); err != nil {
+			return err
+		}
+		if s.leaf() != (c.endChild < 0) {
+			return dw.rebuildWithout(ref, key)
+		}
+		sep := p.entries[i]
+		s.entries = append(s.entries, wentry{ref: sep.ref, key: sep.key, child: s.endChild})
+		s.endChild = c.endChild
+		p.entries = p.entries[:i]
+		p.endChild = s.vcn
+		i = len(p.entries)
+	}
+	dw.freeBlock(c.vcn)
+	if err := dw.writeNode(s); err == nil {
+		return dw.settle(path, pos, j-1, ref, key)
+	} else if !errors.Is(err, errNodeFull) {
+		return err
+	}
+	// The merged sibling overflows: split it, which puts an entry back into p.
+	sp := append(append([]*wnode(nil), path[:j]...), s)
+	spos := append(append([]int(nil), pos[:j]...), 0)
+	spos[j-1] = i
+	return dw.fix(sp, spos, j)
 }
 
 // rebuildWithout rebuilds the whole index without one entry.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 )
 
@@ -60,6 +61,7 @@ type dirW struct {
 	bmp       *dataAttr // $BITMAP of the index
 	bits      []byte    // the bitmap's value as being edited
 	bitsDirty bool
+	pending   map[int64]*wnode // blocks changed by the op, written at its commit
 }
 
 func (o *op) openDirW(r *record) (*dirW, error) {
@@ -123,7 +125,7 @@ func (o *op) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW
 	if len(rv) < 0x20 {
 		return nil, fmt.Errorf("ntfs: directory %d: short $INDEX_ROOT: %w", r.num, syscall.EIO)
 	}
-	dw := &dirW{v: v, o: o, r: r, root: root, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
+	dw := &dirW{v: v, o: o, r: r, root: root, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:])), pending: map[int64]*wnode{}}
 	if dw.blockSize < 512 || dw.blockSize > 1<<16 || !pow2(int64(dw.blockSize)) {
 		return nil, fmt.Errorf("ntfs: directory %d: index block size %d: %w", r.num, dw.blockSize, syscall.EIO)
 	}
@@ -186,6 +188,9 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	}
 	if dw.alloc == nil {
 		return nil, fmt.Errorf("ntfs: directory %d: sub-node without allocation: %w", dw.r.num, syscall.EIO)
+	}
+	if p := dw.pending[vcn]; p != nil {
+		return cloneW(p), nil
 	}
 	buf := make([]byte, dw.blockSize)
 	off := vcn * dw.v.vcnBytes(dw.blockSize)
@@ -261,11 +266,31 @@ func (dw *dirW) writeNode(n *wnode) error {
 		dw.o.add(dw.root)
 		return nil
 	}
+	if align8(0x28+2*(dw.blockSize/fixupStride+1))+len(eb) > dw.blockSize {
+		return errNodeFull
+	}
+	dw.pending[n.vcn] = cloneW(n)
+	return nil
+}
+
+func cloneW(n *wnode) *wnode {
+	c := *n
+	c.entries = append([]wentry(nil), n.entries...)
+	return &c
+}
+
+// blockBytes serialises a block node as an INDX record.
+func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
+	eb := entriesBytes(n)
+	var flags byte
+	if !n.leaf() {
+		flags = 1
+	}
 	bs := dw.blockSize
 	count := bs/fixupStride + 1
 	first := align8(0x28 + 2*count)
 	if first+len(eb) > bs {
-		return errNodeFull
+		return nil, fmt.Errorf("ntfs: directory %d: index block %d overflows: %w", dw.r.num, n.vcn, syscall.EIO)
 	}
 	buf := make([]byte, bs)
 	copy(buf, "INDX")
@@ -278,8 +303,28 @@ func (dw *dirW) writeNode(n *wnode) error {
 	buf[0x24] = flags
 	copy(buf[first:], eb)
 	protectFixup(buf)
-	dw.v.cache.forgetNode(dw.r.num, n.vcn)
-	return dw.v.writeRuns(dw.alloc.s.runs, buf, n.vcn*dw.v.vcnBytes(bs))
+	return buf, nil
+}
+
+// flushNodes writes the blocks the op changed, in VCN order.
+func (dw *dirW) flushNodes() error {
+	vcns := make([]int64, 0, len(dw.pending))
+	for vcn := range dw.pending {
+		vcns = append(vcns, vcn)
+	}
+	slices.Sort(vcns)
+	for _, vcn := range vcns {
+		buf, err := dw.blockBytes(dw.pending[vcn])
+		if err != nil {
+			return err
+		}
+		dw.v.cache.forgetNode(dw.r.num, vcn)
+		if err := dw.v.writeRuns(dw.alloc.s.runs, buf, vcn*dw.v.vcnBytes(dw.blockSize)); err != nil {
+			return err
+		}
+	}
+	clear(dw.pending)
+	return nil
 }
 
 // newBlock takes a free index block, growing $INDEX_ALLOCATION if needed.
@@ -330,6 +375,7 @@ func (dw *dirW) freeBlock(vcn int64) {
 		dw.bits[i/8] &^= 1 << (i % 8)
 		dw.bitsDirty = true
 	}
+	delete(dw.pending, vcn)
 }
 
 // saveAlloc stores $INDEX_ALLOCATION's runs and sizes into its records.

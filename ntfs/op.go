@@ -74,9 +74,13 @@ func (o *op) commit() error {
 	return nil
 }
 
-// saveIndexBits stores the bitmaps of the indexes the op changed.
+// saveIndexBits writes the index blocks and stores the bitmaps of the
+// indexes the op changed.
 func (o *op) saveIndexBits() error {
 	for _, dw := range o.dirs {
+		if err := dw.flushNodes(); err != nil {
+			return err
+		}
 		if err := dw.saveBits(); err != nil {
 			return err
 		}
