@@ -31,6 +31,14 @@ func (d *dataAttr) attrType() uint32 {
 	return d.typ
 }
 
+// relocate finds the attribute again in its record: edits of other
+// attributes since it was opened may have moved it.
+func (d *dataAttr) relocate() {
+	if d.sp == nil {
+		d.off = d.r.findAttr(d.attrType(), d.name, false)
+	}
+}
+
 func (v *Volume) openData(r *record, name string) (*dataAttr, error) {
 	return v.openAttrOf(r, atData, name)
 }

@@ -384,6 +384,7 @@ func (dw *dirW) saveAlloc() error {
 		return nil
 	}
 	dw.o.mark(dw.r)
+	dw.alloc.relocate()
 	return dw.v.saveData(dw.alloc)
 }
 
@@ -396,6 +397,7 @@ func (dw *dirW) saveBits() error {
 	dw.bitsDirty = false
 	v, s := dw.v, dw.bmp.s
 	dw.o.mark(dw.r)
+	dw.bmp.relocate()
 	if s.resident {
 		old := s.value
 		s.value, s.dataSize, s.initSize = append([]byte(nil), dw.bits...), int64(len(dw.bits)), int64(len(dw.bits))

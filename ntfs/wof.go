@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/lru"
 )
 
 // WOF "System Compression" (CompactOS). The file carries a reparse point
@@ -216,31 +217,20 @@ func (v *Volume) wofRead(w *wofFile, p []byte, off int64) error {
 // reads smaller than a chunk decompress each chunk once. Keys hold the
 // inode: cached inodes are immutable and writers replace them, so a
 // changed file never meets its old chunks.
-const maxWofChunks = 32
+const maxWofBytes = 32 * 32 << 10 // 32 chunks of 32 KiB
 
 type wofKey struct {
 	in  *inode
 	idx int64
 }
 
-type wofCache struct {
-	mu sync.Mutex
-	m  map[wofKey][]byte
+type wofCache struct{ c *lru.Cache[wofKey, []byte] }
+
+var wofChunks = wofCache{lru.New[wofKey, []byte](maxWofBytes)}
+
+func (c wofCache) get(k wofKey) []byte {
+	b, _ := c.c.Get(k)
+	return b
 }
 
-var wofChunks = &wofCache{m: map[wofKey][]byte{}}
-
-func (c *wofCache) get(k wofKey) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
-
-func (c *wofCache) put(k wofKey, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxWofChunks {
-		clear(c.m)
-	}
-	c.m[k] = b
-}
+func (c wofCache) put(k wofKey, b []byte) { c.c.Put(k, b, len(b)) }
