@@ -139,7 +139,9 @@ func faultOps() []bigDirOp {
 		func(root string) error {
 			return os.Rename(filepath.Join(root, sys, sys32Name(3000)), filepath.Join(root, "out-"+sys32Name(3000)))
 		},
-		func(v *Volume, d volume.Ino) error { return v.Rename(d, sys32Name(3000), v.Root(), "out-"+sys32Name(3000)) }})
+		func(v *Volume, d volume.Ino) error {
+			return v.Rename(d, sys32Name(3000), v.Root(), "out-"+sys32Name(3000))
+		}})
 	ops = append(ops, bigDirOp{"mkdir",
 		func(root string) error { return os.Mkdir(filepath.Join(root, sys, "catroot-new"), 0o755) },
 		func(v *Volume, d volume.Ino) error { _, err := v.Mkdir(d, "catroot-new", 0o755); return err }})
