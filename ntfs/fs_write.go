@@ -175,7 +175,7 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		if err != nil {
 			return err
 		}
-		if err := v.wofUnchanged(r.num); err != nil {
+		if err := o.wofUnwrap(r); err != nil {
 			return err
 		}
 		d, err := o.openStream(r, "")
@@ -210,7 +210,7 @@ func (v *Volume) Truncate(ino volume.Ino, size int64) error {
 		if err != nil {
 			return err
 		}
-		if err := v.wofUnchanged(r.num); err != nil {
+		if err := o.wofUnwrap(r); err != nil {
 			return err
 		}
 		d, err := o.openStream(r, "")

@@ -102,20 +102,6 @@ func (v *Volume) isWOFStream(in *inode, name string) bool {
 	return err == nil && w != nil
 }
 
-// wofUnchanged refuses to change a WOF file's content: its unnamed
-// stream is only a sparse placeholder, so a write there would not show,
-// and Windows instead decompresses the file first (not done here yet).
-func (v *Volume) wofUnchanged(n uint64) error {
-	in, err := v.loadInode(n)
-	if err != nil {
-		return err
-	}
-	if w, err := v.wofOpen(in); err == nil && w != nil {
-		return fmt.Errorf("ntfs: MFT record %d is WOF-compressed; changing its content is not supported: %w", n, syscall.EACCES)
-	}
-	return nil
-}
-
 // wofReadAt reads the plain content like io.ReaderAt.
 func (v *Volume) wofReadAt(w *wofFile, p []byte, off int64) (int, error) {
 	if off < 0 {
