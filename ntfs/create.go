@@ -39,13 +39,9 @@ func (o *op) createRecord(dir uint64, name string, kind int) (*record, *dirW, er
 	if err != nil {
 		return nil, nil, err
 	}
-	psi, err := siValue(dw.r)
+	secID, err := o.inheritedSecurity(dw, kind == kindDir)
 	if err != nil {
 		return nil, nil, err
-	}
-	var secID uint32
-	if len(psi) >= 0x38 {
-		secID = binary.LittleEndian.Uint32(psi[0x34:]) // inherit the parent's security descriptor
 	}
 	num, err := v.allocRecord()
 	if err != nil {

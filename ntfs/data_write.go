@@ -80,11 +80,18 @@ func (v *Volume) saveData(d *dataAttr) error {
 		b = nonResidentAttr(d.attrType(), d.name, d.s.flags, d.s, v.geo.clusterSize)
 	}
 	if d.off < 0 {
-		return v.fit(d.r, func() error {
+		err := v.fit(d.r, func() error {
 			off, err := d.r.insertAttr(b)
 			d.off = off
 			return err
 		})
+		var full *recordFullError
+		if errors.As(err, &full) && d.o != nil && !d.s.resident {
+			// A full base record: the new attribute goes to an extension record.
+			d.off, d.sp = -1, &splitState{}
+			return v.saveSplit(d)
+		}
+		return err
 	}
 	err := d.r.replaceAttr(d.off, b)
 	var full *recordFullError

@@ -231,7 +231,8 @@ func TestFailureAtEveryWrite(t *testing.T) {
 func TestParallelReadersAndWriters(t *testing.T) {
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
-	img := bigDirImage(t, t.TempDir(), 5000)
+	const names, steps = 2000, 60
+	img := bigDirImage(t, t.TempDir(), names)
 	v := openVol(t, img, 0, Options{})
 	sys := lookupPath(t, v, "Windows", "System32")
 	var wg sync.WaitGroup
@@ -248,7 +249,7 @@ func TestParallelReadersAndWriters(t *testing.T) {
 					return
 				default:
 				}
-				if i%50 == 0 {
+				if i%400 == 0 {
 					if _, err := v.ReadDir(sys); err != nil {
 						errs <- fmt.Errorf("reader %d: ReadDir: %w", r, err)
 						return
@@ -271,14 +272,14 @@ func TestParallelReadersAndWriters(t *testing.T) {
 		ww.Add(1)
 		go func(w int) {
 			defer ww.Done()
-			for i := 0; i < 150; i++ {
+			for i := 0; i < steps; i++ {
 				name := fmt.Sprintf("writer-%d-file-%03d-with-a-long-name.dll", w, i)
 				a, err := v.Create(sys, name, 0o644)
 				if err == nil {
 					_, err = v.WriteAt(a.Ino, []byte(name), 0)
 				}
 				if err == nil {
-					err = v.Unlink(sys, sys32Name(200+w*500+i))
+					err = v.Unlink(sys, sys32Name(200+w*steps+i))
 				}
 				if err == nil && i%3 == 0 {
 					err = v.Unlink(sys, name)
@@ -304,7 +305,7 @@ func TestParallelReadersAndWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 5000 - 4*150 + 4*100; len(ents) != want {
+	if want := names - 4*steps + 4*(steps-steps/3); len(ents) != want {
 		t.Errorf("ntfs-3g lists %d names in System32, want %d", len(ents), want)
 	}
 	for w := 0; w < 4; w++ {

@@ -27,7 +27,12 @@ func (dw *dirW) position(n *wnode, key []byte) (int, bool) {
 
 // insert adds an entry for key (a $FILE_NAME value) pointing at ref.
 func (dw *dirW) insert(ref uint64, key []byte) error {
-	e := wentry{ref: ref, key: key, child: -1}
+	return dw.insertEntry(wentry{ref: ref, key: key, child: -1})
+}
+
+// insertEntry adds e (a leaf entry) at its place.
+func (dw *dirW) insertEntry(e wentry) error {
+	key := e.key
 	var path []*wnode
 	var pos []int
 	vcn := int64(-1)
@@ -61,12 +66,17 @@ func (dw *dirW) fix(path []*wnode, pos []int, k int) error {
 		return err
 	}
 	if n.vcn < 0 { // push the root's entries down into a new block
+		entries, end := n.entries, n.endChild
+		n.entries, n.endChild = nil, -1
+		if err := dw.writeNode(n); err != nil { // emptied first: room for the allocation
+			return err
+		}
 		vcn, err := dw.newBlock()
 		if err != nil {
 			return err
 		}
-		child := &wnode{vcn: vcn, entries: n.entries, endChild: n.endChild}
-		n.entries, n.endChild = nil, vcn
+		child := &wnode{vcn: vcn, entries: entries, endChild: end}
+		n.endChild = vcn
 		if err := dw.writeNode(n); err != nil {
 			return err
 		}
@@ -168,7 +178,7 @@ func (dw *dirW) remove(key []byte, ref uint64) error {
 	}
 	pred := leaf.entries[len(leaf.entries)-1]
 	leaf.entries = leaf.entries[:len(leaf.entries)-1]
-	n.entries[i].ref, n.entries[i].key = pred.ref, pred.key
+	n.entries[i].ref, n.entries[i].key, n.entries[i].data = pred.ref, pred.key, pred.data
 	if err := dw.writeNode(n); err != nil {
 		if errors.Is(err, errNodeFull) {
 			return dw.rebuildWithout(ref, key)
@@ -201,7 +211,7 @@ func (dw *dirW) settle(path []*wnode, pos []int, j int, ref uint64, key []byte) 
 			return dw.rebuildWithout(ref, key)
 		}
 		sep := p.entries[i]
-		s.entries = append([]wentry{{ref: sep.ref, key: sep.key, child: c.endChild}}, s.entries...)
+		s.entries = append([]wentry{{ref: sep.ref, key: sep.key, data: sep.data, child: c.endChild}}, s.entries...)
 		p.entries = append(p.entries[:i], p.entries[i+1:]...)
 	} else { // the last child: merge into the left sibling
 		i = len(p.entries) - 1
@@ -212,7 +222,7 @@ func (dw *dirW) settle(path []*wnode, pos []int, j int, ref uint64, key []byte) 
 			return dw.rebuildWithout(ref, key)
 		}
 		sep := p.entries[i]
-		s.entries = append(s.entries, wentry{ref: sep.ref, key: sep.key, child: s.endChild})
+		s.entries = append(s.entries, wentry{ref: sep.ref, key: sep.key, data: sep.data, child: s.endChild})
 		s.endChild = c.endChild
 		p.entries = p.entries[:i]
 		p.endChild = s.vcn
@@ -258,7 +268,7 @@ func (dw *dirW) rebuildWithout(ref uint64, key []byte) error {
 				if (ref == 0 || e.ref&refNumMask == ref&refNumMask) && dw.cmp(e.key, key) == 0 {
 					continue
 				}
-				all = append(all, wentry{ref: e.ref, key: e.key, child: -1})
+				all = append(all, wentry{ref: e.ref, key: e.key, data: e.data, child: -1})
 			}
 		}
 		return nil
@@ -299,7 +309,7 @@ func (dw *dirW) build(level []wentry) error {
 		limit := dw.blockSize * 3 / 4 // leave room for later inserts
 		size := 0
 		for i, e := range level {
-			es := 0x10 + align8(len(e.key)) + 8
+			es := 0x10 + align8(len(e.key)+len(e.data)) + 8
 			if size+es <= limit || len(cur) < 2 {
 				cur, size = append(cur, e), size+es
 				continue
@@ -313,7 +323,7 @@ func (dw *dirW) build(level []wentry) error {
 			if err != nil {
 				return err
 			}
-			next = append(next, wentry{ref: sep.ref, key: sep.key, child: vcn})
+			next = append(next, wentry{ref: sep.ref, key: sep.key, data: sep.data, child: vcn})
 			cur, size = nil, 0
 			if i == len(level)-1 {
 				cur = []wentry{e}

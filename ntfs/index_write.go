@@ -13,8 +13,9 @@ var errNodeFull = errors.New("index node full")
 
 // wentry is an index entry being edited; child is its left sub-node.
 type wentry struct {
-	ref   uint64
+	ref   uint64 // $I30: the file reference; view indexes: data offset and length
 	key   []byte
+	data  []byte // view indexes: placed at the offset ref names
 	child int64
 }
 
@@ -172,7 +173,7 @@ func toWNode(n *indexNode) *wnode {
 			w.endChild = e.child
 			break
 		}
-		w.entries = append(w.entries, wentry{ref: e.ref, key: append([]byte(nil), e.key...), child: e.child})
+		w.entries = append(w.entries, wentry{ref: e.ref, key: append([]byte(nil), e.key...), data: append([]byte(nil), e.data...), child: e.child})
 	}
 	return w
 }
@@ -213,8 +214,11 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 // entriesBytes serialises a node's entries and its last entry.
 func entriesBytes(n *wnode) []byte {
 	var out []byte
-	add := func(ref uint64, key []byte, child int64, last bool) {
+	add := func(ref uint64, key, data []byte, child int64, last bool) {
 		l := 0x10 + align8(len(key))
+		if len(data) > 0 {
+			l = align8(max(0x10+len(key), int(ref&0xffff)+len(data)))
+		}
 		if child >= 0 {
 			l += 8
 		}
@@ -232,12 +236,15 @@ func entriesBytes(n *wnode) []byte {
 		}
 		binary.LittleEndian.PutUint16(b[12:], fl)
 		copy(b[0x10:], key)
+		if len(data) > 0 {
+			copy(b[ref&0xffff:], data)
+		}
 		out = append(out, b...)
 	}
 	for _, e := range n.entries {
-		add(e.ref, e.key, e.child, false)
+		add(e.ref, e.key, e.data, e.child, false)
 	}
-	add(0, nil, n.endChild, true)
+	add(0, nil, nil, n.endChild, true)
 	return out
 }
 

@@ -99,5 +99,6 @@ func (v *Volume) undoOp(st opState) {
 	}
 	w.undoWrites = nil
 	v.mftRuns, v.mftSize = st.mftRuns, st.mftSize
+	w.secure = nil // it may hold a descriptor the op added
 	v.cache.purge()
 }

@@ -16,6 +16,8 @@ type writeState struct {
 	undoRecords  []undoBit
 	undoWrites   []undoWrite
 	inOp         bool
+
+	secure *secureState // $Secure's descriptors, loaded at the first new file
 }
 
 // beginWrite is called with v.mu held for writing before any change: it
