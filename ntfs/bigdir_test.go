@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,8 +59,33 @@ func bigDirImage(t testing.TB, dir string, n int) string {
 			t.Fatal(err)
 		}
 	}
+	// A file with 8 long hard links (a WinSxS component file's shape: its
+	// names no longer fit its record, so they move to extension records),
+	// and named streams on a few files.
+	shared := filepath.Join(sys, sharedName)
+	if err := os.WriteFile(shared, bytes.Repeat([]byte("shared component "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		comp := filepath.Join(sxs, sxsComp(i))
+		if err := os.MkdirAll(comp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(shared, filepath.Join(comp, sharedName)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		testutil.Run(t, "setfattr", "-n", "user.Zone.Identifier", "-v", fmt.Sprintf("[ZoneTransfer] %d", i), filepath.Join(sys, sys32Name(i*7)))
+	}
 	unmount()
 	return img
+}
+
+const sharedName = "microsoft-windows-shared-component-file-with-a-long-name-kept-by-winsxs.dll"
+
+func sxsComp(i int) string {
+	return fmt.Sprintf("amd64_microsoft-windows-shared-component-servicing_31bf3856ad364e35_10.0.17763.%04d_none_0123456789abcdef", i)
 }
 
 // bigDirOp is one step of the workload, done both ways.
@@ -198,6 +224,64 @@ func bigDirWorkload() []bigDirOp {
 			}
 			return err
 		}})
+	ops = append(ops, bigDirOp{"8 hard links: overwrite, unlink one, rename one, add a stream",
+		func(root string) error {
+			if err := os.WriteFile(filepath.Join(root, sys, sharedName), content, 0o644); err != nil {
+				return err
+			}
+			if err := os.Remove(filepath.Join(root, "Windows/WinSxS", sxsComp(3), sharedName)); err != nil {
+				return err
+			}
+			if err := os.Rename(filepath.Join(root, "Windows/WinSxS", sxsComp(5), sharedName), filepath.Join(root, "Windows/WinSxS", sxsComp(5), "renamed-"+sharedName)); err != nil {
+				return err
+			}
+			return syscall.Setxattr(filepath.Join(root, sys, sharedName), "user.offvm", []byte("patched"), 0)
+		},
+		func(v *Volume, d volume.Ino) error {
+			ino, err := engLookup(v, d, sharedName)
+			if err != nil {
+				return err
+			}
+			if err := v.Truncate(ino, 0); err != nil {
+				return err
+			}
+			if _, err := v.WriteAt(ino, content, 0); err != nil {
+				return err
+			}
+			sxs, err := engLookup(v, v.Root(), "Windows")
+			if err == nil {
+				sxs, err = engLookup(v, sxs, "WinSxS")
+			}
+			if err != nil {
+				return err
+			}
+			c3, err := engLookup(v, sxs, sxsComp(3))
+			if err != nil {
+				return err
+			}
+			if err := v.Unlink(c3, sharedName); err != nil {
+				return err
+			}
+			c5, err := engLookup(v, sxs, sxsComp(5))
+			if err != nil {
+				return err
+			}
+			if err := v.Rename(c5, sharedName, c5, "renamed-"+sharedName); err != nil {
+				return err
+			}
+			return v.SetXattr(ino, "user.offvm", []byte("patched"))
+		}})
+	ops = append(ops, bigDirOp{"change a named stream",
+		func(root string) error {
+			return syscall.Setxattr(filepath.Join(root, sys, sys32Name(28)), "user.Zone.Identifier", []byte("[ZoneTransfer] changed"), 0)
+		},
+		func(v *Volume, d volume.Ino) error {
+			ino, err := engLookup(v, d, sys32Name(28))
+			if err == nil {
+				err = v.SetXattr(ino, "user.Zone.Identifier", []byte("[ZoneTransfer] changed"))
+			}
+			return err
+		}})
 	return ops
 }
 
@@ -230,6 +314,11 @@ func TestBigDirectoryWrites(t *testing.T) {
 	}
 	unmount()
 	checkConsistent(t, img)
+	for _, p := range []string{"/Windows/System32", "/Windows/System32/" + sharedName} {
+		if out := testutil.Run(t, "ntfsinfo", "-F", p, img); !strings.Contains(out, "$ATTRIBUTE_LIST") {
+			t.Errorf("ntfsinfo shows no $ATTRIBUTE_LIST for %s: the test misses the shape it is about", p)
+		}
+	}
 	m1, u1 := mount3g(t, img, "ro")
 	m2, u2 := mount3g(t, ref, "ro")
 	got, want := walkHost(t, m1), walkHost(t, m2)

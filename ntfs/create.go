@@ -115,10 +115,7 @@ func (o *op) link(r *record, dw *dirW, name string) error {
 		return err
 	}
 	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsPOSIX)
-	if err := o.v.fit(r, func() error {
-		_, err := r.insertAttr(residentAttr(atFileName, "", fn))
-		return err
-	}); err != nil {
+	if err := o.placeAttr(r, residentAttr(atFileName, "", fn)); err != nil {
 		return err
 	}
 	o.mark(r)

@@ -86,7 +86,7 @@ func (v *Volume) saveData(d *dataAttr) error {
 			return err
 		})
 		var full *recordFullError
-		if errors.As(err, &full) && d.o != nil && !d.s.resident {
+		if errors.As(err, &full) && d.o != nil && d.r.base == 0 {
 			// A full base record: the new attribute goes to an extension record.
 			d.off, d.sp = -1, &splitState{}
 			return v.saveSplit(d)

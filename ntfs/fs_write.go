@@ -273,7 +273,7 @@ func (v *Volume) SetXattr(ino volume.Ino, name string, value []byte) error {
 			if err := checkName(stream); err != nil {
 				return err
 			}
-			d, err := v.openData(r, stream)
+			d, err := o.openStream(r, stream)
 			if err != nil {
 				return err
 			}
@@ -313,20 +313,24 @@ func (v *Volume) RemoveXattr(ino volume.Ino, name string) error {
 		if err != nil {
 			return err
 		}
-		off := r.findAttr(atData, name[len(xattrUser):], false)
-		if off < 0 {
-			return fmt.Errorf("ntfs: MFT record %d has no stream %q: %w", r.num, name, syscall.ENODATA)
-		}
-		a, err := parseAttr(r.buf[off:r.used], v.clusters)
+		stream := name[len(xattrUser):]
+		in, err := v.loadInode(r.num)
 		if err != nil {
 			return err
 		}
-		if !a.resident {
-			if err := v.freeRuns(a.runs); err != nil {
-				return err
-			}
+		if in.find(atData, stream) == nil || v.isWOFStream(in, stream) {
+			return fmt.Errorf("ntfs: MFT record %d has no stream %q: %w", r.num, name, syscall.ENODATA)
 		}
-		r.removeAttr(off)
+		d, err := o.openStream(r, stream)
+		if err != nil {
+			return err
+		}
+		if err := v.truncateData(d, 0); err != nil { // frees its clusters, wherever its extents are
+			return err
+		}
+		if err := o.removeAttrAnywhere(r, atData, stream); err != nil {
+			return err
+		}
 		o.mark(r)
 		return touch(r)
 	})
