@@ -63,6 +63,14 @@ func (v *Volume) secure() (*secureState, error) {
 	if n, err := v.readStream(s, buf, 0); int64(n) < s.dataSize {
 		return nil, fmt.Errorf("ntfs: $Secure:$SDS: %w", err)
 	}
+	st := parseSDS(buf)
+	v.w.secure = st
+	return st, nil
+}
+
+// parseSDS reads the entries of the primary blocks of $SDS, stopping in
+// each block at the first header that does not hold together.
+func parseSDS(buf []byte) *secureState {
 	st := &secureState{byID: map[uint32]*sdsEntry{}, byHash: map[uint32][]*sdsEntry{}, nextID: sdsFirstID}
 	le := binary.LittleEndian
 	for b := int64(0); b < int64(len(buf)); b += 2 * sdsBlock {
@@ -74,13 +82,14 @@ func (v *Volume) secure() (*secureState, error) {
 			e := &sdsEntry{hash: le.Uint32(buf[o:]), id: le.Uint32(buf[o+4:]), off: o, sd: buf[o+sdHeaderSize : o+l]}
 			st.byID[e.id] = e
 			st.byHash[e.hash] = append(st.byHash[e.hash], e)
-			st.nextID = max(st.nextID, e.id+1)
+			if e.id >= st.nextID && e.id < 0xffffffff {
+				st.nextID = e.id + 1
+			}
 			o = (o + l + 15) &^ 15
 			st.end = o
 		}
 	}
-	v.w.secure = st
-	return st, nil
+	return st
 }
 
 // descriptorOf returns the descriptor of the file whose

@@ -23,7 +23,8 @@ cp --sparse=always "$B/lib/sys.img" "$B/sys-3g.img"
 workload() { # directory: create CHANGES files, then delete them
   local d=$1 i
   for ((i = 0; i < CHANGES; i++)); do : >"$d/new-patch-file-$i-with-a-long-name.dll"; done
-  for ((i = 0; i < CHANGES; i++)); do rm "$d/new-patch-file-$i-with-a-long-name.dll"; done
+  # one rm for all: the file systems are timed, not 2,000 forks
+  for ((i = 0; i < CHANGES; i++)); do echo "new-patch-file-$i-with-a-long-name.dll"; done | (cd "$d" && xargs rm)
 }
 run3g() { ntfs-3g "$B/sys-3g.img" "$B/m3g" && workload "$B/m3g/Windows/System32" && umount "$B/m3g"; }
 runoff() { "$OFFVM" mount "$B/lib" "$B/moff" && workload "$B/moff/sys.img/p0/Windows/System32" && "$OFFVM" unmount "$B/moff" >/dev/null; }
