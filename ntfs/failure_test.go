@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -342,5 +343,84 @@ func freeClusters(t testing.TB, dev volume.Device) func(off, n int64) bool {
 			}
 		}
 		return true
+	}
+}
+
+// TestNoSpaceWhileSplitting fills a small volume, then creates names in a
+// big directory until an index split (or the MFT) needs a cluster there is
+// not: that create fails with ENOSPC and leaves the device byte for byte
+// as it was; ntfsresize and ntfs-3g then find the volume sound.
+func TestNoSpaceWhileSplitting(t *testing.T) {
+	requireNTFSTools(t)
+	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
+	img := mkntfsImage(t, t.TempDir(), 24, 4096)
+	mnt, unmount := mount3g(t, img)
+	if err := os.Mkdir(filepath.Join(mnt, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names bytes.Buffer
+	for i := 0; i < 1500; i++ {
+		fmt.Fprintf(&names, "%s\n", sys32Name(i))
+	}
+	cmd := exec.Command("xargs", "touch")
+	cmd.Dir, cmd.Stdin = filepath.Join(mnt, "dir"), &names
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("touch: %v\n%s", err, out)
+	}
+	unmount()
+	fd := &faultDev{Device: openDev(t, img, 0)}
+	v, err := Open(fd, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill, err := v.Create(v.Root(), "fill", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off int64
+	for _, chunk := range []int{1 << 20, 4096} { // until no cluster is left
+		for {
+			if _, err := v.WriteAt(fill.Ino, make([]byte, chunk), off); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+			off += int64(chunk)
+		}
+	}
+	d := lookupPath(t, v, "dir")
+	made, failed := 0, 0
+	for i := 0; i < 3000 && failed < 5; i++ {
+		fd.arm(0) // record what the op writes, fail nothing
+		_, err := v.Create(d, fmt.Sprintf("%s-full-%04d", sys32Name(700), i), 0o644)
+		fd.disarm()
+		if err == nil {
+			made++
+			continue
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("create %d on a full volume: %v", i, err)
+		}
+		if failed++; failed == 1 {
+			t.Logf("create %d: %v", i, err)
+		}
+		if err := fd.unchanged(t); err != nil {
+			t.Fatalf("create %d failed with ENOSPC: %v", i, err)
+		}
+	}
+	if failed == 0 {
+		t.Fatalf("%d creates on a full volume all succeeded: no split ran out of space", made)
+	}
+	t.Logf("%d creates fitted, then ENOSPC left the device as it was (%d tries)", made, failed)
+	if err := v.Truncate(fill.Ino, off/2); err != nil { // ntfsresize calls a full volume an error
+		t.Fatal(err)
+	}
+	checkConsistent(t, img)
+	mnt, unmount = mount3g(t, img, "ro")
+	defer unmount()
+	ents, err := os.ReadDir(filepath.Join(mnt, "dir"))
+	if err != nil || len(ents) != 1500+made {
+		t.Errorf("ntfs-3g lists %d names (%v), want %d", len(ents), err, 1500+made)
 	}
 }
