@@ -78,6 +78,16 @@ func bigDirImage(t testing.TB, dir string, n int) string {
 	for i := 0; i < 10; i++ {
 		testutil.Run(t, "setfattr", "-n", "user.Zone.Identifier", "-v", fmt.Sprintf("[ZoneTransfer] %d", i), filepath.Join(sys, sys32Name(i*7)))
 	}
+	// WinSxS: 2,000 component folders, each hard-linking a System32 file.
+	for i := 20; i < 2000; i++ {
+		comp := filepath.Join(sxs, fmt.Sprintf("amd64_microsoft-windows-component_31bf3856ad364e35_10.0.17763.%04d_none", i))
+		if err := os.Mkdir(comp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(sys, sys32Name(i*13%n)), filepath.Join(comp, "component.dll")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	unmount()
 	return img
 }
