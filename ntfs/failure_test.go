@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -423,4 +424,62 @@ func TestNoSpaceWhileSplitting(t *testing.T) {
 	if err != nil || len(ents) != 1500+made {
 		t.Errorf("ntfs-3g lists %d names (%v), want %d", len(ents), err, 1500+made)
 	}
+}
+
+// TestFailureWhileMFTGrows creates files on a fresh volume until $MFT has
+// grown twice, failing each create at each of its writes first: the
+// creates that grow $MFT (record 0, the new records, the bitmaps) are
+// undone like any other.
+func TestFailureWhileMFTGrows(t *testing.T) {
+	requireNTFSTools(t)
+	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
+	img := mkntfsImage(t, t.TempDir(), 16, 4096)
+	fd := &faultDev{Device: openDev(t, img, 0)}
+	v, err := Open(fd, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := v.mftSize
+	injected, n := 0, 0
+	for ; v.mftSize < start+2*mftGrowRecords*int64(v.geo.recordSize) && n < 400; n++ {
+		name := fmt.Sprintf("file-%03d-with-a-name.txt", n)
+		for k := 1; ; k++ {
+			fd.arm(k)
+			_, err := v.Create(v.Root(), name, 0o644)
+			if writes := fd.disarm(); writes < k {
+				if err != nil {
+					t.Fatalf("create %s: %v", name, err)
+				}
+				break
+			}
+			injected++
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("create %s, write %d failed: %v", name, k, err)
+			}
+			if err := fd.unchanged(t); err != nil {
+				t.Fatalf("create %s, write %d failed: %v", name, k, err)
+			}
+		}
+	}
+	if v.mftSize < start+2*mftGrowRecords*int64(v.geo.recordSize) {
+		t.Fatalf("$MFT did not grow twice in %d creates (%d -> %d bytes)", n, start, v.mftSize)
+	}
+	t.Logf("%d creates grew $MFT from %d to %d bytes; %d injected failures undone", n, start, v.mftSize, injected)
+	checkConsistent(t, img)
+	mnt, unmount := mount3g(t, img, "ro")
+	defer unmount()
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "file-") {
+			got++
+		}
+	}
+	if got != n {
+		t.Errorf("ntfs-3g lists %d files, want %d", got, n)
+	}
+	compareStatFS(t, mnt, img)
 }
