@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/offvm/offvm/inventory"
+	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vdisk/detect"
@@ -21,6 +22,9 @@ const inUse = "in use by another program"
 // Descriptions with an error, and images with an interrupted commit, are
 // never cached.
 func ImageCached(c *inventory.Cache, path string) mount.Info {
+	if c != nil && !cacheable(path) {
+		return Image(path)
+	}
 	if inf, ok := cached(c, path); ok {
 		slog.Debug("inventory cache hit", "image", path)
 		recheckLock(&inf)
@@ -105,4 +109,15 @@ func parentsOf(c *inventory.Cache, paths []string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// cacheable reports whether the description of path depends on its own
+// files only: a VM's disk also depends on the state files beside it, and a
+// disk in an OVA on its package, which the cache keys do not cover.
+func cacheable(path string) bool {
+	if _, _, inOVA := library.InOVA(path); inOVA || library.IsOVA(path) {
+		return false
+	}
+	_, hasVM := library.VMsOf(path).For(path)
+	return !hasVM
 }

@@ -163,6 +163,28 @@ func (o *op) syncLists() error {
 		if need > 0 {
 			return &recordFullError{r.num}
 		}
+		if err := o.freeEmptyExtensions(exts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// freeEmptyExtensions releases extension records left without attributes
+// (a hard link removed from one): the rebuilt list no longer names them.
+func (o *op) freeEmptyExtensions(exts []*record) error {
+	for _, rr := range exts {
+		if len(rr.attrOffsets()) > 0 || rr.flags&recInUse == 0 {
+			continue
+		}
+		rr.flags &^= recInUse
+		if rr.seq++; rr.seq == 0 {
+			rr.seq = 1
+		}
+		o.add(rr)
+		if err := o.v.freeRecordBit(rr.num); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -85,5 +86,44 @@ func BenchmarkStatRead5000(b *testing.B) {
 			}
 			v.ReadAt(a.Ino, buf, 0)
 		}
+	}
+}
+
+// BenchmarkOpenMemory reports the heap an open volume keeps after its root
+// was listed and a file read (what a daemon holds per visited image), and
+// what a walk of a 2,000-name directory leaves cached.
+func BenchmarkOpenMemory(b *testing.B) {
+	requireNTFSTools(b)
+	img := bigDirImage(b, b.TempDir(), 2000)
+	const n = 40
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for i := 0; i < b.N; i++ {
+		before := heap()
+		vols := make([]*Volume, n)
+		for j := range vols {
+			vols[j] = openVol(b, img, 0, Options{ReadOnly: true})
+			if _, err := vols[j].ReadDir(vols[j].Root()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		opened := heap()
+		sys := lookupPath(b, vols[0], "Windows", "System32")
+		if _, err := vols[0].ReadDir(sys); err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; k < 2000; k += 1 {
+			if _, err := vols[0].Lookup(sys, sys32Name(k)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		walked := heap()
+		b.ReportMetric(float64(opened-before)/n, "B/open-volume")
+		b.ReportMetric(float64(walked-opened), "B/2000-lookups")
+		runtime.KeepAlive(vols)
 	}
 }

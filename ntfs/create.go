@@ -39,13 +39,9 @@ func (o *op) createRecord(dir uint64, name string, kind int) (*record, *dirW, er
 	if err != nil {
 		return nil, nil, err
 	}
-	psi, err := siValue(dw.r)
+	secID, err := o.inheritedSecurity(dw, kind == kindDir)
 	if err != nil {
 		return nil, nil, err
-	}
-	var secID uint32
-	if len(psi) >= 0x38 {
-		secID = binary.LittleEndian.Uint32(psi[0x34:]) // inherit the parent's security descriptor
 	}
 	num, err := v.allocRecord()
 	if err != nil {
@@ -119,10 +115,7 @@ func (o *op) link(r *record, dw *dirW, name string) error {
 		return err
 	}
 	fn := newFileName(fileRef(dw.r), name, fileNameFlags(r, si), nsPOSIX)
-	if err := o.v.fit(r, func() error {
-		_, err := r.insertAttr(residentAttr(atFileName, "", fn))
-		return err
-	}); err != nil {
+	if err := o.placeAttr(r, residentAttr(atFileName, "", fn)); err != nil {
 		return err
 	}
 	o.mark(r)

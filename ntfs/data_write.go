@@ -20,15 +20,37 @@ type dataAttr struct {
 	s    *stream
 	o    *op         // set by op.openStream: the stream may then span records
 	sp   *splitState // non-nil when the file has an attribute list
+	typ  uint32      // attribute type: 0 is $DATA; index editors use $INDEX_ALLOCATION and $BITMAP
+}
+
+// attrType is the type of the attribute d edits.
+func (d *dataAttr) attrType() uint32 {
+	if d.typ == 0 {
+		return atData
+	}
+	return d.typ
+}
+
+// relocate finds the attribute again in its record: edits of other
+// attributes since it was opened may have moved it.
+func (d *dataAttr) relocate() {
+	if d.sp == nil {
+		d.off = d.r.findAttr(d.attrType(), d.name, false)
+	}
 }
 
 func (v *Volume) openData(r *record, name string) (*dataAttr, error) {
-	d := &dataAttr{r: r, off: r.findAttr(atData, name, false), name: name}
+	return v.openAttrOf(r, atData, name)
+}
+
+// openAttrOf opens attribute typ:name of base record r (no attribute list).
+func (v *Volume) openAttrOf(r *record, typ uint32, name string) (*dataAttr, error) {
+	d := &dataAttr{r: r, off: r.findAttr(typ, name, false), name: name, typ: typ}
 	if d.off < 0 {
 		if r.findAttr(atAttrList, "", false) >= 0 {
 			return nil, fmt.Errorf("ntfs: MFT record %d: stream %q lives in an extension record; changing it is not supported: %w", r.num, name, syscall.EOPNOTSUPP)
 		}
-		d.s = &stream{typ: atData, name: name, resident: true}
+		d.s = &stream{typ: typ, name: name, resident: true}
 		return d, nil
 	}
 	a, err := parseAttr(r.buf[d.off:r.used], v.clusters)
@@ -41,7 +63,7 @@ func (v *Volume) openData(r *record, name string) (*dataAttr, error) {
 	if a.flags&afEncrypted != 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is encrypted: %w", r.num, syscall.EACCES)
 	}
-	d.s = &stream{typ: atData, name: a.name, flags: a.flags, resident: a.resident, value: append([]byte(nil), a.value...),
+	d.s = &stream{typ: typ, name: a.name, flags: a.flags, resident: a.resident, value: append([]byte(nil), a.value...),
 		runs: a.runs, dataSize: a.dataSize, initSize: a.initSize, allocSize: a.allocSize, compUnit: a.compUnit}
 	return d, nil
 }
@@ -53,16 +75,23 @@ func (v *Volume) saveData(d *dataAttr) error {
 	}
 	var b []byte
 	if d.s.resident {
-		b = residentAttr(atData, d.name, d.s.value)
+		b = residentAttr(d.attrType(), d.name, d.s.value)
 	} else {
-		b = nonResidentAttr(atData, d.name, d.s.flags, d.s, v.geo.clusterSize)
+		b = nonResidentAttr(d.attrType(), d.name, d.s.flags, d.s, v.geo.clusterSize)
 	}
 	if d.off < 0 {
-		return v.fit(d.r, func() error {
+		err := v.fit(d.r, func() error {
 			off, err := d.r.insertAttr(b)
 			d.off = off
 			return err
 		})
+		var full *recordFullError
+		if errors.As(err, &full) && d.o != nil && d.r.base == 0 {
+			// A full base record: the new attribute goes to an extension record.
+			d.off, d.sp = -1, &splitState{}
+			return v.saveSplit(d)
+		}
+		return err
 	}
 	err := d.r.replaceAttr(d.off, b)
 	var full *recordFullError
@@ -77,7 +106,7 @@ func (v *Volume) saveData(d *dataAttr) error {
 			}
 			return err
 		}
-		if d.off = d.r.findAttr(atData, name, false); d.off < 0 {
+		if d.off = d.r.findAttr(d.attrType(), name, false); d.off < 0 {
 			return err
 		}
 		return v.saveData(d)
@@ -173,8 +202,8 @@ func (v *Volume) zeroRuns(runs []run) error {
 	for _, r := range runs {
 		for off := r.lcn * cs; off < (r.lcn+r.length)*cs; off += int64(len(z)) {
 			n := min(int64(len(z)), (r.lcn+r.length)*cs-off)
-			if _, err := v.dev.WriteAt(z[:n], off); err != nil {
-				return fmt.Errorf("ntfs: zeroing clusters: %w", syscall.EIO)
+			if err := v.devWrite(z[:n], off); err != nil {
+				return fmt.Errorf("ntfs: zeroing clusters: %w", err)
 			}
 		}
 	}

@@ -18,18 +18,19 @@ func (v *Volume) do(fn func(o *op) error) error {
 	if err := v.beginWrite(); err != nil {
 		return err
 	}
-	defer v.endWrite()
 	defer v.statCache.Store(nil)
-	v.w.undoClusters, v.w.undoRecords = nil, nil
+	st := v.beginOp()
 	o := v.newOp()
-	if err := fn(o); err != nil {
-		// The op's records are not written: give back what it allocated
-		// and take back what it freed. (Index blocks already rewritten by
-		// a split are not undone.)
-		v.rollback()
+	err := fn(o)
+	if err == nil {
+		err = o.commit()
+	}
+	if err != nil {
+		v.undoOp(st) // the volume is as before the operation
 		return err
 	}
-	return o.commit()
+	v.endOp()
+	return nil
 }
 
 // attrAfter stats ino once the write lock is released.
@@ -174,7 +175,7 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		if err != nil {
 			return err
 		}
-		if err := v.wofUnchanged(r.num); err != nil {
+		if err := o.wofUnwrap(r); err != nil {
 			return err
 		}
 		d, err := o.openStream(r, "")
@@ -209,7 +210,7 @@ func (v *Volume) Truncate(ino volume.Ino, size int64) error {
 		if err != nil {
 			return err
 		}
-		if err := v.wofUnchanged(r.num); err != nil {
+		if err := o.wofUnwrap(r); err != nil {
 			return err
 		}
 		d, err := o.openStream(r, "")
@@ -272,7 +273,7 @@ func (v *Volume) SetXattr(ino volume.Ino, name string, value []byte) error {
 			if err := checkName(stream); err != nil {
 				return err
 			}
-			d, err := v.openData(r, stream)
+			d, err := o.openStream(r, stream)
 			if err != nil {
 				return err
 			}
@@ -312,20 +313,24 @@ func (v *Volume) RemoveXattr(ino volume.Ino, name string) error {
 		if err != nil {
 			return err
 		}
-		off := r.findAttr(atData, name[len(xattrUser):], false)
-		if off < 0 {
-			return fmt.Errorf("ntfs: MFT record %d has no stream %q: %w", r.num, name, syscall.ENODATA)
-		}
-		a, err := parseAttr(r.buf[off:r.used], v.clusters)
+		stream := name[len(xattrUser):]
+		in, err := v.loadInode(r.num)
 		if err != nil {
 			return err
 		}
-		if !a.resident {
-			if err := v.freeRuns(a.runs); err != nil {
-				return err
-			}
+		if in.find(atData, stream) == nil || v.isWOFStream(in, stream) {
+			return fmt.Errorf("ntfs: MFT record %d has no stream %q: %w", r.num, name, syscall.ENODATA)
 		}
-		r.removeAttr(off)
+		d, err := o.openStream(r, stream)
+		if err != nil {
+			return err
+		}
+		if err := v.truncateData(d, 0); err != nil { // frees its clusters, wherever its extents are
+			return err
+		}
+		if err := o.removeAttrAnywhere(r, atData, stream); err != nil {
+			return err
+		}
 		o.mark(r)
 		return touch(r)
 	})

@@ -155,7 +155,7 @@ func FuzzIndex(f *testing.F) {
 			up[i] = uint16(i - 32)
 		}
 	}
-	v := &Volume{up: up, cache: newCache()}
+	v := &Volume{up: up, cache: newCache(1024)}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) >= 4096 && string(b[:4]) == "INDX" {
 			blk := bytes.Clone(b[:4096])

@@ -27,7 +27,12 @@ func (dw *dirW) position(n *wnode, key []byte) (int, bool) {
 
 // insert adds an entry for key (a $FILE_NAME value) pointing at ref.
 func (dw *dirW) insert(ref uint64, key []byte) error {
-	e := wentry{ref: ref, key: key, child: -1}
+	return dw.insertEntry(wentry{ref: ref, key: key, child: -1})
+}
+
+// insertEntry adds e (a leaf entry) at its place.
+func (dw *dirW) insertEntry(e wentry) error {
+	key := e.key
 	var path []*wnode
 	var pos []int
 	vcn := int64(-1)
@@ -61,12 +66,17 @@ func (dw *dirW) fix(path []*wnode, pos []int, k int) error {
 		return err
 	}
 	if n.vcn < 0 { // push the root's entries down into a new block
+		entries, end := n.entries, n.endChild
+		n.entries, n.endChild = nil, -1
+		if err := dw.writeNode(n); err != nil { // emptied first: room for the allocation
+			return err
+		}
 		vcn, err := dw.newBlock()
 		if err != nil {
 			return err
 		}
-		child := &wnode{vcn: vcn, entries: n.entries, endChild: n.endChild}
-		n.entries, n.endChild = nil, vcn
+		child := &wnode{vcn: vcn, entries: entries, endChild: end}
+		n.endChild = vcn
 		if err := dw.writeNode(n); err != nil {
 			return err
 		}
@@ -130,40 +140,105 @@ func (dw *dirW) update(ref uint64, key []byte) error {
 }
 
 // remove deletes the entry for key pointing at ref (any ref when 0).
+// An entry of a leaf goes; an inner entry is replaced by its predecessor
+// (the last entry of the rightmost leaf of its left subtree). A node
+// left empty is merged with a sibling through their separator, as in any
+// B-tree, so a removal touches O(depth) nodes; only trees of a shape
+// this cannot handle (unbalanced, or a key that no longer fits) are
+// rebuilt.
 func (dw *dirW) remove(key []byte, ref uint64) error {
 	path, pos, err := dw.find(key, ref)
 	if err != nil {
 		return err
 	}
-	n, i := path[len(path)-1], pos[len(pos)-1]
+	k := len(path) - 1
+	n, i := path[k], pos[k]
 	if n.entries[i].child < 0 { // in a leaf
-		if len(n.entries) > 1 || n.vcn < 0 {
-			n.entries = append(n.entries[:i], n.entries[i+1:]...)
-			return dw.writeNode(n)
+		n.entries = append(n.entries[:i], n.entries[i+1:]...)
+		return dw.settle(path, pos, k, ref, key)
+	}
+	// Inner entry: the path goes on to the predecessor.
+	for vcn := n.entries[i].child; ; {
+		if len(path) > maxIndexDepth {
+			return fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
 		}
-		return dw.rebuildWithout(ref, key)
+		m, err := dw.readNode(vcn)
+		if err != nil {
+			return err
+		}
+		path, pos = append(path, m), append(pos, len(m.entries))
+		if m.endChild < 0 {
+			break
+		}
+		vcn = m.endChild
 	}
-	// Inner entry: take the greatest entry of its left subtree instead.
-	leaf, err := dw.readNode(n.entries[i].child)
-	for depth := 0; err == nil && leaf.endChild >= 0 && depth < maxIndexDepth; depth++ {
-		leaf, err = dw.readNode(leaf.endChild)
-	}
-	if err != nil {
-		return err
-	}
-	if !leaf.leaf() || len(leaf.entries) < 2 {
+	leaf := path[len(path)-1]
+	if !leaf.leaf() || len(leaf.entries) == 0 {
 		return dw.rebuildWithout(ref, key)
 	}
 	pred := leaf.entries[len(leaf.entries)-1]
 	leaf.entries = leaf.entries[:len(leaf.entries)-1]
-	n.entries[i].ref, n.entries[i].key = pred.ref, pred.key
+	n.entries[i].ref, n.entries[i].key, n.entries[i].data = pred.ref, pred.key, pred.data
 	if err := dw.writeNode(n); err != nil {
 		if errors.Is(err, errNodeFull) {
 			return dw.rebuildWithout(ref, key)
 		}
 		return err
 	}
-	return dw.writeNode(leaf)
+	return dw.settle(path, pos, len(path)-1, ref, key)
+}
+
+// settle writes path[j] after a removal, merging it away when it is
+// left without entries (the root may keep none).
+func (dw *dirW) settle(path []*wnode, pos []int, j int, ref uint64, key []byte) error {
+	c := path[j]
+	if len(c.entries) > 0 || j == 0 {
+		return dw.writeNode(c)
+	}
+	p, i := path[j-1], pos[j-1]
+	if len(p.entries) == 0 { // only the root has none: the tree loses a level
+		p.endChild = c.endChild
+		dw.freeBlock(c.vcn)
+		return dw.settle(path, pos, j-1, ref, key)
+	}
+	var s *wnode
+	var err error
+	if i < len(p.entries) { // merge into the right sibling
+		if s, err = dw.readNode(p.childAt(i + 1)); err != nil {
+			return err
+		}
+		if s.leaf() != (c.endChild < 0) {
+			return dw.rebuildWithout(ref, key)
+		}
+		sep := p.entries[i]
+		s.entries = append([]wentry{{ref: sep.ref, key: sep.key, data: sep.data, child: c.endChild}}, s.entries...)
+		p.entries = append(p.entries[:i], p.entries[i+1:]...)
+	} else { // the last child: merge into the left sibling
+		i = len(p.entries) - 1
+		if s, err = dw.readNode(p.entries[i].child); err != nil {
+			return err
+		}
+		if s.leaf() != (c.endChild < 0) {
+			return dw.rebuildWithout(ref, key)
+		}
+		sep := p.entries[i]
+		s.entries = append(s.entries, wentry{ref: sep.ref, key: sep.key, data: sep.data, child: s.endChild})
+		s.endChild = c.endChild
+		p.entries = p.entries[:i]
+		p.endChild = s.vcn
+		i = len(p.entries)
+	}
+	dw.freeBlock(c.vcn)
+	if err := dw.writeNode(s); err == nil {
+		return dw.settle(path, pos, j-1, ref, key)
+	} else if !errors.Is(err, errNodeFull) {
+		return err
+	}
+	// The merged sibling overflows: split it, which puts an entry back into p.
+	sp := append(append([]*wnode(nil), path[:j]...), s)
+	spos := append(append([]int(nil), pos[:j]...), 0)
+	spos[j-1] = i
+	return dw.fix(sp, spos, j)
 }
 
 // rebuildWithout rebuilds the whole index without one entry.
@@ -193,7 +268,7 @@ func (dw *dirW) rebuildWithout(ref uint64, key []byte) error {
 				if (ref == 0 || e.ref&refNumMask == ref&refNumMask) && dw.cmp(e.key, key) == 0 {
 					continue
 				}
-				all = append(all, wentry{ref: e.ref, key: e.key, child: -1})
+				all = append(all, wentry{ref: e.ref, key: e.key, data: e.data, child: -1})
 			}
 		}
 		return nil
@@ -234,7 +309,7 @@ func (dw *dirW) build(level []wentry) error {
 		limit := dw.blockSize * 3 / 4 // leave room for later inserts
 		size := 0
 		for i, e := range level {
-			es := 0x10 + align8(len(e.key)) + 8
+			es := 0x10 + align8(len(e.key)+len(e.data)) + 8
 			if size+es <= limit || len(cur) < 2 {
 				cur, size = append(cur, e), size+es
 				continue
@@ -248,7 +323,7 @@ func (dw *dirW) build(level []wentry) error {
 			if err != nil {
 				return err
 			}
-			next = append(next, wentry{ref: sep.ref, key: sep.key, child: vcn})
+			next = append(next, wentry{ref: sep.ref, key: sep.key, data: sep.data, child: vcn})
 			cur, size = nil, 0
 			if i == len(level)-1 {
 				cur = []wentry{e}

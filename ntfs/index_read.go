@@ -19,6 +19,7 @@ type indexEntry struct {
 	ref   uint64 // file reference, sequence number included
 	flags uint16
 	key   []byte // the $FILE_NAME value
+	data  []byte // a view index entry's data (nil in $I30)
 	child int64  // sub-node VCN when flags&ieSubnode
 	name  []uint16
 	ns    byte
@@ -66,6 +67,11 @@ func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 		}
 		if e.flags&ieLast == 0 && !fileNames {
 			e.key = b[off+0x10 : off+0x10+kl]
+			// A view index ($R, $SII, $SDH) keeps data after the key.
+			do, dl := int(e.ref&0xffff), int(e.ref>>16&0xffff)
+			if dl > 0 && do >= 0x10+kl && do+dl <= l {
+				e.data = b[off+do : off+do+dl]
+			}
 		} else if e.flags&ieLast == 0 {
 			e.key = b[off+0x10 : off+0x10+kl]
 			if kl < 0x42 || 0x42+2*int(e.key[0x40]) > kl {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 )
 
@@ -12,8 +13,9 @@ var errNodeFull = errors.New("index node full")
 
 // wentry is an index entry being edited; child is its left sub-node.
 type wentry struct {
-	ref   uint64
+	ref   uint64 // $I30: the file reference; view indexes: data offset and length
 	key   []byte
+	data  []byte // view indexes: placed at the offset ref names
 	child int64
 }
 
@@ -44,23 +46,30 @@ func (n *wnode) leaf() bool {
 	return true
 }
 
-// dirW edits one directory's $I30 index; the directory's base record is
-// changed in memory and written by the caller.
+// dirW edits one directory's $I30 index (or another index). Its records
+// are edited in memory within the op; index blocks and a non-resident
+// $BITMAP are written through the op's undo log, so a failed operation
+// leaves them as they were.
 type dirW struct {
 	v         *Volume
-	r         *record
+	o         *op
+	r         *record               // the base record (times, $FILE_NAME parent)
+	root      *record               // the record holding $INDEX_ROOT (an extension record in big directories)
 	idx       string                // index name: $I30, or $R of $Reparse
 	cmp       func(a, b []byte) int // key collation
 	blockSize int
-	alloc     *stream // nil until the index has blocks
-	bits      []byte  // $BITMAP:$I30
+	alloc     *dataAttr // $INDEX_ALLOCATION; nil until the index has blocks
+	bmp       *dataAttr // $BITMAP of the index
+	bits      []byte    // the bitmap's value as being edited
+	bitsDirty bool
+	pending   map[int64]*wnode // blocks changed by the op, written at its commit
 }
 
-func (v *Volume) openDirW(r *record) (*dirW, error) {
+func (o *op) openDirW(r *record) (*dirW, error) {
 	if r.flags&recIsDir == 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory: %w", r.num, syscall.ENOTDIR)
 	}
-	return v.openIndexW(r, "$I30", v.collateKeys)
+	return o.openIndexW(r, "$I30", o.v.collateKeys)
 }
 
 // collateKeys orders $FILE_NAME keys by name (COLLATION_FILE_NAME).
@@ -80,32 +89,81 @@ func keyName(k []byte) []uint16 {
 	return u
 }
 
-// openIndexW opens index idx of record r for editing.
-func (v *Volume) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW, error) {
-	off := r.findAttr(atIndexRoot, idx, false)
-	if off < 0 {
-		return nil, fmt.Errorf("ntfs: directory %d has no $INDEX_ROOT in its base record: %w", r.num, syscall.EOPNOTSUPP)
+// rootRecord finds the record of base r's file that holds $INDEX_ROOT idx.
+func (o *op) rootRecord(r *record, idx string) (*record, error) {
+	if r.findAttr(atIndexRoot, idx, false) >= 0 || r.findAttr(atAttrList, "", false) < 0 {
+		return r, nil
 	}
-	rv := r.residentValue(off)
+	nums, err := o.listRecords(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nums {
+		rr, err := o.rec(n)
+		if err != nil {
+			return nil, err
+		}
+		if rr.findAttr(atIndexRoot, idx, false) >= 0 {
+			return rr, nil
+		}
+	}
+	return r, nil
+}
+
+// openIndexW opens index idx of record r for editing, wherever its
+// attributes live (base or extension records, resident or not).
+func (o *op) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW, error) {
+	v := o.v
+	root, err := o.rootRecord(r, idx)
+	if err != nil {
+		return nil, err
+	}
+	off := root.findAttr(atIndexRoot, idx, false)
+	if off < 0 || root.buf[off+8] != 0 {
+		return nil, fmt.Errorf("ntfs: directory %d has no resident $INDEX_ROOT: %w", r.num, syscall.EIO)
+	}
+	rv := root.residentValue(off)
 	if len(rv) < 0x20 {
 		return nil, fmt.Errorf("ntfs: directory %d: short $INDEX_ROOT: %w", r.num, syscall.EIO)
 	}
-	dw := &dirW{v: v, r: r, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:]))}
-	if ao := r.findAttr(atIndexAlloc, idx, false); ao >= 0 {
-		a, err := parseAttr(r.buf[ao:r.used], v.clusters)
-		if err != nil || a.resident || a.startVCN != 0 || (a.lastVCN+1)*v.geo.clusterSize != a.allocSize {
-			return nil, fmt.Errorf("ntfs: directory %d: index allocation spans several records; not supported: %w", r.num, syscall.EOPNOTSUPP)
+	dw := &dirW{v: v, o: o, r: r, root: root, idx: idx, cmp: cmp, blockSize: int(binary.LittleEndian.Uint32(rv[8:])), pending: map[int64]*wnode{}}
+	if dw.blockSize < 512 || dw.blockSize > 1<<16 || !pow2(int64(dw.blockSize)) {
+		return nil, fmt.Errorf("ntfs: directory %d: index block size %d: %w", r.num, dw.blockSize, syscall.EIO)
+	}
+	if dw.alloc, err = o.openAttr(r, atIndexAlloc, idx); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION: %w", r.num, err)
+	}
+	if dw.bmp, err = o.openAttr(r, atBitmap, idx); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", r.num, err)
+	}
+	if a := dw.alloc.s; a.resident {
+		if len(a.value) > 0 {
+			return nil, fmt.Errorf("ntfs: directory %d: resident $INDEX_ALLOCATION: %w", r.num, syscall.EIO)
 		}
-		dw.alloc = &stream{typ: atIndexAlloc, name: idx, runs: a.runs, dataSize: a.dataSize, initSize: a.initSize, allocSize: a.allocSize}
-		bo := r.findAttr(atBitmap, idx, false)
-		if bo < 0 || r.buf[bo+8] != 0 {
-			return nil, fmt.Errorf("ntfs: directory %d: index bitmap missing or non-resident: %w", r.num, syscall.EOPNOTSUPP)
-		}
-		dw.bits = append([]byte(nil), r.residentValue(bo)...)
-	} else if r.findAttr(atAttrList, "", false) >= 0 {
-		return nil, fmt.Errorf("ntfs: directory %d has an attribute list; not supported: %w", r.num, syscall.EOPNOTSUPP)
+		dw.alloc = nil // no blocks yet: newBlock makes the attribute
+		return dw, nil
+	}
+	if dw.bits, err = dw.readBits(); err != nil {
+		return nil, err
 	}
 	return dw, nil
+}
+
+// readBits reads the index bitmap, resident or not; bytes past the
+// initialised size read as zero.
+func (dw *dirW) readBits() ([]byte, error) {
+	s := dw.bmp.s
+	if s.resident {
+		return append([]byte(nil), s.value...), nil
+	}
+	if s.dataSize > 1<<24 || s.initSize > s.dataSize {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP of %d bytes: %w", dw.r.num, s.dataSize, syscall.EIO)
+	}
+	b := make([]byte, s.dataSize)
+	if err := dw.v.readRuns(s.runs, b[:s.initSize], 0); err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", dw.r.num, err)
+	}
+	return b, nil
 }
 
 func toWNode(n *indexNode) *wnode {
@@ -115,14 +173,14 @@ func toWNode(n *indexNode) *wnode {
 			w.endChild = e.child
 			break
 		}
-		w.entries = append(w.entries, wentry{ref: e.ref, key: append([]byte(nil), e.key...), child: e.child})
+		w.entries = append(w.entries, wentry{ref: e.ref, key: append([]byte(nil), e.key...), data: append([]byte(nil), e.data...), child: e.child})
 	}
 	return w
 }
 
 func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if vcn < 0 {
-		rv := dw.r.residentValue(dw.r.findAttr(atIndexRoot, dw.idx, false))
+		rv := dw.root.residentValue(dw.root.findAttr(atIndexRoot, dw.idx, false))
 		n, err := parseNode(rv[0x10:], -1, dw.idx == "$I30")
 		if err != nil {
 			return nil, err
@@ -132,12 +190,15 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if dw.alloc == nil {
 		return nil, fmt.Errorf("ntfs: directory %d: sub-node without allocation: %w", dw.r.num, syscall.EIO)
 	}
+	if p := dw.pending[vcn]; p != nil {
+		return cloneW(p), nil
+	}
 	buf := make([]byte, dw.blockSize)
 	off := vcn * dw.v.vcnBytes(dw.blockSize)
-	if off+int64(dw.blockSize) > dw.alloc.dataSize {
+	if vcn < 0 || off+int64(dw.blockSize) > dw.alloc.s.dataSize {
 		return nil, fmt.Errorf("ntfs: directory %d: sub-node %d outside the index: %w", dw.r.num, vcn, syscall.EIO)
 	}
-	if err := dw.v.readRuns(dw.alloc.runs, buf, off); err != nil {
+	if err := dw.v.readRuns(dw.alloc.s.runs, buf, off); err != nil {
 		return nil, err
 	}
 	if err := applyFixup(buf, "INDX"); err != nil {
@@ -153,8 +214,11 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 // entriesBytes serialises a node's entries and its last entry.
 func entriesBytes(n *wnode) []byte {
 	var out []byte
-	add := func(ref uint64, key []byte, child int64, last bool) {
+	add := func(ref uint64, key, data []byte, child int64, last bool) {
 		l := 0x10 + align8(len(key))
+		if len(data) > 0 {
+			l = align8(max(0x10+len(key), int(ref&0xffff)+len(data)))
+		}
 		if child >= 0 {
 			l += 8
 		}
@@ -172,12 +236,15 @@ func entriesBytes(n *wnode) []byte {
 		}
 		binary.LittleEndian.PutUint16(b[12:], fl)
 		copy(b[0x10:], key)
+		if len(data) > 0 {
+			copy(b[ref&0xffff:], data)
+		}
 		out = append(out, b...)
 	}
 	for _, e := range n.entries {
-		add(e.ref, e.key, e.child, false)
+		add(e.ref, e.key, e.data, e.child, false)
 	}
-	add(0, nil, n.endChild, true)
+	add(0, nil, nil, n.endChild, true)
 	return out
 }
 
@@ -190,8 +257,8 @@ func (dw *dirW) writeNode(n *wnode) error {
 		flags = 1
 	}
 	if n.vcn < 0 {
-		off := dw.r.findAttr(atIndexRoot, dw.idx, false)
-		old := dw.r.residentValue(off)
+		off := dw.root.findAttr(atIndexRoot, dw.idx, false)
+		old := dw.root.residentValue(off)
 		val := make([]byte, 0x20+len(eb))
 		copy(val, old[:0x10])
 		binary.LittleEndian.PutUint32(val[0x10:], 0x10)
@@ -200,16 +267,37 @@ func (dw *dirW) writeNode(n *wnode) error {
 		val[0x1c] = flags
 		copy(val[0x20:], eb)
 		// A small root leaves the record room for the allocation's runlist.
-		if len(val) > dw.v.geo.recordSize/2 || dw.r.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
+		if len(val) > dw.v.geo.recordSize/2 || dw.root.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
 			return errNodeFull
 		}
+		dw.o.add(dw.root)
 		return nil
+	}
+	if align8(0x28+2*(dw.blockSize/fixupStride+1))+len(eb) > dw.blockSize {
+		return errNodeFull
+	}
+	dw.pending[n.vcn] = cloneW(n)
+	return nil
+}
+
+func cloneW(n *wnode) *wnode {
+	c := *n
+	c.entries = append([]wentry(nil), n.entries...)
+	return &c
+}
+
+// blockBytes serialises a block node as an INDX record.
+func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
+	eb := entriesBytes(n)
+	var flags byte
+	if !n.leaf() {
+		flags = 1
 	}
 	bs := dw.blockSize
 	count := bs/fixupStride + 1
 	first := align8(0x28 + 2*count)
 	if first+len(eb) > bs {
-		return errNodeFull
+		return nil, fmt.Errorf("ntfs: directory %d: index block %d overflows: %w", dw.r.num, n.vcn, syscall.EIO)
 	}
 	buf := make([]byte, bs)
 	copy(buf, "INDX")
@@ -222,47 +310,68 @@ func (dw *dirW) writeNode(n *wnode) error {
 	buf[0x24] = flags
 	copy(buf[first:], eb)
 	protectFixup(buf)
-	dw.v.endWrite()
-	return dw.v.writeRuns(dw.alloc.runs, buf, n.vcn*dw.v.vcnBytes(bs))
+	return buf, nil
+}
+
+// flushNodes writes the blocks the op changed, in VCN order.
+func (dw *dirW) flushNodes() error {
+	vcns := make([]int64, 0, len(dw.pending))
+	for vcn := range dw.pending {
+		vcns = append(vcns, vcn)
+	}
+	slices.Sort(vcns)
+	for _, vcn := range vcns {
+		buf, err := dw.blockBytes(dw.pending[vcn])
+		if err != nil {
+			return err
+		}
+		dw.v.cache.forgetNode(dw.r.num, vcn)
+		if err := dw.v.writeRuns(dw.alloc.s.runs, buf, vcn*dw.v.vcnBytes(dw.blockSize)); err != nil {
+			return err
+		}
+	}
+	clear(dw.pending)
+	return nil
 }
 
 // newBlock takes a free index block, growing $INDEX_ALLOCATION if needed.
 func (dw *dirW) newBlock() (int64, error) {
 	v, bs := dw.v, int64(dw.blockSize)
 	if dw.alloc == nil {
-		dw.alloc = &stream{typ: atIndexAlloc, name: dw.idx}
-		dw.bits = make([]byte, 8)
-		if _, err := dw.r.insertAttr(nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, v.geo.clusterSize)); err != nil {
-			return 0, err
-		}
-		if _, err := dw.r.insertAttr(residentAttr(atBitmap, dw.idx, dw.bits)); err != nil {
-			return 0, err
-		}
-	}
-	nblocks := dw.alloc.dataSize / bs
-	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
-		if dw.bits[i/8]&(1<<(i%8)) == 0 {
-			dw.bits[i/8] |= 1 << (i % 8)
-			return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
-		}
-	}
-	i := nblocks
-	dw.alloc.dataSize += bs
-	dw.alloc.initSize = dw.alloc.dataSize
-	if dw.alloc.dataSize > dw.alloc.allocSize {
-		cs := v.geo.clusterSize
-		need := (dw.alloc.dataSize - dw.alloc.allocSize + cs - 1) / cs
-		runs, err := v.allocClusters(need, dw.alloc.allocSize/cs)
+		d, err := dw.o.openAttr(dw.r, atIndexAlloc, dw.idx)
 		if err != nil {
 			return 0, err
 		}
-		dw.alloc.runs = mergeRuns(append(dw.alloc.runs, runs...))
-		dw.alloc.allocSize += need * cs
+		d.s = &stream{typ: atIndexAlloc, name: dw.idx}
+		dw.alloc, dw.bits = d, make([]byte, 8)
+	}
+	a := dw.alloc.s
+	nblocks := a.dataSize / bs
+	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
+		if dw.bits[i/8]&(1<<(i%8)) == 0 {
+			dw.bits[i/8] |= 1 << (i % 8)
+			dw.bitsDirty = true
+			return i * bs / v.vcnBytes(dw.blockSize), nil
+		}
+	}
+	i := nblocks
+	a.dataSize += bs
+	a.initSize = a.dataSize
+	if a.dataSize > a.allocSize {
+		cs := v.geo.clusterSize
+		need := (a.dataSize - a.allocSize + cs - 1) / cs
+		runs, err := v.allocClusters(need, a.allocSize/cs)
+		if err != nil {
+			return 0, err
+		}
+		a.runs = mergeRuns(append(a.runs, runs...))
+		a.allocSize += need * cs
 	}
 	for int64(len(dw.bits))*8 <= i {
 		dw.bits = append(dw.bits, make([]byte, 8)...)
 	}
 	dw.bits[i/8] |= 1 << (i % 8)
+	dw.bitsDirty = true
 	return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
 }
 
@@ -271,18 +380,61 @@ func (dw *dirW) freeBlock(vcn int64) {
 	i := vcn * dw.v.vcnBytes(dw.blockSize) / int64(dw.blockSize)
 	if i/8 < int64(len(dw.bits)) {
 		dw.bits[i/8] &^= 1 << (i % 8)
+		dw.bitsDirty = true
 	}
+	delete(dw.pending, vcn)
 }
 
-// saveAlloc stores $INDEX_ALLOCATION and $BITMAP into the record.
+// saveAlloc stores $INDEX_ALLOCATION's runs and sizes into its records.
 func (dw *dirW) saveAlloc() error {
 	if dw.alloc == nil {
 		return nil
 	}
-	ao := dw.r.findAttr(atIndexAlloc, dw.idx, false)
-	if err := dw.r.replaceAttr(ao, nonResidentAttr(atIndexAlloc, dw.idx, 0, dw.alloc, dw.v.geo.clusterSize)); err != nil {
-		return err
+	dw.o.mark(dw.r)
+	dw.alloc.relocate()
+	return dw.v.saveData(dw.alloc)
+}
+
+// saveBits stores the index bitmap: resident while it fits (as Windows
+// keeps small ones), else in clusters, grown a cluster at a time.
+func (dw *dirW) saveBits() error {
+	if !dw.bitsDirty || dw.alloc == nil {
+		return nil
 	}
-	bo := dw.r.findAttr(atBitmap, dw.idx, false)
-	return dw.r.replaceAttr(bo, residentAttr(atBitmap, dw.idx, dw.bits))
+	dw.bitsDirty = false
+	v, s := dw.v, dw.bmp.s
+	dw.o.mark(dw.r)
+	dw.bmp.relocate()
+	if s.resident {
+		old := s.value
+		s.value, s.dataSize, s.initSize = append([]byte(nil), dw.bits...), int64(len(dw.bits)), int64(len(dw.bits))
+		err := v.saveData(dw.bmp)
+		var full *recordFullError
+		if !errors.As(err, &full) {
+			return err
+		}
+		s.value, s.dataSize, s.initSize = old, int64(len(old)), int64(len(old))
+		dw.bmp.s = &stream{typ: atBitmap, name: dw.idx}
+		s = dw.bmp.s
+	}
+	cs := v.geo.clusterSize
+	if n := int64(len(dw.bits)); n > s.allocSize {
+		need := (n - s.allocSize + cs - 1) / cs
+		runs, err := v.allocClusters(need, s.allocSize/cs)
+		if err != nil {
+			return err
+		}
+		s.runs = mergeRuns(append(s.runs, runs...))
+		s.allocSize += need * cs
+	}
+	buf := make([]byte, s.allocSize)
+	copy(buf, dw.bits)
+	if err := v.writeRuns(s.runs, buf, 0); err != nil {
+		return fmt.Errorf("ntfs: directory %d: writing index $BITMAP: %w", dw.r.num, err)
+	}
+	if n := int64(len(dw.bits)); s.dataSize == n && s.initSize == n {
+		return nil // only bits changed: the attribute stays as it is
+	}
+	s.dataSize, s.initSize = int64(len(dw.bits)), int64(len(dw.bits))
+	return v.saveData(dw.bmp)
 }

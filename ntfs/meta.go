@@ -2,7 +2,9 @@ package ntfs
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"syscall"
 	"time"
 )
@@ -141,13 +143,28 @@ func (o *op) refreshNamesIn(r, rr *record, si []byte, size, alloc int64, keepSiz
 		binary.LittleEndian.PutUint32(fn[0x38:], fileNameFlags(r, si))
 		binary.LittleEndian.PutUint32(fn[0x3c:], reparse)
 		parent := binary.LittleEndian.Uint64(fn) & refNumMask
-		dw, err := o.dir(parent)
-		if err != nil {
+		if err := o.refreshIndexCopy(r, parent, fn); err != nil {
 			return err
 		}
-		if err := dw.update(fileRef(r), append([]byte(nil), fn...)); err != nil {
-			return fmt.Errorf("ntfs: updating the index copy of MFT record %d in directory %d: %w", r.num, parent, err)
-		}
+	}
+	return nil
+}
+
+// refreshIndexCopy updates the copy of $FILE_NAME fn in the parent's
+// index. Windows tolerates stale copies (chkdsk only refreshes them), so
+// a parent whose index cannot be edited or lacks the entry does not stop
+// the change of the file; only a failed write of the device does.
+func (o *op) refreshIndexCopy(r *record, parent uint64, fn []byte) error {
+	dw, err := o.dir(parent)
+	if err == nil {
+		err = dw.update(fileRef(r), append([]byte(nil), fn...))
+	}
+	var de *deviceError
+	if errors.As(err, &de) {
+		return fmt.Errorf("ntfs: updating the index copy of MFT record %d in directory %d: %w", r.num, parent, err)
+	}
+	if err != nil {
+		slog.Debug("ntfs: index copy of a file name left stale", "record", r.num, "directory", parent, "err", err)
 	}
 	return nil
 }

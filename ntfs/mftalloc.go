@@ -117,9 +117,8 @@ func (v *Volume) growMFT(r0 *record) error {
 		return fmt.Errorf("ntfs: $MFT data is split across records; growing it is not supported: %w", syscall.ENOSPC)
 	}
 	newSize := v.mftSize + mftGrowRecords*rs
-	mark := len(v.w.undoClusters)
-	// Record 0 is written below: its new clusters are not undone with the op.
-	defer func() { v.w.undoClusters = v.w.undoClusters[:mark] }()
+	// Record 0 and the new records are written below; a failed operation
+	// puts them back (undo.go) and gives the clusters back with the rest.
 	s := &stream{runs: d.runs, dataSize: newSize, initSize: newSize, allocSize: d.allocSize}
 	if need := (newSize+cs-1)/cs - d.allocSize/cs; need > 0 {
 		b, err := v.clusterBitmap()

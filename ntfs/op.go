@@ -43,7 +43,7 @@ func (o *op) dir(n uint64) (*dirW, error) {
 	if err != nil {
 		return nil, err
 	}
-	dw, err := o.v.openDirW(r)
+	dw, err := o.openDirW(r)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +54,11 @@ func (o *op) dir(n uint64) (*dirW, error) {
 
 // commit writes every changed record, in record order.
 func (o *op) commit() error {
-	if err := o.syncLists(); err != nil {
-		o.v.rollback() // nothing is written yet: give back what the op took
+	err := o.saveIndexBits()
+	if err == nil {
+		err = o.syncLists()
+	}
+	if err != nil {
 		return err
 	}
 	var nums []uint64
@@ -65,6 +68,20 @@ func (o *op) commit() error {
 	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
 	for _, n := range nums {
 		if err := o.v.writeRecord(o.recs[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// saveIndexBits writes the index blocks and stores the bitmaps of the
+// indexes the op changed.
+func (o *op) saveIndexBits() error {
+	for _, dw := range o.dirs {
+		if err := dw.flushNodes(); err != nil {
+			return err
+		}
+		if err := dw.saveBits(); err != nil {
 			return err
 		}
 	}

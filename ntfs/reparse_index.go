@@ -51,7 +51,7 @@ func (o *op) reparseIndex() (*dirW, error) {
 	if err != nil {
 		return nil, err
 	}
-	dw, err := o.v.openIndexW(r, "$R", collateULongs)
+	dw, err := o.openIndexW(r, "$R", collateULongs)
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: $Reparse index: %w", err)
 	}

@@ -249,19 +249,33 @@ func TestFailedWritesRollBack(t *testing.T) {
 	if after.BlocksFree != before.BlocksFree {
 		t.Errorf("free clusters %d before, %d after a failed write", before.BlocksFree, after.BlocksFree)
 	}
-	// Hard links until the record is full.
+	// Hard links far beyond what the base record holds: they go to
+	// extension records under an attribute list.
 	d, _ := v.Mkdir(v.Root(), "links", 0o755)
-	var lerr error
-	for i := 0; i < 200 && lerr == nil; i++ {
-		_, lerr = v.Link(a.Ino, d.Ino, fmt.Sprintf("a-rather-long-hard-link-name-number-%03d.bin", i))
+	for i := 0; i < 200; i++ {
+		if _, err := v.Link(a.Ino, d.Ino, fmt.Sprintf("a-rather-long-hard-link-name-number-%03d.bin", i)); err != nil {
+			t.Fatalf("hard link %d: %v", i, err)
+		}
 	}
-	if !errors.Is(lerr, syscall.ENOSPC) {
-		t.Errorf("200 hard links: %v", lerr)
+	for i := 0; i < 200; i += 3 { // and some go again
+		if err := v.Unlink(d.Ino, fmt.Sprintf("a-rather-long-hard-link-name-number-%03d.bin", i)); err != nil {
+			t.Fatalf("unlink of hard link %d: %v", i, err)
+		}
 	}
 	checkConsistent(t, img)
+	if out := testutil.Run(t, "ntfsinfo", "-F", "/too-big.bin", img); !strings.Contains(out, "$ATTRIBUTE_LIST") {
+		t.Errorf("ntfsinfo shows no attribute list for a file of 134 names")
+	}
 	mnt, unmount := mount3g(t, img, "ro")
 	defer unmount()
 	compareStatFS(t, mnt, img)
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mnt, "links", "a-rather-long-hard-link-name-number-199.bin"), &st); err != nil || st.Nlink != 1+200-67 {
+		t.Errorf("ntfs-3g: %v, %d links, want %d", err, st.Nlink, 1+200-67)
+	}
+	if ents, err := os.ReadDir(filepath.Join(mnt, "links")); err != nil || len(ents) != 200-67 {
+		t.Errorf("ntfs-3g lists %d links (%v), want %d", len(ents), err, 200-67)
+	}
 	if st, err := os.Stat(filepath.Join(mnt, "too-big.bin")); err != nil || st.Size() != 0 {
 		t.Errorf("too-big.bin after the failed write: %v %v", st, err)
 	}

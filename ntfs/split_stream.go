@@ -27,18 +27,24 @@ type splitState struct {
 // openStream opens a stream for editing within op o, following the
 // attribute list when the file has one.
 func (o *op) openStream(r *record, name string) (*dataAttr, error) {
+	return o.openAttr(r, atData, name)
+}
+
+// openAttr opens attribute typ:name (a $DATA stream, an index's
+// $INDEX_ALLOCATION or $BITMAP) for editing within op o.
+func (o *op) openAttr(r *record, typ uint32, name string) (*dataAttr, error) {
 	if r.findAttr(atAttrList, "", false) < 0 {
-		d, err := o.v.openData(r, name)
+		d, err := o.v.openAttrOf(r, typ, name)
 		if d != nil {
 			d.o = o
 		}
 		return d, err
 	}
-	return o.openSplit(r, name)
+	return o.openSplit(r, typ, name)
 }
 
 // openSplit gathers the extents of a stream of a file with an attribute list.
-func (o *op) openSplit(r *record, name string) (*dataAttr, error) {
+func (o *op) openSplit(r *record, typ uint32, name string) (*dataAttr, error) {
 	v := o.v
 	recs, err := o.listRecords(r)
 	if err != nil {
@@ -55,14 +61,14 @@ func (o *op) openSplit(r *record, name string) (*dataAttr, error) {
 			return nil, err
 		}
 		for _, a := range attrs {
-			if a.typ == atData && a.name == name {
+			if a.typ == typ && a.name == name {
 				segs = append(segs, a)
 			}
 		}
 	}
-	d := &dataAttr{r: r, off: -1, name: name, o: o, sp: &splitState{recs: recs}}
+	d := &dataAttr{r: r, off: -1, name: name, o: o, sp: &splitState{recs: recs}, typ: typ}
 	if len(segs) == 0 {
-		d.s = &stream{typ: atData, name: name, resident: true}
+		d.s = &stream{typ: typ, name: name, resident: true}
 		return d, nil
 	}
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].startVCN < segs[j].startVCN })
@@ -73,7 +79,7 @@ func (o *op) openSplit(r *record, name string) (*dataAttr, error) {
 	if f.resident && len(segs) > 1 || f.startVCN != 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d: stream %q has bad extents: %w", r.num, name, syscall.EIO)
 	}
-	s := &stream{typ: atData, name: name, flags: f.flags, resident: f.resident, value: append([]byte(nil), f.value...),
+	s := &stream{typ: typ, name: name, flags: f.flags, resident: f.resident, value: append([]byte(nil), f.value...),
 		dataSize: f.dataSize, initSize: f.initSize, allocSize: f.allocSize, compUnit: f.compUnit}
 	next := int64(0)
 	for _, a := range segs {
@@ -203,7 +209,7 @@ func (v *Volume) patchSizes(d *dataAttr) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	off := findSeg(rr, d.name)
+	off := findSeg(rr, d.attrType(), d.name)
 	if off < 0 || rr.buf[off+8] == 0 || binary.LittleEndian.Uint64(rr.buf[off+0x10:]) != 0 {
 		return false, nil
 	}
@@ -240,44 +246,46 @@ func (v *Volume) finishSplit(d *dataAttr, old, fresh []*record) error {
 	}
 	o.mark(d.r)
 	for _, rr := range append([]*record{d.r}, old...) {
-		if rr.flags&recInUse != 0 && findSeg(rr, d.name) >= 0 {
+		if rr.flags&recInUse != 0 && findSeg(rr, d.attrType(), d.name) >= 0 {
 			sp.exts = append(sp.exts, rr.num)
 		}
 	}
 	for _, rr := range fresh {
-		if findSeg(rr, d.name) >= 0 {
+		if findSeg(rr, d.attrType(), d.name) >= 0 {
 			sp.exts = append(sp.exts, rr.num)
 		}
 	}
-	sort.SliceStable(sp.exts, func(i, j int) bool { return firstVCNIn(o, sp.exts[i], d.name) < firstVCNIn(o, sp.exts[j], d.name) })
+	sort.SliceStable(sp.exts, func(i, j int) bool {
+		return firstVCNIn(o, sp.exts[i], d.attrType(), d.name) < firstVCNIn(o, sp.exts[j], d.attrType(), d.name)
+	})
 	sp.orig = cloneStream(d.s)
 	return nil
 }
 
-func firstVCNIn(o *op, n uint64, name string) int64 {
+func firstVCNIn(o *op, n uint64, typ uint32, name string) int64 {
 	rr := o.recs[n]
-	off := findSeg(rr, name)
+	off := findSeg(rr, typ, name)
 	if off < 0 || rr.buf[off+8] == 0 {
 		return 0
 	}
 	return int64(binary.LittleEndian.Uint64(rr.buf[off+0x10:]))
 }
 
-// findSeg returns the offset of the first $DATA extent named name in r.
-func findSeg(r *record, name string) int { return r.findAttr(atData, name, false) }
+// findSeg returns the offset of the first typ extent named name in r.
+func findSeg(r *record, typ uint32, name string) int { return r.findAttr(typ, name, false) }
 
 // place removes the stream's old extents and lays the stream out again.
 func (l *layout) place() error {
 	l.ids = map[*record][]uint16{}
 	for _, rr := range append([]*record{l.base}, l.slots...) {
-		for off := findSeg(rr, l.d.name); off >= 0; off = findSeg(rr, l.d.name) {
+		for off := findSeg(rr, l.d.attrType(), l.d.name); off >= 0; off = findSeg(rr, l.d.attrType(), l.d.name) {
 			l.ids[rr] = append(l.ids[rr], binary.LittleEndian.Uint16(rr.buf[off+14:]))
 			rr.removeAttr(off)
 		}
 	}
 	s := l.d.s
 	if s.resident {
-		b := residentAttr(atData, l.d.name, s.value)
+		b := residentAttr(l.d.attrType(), l.d.name, s.value)
 		for _, rr := range append([]*record{l.base}, l.slots...) {
 			if l.room(rr) >= len(b) {
 				return l.insert(rr, b)
@@ -407,7 +415,7 @@ func segmentAttr(d *dataAttr, runs []run, first bool, cs int64) []byte {
 	if first {
 		s.dataSize, s.initSize, s.allocSize = d.s.dataSize, d.s.initSize, d.s.allocSize
 	}
-	b := nonResidentAttr(atData, d.name, d.s.flags, s, cs)
+	b := nonResidentAttr(d.attrType(), d.name, d.s.flags, s, cs)
 	start := int64(0)
 	if len(runs) > 0 {
 		start = runs[0].vcn
@@ -416,10 +424,14 @@ func segmentAttr(d *dataAttr, runs []run, first bool, cs int64) []byte {
 	if len(runs) == 0 {
 		binary.LittleEndian.PutUint64(b[0x18:], ^uint64(0))
 	}
-	if first && len(b) >= 0x48 && binary.LittleEndian.Uint16(b[0x20:]) >= 0x48 {
-		binary.LittleEndian.PutUint64(b[0x40:], uint64(allocatedClusters(d.s.runs)*cs))
-	} else if !first && binary.LittleEndian.Uint16(b[0x20:]) >= 0x48 {
-		binary.LittleEndian.PutUint64(b[0x40:], 0)
+	// Only compressed and sparse extents have the compressed size at
+	// 0x40; in the others a name starts there.
+	if d.s.flags&(afCompressed|afSparse) != 0 {
+		if first {
+			binary.LittleEndian.PutUint64(b[0x40:], uint64(allocatedClusters(d.s.runs)*cs))
+		} else {
+			binary.LittleEndian.PutUint64(b[0x40:], 0)
+		}
 	}
 	return b
 }

@@ -39,36 +39,43 @@ func (o *op) unlinkName(r *record, dir uint64, stored string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	removed, pair := false, o.dosPairOf(r, dir, stored)
-	for again := true; again; {
-		again = false
-		for _, off := range r.attrOffsets() {
-			if binary.LittleEndian.Uint32(r.buf[off:]) != atFileName || r.buf[off+8] != 0 {
-				continue
+	recs, err := o.nameRecords(r)
+	if err != nil {
+		return false, err
+	}
+	removed, pair := false, o.dosPairOf(recs, dir, stored)
+	for _, rr := range recs { // names may live in extension records
+		for again := true; again; {
+			again = false
+			for _, off := range rr.attrOffsets() {
+				if binary.LittleEndian.Uint32(rr.buf[off:]) != atFileName || rr.buf[off+8] != 0 {
+					continue
+				}
+				fn, err := parseFileName(rr.residentValue(off))
+				if err != nil {
+					return false, err
+				}
+				if fn.parent&refNumMask != dir {
+					continue
+				}
+				isName := fn.name == stored && fn.ns != nsDOS
+				if !isName && fn.ns != nsDOS {
+					continue
+				}
+				if fn.ns == nsDOS && !pair {
+					continue
+				}
+				if err := dw.remove(newFileName(0, fn.name, 0, 0), fileRef(r)); err != nil {
+					return false, err
+				}
+				rr.removeAttr(off)
+				o.add(rr)
+				if isName {
+					removed = true
+				}
+				again = true
+				break
 			}
-			fn, err := parseFileName(r.residentValue(off))
-			if err != nil {
-				return false, err
-			}
-			if fn.parent&refNumMask != dir {
-				continue
-			}
-			isName := fn.name == stored && fn.ns != nsDOS
-			if !isName && fn.ns != nsDOS {
-				continue
-			}
-			if fn.ns == nsDOS && !pair {
-				continue
-			}
-			if err := dw.remove(newFileName(0, fn.name, 0, 0), fileRef(r)); err != nil {
-				return false, err
-			}
-			r.removeAttr(off)
-			if isName {
-				removed = true
-			}
-			again = true
-			break
 		}
 	}
 	if !removed {
@@ -81,19 +88,26 @@ func (o *op) unlinkName(r *record, dir uint64, stored string) (bool, error) {
 	if err := touch(dw.r); err != nil {
 		return false, err
 	}
-	return r.findAttr(atFileName, "", false) >= 0, nil
+	for _, rr := range recs {
+		if rr.findAttr(atFileName, "", false) >= 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // dosPairOf reports whether stored is a Win32 name whose DOS alias in dir
 // goes with it (a Win32+DOS pair is one link).
-func (o *op) dosPairOf(r *record, dir uint64, stored string) bool {
-	for _, off := range r.attrOffsets() {
-		if binary.LittleEndian.Uint32(r.buf[off:]) != atFileName || r.buf[off+8] != 0 {
-			continue
-		}
-		fn, err := parseFileName(r.residentValue(off))
-		if err == nil && fn.parent&refNumMask == dir && fn.name == stored && fn.ns == nsWin32 {
-			return true
+func (o *op) dosPairOf(recs []*record, dir uint64, stored string) bool {
+	for _, r := range recs {
+		for _, off := range r.attrOffsets() {
+			if binary.LittleEndian.Uint32(r.buf[off:]) != atFileName || r.buf[off+8] != 0 {
+				continue
+			}
+			fn, err := parseFileName(r.residentValue(off))
+			if err == nil && fn.parent&refNumMask == dir && fn.name == stored && fn.ns == nsWin32 {
+				return true
+			}
 		}
 	}
 	return false
@@ -135,6 +149,9 @@ func (o *op) freeFile(r *record) error {
 		if err := v.freeRecordBit(n); err != nil {
 			return err
 		}
+	}
+	if r.flags&recIsDir != 0 {
+		v.cache.forget(r.num) // its index nodes
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package ntfs
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 	"unicode"
+	"weak"
 )
 
 // upcase is the volume's $UpCase table: filename collation folds case with it.
@@ -34,6 +37,28 @@ func (v *Volume) loadUpcase() *upcase {
 	for i := range u {
 		u[i] = binary.LittleEndian.Uint16(buf[2*i:])
 	}
+	return internUpcase(u, sha256.Sum256(buf))
+}
+
+// Nearly every volume holds one of a few $UpCase tables (128 KiB each):
+// volumes share one copy, dropped once no volume uses it.
+var upcases = struct {
+	sync.Mutex
+	m map[[32]byte]weak.Pointer[upcase]
+}{m: map[[32]byte]weak.Pointer[upcase]{}}
+
+func internUpcase(u *upcase, sum [32]byte) *upcase {
+	upcases.Lock()
+	defer upcases.Unlock()
+	if p := upcases.m[sum].Value(); p != nil {
+		return p
+	}
+	for k, w := range upcases.m { // forget tables no volume holds
+		if w.Value() == nil {
+			delete(upcases.m, k)
+		}
+	}
+	upcases.m[sum] = weak.Make(u)
 	return u
 }
 

@@ -55,7 +55,7 @@ func Open(dev volume.Device, opts Options) (*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Volume{dev: dev, geo: geo, clusters: geo.totalClusters(), cache: newCache()}
+	v := &Volume{dev: dev, geo: geo, clusters: geo.totalClusters(), cache: newCache(geo.recordSize)}
 	if err := v.loadMFT(); err != nil {
 		return nil, err
 	}

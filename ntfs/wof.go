@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/lru"
 )
 
 // WOF "System Compression" (CompactOS). The file carries a reparse point
@@ -99,20 +100,6 @@ func (v *Volume) isWOFStream(in *inode, name string) bool {
 	}
 	w, err := v.wofOpen(in)
 	return err == nil && w != nil
-}
-
-// wofUnchanged refuses to change a WOF file's content: its unnamed
-// stream is only a sparse placeholder, so a write there would not show,
-// and Windows instead decompresses the file first (not done here yet).
-func (v *Volume) wofUnchanged(n uint64) error {
-	in, err := v.loadInode(n)
-	if err != nil {
-		return err
-	}
-	if w, err := v.wofOpen(in); err == nil && w != nil {
-		return fmt.Errorf("ntfs: MFT record %d is WOF-compressed; changing its content is not supported: %w", n, syscall.EACCES)
-	}
-	return nil
 }
 
 // wofReadAt reads the plain content like io.ReaderAt.
@@ -216,31 +203,20 @@ func (v *Volume) wofRead(w *wofFile, p []byte, off int64) error {
 // reads smaller than a chunk decompress each chunk once. Keys hold the
 // inode: cached inodes are immutable and writers replace them, so a
 // changed file never meets its old chunks.
-const maxWofChunks = 32
+const maxWofBytes = 32 * 32 << 10 // 32 chunks of 32 KiB
 
 type wofKey struct {
 	in  *inode
 	idx int64
 }
 
-type wofCache struct {
-	mu sync.Mutex
-	m  map[wofKey][]byte
+type wofCache struct{ c *lru.Cache[wofKey, []byte] }
+
+var wofChunks = wofCache{lru.New[wofKey, []byte](maxWofBytes)}
+
+func (c wofCache) get(k wofKey) []byte {
+	b, _ := c.c.Get(k)
+	return b
 }
 
-var wofChunks = &wofCache{m: map[wofKey][]byte{}}
-
-func (c *wofCache) get(k wofKey) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
-
-func (c *wofCache) put(k wofKey, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxWofChunks {
-		clear(c.m)
-	}
-	c.m[k] = b
-}
+func (c wofCache) put(k wofKey, b []byte) { c.c.Put(k, b, len(b)) }

@@ -268,6 +268,7 @@ func TestWOFFilesOnNtfs3gVolume(t *testing.T) {
 	v := openVol(t, img, 0, Options{})
 	rnd := mrand.New(mrand.NewSource(1))
 	checked := 0
+	wantAfter := map[string][]byte{}
 	for _, c := range wimCases {
 		d, err := v.Lookup(v.Root(), c.name)
 		if err != nil {
@@ -302,12 +303,29 @@ func TestWOFFilesOnNtfs3gVolume(t *testing.T) {
 					t.Fatalf("%s: ReadAt %d+%d gave %d bytes that differ", where, off, len(p), n)
 				}
 			}
-			if _, err := v.WriteAt(a.Ino, []byte("x"), 0); !errors.Is(err, syscall.EACCES) {
-				t.Errorf("%s: WriteAt: %v, want EACCES", where, err)
+			// The first change makes the file plain, as Windows does.
+			patched := append([]byte(nil), want...)
+			switch checked % 3 {
+			case 0: // overwrite the head
+				copy(patched, "patched by offvm")
+				if _, err := v.WriteAt(a.Ino, []byte("patched by offvm"), 0); err != nil {
+					t.Errorf("%s: WriteAt: %v", where, err)
+				}
+			case 1: // append
+				patched = append(patched, "appended by offvm"...)
+				if _, err := v.WriteAt(a.Ino, []byte("appended by offvm"), int64(len(want))); err != nil {
+					t.Errorf("%s: append: %v", where, err)
+				}
+			case 2: // truncate
+				patched = patched[:len(patched)/2]
+				if err := v.Truncate(a.Ino, int64(len(patched))); err != nil {
+					t.Errorf("%s: Truncate: %v", where, err)
+				}
 			}
-			if err := v.Truncate(a.Ino, 1); !errors.Is(err, syscall.EACCES) {
-				t.Errorf("%s: Truncate: %v, want EACCES", where, err)
+			if got := readAllIno(t, v, a.Ino, 6000); !bytes.Equal(got, patched) {
+				t.Errorf("%s: after the change we read %d bytes that differ at %d", where, len(got), firstDiff(got, patched))
 			}
+			wantAfter["/"+where] = patched
 			checked++
 		}
 	}
@@ -315,11 +333,45 @@ func TestWOFFilesOnNtfs3gVolume(t *testing.T) {
 		t.Error(err)
 	} else if _, err := v.ReadAt(a.Ino, make([]byte, 10), 0); !errors.Is(err, syscall.EACCES) {
 		t.Errorf("WIMBoot file: %v, want EACCES", err)
+	} else if _, err := v.WriteAt(a.Ino, []byte("x"), 0); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("WIMBoot file: WriteAt: %v, want EACCES", err)
 	}
-	t.Logf("%d WOF files read back", checked)
+	t.Logf("%d WOF files read back and changed", checked)
 	if checked != made {
 		t.Errorf("checked %d of %d WOF files", checked, made)
 	}
+	checkWOFUnwrapped(t, img, wantAfter)
+}
+
+// checkWOFUnwrapped has ntfs-3g read the changed files as plain files
+// and ntfsinfo show them without reparse point or WofCompressedData.
+func checkWOFUnwrapped(t *testing.T, img string, want map[string][]byte) {
+	t.Helper()
+	checkConsistent(t, img)
+	mnt, unmount := mount3g(t, img, "ro")
+	for p, w := range want {
+		got, err := os.ReadFile(filepath.Join(mnt, p))
+		if err != nil || !bytes.Equal(got, w) {
+			t.Errorf("ntfs-3g reads %s as %d bytes (%v), differing at %d", p, len(got), err, firstDiff(got, w))
+		}
+		if _, err := syscall.Getxattr(filepath.Join(mnt, p), "system.ntfs_reparse_data", make([]byte, 64)); err == nil {
+			t.Errorf("ntfs-3g still sees a reparse point on %s", p)
+		}
+	}
+	unmount()
+	n := 0
+	for p := range want {
+		if n++; n > 6 {
+			break
+		}
+		out, _ := exec.Command("ntfsinfo", "-F", p, img).CombinedOutput()
+		for _, bad := range []string{"Wof compressed", wofStreamName, "$REPARSE_POINT"} {
+			if strings.Contains(string(out), bad) {
+				t.Errorf("ntfsinfo -F %s still shows %q", p, bad)
+			}
+		}
+	}
+	removeAllWith3g(t, img)
 }
 
 // makeWOF turns path into a WOF file through ntfs-3g.

@@ -14,6 +14,10 @@ type writeState struct {
 	// What the running operation changed in the bitmaps (see rollback).
 	undoClusters []undoRun
 	undoRecords  []undoBit
+	undoWrites   []undoWrite
+	inOp         bool
+
+	secure *secureState // $Secure's descriptors, loaded at the first new file
 }
 
 // beginWrite is called with v.mu held for writing before any change: it
@@ -41,14 +45,6 @@ func (v *Volume) beginWrite() error {
 	return nil
 }
 
-// endWrite drops the caches: every record and node may have changed.
-func (v *Volume) endWrite() {
-	v.cache.mu.Lock()
-	clear(v.cache.inodes)
-	clear(v.cache.nodes)
-	v.cache.mu.Unlock()
-}
-
 // writeRecord stores a record in $MFT (and $MFTMirr for the first ones),
 // with its update sequence applied to a copy.
 func (v *Volume) writeRecord(r *record) error {
@@ -56,7 +52,11 @@ func (v *Volume) writeRecord(r *record) error {
 	buf := append([]byte(nil), r.buf...)
 	protectFixup(buf)
 	copy(r.buf[:0x30], buf[:0x30]) // keep the sequence number that was used
-	v.endWrite()
+	owner := r.num
+	if r.base != 0 {
+		owner = r.base // an extension record: its file's inode changes
+	}
+	v.cache.forgetInode(owner)
 	off := int64(r.num) * int64(v.geo.recordSize)
 	if err := v.writeRuns(v.mftRuns, buf, off); err != nil {
 		return fmt.Errorf("ntfs: writing MFT record %d: %w", r.num, err)
@@ -81,8 +81,8 @@ func (v *Volume) writeRuns(runs []run, p []byte, off int64) error {
 		r := runs[i]
 		n := min(int64(len(p)), (r.vcn+r.length)*cs-off)
 		pos := r.lcn*cs + off - r.vcn*cs
-		if _, err := v.dev.WriteAt(p[:n], pos); err != nil {
-			return fmt.Errorf("write at %d: %w", pos, syscall.EIO)
+		if err := v.devWrite(p[:n], pos); err != nil {
+			return err
 		}
 		p, off = p[n:], off+n
 	}

@@ -64,6 +64,7 @@ for fmt in qcow2 vhdx vmdk vpc; do
   "$OFFVM" unmount "$B/moff"
 done
 umount "$B/m3g"
+./scripts/bench_ntfs_bigdir.sh
 
 echo
 echo "commit of a 10 MiB change into a 100 GiB dynamic image (cost follows the change, not the size):"

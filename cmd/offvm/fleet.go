@@ -64,7 +64,7 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 	var bar *progress
 	defer func() { bar.done() }()
 	return inspect.LibraryWith(root, inspect.LibraryOptions{
-		Jobs: jobs, Shard: sh, Cache: inventory.Open(), VMDirs: c.StringSlice("libvirt"),
+		Jobs: jobs, Shard: sh, Cache: inventoryCache(c), VMDirs: c.StringSlice("libvirt"),
 		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
 		Done:  func(mount.Info) { bar.step() },
 	})
@@ -107,4 +107,14 @@ func eachImage(c *cli.Context, n, jobs int, verb string, do func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// inventoryCache is the inventory cache, or nil when --keys is given: a
+// cached description was made without those secrets (a volume shown
+// locked), and secrets never go into the cache.
+func inventoryCache(c *cli.Context) *inventory.Cache {
+	if c.String("keys") != "" {
+		return nil
+	}
+	return inventory.Open()
 }

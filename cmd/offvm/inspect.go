@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/inspect"
-	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/mount"
 	"github.com/urfave/cli/v2"
 )
@@ -61,7 +60,7 @@ func inspectCommand() *cli.Command {
 // inspectAll describes jobs images at once, through the inventory cache;
 // results keep the order of paths.
 func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
-	cache := inventory.Open()
+	cache := inventoryCache(c)
 	out := make([]mount.Info, len(paths))
 	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
 	return out
