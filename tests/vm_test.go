@@ -262,7 +262,7 @@ func TestVMInventory(t *testing.T) {
 	for _, tc := range tests {
 		in, ok := byName[tc.disk]
 		if !ok {
-			t.Errorf("%s: not listed (have %v)", tc.disk, keys(byName))
+			t.Errorf("%s: not listed (have %v)", tc.disk, vmNames(byName))
 			continue
 		}
 		if in.Error != nil {
@@ -310,7 +310,7 @@ func TestVMInventory(t *testing.T) {
 	}
 }
 
-func keys(m map[string]vmInfo) []string {
+func vmNames(m map[string]vmInfo) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
