@@ -6,11 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
-// Hive is a parsed registry hive. It is not safe for concurrent use: the
-// caller serialises access (the FUSE layer holds its own lock).
+// Hive is a parsed registry hive. It is safe for concurrent use: reads
+// (lookups, listings, value data) share h.mu and run in parallel; the
+// decoding they do on first use of a key is serialised by h.dec, and the
+// pages a lazy hive fills by its lazyBins lock. Edits and Serialize take
+// h.mu exclusively. Lock order: mu, dec, lazy, probMu.
 type Hive struct {
+	mu     sync.RWMutex
+	dec    sync.Mutex
+	probMu sync.Mutex
+
 	name       string // for error messages
 	bb         baseBlock
 	data       []byte    // the hive bins data, after log replay
@@ -139,6 +147,8 @@ func parse(base []byte, logs [][]byte) (*Hive, error) {
 
 // problem records a defect found while reading that does not stop reading.
 func (h *Hive) problem(err error) {
+	h.probMu.Lock()
+	defer h.probMu.Unlock()
 	if len(h.problems) < 100 {
 		h.problems = append(h.problems, err)
 	}
@@ -147,7 +157,11 @@ func (h *Hive) problem(err error) {
 // Problems lists defects met so far (bad hbin headers, unreadable security
 // cells). A hive with problems can be read but not serialized. A hive
 // opened with ParseReaderAt finds defects of its hive bins as it reads them.
-func (h *Hive) Problems() []error { return h.problems }
+func (h *Hive) Problems() []error {
+	h.probMu.Lock()
+	defer h.probMu.Unlock()
+	return append([]error(nil), h.problems...)
+}
 
 // Root is the hive's root key.
 func (h *Hive) Root() *Key { return h.root }
@@ -160,7 +174,11 @@ func (h *Hive) Replayed() Replay { return h.replay }
 
 // Modified says whether the hive has been edited since it was opened.
 // Unchanged hives should never be written back.
-func (h *Hive) Modified() bool { return h.modified }
+func (h *Hive) Modified() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.modified
+}
 
 // Version is the hive format's minor version (3 to 6).
 func (h *Hive) Version() (major, minor uint32) { return h.bb.major, h.bb.minor }
