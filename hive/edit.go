@@ -124,7 +124,7 @@ func (k *Key) SetValue(name string, typ uint32, data []byte) error {
 	nv := &Value{h: k.h, name: name, typ: typ, cell: noCell, data: append([]byte{}, data...)}
 	for i, v := range vals {
 		if sameName(v.name, name) {
-			nv.name = v.name // Windows keeps the stored spelling
+			nv.name = v.name                                                        // Windows keeps the stored spelling
 			k.vals = append(k.vals[:i:i], append([]*Value{nv}, k.vals[i+1:]...)...) // readers may hold the old array
 			k.touch()
 			return nil
