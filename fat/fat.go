@@ -25,10 +25,10 @@ type Options struct {
 type Volume struct {
 	mu   sync.RWMutex
 	lazy sync.Mutex // under mu.RLock: nodes, nextIno and the nodes' caches
-	dev volume.Device
-	ro  bool
-	g   geometry
-	fat *fatTable
+	dev  volume.Device
+	ro   bool
+	g    geometry
+	fat  *fatTable
 
 	free        uint32 // free clusters, counted from the FAT at open
 	nextFree    uint32 // where the next allocation starts looking
