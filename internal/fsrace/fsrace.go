@@ -61,7 +61,46 @@ func Run(t *testing.T, fs volume.FS, w volume.Writer, seed map[string][]byte, o 
 			files[p] = b
 		}
 	}
+	// What readers cached while the writers worked must not outlive the
+	// changes: the engine itself now shows exactly the final files.
+	seen := map[string]bool{}
+	walkAll(t, fs, fs.Root(), "", files, seen)
+	for p := range files {
+		if !seen[p] {
+			t.Errorf("after the run, %s is missing", p)
+		}
+	}
 	return files, dirs
+}
+
+// walkAll checks that every regular file below dir is in want with its
+// bytes, and marks it seen.
+func walkAll(t *testing.T, fs volume.FS, dir volume.Ino, p string, want map[string][]byte, seen map[string]bool) {
+	ents, err := fs.ReadDir(dir)
+	if err != nil {
+		t.Errorf("after the run: readdir %s: %v", p, err)
+		return
+	}
+	for _, e := range ents {
+		if e.Name == "." || e.Name == ".." || e.Name == "lost+found" {
+			continue
+		}
+		cp := p + "/" + e.Name
+		a, err := fs.Lookup(dir, e.Name)
+		switch {
+		case err != nil:
+			t.Errorf("after the run: lookup %s: %v", cp, err)
+		case a.Mode.IsDir():
+			walkAll(t, fs, a.Ino, cp, want, seen)
+		default:
+			got, err := readAll(fs, a.Ino)
+			w, ok := want[cp]
+			if !ok || err != nil || !bytes.Equal(got, w) || a.Size != int64(len(w)) {
+				t.Errorf("after the run: %s has %d bytes (size %d, %v), want %d (in the model: %v)", cp, len(got), a.Size, err, len(w), ok)
+			}
+			seen[cp] = true
+		}
+	}
 }
 
 // gone is what a reader may meet in a writer's directory: an entry removed
