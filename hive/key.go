@@ -364,3 +364,10 @@ func (h *Hive) own(c *Key) error {
 	h.owner[c.cell] = c.parent
 	return nil
 }
+
+// ID is a number for the key unique in its hive and stable while the hive
+// is open (its nk cell's offset), or NoID for a key made since it opened.
+func (k *Key) ID() uint32 { return k.cell }
+
+// NoID is the ID of keys and values made since the hive was opened.
+const NoID = noCell

@@ -217,3 +217,7 @@ func (k *Key) value(name string) (*Value, error) {
 	}
 	return nil, fmt.Errorf("key %q has no value %q: %w", k.Path(), name, ErrNotFound)
 }
+
+// ID is a number for the value unique in its hive (among keys too) and
+// stable while the value is not set again (its vk cell's offset), or NoID.
+func (v *Value) ID() uint32 { return v.cell }

@@ -86,10 +86,12 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 			}
 			kn := &keyNode{c: n.c, hive: c.hive, key: hv.Root(), isHiveRoot: true}
 			n.c.dirAttr(&out.Attr, hv.Root().LastWritten())
-			return n.NewInode(ctx, kn, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+			out.Attr.Ino = n.c.hiveIno(c.hive, hv.Root().ID())
+			return n.NewInode(ctx, kn, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: out.Attr.Ino}), 0
 		default:
 			n.c.dirAttr(&out.Attr, time.Time{})
-			return n.NewInode(ctx, &rootNode{c: n.c, prefix: c.prefix}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+			out.Attr.Ino = n.c.topIno(map[string]uint64{"HKLM": 2, "HKU": 3}[c.prefix])
+			return n.NewInode(ctx, &rootNode{c: n.c, prefix: c.prefix}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: out.Attr.Ino}), 0
 		}
 	}
 	return nil, syscall.ENOENT
