@@ -46,6 +46,12 @@ func (z *lazyBins) ready(first, last int) bool {
 // is read whole and replayed from the logs as Parse does. r must stay
 // readable, and its content unchanged, while the hive is in use.
 func ParseReaderAt(r io.ReaderAt, size int64, logs ...[]byte) (*Hive, error) {
+	return OpenReaderAt(r, size, namedLogs(logs))
+}
+
+// OpenReaderAt is ParseReaderAt with named logs (the names are used in
+// messages: "SYSTEM.LOG1: base block checksum is wrong").
+func OpenReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	h, err := parseReaderAt(r, size, logs)
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
@@ -53,7 +59,7 @@ func ParseReaderAt(r io.ReaderAt, size int64, logs ...[]byte) (*Hive, error) {
 	return h, nil
 }
 
-func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
+func parseReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	if size < baseBlockSize {
 		return nil, fmt.Errorf("file of %d bytes is shorter than a base block: %w", size, ErrCorrupt)
 	}
@@ -61,8 +67,8 @@ func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
 	if err := readFull(r, head, 0); err != nil {
 		return nil, fmt.Errorf("base block: %w", err)
 	}
-	bb, err := decodeBaseBlock(head)
-	if err != nil || !checksumOK(head) || bb.seq1 != bb.seq2 || bb.fileType != fileTypePrimary {
+	bb, err := checkBaseBlock(head)
+	if err != nil || bb.seq1 != bb.seq2 {
 		// Dirty, or broken: the replay and its messages need the file.
 		whole, err := readWhole(r, size, head)
 		if err != nil {

@@ -30,6 +30,8 @@ type Hive struct {
 	problems   []error
 	modified   bool
 	maxSeq     uint32 // highest sequence number seen in the hive and its logs
+	unsound    error   // why the hive must not be written (a dirty hive no log repairs)
+	logErrs    []error // logs set aside at open, and why
 	replay     Replay
 	seenFormat LogFormat // format of the logs present, replayed or not
 }
@@ -101,14 +103,14 @@ func LogPaths(path string) []string {
 	return out
 }
 
-func readLogs(path string) ([][]byte, error) {
-	var logs [][]byte
+func readLogs(path string) ([]Log, error) {
+	var logs []Log
 	for _, p := range LogPaths(path) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("hive log %s: %w", p, err)
 		}
-		logs = append(logs, b)
+		logs = append(logs, Log{Name: filepath.Base(p), Data: b})
 	}
 	return logs, nil
 }
@@ -117,14 +119,14 @@ func readLogs(path string) ([][]byte, error) {
 // .LOG2, .LOG; empty logs are skipped). The base slice may be modified by
 // the replay.
 func Parse(base []byte, logs ...[]byte) (*Hive, error) {
-	h, err := parse(base, logs)
+	h, err := parse(base, namedLogs(logs))
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
 	}
 	return h, nil
 }
 
-func parse(base []byte, logs [][]byte) (*Hive, error) {
+func parse(base []byte, logs []Log) (*Hive, error) {
 	if len(base) < baseBlockSize {
 		return nil, fmt.Errorf("file of %d bytes is shorter than a base block: %w", len(base), ErrCorrupt)
 	}
@@ -162,6 +164,13 @@ func (h *Hive) Problems() []error {
 	defer h.probMu.Unlock()
 	return append([]error(nil), h.problems...)
 }
+
+// ReadOnly says why the hive must not be changed, or nil: a dirty hive
+// that no log could repair is read as its primary file holds it, which may
+// lack the last writes or hold half of one, so nothing may be built on it
+// (Windows would not load it for writing either). The error wraps
+// ErrDirty and names each log and why it could not be used.
+func (h *Hive) ReadOnly() error { return h.unsound }
 
 // Root is the hive's root key.
 func (h *Hive) Root() *Key { return h.root }

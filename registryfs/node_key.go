@@ -34,7 +34,7 @@ var (
 )
 
 func (n *keyNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.c.dirAttr(&out.Attr, n.key.LastWritten())
+	n.c.dirAttr(&out.Attr, n.hive, n.key.LastWritten())
 	return 0
 }
 
@@ -132,7 +132,7 @@ func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	// of the same name shadows.
 	if Canonical(name, false) {
 		if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
-			n.c.dirAttr(&out.Attr, k.LastWritten())
+			n.c.dirAttr(&out.Attr, n.hive, k.LastWritten())
 			return n.keyInode(ctx, k, &out.Attr), 0
 		}
 	}
@@ -176,7 +176,7 @@ func (n *keyNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno(err)
 	}
 	entry(out)
-	n.c.dirAttr(&out.Attr, k.LastWritten())
+	n.c.dirAttr(&out.Attr, n.hive, k.LastWritten())
 	return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 }
 

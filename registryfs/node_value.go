@@ -69,7 +69,7 @@ func (n *valueNode) fill(out *fuse.Attr) syscall.Errno {
 		return e
 	}
 	out.Mode = syscall.S_IFREG | 0o644
-	if ok, _ := n.c.reg.Writable(); !ok {
+	if !n.c.writable(n.hive) {
 		out.Mode = syscall.S_IFREG | 0o444
 	}
 	out.Size = uint64(len(c))

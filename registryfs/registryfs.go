@@ -75,9 +75,22 @@ func New(reg *winreg.Registry, owner Owner) fs.InodeEmbedder {
 	return &rootNode{c: &ctx{reg: reg, owner: owner, id: nextInoID.Add(1), ids: map[*winreg.Hive]uint64{}}}
 }
 
-func (c *ctx) dirAttr(out *fuse.Attr, mtime time.Time) {
-	out.Mode = syscall.S_IFDIR | 0o755
+// writable says whether hive h (nil: the top directories) can change: the
+// volume is writable and the hive is sound (hive.ReadOnly).
+func (c *ctx) writable(h *winreg.Hive) bool {
 	if ok, _ := c.reg.Writable(); !ok {
+		return false
+	}
+	if h == nil {
+		return true
+	}
+	hv := h.Loaded()
+	return hv == nil || hv.ReadOnly() == nil
+}
+
+func (c *ctx) dirAttr(out *fuse.Attr, h *winreg.Hive, mtime time.Time) {
+	out.Mode = syscall.S_IFDIR | 0o755
+	if !c.writable(h) {
 		out.Mode = syscall.S_IFDIR | 0o555
 	}
 	out.Nlink = 2

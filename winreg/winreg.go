@@ -153,15 +153,15 @@ func loadHive(f volume.FS, file string) (*hive.Hive, error) {
 	if a.Size > maxHive {
 		return nil, fmt.Errorf("hive %s: %d bytes, more than the %d this reader takes: %w", file, a.Size, maxHive, syscall.EFBIG)
 	}
-	var logs [][]byte
+	var logs []hive.Log
 	for _, lp := range logPaths(f, file) {
 		b, err := volume.ReadFile(f, lp, maxHive)
 		if err != nil {
 			return nil, fmt.Errorf("hive log %s: %w", lp, err)
 		}
-		logs = append(logs, b)
+		logs = append(logs, hive.Log{Name: path.Base(lp), Data: b})
 	}
-	h, err := hive.ParseReaderAt(inoReader{f, a.Ino}, a.Size, logs...)
+	h, err := hive.OpenReaderAt(inoReader{f, a.Ino}, a.Size, logs)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", file, err)
 	}
@@ -206,3 +206,21 @@ func sortHives(hs []*Hive) {
 }
 
 var errBusy = syscall.EBUSY
+
+// Problems lists, for info.json, each machine and user hive that is shown
+// read-only or cannot be read at all, with the reason (a dirty hive whose
+// logs cannot be used names each log and why). It loads every hive: a
+// clean one costs its base block and root key, a dirty one is replayed.
+func (r *Registry) Problems() []string {
+	var out []string
+	for _, h := range r.All() {
+		hv, err := h.Load(r.FS)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("registry %s: %v", h.Root, err))
+		case hv.ReadOnly() != nil:
+			out = append(out, fmt.Sprintf("registry %s: %s: %v", h.Root, h.File, hv.ReadOnly()))
+		}
+	}
+	return out
+}
