@@ -11,7 +11,7 @@ const logEntryHeader = 40
 // logEntry is one verified HvLE entry of a new-format log.
 type logEntry struct {
 	log      string // which log it came from, for messages
-	at       int // its offset in that log
+	at       int    // its offset in that log
 	seq      uint32
 	binsSize uint32
 	pages    []logPage

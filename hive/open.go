@@ -29,7 +29,7 @@ type Hive struct {
 	owner      map[uint32]*Key // nk cell -> parent, for keys decoded so far
 	problems   []error
 	modified   bool
-	maxSeq     uint32 // highest sequence number seen in the hive and its logs
+	maxSeq     uint32  // highest sequence number seen in the hive and its logs
 	unsound    error   // why the hive must not be written (a dirty hive no log repairs)
 	logErrs    []error // logs set aside at open, and why
 	replay     Replay
