@@ -50,10 +50,10 @@ func TestRecoveryRules(t *testing.T) {
 	}
 	type want int
 	const (
-		readOnly  want = iota // as the primary holds it, ReadOnly set, naming logs
-		recovery              // as Windows recovers it
-		refused               // no hive: ErrDirty
-		damaged               // read partially; defects block writing
+		readOnly want = iota // as the primary holds it, ReadOnly set, naming logs
+		recovery             // as Windows recovers it
+		refused              // no hive: ErrDirty
+		damaged              // read partially; defects block writing
 	)
 	cases := []struct {
 		name       string

@@ -48,8 +48,8 @@ func TestRegistryDirtyHiveReadOnly(t *testing.T) {
 		t.Errorf("value mode %v, %v; want 0444", fi.Mode(), err)
 	}
 	for what, err := range map[string]error{
-		"write": os.WriteFile(filepath.Join(key, "ComputerName"), []byte("X\n"), 0o644),
-		"mkdir": os.Mkdir(filepath.Join(key, "New"), 0o755),
+		"write":  os.WriteFile(filepath.Join(key, "ComputerName"), []byte("X\n"), 0o644),
+		"mkdir":  os.Mkdir(filepath.Join(key, "New"), 0o755),
 		"unlink": os.Remove(filepath.Join(key, "ComputerName")),
 		"create": os.WriteFile(filepath.Join(key, "NewValue"), []byte("x\n"), 0o644),
 	} {
