@@ -44,6 +44,14 @@ func TestRecoveryRules(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[24:], 9)
 		return resum(b)
 	}
+	// newer makes the primary a later dirty state than every log entry:
+	// all of them are older, skipped by sequence number.
+	newer := func(b []byte) []byte {
+		b = append([]byte(nil), b...)
+		binary.LittleEndian.PutUint32(b[4:], 1_000_001)
+		binary.LittleEndian.PutUint32(b[8:], 1_000_000)
+		return resum(b)
+	}
 	remnants := func(b []byte) []byte {
 		junk := bytes.Repeat([]byte("remnant of an older write "), 4000)
 		return append(append([]byte(nil), b...), junk...)
@@ -67,6 +75,7 @@ func TestRecoveryRules(t *testing.T) {
 		{"both new-format logs have broken headers", primary, map[string][]byte{"SYSTEM.LOG1": flip(l1, 0), "SYSTEM.LOG2": flip(l2, 1)}, readOnly, []string{"SYSTEM.LOG1", "SYSTEM.LOG2"}, false},
 		{"entries of both logs fail their hashes", primary, map[string][]byte{"SYSTEM.LOG1": flip(l1, 512+4096), "SYSTEM.LOG2": flip(l2, 512+4096)}, readOnly, []string{"Marvin32"}, false},
 		{"dirty, no log at all", primary, nil, readOnly, []string{"no transaction log"}, false},
+		{"every log entry older than the primary", newer(primary), map[string][]byte{"SYSTEM.LOG1": l1, "SYSTEM.LOG2": l2}, readOnly, []string{"1000000"}, false},
 		{"base block checksum wrong, logs sound", flip(primary, 508), map[string][]byte{"SYSTEM.LOG1": l1, "SYSTEM.LOG2": l2}, recovery, nil, true},
 		{"base block minor version 9, logs sound", minor9(primary), map[string][]byte{"SYSTEM.LOG1": l1, "SYSTEM.LOG2": l2}, recovery, nil, true},
 		{"logs with remnants after their entries", primary, map[string][]byte{"SYSTEM.LOG1": remnants(l1), "SYSTEM.LOG2": remnants(l2)}, recovery, nil, false},
