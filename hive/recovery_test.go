@@ -27,6 +27,12 @@ func TestRecoveryRules(t *testing.T) {
 	}
 	l1 := hive.ReadCorpus(t, "regipy/SYSTEM_B.LOG1.xz")
 	l2 := hive.ReadCorpus(t, "regipy/SYSTEM_B.LOG2.xz")
+	if hive.Clean(primary) || hive.Clean(flip0(primary)) {
+		t.Fatal("Clean() says a dirty (or damaged) base block is clean")
+	}
+	if c := hive.ReadCorpus(t, "regipy/SYSTEM.xz"); !hive.Clean(c[:4096]) {
+		t.Fatal("Clean() says the clean SYSTEM hive is not")
+	}
 	asIs := hivexExport(t, filepath.Join(dir, "orig"), `\`)
 	ref, err := hive.Parse(append([]byte(nil), primary...), l1, l2)
 	if err != nil {
@@ -185,3 +191,5 @@ func xorSumOf(b []byte) uint32 {
 	}
 	return c
 }
+
+func flip0(b []byte) []byte { b = append([]byte(nil), b...); b[0] ^= 0xFF; return b }

@@ -159,3 +159,11 @@ func (h *Hive) classifyLogs(logs []Log) (newLogs, oldLogs []logFile) {
 	}
 	return newLogs, oldLogs
 }
+
+// Clean says whether a primary file's first 4 KiB (its base block) is
+// valid and says the hive is clean: no log replay is needed to read it,
+// and it is not read-only for want of one.
+func Clean(head []byte) bool {
+	bb, err := checkBaseBlock(head)
+	return err == nil && bb.seq1 == bb.seq2
+}

@@ -209,11 +209,15 @@ var errBusy = syscall.EBUSY
 
 // Problems lists, for info.json, each machine and user hive that is shown
 // read-only or cannot be read at all, with the reason (a dirty hive whose
-// logs cannot be used names each log and why). It loads every hive: a
-// clean one costs its base block and root key, a dirty one is replayed.
+// logs cannot be used names each log and why). A hive not yet loaded
+// whose base block says it is clean costs one 4 KiB read; a dirty one is
+// loaded (replayed) to learn whether its logs can be used.
 func (r *Registry) Problems() []string {
 	var out []string
 	for _, h := range r.All() {
+		if h.Loaded() == nil && r.cleanOnDisk(h) {
+			continue // a clean hive needs no log, so none can be unusable
+		}
 		hv, err := h.Load(r.FS)
 		switch {
 		case err != nil:
@@ -223,4 +227,17 @@ func (r *Registry) Problems() []string {
 		}
 	}
 	return out
+}
+
+// cleanOnDisk reads h's base block and says whether it is valid and clean.
+func (r *Registry) cleanOnDisk(h *Hive) bool {
+	a, err := volume.Resolve(r.FS, h.File)
+	if err != nil {
+		return false
+	}
+	head := make([]byte, 4096)
+	if n, err := r.FS.ReadAt(a.Ino, head, 0); n < len(head) && err != nil {
+		return false
+	}
+	return hive.Clean(head)
 }
