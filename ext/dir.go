@@ -37,7 +37,7 @@ var direntTypes = [...]os.FileMode{
 }
 
 // ReadDir lists dir in on-disk order, without "." and "..".
-func (f *FS) ReadDir(ino volume.Ino) ([]volume.DirEntry, error) {
+func (f *FS) readDir(ino volume.Ino) ([]volume.DirEntry, error) {
 	d, err := f.dir(ino)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (f *FS) ReadDir(ino volume.Ino) ([]volume.DirEntry, error) {
 }
 
 // Lookup finds name in dir (names are compared byte for byte).
-func (f *FS) Lookup(dirIno volume.Ino, name string) (volume.Attr, error) {
+func (f *FS) lookup(dirIno volume.Ino, name string) (volume.Attr, error) {
 	d, err := f.dir(dirIno)
 	if err != nil {
 		return volume.Attr{}, err
@@ -55,7 +55,7 @@ func (f *FS) Lookup(dirIno volume.Ino, name string) (volume.Attr, error) {
 	if !ok {
 		return volume.Attr{}, fmt.Errorf("ext: %q not in directory %d: %w", name, dirIno, syscall.ENOENT)
 	}
-	return f.GetAttr(d.ents[i].Ino)
+	return f.getAttr(d.ents[i].Ino)
 }
 
 func (f *FS) dir(ino volume.Ino) (*dir, error) {

@@ -14,6 +14,7 @@ package ext
 import (
 	"fmt"
 	"io"
+	"sync"
 	"syscall"
 
 	"github.com/offvm/offvm/volume"
@@ -30,8 +31,10 @@ const (
 )
 
 // FS is an open ext2/3/4 file system. It is safe for concurrent use: all
-// fields are fixed after Open except the caches, which lock.
+// fields are fixed after Open except the caches, which lock; readers
+// share rw and changes take it exclusively (begin, end).
 type FS struct {
+	rw     sync.RWMutex
 	dev    volume.Device
 	sb     *superblock
 	groups []group
@@ -107,7 +110,7 @@ func (f *FS) StatFS() (volume.StatFS, error) {
 }
 
 // GetAttr returns the attributes of inode ino.
-func (f *FS) GetAttr(ino volume.Ino) (volume.Attr, error) {
+func (f *FS) getAttr(ino volume.Ino) (volume.Attr, error) {
 	in, err := f.inodeOf(ino)
 	if err != nil {
 		return volume.Attr{}, err

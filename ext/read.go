@@ -18,7 +18,7 @@ func (f *FS) mapBlock(in *inode, lblk uint64) (uint64, uint64, error) {
 }
 
 // ReadAt reads the content of a regular file.
-func (f *FS) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
+func (f *FS) readAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	in, err := f.inodeOf(ino)
 	if err != nil {
 		return 0, err

@@ -14,7 +14,7 @@ const maxSymlinkSize = 64 << 10
 // Readlink returns a symbolic link's target. Short targets (under 60
 // bytes) live in i_block ("fast" links); longer ones in a data block,
 // and with inline_data in the inode.
-func (f *FS) Readlink(ino volume.Ino) (string, error) {
+func (f *FS) readlink(ino volume.Ino) (string, error) {
 	in, err := f.inodeOf(ino)
 	if err != nil {
 		return "", err

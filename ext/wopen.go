@@ -129,11 +129,14 @@ func (f *FS) loadWriter() error {
 	return nil
 }
 
-// begin takes the write lock, or refuses with the read-only reason.
+// begin takes the write lock, or refuses with the read-only reason. It
+// excludes readers too: a change is several device writes, and a reader
+// between them would see (and cache) a half-made change.
 func (f *FS) begin() (*writer, error) {
 	if f.w == nil {
 		return nil, fmt.Errorf("%s: %w", f.ReadOnlyReason(), syscall.EROFS)
 	}
+	f.rw.Lock()
 	f.w.mu.Lock()
 	return f.w, nil
 }
@@ -145,6 +148,7 @@ func (f *FS) end() {
 	f.dirs.clear()
 	f.meta.clear()
 	f.w.mu.Unlock()
+	f.rw.Unlock()
 }
 
 // writeDev writes p at off; a short write is EIO.

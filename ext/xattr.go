@@ -147,7 +147,7 @@ func (f *FS) allXattrs(ino volume.Ino) ([]xattr, error) {
 // ListXattr lists the user.* attributes. Other namespaces are not shown:
 // system.* holds ext internals (inline data, ACLs in ext's own packed
 // form), and security.* and trusted.* are the guest's, not the host's.
-func (f *FS) ListXattr(ino volume.Ino) ([]string, error) {
+func (f *FS) listXattr(ino volume.Ino) ([]string, error) {
 	xs, err := f.allXattrs(ino)
 	if err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ func (f *FS) ListXattr(ino volume.Ino) ([]string, error) {
 }
 
 // GetXattr returns a user.* attribute; ENODATA when absent.
-func (f *FS) GetXattr(ino volume.Ino, name string) ([]byte, error) {
+func (f *FS) getXattr(ino volume.Ino, name string) ([]byte, error) {
 	short, ok := strings.CutPrefix(name, "user.")
 	xs, err := f.allXattrs(ino)
 	if err != nil {

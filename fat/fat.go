@@ -18,13 +18,17 @@ type Options struct {
 	ReadOnly bool
 }
 
-// Volume is an open FAT file system. It is safe for concurrent use.
+// Volume is an open FAT file system. It is safe for concurrent use: reads
+// share mu (file content is read in parallel); what they fill lazily (the
+// nodes map, directory listings, cluster chain caches) is filled under
+// lazy; changes take mu exclusively.
 type Volume struct {
-	mu  sync.RWMutex
-	dev volume.Device
-	ro  bool
-	g   geometry
-	fat *fatTable
+	mu   sync.RWMutex
+	lazy sync.Mutex // under mu.RLock: nodes, nextIno and the nodes' caches
+	dev  volume.Device
+	ro   bool
+	g    geometry
+	fat  *fatTable
 
 	free        uint32 // free clusters, counted from the FAT at open
 	nextFree    uint32 // where the next allocation starts looking
@@ -111,6 +115,13 @@ func (v *Volume) get(ino volume.Ino) (*node, error) {
 		return nil, fmt.Errorf("fat: inode %d: %w", ino, syscall.ENOENT)
 	}
 	return n, nil
+}
+
+// rget is get for a reader holding mu.RLock: lookups fill the nodes map.
+func (v *Volume) rget(ino volume.Ino) (*node, error) {
+	v.lazy.Lock()
+	defer v.lazy.Unlock()
+	return v.get(ino)
 }
 
 func (v *Volume) getDir(ino volume.Ino) (*node, error) {

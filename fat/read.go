@@ -11,8 +11,10 @@ import (
 
 // Lookup finds name in dir, ignoring case. 8.3 aliases are not names.
 func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	v.lazy.Lock() // getDir and attr may read a directory in
+	defer v.lazy.Unlock()
 	d, err := v.getDir(dir)
 	if err != nil {
 		return volume.Attr{}, err
@@ -26,8 +28,10 @@ func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
 
 // GetAttr is stat.
 func (v *Volume) GetAttr(ino volume.Ino) (volume.Attr, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	v.lazy.Lock()
+	defer v.lazy.Unlock()
 	n, err := v.get(ino)
 	if err != nil {
 		return volume.Attr{}, err
@@ -74,8 +78,10 @@ var time0 = decodeTime(0, 0, 0)
 
 // ReadDir lists dir in on-disk order, long names only.
 func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	v.lazy.Lock()
+	defer v.lazy.Unlock()
 	d, err := v.getDir(dir)
 	if err != nil {
 		return nil, err
@@ -91,7 +97,8 @@ func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
 	return out, nil
 }
 
-// fileChain returns (and caches) a file's cluster chain.
+// fileChain returns (and caches) a file's cluster chain. A reader holds
+// v.lazy, a writer mu exclusively.
 func (v *Volume) fileChain(n *node) ([]uint32, error) {
 	if n.chain != nil || n.ent.cluster == 0 {
 		return n.chain, nil
@@ -131,9 +138,9 @@ func (v *Volume) extents(chain []uint32, off, length int64, fn func(dev, lo, hi 
 
 // ReadAt reads file content.
 func (v *Volume) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n, err := v.get(ino)
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n, err := v.rget(ino)
 	if err != nil {
 		return 0, err
 	}
@@ -148,7 +155,9 @@ func (v *Volume) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := min(int64(len(p)), size-off)
+	v.lazy.Lock()
 	chain, err := v.fileChain(n)
+	v.lazy.Unlock()
 	if err != nil {
 		return 0, err
 	}

@@ -19,9 +19,9 @@ const (
 // system.ntfs_attrib attribute is readable by name but not listed (so
 // that copying tools do not carry it to other file systems).
 func (v *Volume) ListXattr(ino volume.Ino) ([]string, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if _, err := v.get(ino); err != nil {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if _, err := v.rget(ino); err != nil {
 		return nil, err
 	}
 	return []string{}, nil
@@ -29,9 +29,9 @@ func (v *Volume) ListXattr(ino volume.Ino) ([]string, error) {
 
 // GetXattr returns the attribute byte as system.ntfs_attrib.
 func (v *Volume) GetXattr(ino volume.Ino, name string) ([]byte, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n, err := v.get(ino)
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n, err := v.rget(ino)
 	if err != nil {
 		return nil, err
 	}

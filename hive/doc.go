@@ -31,6 +31,19 @@
 // past the bad entry, as Windows does; a dirty hive no log can repair is
 // refused with ErrDirty wrapped in an error that says why.
 //
+// # Recovery rules
+//
+// As Windows does (the regf format's "Transaction log files" rules): a
+// primary's base block is valid when it has the regf signature, the right
+// checksum, version 1.3 to 1.6 and the primary file type. An invalid one
+// makes the hive dirty and is replaced by a log's base block (the new-
+// format log with the latest sequence number, or the first old-format log
+// whose own base block is valid and complete); no log, no hive (ErrDirty).
+// A log whose own base block is invalid is never used. A dirty hive with a
+// valid base block that no log repairs is read as its primary holds it and
+// ReadOnly says why (each log and its reason): it may lack the last writes
+// or hold half of one, so nothing may be written from it.
+//
 // # Logs beside a rewritten hive
 //
 // A hive written by Serialize is clean: its checksum is right and its

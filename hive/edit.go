@@ -26,6 +26,12 @@ func (k *Key) touch() {
 // that name (case-insensitively) exists. The new key shares its parent's
 // security descriptor, as a key created by Windows inherits one.
 func (k *Key) CreateSubkey(name string) (*Key, error) {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
+	return k.createSubkey(name)
+}
+
+func (k *Key) createSubkey(name string) (*Key, error) {
 	if k.gone() {
 		return nil, fmt.Errorf("create %q under deleted key %q: %w", name, k.name, ErrNotFound)
 	}
@@ -35,15 +41,16 @@ func (k *Key) CreateSubkey(name string) (*Key, error) {
 	if k.depth+1 >= maxDepth {
 		return nil, fmt.Errorf("create %q: deeper than %d levels: %w", name, maxDepth, ErrInvalid)
 	}
-	if _, err := k.Subkey(name); err == nil {
+	if _, err := k.subkey(name); err == nil {
 		return nil, fmt.Errorf("create %q under %q: %w", name, k.Path(), ErrExist)
 	} else if !isNotFound(err) {
 		return nil, err
 	}
-	c := &Key{h: k.h, parent: k, cell: noCell, depth: k.depth + 1, name: name,
-		sec: k.sec, subsLoaded: true, valsLoaded: true}
+	c := &Key{h: k.h, parent: k, cell: noCell, depth: k.depth + 1, name: name, sec: k.sec}
+	c.subsLoaded.Store(true)
+	c.valsLoaded.Store(true)
 	c.written = timeToFiletime(time.Now())
-	k.subs = append(k.subs, c)
+	k.subs = append(k.subs[:len(k.subs):len(k.subs)], c) // a new array: readers may hold the old
 	if k.index != nil {
 		k.index[foldName(name)] = c
 	}
@@ -53,11 +60,13 @@ func (k *Key) CreateSubkey(name string) (*Key, error) {
 
 // CreatePath returns the key at path below k, creating missing keys.
 func (k *Key) CreatePath(path string) (*Key, error) {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	cur := k
 	for _, part := range splitPath(path) {
-		next, err := cur.Subkey(part)
+		next, err := cur.subkey(part)
 		if isNotFound(err) {
-			next, err = cur.CreateSubkey(part)
+			next, err = cur.createSubkey(part)
 		}
 		if err != nil {
 			return nil, err
@@ -69,13 +78,15 @@ func (k *Key) CreatePath(path string) (*Key, error) {
 
 // DeleteSubkey removes a subkey and everything below it.
 func (k *Key) DeleteSubkey(name string) error {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	if k.gone() {
 		return fmt.Errorf("delete %q under deleted key %q: %w", name, k.name, ErrNotFound)
 	}
-	if _, err := k.Subkeys(); err != nil { // the list is about to change
+	if _, err := k.subkeys(); err != nil { // the list is about to change
 		return err
 	}
-	c, err := k.Subkey(name)
+	c, err := k.subkey(name)
 	if err != nil {
 		return err
 	}
@@ -95,6 +106,8 @@ func (k *Key) DeleteSubkey(name string) error {
 
 // SetValue creates or replaces a value (name "" is the default value).
 func (k *Key) SetValue(name string, typ uint32, data []byte) error {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	if k.gone() {
 		return fmt.Errorf("set value %q on deleted key %q: %w", name, k.name, ErrNotFound)
 	}
@@ -104,30 +117,32 @@ func (k *Key) SetValue(name string, typ uint32, data []byte) error {
 	if len(data) > maxValueData {
 		return fmt.Errorf("value %q: %d bytes of data is too much: %w", name, len(data), ErrInvalid)
 	}
-	vals, err := k.Values()
+	vals, err := k.values()
 	if err != nil {
 		return err
 	}
 	nv := &Value{h: k.h, name: name, typ: typ, cell: noCell, data: append([]byte{}, data...)}
 	for i, v := range vals {
 		if sameName(v.name, name) {
-			nv.name = v.name // Windows keeps the stored spelling
-			k.vals[i] = nv
+			nv.name = v.name                                                        // Windows keeps the stored spelling
+			k.vals = append(k.vals[:i:i], append([]*Value{nv}, k.vals[i+1:]...)...) // readers may hold the old array
 			k.touch()
 			return nil
 		}
 	}
-	k.vals = append(k.vals, nv)
+	k.vals = append(k.vals[:len(k.vals):len(k.vals)], nv)
 	k.touch()
 	return nil
 }
 
 // DeleteValue removes a value.
 func (k *Key) DeleteValue(name string) error {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	if k.gone() {
 		return fmt.Errorf("delete value %q on deleted key %q: %w", name, k.name, ErrNotFound)
 	}
-	vals, err := k.Values()
+	vals, err := k.values()
 	if err != nil {
 		return err
 	}
@@ -143,6 +158,8 @@ func (k *Key) DeleteValue(name string) error {
 
 // SetClass sets the key's class name (UTF-16LE bytes; nil removes it).
 func (k *Key) SetClass(class []byte) error {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	if len(class) > 0xFFFF {
 		return fmt.Errorf("class of %d bytes: %w", len(class), ErrInvalid)
 	}
@@ -154,6 +171,8 @@ func (k *Key) SetClass(class []byte) error {
 // SetSecurity gives the key a security descriptor (shared if the same
 // *Security is given to several keys).
 func (k *Key) SetSecurity(s *Security) {
+	k.h.mu.Lock()
+	defer k.h.mu.Unlock()
 	k.sec = s
 	k.h.modified = true
 }

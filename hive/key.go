@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,12 +31,16 @@ type Key struct {
 	nsub, subList uint32
 	nval, valList uint32
 
+	// Decoded lazily by readers holding h.mu.RLock: filled under h.dec,
+	// then published by the atomic flag, so a reader that sees the flag set
+	// reads subs (vals) without taking h.dec. Edits replace the slices under
+	// h.mu.Lock and never write into a backing array a reader may hold.
 	subs       []*Key
-	subsLoaded bool
-	index      map[string]*Key
-	found      map[uint32]*Key // children met by a lookup before subs is loaded
+	subsLoaded atomic.Bool
+	index      map[string]*Key // under h.dec (or h.mu.Lock)
+	found      map[uint32]*Key // children met by a lookup before subs is loaded; under h.dec
 	vals       []*Value
-	valsLoaded bool
+	valsLoaded atomic.Bool
 	deleted    bool
 }
 
@@ -94,13 +99,25 @@ func (k *Key) Parent() *Key { return k.parent }
 func (k *Key) Hive() *Hive { return k.h }
 
 // LastWritten is the key's last-written time.
-func (k *Key) LastWritten() time.Time { return filetimeToTime(k.written) }
+func (k *Key) LastWritten() time.Time {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return filetimeToTime(k.written)
+}
 
 // Class is the key's class name (UTF-16LE bytes, as stored), or nil.
-func (k *Key) Class() []byte { return k.class }
+func (k *Key) Class() []byte {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.class
+}
 
 // Security is the key's security descriptor cell, shared between keys.
-func (k *Key) Security() *Security { return k.sec }
+func (k *Key) Security() *Security {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.sec
+}
 
 // Path is the key's path below the root, with backslashes; "" for the root.
 func (k *Key) Path() string {
@@ -117,10 +134,22 @@ func (k *Key) Path() string {
 // Subkeys returns the key's subkeys in the order of the hive's list (the
 // slice is the key's own: do not modify it).
 func (k *Key) Subkeys() ([]*Key, error) {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.subkeys()
+}
+
+// subkeys is Subkeys for a caller holding h.mu (shared or exclusive).
+func (k *Key) subkeys() ([]*Key, error) {
 	if k.deleted {
 		return nil, fmt.Errorf("key %q was deleted: %w", k.name, ErrNotFound)
 	}
-	if !k.subsLoaded {
+	if k.subsLoaded.Load() {
+		return k.subs, nil
+	}
+	k.h.dec.Lock()
+	defer k.h.dec.Unlock()
+	if !k.subsLoaded.Load() {
 		subs, err := k.readSubkeys()
 		if err != nil {
 			return nil, err
@@ -130,7 +159,8 @@ func (k *Key) Subkeys() ([]*Key, error) {
 				return nil, fmt.Errorf("subkeys of %q: %w", k.Path(), err)
 			}
 		}
-		k.subs, k.subsLoaded, k.found = subs, true, nil
+		k.subs, k.found = subs, nil
+		k.subsLoaded.Store(true)
 	}
 	return k.subs, nil
 }
@@ -178,23 +208,24 @@ func (k *Key) readSubkeys() ([]*Key, error) {
 // not yet decoded it binary-searches the sorted list on disk, decoding only
 // the keys it compares with.
 func (k *Key) Subkey(name string) (*Key, error) {
-	if !k.subsLoaded && !k.deleted && k.cell != noCell && k.nsub > indexAbove {
-		if c := k.searchOnDisk(name); c != nil {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.subkey(name)
+}
+
+// subkey is Subkey for a caller holding h.mu.
+func (k *Key) subkey(name string) (*Key, error) {
+	if !k.subsLoaded.Load() && !k.deleted && k.cell != noCell && k.nsub > indexAbove {
+		if c := k.searchLocked(name); c != nil {
 			return c, nil
 		}
 	}
-	subs, err := k.Subkeys()
+	subs, err := k.subkeys()
 	if err != nil {
 		return nil, err
 	}
 	if len(subs) > indexAbove {
-		if k.index == nil {
-			k.index = make(map[string]*Key, len(subs))
-			for _, s := range subs {
-				k.index[foldName(s.name)] = s
-			}
-		}
-		if s, ok := k.index[foldName(name)]; ok {
+		if s := k.indexed(subs, name); s != nil {
 			return s, nil
 		}
 		return nil, fmt.Errorf("key %q has no subkey %q: %w", k.Path(), name, ErrNotFound)
@@ -205,6 +236,30 @@ func (k *Key) Subkey(name string) (*Key, error) {
 		}
 	}
 	return nil, fmt.Errorf("key %q has no subkey %q: %w", k.Path(), name, ErrNotFound)
+}
+
+// indexed looks name up in the key's name map, built on first use.
+func (k *Key) indexed(subs []*Key, name string) *Key {
+	k.h.dec.Lock()
+	defer k.h.dec.Unlock()
+	if k.index == nil {
+		k.index = make(map[string]*Key, len(subs))
+		for _, s := range subs {
+			k.index[foldName(s.name)] = s
+		}
+	}
+	return k.index[foldName(name)]
+}
+
+// searchLocked runs searchOnDisk under h.dec, unless another reader has
+// decoded the whole list meanwhile (its objects are then the ones to use).
+func (k *Key) searchLocked(name string) *Key {
+	k.h.dec.Lock()
+	defer k.h.dec.Unlock()
+	if k.subsLoaded.Load() {
+		return nil
+	}
+	return k.searchOnDisk(name)
 }
 
 // searchOnDisk looks name up in the on-disk list, which Windows keeps
@@ -235,7 +290,7 @@ func (k *Key) searchOnDisk(name string) *Key {
 	return nil
 }
 
-// child decodes (once) the subkey at off met during a lookup.
+// child decodes (once) the subkey at off met during a lookup; h.dec held.
 func (k *Key) child(off uint32) (*Key, error) {
 	if c, ok := k.found[off]; ok {
 		return c, nil
@@ -264,9 +319,15 @@ func (k *Key) child(off uint32) (*Key, error) {
 
 // Lookup follows a backslash-separated path below k ("" is k itself).
 func (k *Key) Lookup(path string) (*Key, error) {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.lookup(path)
+}
+
+func (k *Key) lookup(path string) (*Key, error) {
 	cur := k
 	for _, part := range splitPath(path) {
-		next, err := cur.Subkey(part)
+		next, err := cur.subkey(part)
 		if err != nil {
 			return nil, err
 		}
@@ -287,7 +348,7 @@ func timeToFiletime(t time.Time) uint64 {
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
-// own records which parent a decoded key cell belongs to. A cell listed
+// own records which parent a decoded key cell belongs to (h.dec held). A cell listed
 // under two parents makes the tree a graph that could be exponentially
 // large to walk: it is refused.
 func (h *Hive) own(c *Key) error {
@@ -303,3 +364,10 @@ func (h *Hive) own(c *Key) error {
 	h.owner[c.cell] = c.parent
 	return nil
 }
+
+// ID is a number for the key unique in its hive and stable while the hive
+// is open (its nk cell's offset), or NoID for a key made since it opened.
+func (k *Key) ID() uint32 { return k.cell }
+
+// NoID is the ID of keys and values made since the hive was opened.
+const NoID = noCell

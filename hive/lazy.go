@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -15,11 +17,27 @@ const pageSize = 4096
 // keys of a 200 MiB SOFTWARE hive then reads a few hundred KiB of it. The
 // hbin headers are checked bin by bin as their pages are first loaded (a
 // full checkBins walk would touch every bin).
+//
+// Readers fill pages in parallel: a page is read and its bin checked under
+// mu, then published by its atomic flags, so a reader that finds the pages
+// it needs loaded and checked reads h.data without taking mu (a loaded
+// page is never written again; unloaded pages are written only under mu).
 type lazyBins struct {
 	r      io.ReaderAt
-	loaded []bool  // per 4 KiB page of the bins data
-	bin    []int32 // per page: index+1 of its bin's first page, 0 unknown, -1 bad
-	bad    map[int]error
+	mu     sync.Mutex
+	loaded []atomic.Bool  // per 4 KiB page of the bins data
+	bin    []atomic.Int32 // per page: index+1 of its bin's first page, 0 unknown, -1 bad
+	bad    map[int]error  // under mu
+}
+
+// ready says whether pages first..last are loaded and lie in sound bins.
+func (z *lazyBins) ready(first, last int) bool {
+	for p := first; p <= last; p++ {
+		if !z.loaded[p].Load() || z.bin[p].Load() <= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseReaderAt opens a hive of size bytes read through r. A clean hive
@@ -28,6 +46,12 @@ type lazyBins struct {
 // is read whole and replayed from the logs as Parse does. r must stay
 // readable, and its content unchanged, while the hive is in use.
 func ParseReaderAt(r io.ReaderAt, size int64, logs ...[]byte) (*Hive, error) {
+	return OpenReaderAt(r, size, namedLogs(logs))
+}
+
+// OpenReaderAt is ParseReaderAt with named logs (the names are used in
+// messages: "SYSTEM.LOG1: base block checksum is wrong").
+func OpenReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	h, err := parseReaderAt(r, size, logs)
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
@@ -35,7 +59,7 @@ func ParseReaderAt(r io.ReaderAt, size int64, logs ...[]byte) (*Hive, error) {
 	return h, nil
 }
 
-func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
+func parseReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	if size < baseBlockSize {
 		return nil, fmt.Errorf("file of %d bytes is shorter than a base block: %w", size, ErrCorrupt)
 	}
@@ -43,8 +67,8 @@ func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
 	if err := readFull(r, head, 0); err != nil {
 		return nil, fmt.Errorf("base block: %w", err)
 	}
-	bb, err := decodeBaseBlock(head)
-	if err != nil || !checksumOK(head) || bb.seq1 != bb.seq2 || bb.fileType != fileTypePrimary {
+	bb, err := checkBaseBlock(head)
+	if err != nil || bb.seq1 != bb.seq2 {
 		// Dirty, or broken: the replay and its messages need the file.
 		whole, err := readWhole(r, size, head)
 		if err != nil {
@@ -59,7 +83,7 @@ func parseReaderAt(r io.ReaderAt, size int64, logs [][]byte) (*Hive, error) {
 	pages := (n + pageSize - 1) / pageSize
 	h.data = make([]byte, n) // zeroed pages stay unmapped until filled
 	h.limit = uint32(n)
-	h.lazy = &lazyBins{r: r, loaded: make([]bool, pages), bin: make([]int32, pages), bad: map[int]error{}}
+	h.lazy = &lazyBins{r: r, loaded: make([]atomic.Bool, pages), bin: make([]atomic.Int32, pages), bad: map[int]error{}}
 	root, err := h.parseKey(h.bb.root, nil)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -113,6 +137,12 @@ func (h *Hive) fill(off uint32, n uint64) error {
 	}
 	end := min(uint64(off)+n, uint64(len(h.data)))
 	first, last := int(off/pageSize), int((end-1)/pageSize)
+	z := h.lazy
+	if z.ready(first, last) {
+		return nil
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
 	for p := first; p <= last; p++ {
 		if err := h.binOf(p); err != nil {
 			return err
@@ -122,16 +152,16 @@ func (h *Hive) fill(off uint32, n uint64) error {
 }
 
 // loadPages reads the pages not yet loaded in [first, last], each run of
-// them in one read.
+// them in one read. The caller holds z.mu (or h.mu exclusively).
 func (h *Hive) loadPages(first, last int) error {
 	z := h.lazy
 	for p := first; p <= last; {
-		if z.loaded[p] {
+		if z.loaded[p].Load() {
 			p++
 			continue
 		}
 		q := p
-		for q+1 <= last && !z.loaded[q+1] {
+		for q+1 <= last && !z.loaded[q+1].Load() {
 			q++
 		}
 		start := uint64(p) * pageSize
@@ -140,7 +170,7 @@ func (h *Hive) loadPages(first, last int) error {
 			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
 		}
 		for i := p; i <= q; i++ {
-			z.loaded[i] = true
+			z.loaded[i].Store(true)
 		}
 		p = q + 1
 	}
@@ -150,24 +180,25 @@ func (h *Hive) loadPages(first, last int) error {
 // binOf finds and checks the hive bin holding page p: the nearest page at
 // or before p that starts with an hbin header naming its own offset. The
 // checks are checkBins's, with its messages; a bad bin is noted as a
-// problem once and refused from then on.
+// problem once and refused from then on. The caller holds z.mu.
 func (h *Hive) binOf(p int) error {
 	z := h.lazy
-	switch b := z.bin[p]; {
+	switch b := z.bin[p].Load(); {
 	case b > 0:
 		return nil
 	case b < 0:
 		return z.bad[p]
 	}
 	for q := p; q >= 0; q-- {
-		if z.bin[q] < 0 {
-			z.bin[p], z.bad[p] = -1, z.bad[q]
+		if z.bin[q].Load() < 0 {
+			z.bad[p] = z.bad[q]
+			z.bin[p].Store(-1)
 			return z.bad[q]
 		}
-		if z.bin[q] > 0 {
+		if z.bin[q].Load() > 0 {
 			// The bin holding q ends before p, and no sound header lies
 			// between: the one that should follow it is bad.
-			start := uint64(z.bin[q]-1) * pageSize
+			start := uint64(z.bin[q].Load()-1) * pageSize
 			end := start + uint64(binary.LittleEndian.Uint32(h.data[start+8:]))
 			return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", end, h.data[end:min(end+4, uint64(len(h.data)))], ErrCorrupt))
 		}
@@ -208,20 +239,21 @@ func (h *Hive) checkBin(p, q int, hdr []byte) error {
 		return h.badBin(p, fmt.Errorf("hive bins offset 0x%x lies past the hive bin at 0x%x: %w", p*pageSize, pos, ErrCorrupt))
 	}
 	for i := q; i < q+int(size/pageSize); i++ {
-		h.lazy.bin[i] = int32(q) + 1
+		h.lazy.bin[i].Store(int32(q) + 1)
 	}
 	return nil
 }
 
 func (h *Hive) badBin(p int, err error) error {
-	h.lazy.bin[p] = -1
 	h.lazy.bad[p] = err
+	h.lazy.bin[p].Store(-1)
 	h.problem(err)
 	return err
 }
 
 // loadAll reads the rest of a lazy hive and checks its bins as Parse does,
-// leaving an ordinary in-memory hive (Serialize needs every cell).
+// leaving an ordinary in-memory hive (Serialize needs every cell). The
+// caller holds h.mu exclusively: readers check h.lazy without a lock.
 func (h *Hive) loadAll() error {
 	if h.lazy == nil {
 		return nil

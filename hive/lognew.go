@@ -10,8 +10,8 @@ const logEntryHeader = 40
 
 // logEntry is one verified HvLE entry of a new-format log.
 type logEntry struct {
-	log      int // which log it came from (1-based), for messages
-	at       int // its offset in that log
+	log      string // which log it came from, for messages
+	at       int    // its offset in that log
 	seq      uint32
 	binsSize uint32
 	pages    []logPage
@@ -25,14 +25,14 @@ type logPage struct {
 // logEntries returns the entries of a new-format log that pass their
 // checks, stopping at the first that does not.
 func logEntries(l []byte) []logEntry {
-	es, _ := parseLogEntries(l, 0)
+	es, _ := parseLogEntries(l, "")
 	return es
 }
 
 // parseLogEntries reads HvLE entries from offset 512 on. It stops at the
 // first sector without the signature (the end, or remnants) and reports why
 // it stopped when an entry fails its size, layout or hash checks.
-func parseLogEntries(l []byte, idx int) ([]logEntry, error) {
+func parseLogEntries(l []byte, idx string) ([]logEntry, error) {
 	le := binary.LittleEndian
 	var out []logEntry
 	pos := 512
@@ -43,11 +43,11 @@ func parseLogEntries(l []byte, idx int) ([]logEntry, error) {
 		}
 		size := int(le.Uint32(b[4:]))
 		if size < logEntryHeader || size%512 != 0 || size > len(b) {
-			return out, fmt.Errorf("log %d: entry at 0x%x has bad size %d: %w", idx, pos, size, ErrBadLog)
+			return out, fmt.Errorf("%s: entry at 0x%x has bad size %d: %w", idx, pos, size, ErrBadLog)
 		}
 		e := b[:size]
 		if marvin32(e[40:], marvinSeed) != le.Uint64(e[24:]) || marvin32(e[:32], marvinSeed) != le.Uint64(e[32:]) {
-			return out, fmt.Errorf("log %d: entry at 0x%x (sequence %d) fails its Marvin32 hash check: %w", idx, pos, le.Uint32(e[12:]), ErrBadLog)
+			return out, fmt.Errorf("%s: entry at 0x%x (sequence %d) fails its Marvin32 hash check: %w", idx, pos, le.Uint32(e[12:]), ErrBadLog)
 		}
 		ent, err := decodeLogEntry(e, idx, pos)
 		if err != nil {
@@ -59,22 +59,22 @@ func parseLogEntries(l []byte, idx int) ([]logEntry, error) {
 	return out, nil
 }
 
-func decodeLogEntry(e []byte, idx, pos int) (logEntry, error) {
+func decodeLogEntry(e []byte, idx string, pos int) (logEntry, error) {
 	le := binary.LittleEndian
 	ent := logEntry{log: idx, at: pos, seq: le.Uint32(e[12:]), binsSize: le.Uint32(e[16:])}
 	n := int(le.Uint32(e[20:]))
 	if ent.binsSize == 0 || ent.binsSize%4096 != 0 {
-		return ent, fmt.Errorf("log %d: entry at 0x%x has hive bins size 0x%x: %w", idx, pos, ent.binsSize, ErrBadLog)
+		return ent, fmt.Errorf("%s: entry at 0x%x has hive bins size 0x%x: %w", idx, pos, ent.binsSize, ErrBadLog)
 	}
 	if n > (len(e)-logEntryHeader)/8 {
-		return ent, fmt.Errorf("log %d: entry at 0x%x claims %d pages: %w", idx, pos, n, ErrBadLog)
+		return ent, fmt.Errorf("%s: entry at 0x%x claims %d pages: %w", idx, pos, n, ErrBadLog)
 	}
 	data := logEntryHeader + 8*n
 	for i := 0; i < n; i++ {
 		off := le.Uint32(e[logEntryHeader+8*i:])
 		sz := int(le.Uint32(e[logEntryHeader+8*i+4:]))
 		if sz <= 0 || data+sz > len(e) || uint64(off)+uint64(sz) > uint64(ent.binsSize) {
-			return ent, fmt.Errorf("log %d: entry at 0x%x: page %d (0x%x, %d bytes) does not fit: %w", idx, pos, i, off, sz, ErrBadLog)
+			return ent, fmt.Errorf("%s: entry at 0x%x: page %d (0x%x, %d bytes) does not fit: %w", idx, pos, i, off, sz, ErrBadLog)
 		}
 		ent.pages = append(ent.pages, logPage{off: off, data: e[data : data+sz]})
 		data += sz
@@ -85,8 +85,8 @@ func decodeLogEntry(e []byte, idx, pos int) (logEntry, error) {
 // replayNew applies the subsequent entries of new-format logs, in
 // sequence-number order, starting at the primary's sequence number and
 // stopping at the first gap.
-func (h *Hive) replayNew(base []byte, sumOK bool, bb baseBlock, logs []logFile) error {
-	if !sumOK {
+func (h *Hive) replayNew(base []byte, valid bool, bb baseBlock, logs []logFile) error {
+	if !valid {
 		best := logs[0]
 		for _, l := range logs[1:] {
 			if l.bb.seq2 > best.bb.seq2 {
@@ -100,7 +100,7 @@ func (h *Hive) replayNew(base []byte, sumOK bool, bb baseBlock, logs []logFile) 
 	var all []logEntry
 	var stops []error
 	for _, l := range logs {
-		es, err := parseLogEntries(l.data, l.idx)
+		es, err := parseLogEntries(l.data, l.name)
 		if err != nil {
 			stops = append(stops, err)
 		}

@@ -9,20 +9,19 @@ import (
 // replayOld applies an old-format (Vista/7) log: the first one that is
 // valid (equal sequence numbers in its base block) and applicable (its
 // timestamp equals the primary's) is used, as Windows does.
-func (h *Hive) replayOld(base []byte, sumOK bool, bb baseBlock, logs []logFile) error {
-	stamp := bb.timestamp
-	if !sumOK && len(base) >= baseBlockSize+28 {
-		// The first hive bin keeps a copy of the timestamp.
-		stamp = binary.LittleEndian.Uint64(base[baseBlockSize+20:])
-	}
+//
+// When the primary's base block is invalid, the log's base block replaces
+// it and there is no primary timestamp to match: Windows then takes the
+// first log whose own base block is valid.
+func (h *Hive) replayOld(base []byte, valid bool, bb baseBlock, logs []logFile) error {
 	var errs []error
 	for _, l := range logs {
 		if l.bb.seq1 != l.bb.seq2 {
-			errs = append(errs, fmt.Errorf("log %d: sequence numbers %d and %d differ (the log itself was not completely written): %w", l.idx, l.bb.seq1, l.bb.seq2, ErrBadLog))
+			errs = append(errs, fmt.Errorf("%s: sequence numbers %d and %d differ (the log itself was not completely written): %w", l.name, l.bb.seq1, l.bb.seq2, ErrBadLog))
 			continue
 		}
-		if l.bb.timestamp != stamp {
-			errs = append(errs, fmt.Errorf("log %d: written for another state of the hive (timestamp differs): %w", l.idx, ErrBadLog))
+		if valid && l.bb.timestamp != bb.timestamp {
+			errs = append(errs, fmt.Errorf("%s: written for another state of the hive (timestamp differs): %w", l.name, ErrBadLog))
 			continue
 		}
 		data, pages, err := applyDirtyVector(base, l)
@@ -31,7 +30,7 @@ func (h *Hive) replayOld(base []byte, sumOK bool, bb baseBlock, logs []logFile) 
 			continue
 		}
 		nb := bb
-		if !sumOK {
+		if !valid {
 			nb = l.bb
 			h.replay.RecoveredBaseBlock = true
 		}
@@ -53,12 +52,12 @@ func applyDirtyVector(base []byte, l logFile) ([]byte, int, error) {
 	lg := l.data
 	size := l.bb.binsSize
 	if size == 0 || size%4096 != 0 {
-		return nil, 0, fmt.Errorf("log %d: hive bins size 0x%x: %w", l.idx, size, ErrBadLog)
+		return nil, 0, fmt.Errorf("%s: hive bins size 0x%x: %w", l.name, size, ErrBadLog)
 	}
 	nbits := int(size / sector)
 	vecEnd := sector + 4 + (nbits+7)/8
 	if len(lg) < vecEnd || string(lg[sector:sector+4]) != "DIRT" {
-		return nil, 0, fmt.Errorf("log %d: no DIRT dirty vector at offset 512: %w", l.idx, ErrBadLog)
+		return nil, 0, fmt.Errorf("%s: no DIRT dirty vector at offset 512: %w", l.name, ErrBadLog)
 	}
 	bitmap := lg[sector+4 : vecEnd]
 	pagesAt := (vecEnd + sector - 1) / sector * sector
@@ -67,7 +66,7 @@ func applyDirtyVector(base []byte, l logFile) ([]byte, int, error) {
 		count += bits.OnesCount8(b)
 	}
 	if pagesAt+count*sector > len(lg) {
-		return nil, 0, fmt.Errorf("log %d: %d dirty pages announced, the log holds %d: %w", l.idx, count, (len(lg)-pagesAt)/sector, ErrBadLog)
+		return nil, 0, fmt.Errorf("%s: %d dirty pages announced, the log holds %d: %w", l.name, count, (len(lg)-pagesAt)/sector, ErrBadLog)
 	}
 	data := make([]byte, size) // a copy: another log may be tried next
 	copy(data, binsOf(base, size))
@@ -80,7 +79,7 @@ func applyDirtyVector(base []byte, l logFile) ([]byte, int, error) {
 		j++
 	}
 	if err := checkDirtyBins(data); err != nil {
-		return nil, 0, fmt.Errorf("log %d: %w", l.idx, err)
+		return nil, 0, fmt.Errorf("%s: %w", l.name, err)
 	}
 	return data, count, nil
 }

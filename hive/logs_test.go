@@ -146,6 +146,26 @@ func TestOldFormatReplay(t *testing.T) {
 	if h, _ = Parse(append([]byte(nil), primary...), l); h.Replayed().Pages != 0 {
 		t.Fatal("half-written log applied")
 	}
+	// A damaged DIRT signature (the corpus has no old-format log: this is
+	// the damage issue 12 describes, on a log built here): the hive is
+	// shown as the primary holds it, read-only, and the reason names it.
+	l = oldLog(before, after, stamp)
+	l[512] = 'X'
+	h, err = Parse(append([]byte(nil), primary...), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro := h.ReadOnly(); ro == nil || !strings.Contains(ro.Error(), "DIRT") || dwordOf(t, h) != 1 {
+		t.Fatalf("damaged DIRT: ReadOnly %v, value %d", ro, dwordOf(t, h))
+	}
+	// The primary's base block invalid (odd minor version): the log's
+	// base block replaces it, with no timestamp to match.
+	odd := append([]byte(nil), primary...)
+	binary.LittleEndian.PutUint32(odd[24:], 9)
+	binary.LittleEndian.PutUint32(odd[508:], xorSum(odd))
+	if h, err = Parse(odd, oldLog(before, after, stamp+5)); err != nil || !h.Replayed().RecoveredBaseBlock || dwordOf(t, h) != 2 {
+		t.Fatalf("odd minor version not recovered from the old log: %v", err)
+	}
 	// A bad primary checksum is recovered from the log's base block.
 	bad := append([]byte(nil), primary...)
 	bad[508] ^= 0xFF

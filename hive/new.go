@@ -13,8 +13,9 @@ func New(rootName string) *Hive {
 	h := &Hive{name: "new hive", secs: map[uint32]*Security{}, modified: true}
 	h.bb = baseBlock{major: 1, minor: 5, fileType: fileTypePrimary}
 	h.root = &Key{h: h, cell: noCell, name: rootName, flags: 0x0C, // KEY_HIVE_ENTRY|KEY_NO_DELETE
-		written: timeToFiletime(time.Now()), sec: &Security{desc: defaultDescriptor()},
-		subsLoaded: true, valsLoaded: true}
+		written: timeToFiletime(time.Now()), sec: &Security{desc: defaultDescriptor()}}
+	h.root.subsLoaded.Store(true)
+	h.root.valsLoaded.Store(true)
 	return h
 }
 

@@ -6,11 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
-// Hive is a parsed registry hive. It is not safe for concurrent use: the
-// caller serialises access (the FUSE layer holds its own lock).
+// Hive is a parsed registry hive. It is safe for concurrent use: reads
+// (lookups, listings, value data) share h.mu and run in parallel; the
+// decoding they do on first use of a key is serialised by h.dec, and the
+// pages a lazy hive fills by its lazyBins lock. Edits and Serialize take
+// h.mu exclusively. Lock order: mu, dec, lazy, probMu.
 type Hive struct {
+	mu     sync.RWMutex
+	dec    sync.Mutex
+	probMu sync.Mutex
+
 	name       string // for error messages
 	bb         baseBlock
 	data       []byte    // the hive bins data, after log replay
@@ -21,7 +29,9 @@ type Hive struct {
 	owner      map[uint32]*Key // nk cell -> parent, for keys decoded so far
 	problems   []error
 	modified   bool
-	maxSeq     uint32 // highest sequence number seen in the hive and its logs
+	maxSeq     uint32  // highest sequence number seen in the hive and its logs
+	unsound    error   // why the hive must not be written (a dirty hive no log repairs)
+	logErrs    []error // logs set aside at open, and why
 	replay     Replay
 	seenFormat LogFormat // format of the logs present, replayed or not
 }
@@ -93,14 +103,14 @@ func LogPaths(path string) []string {
 	return out
 }
 
-func readLogs(path string) ([][]byte, error) {
-	var logs [][]byte
+func readLogs(path string) ([]Log, error) {
+	var logs []Log
 	for _, p := range LogPaths(path) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("hive log %s: %w", p, err)
 		}
-		logs = append(logs, b)
+		logs = append(logs, Log{Name: filepath.Base(p), Data: b})
 	}
 	return logs, nil
 }
@@ -109,14 +119,14 @@ func readLogs(path string) ([][]byte, error) {
 // .LOG2, .LOG; empty logs are skipped). The base slice may be modified by
 // the replay.
 func Parse(base []byte, logs ...[]byte) (*Hive, error) {
-	h, err := parse(base, logs)
+	h, err := parse(base, namedLogs(logs))
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
 	}
 	return h, nil
 }
 
-func parse(base []byte, logs [][]byte) (*Hive, error) {
+func parse(base []byte, logs []Log) (*Hive, error) {
 	if len(base) < baseBlockSize {
 		return nil, fmt.Errorf("file of %d bytes is shorter than a base block: %w", len(base), ErrCorrupt)
 	}
@@ -139,6 +149,8 @@ func parse(base []byte, logs [][]byte) (*Hive, error) {
 
 // problem records a defect found while reading that does not stop reading.
 func (h *Hive) problem(err error) {
+	h.probMu.Lock()
+	defer h.probMu.Unlock()
 	if len(h.problems) < 100 {
 		h.problems = append(h.problems, err)
 	}
@@ -147,7 +159,18 @@ func (h *Hive) problem(err error) {
 // Problems lists defects met so far (bad hbin headers, unreadable security
 // cells). A hive with problems can be read but not serialized. A hive
 // opened with ParseReaderAt finds defects of its hive bins as it reads them.
-func (h *Hive) Problems() []error { return h.problems }
+func (h *Hive) Problems() []error {
+	h.probMu.Lock()
+	defer h.probMu.Unlock()
+	return append([]error(nil), h.problems...)
+}
+
+// ReadOnly says why the hive must not be changed, or nil: a dirty hive
+// that no log could repair is read as its primary file holds it, which may
+// lack the last writes or hold half of one, so nothing may be built on it
+// (Windows would not load it for writing either). The error wraps
+// ErrDirty and names each log and why it could not be used.
+func (h *Hive) ReadOnly() error { return h.unsound }
 
 // Root is the hive's root key.
 func (h *Hive) Root() *Key { return h.root }
@@ -160,7 +183,11 @@ func (h *Hive) Replayed() Replay { return h.replay }
 
 // Modified says whether the hive has been edited since it was opened.
 // Unchanged hives should never be written back.
-func (h *Hive) Modified() bool { return h.modified }
+func (h *Hive) Modified() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.modified
+}
 
 // Version is the hive format's minor version (3 to 6).
 func (h *Hive) Version() (major, minor uint32) { return h.bb.major, h.bb.minor }

@@ -20,7 +20,8 @@ func NewSecurity(desc []byte) *Security {
 }
 
 // security decodes (once) the sk cell at off; keys pointing at the same
-// cell share one *Security, and Serialize writes it once.
+// cell share one *Security, and Serialize writes it once. The caller holds
+// h.dec or h.mu exclusively (h.secs is shared by every reader).
 func (h *Hive) security(off uint32) (*Security, error) {
 	if s, ok := h.secs[off]; ok {
 		return s, nil

@@ -47,6 +47,16 @@ func (v *Value) Type() uint32 { return v.typ }
 
 // Data returns a copy of the value's data.
 func (v *Value) Data() ([]byte, error) {
+	if v.cell == noCell { // set here: data never changes after creation
+		return append([]byte(nil), v.data...), nil
+	}
+	v.h.mu.RLock()
+	defer v.h.mu.RUnlock()
+	return v.dataLocked()
+}
+
+// dataLocked is Data for a caller holding h.mu.
+func (v *Value) dataLocked() ([]byte, error) {
 	if v.cell == noCell {
 		return append([]byte(nil), v.data...), nil
 	}
@@ -140,15 +150,28 @@ func (h *Hive) bigData(c []byte, size, off uint32) ([]byte, error) {
 // Values returns the key's values in the order of the hive's list (the
 // slice is the key's own: do not modify it).
 func (k *Key) Values() ([]*Value, error) {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.values()
+}
+
+// values is Values for a caller holding h.mu; decoding is under h.dec.
+func (k *Key) values() ([]*Value, error) {
 	if k.deleted {
 		return nil, fmt.Errorf("key %q was deleted: %w", k.name, ErrNotFound)
 	}
-	if !k.valsLoaded {
+	if k.valsLoaded.Load() {
+		return k.vals, nil
+	}
+	k.h.dec.Lock()
+	defer k.h.dec.Unlock()
+	if !k.valsLoaded.Load() {
 		vals, err := k.readValues()
 		if err != nil {
 			return nil, err
 		}
-		k.vals, k.valsLoaded = vals, true
+		k.vals = vals
+		k.valsLoaded.Store(true)
 	}
 	return k.vals, nil
 }
@@ -177,7 +200,13 @@ func (k *Key) readValues() ([]*Value, error) {
 
 // Value finds a value by name, case-insensitively ("" is the default).
 func (k *Key) Value(name string) (*Value, error) {
-	vals, err := k.Values()
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	return k.value(name)
+}
+
+func (k *Key) value(name string) (*Value, error) {
+	vals, err := k.values()
 	if err != nil {
 		return nil, err
 	}
@@ -188,3 +217,7 @@ func (k *Key) Value(name string) (*Value, error) {
 	}
 	return nil, fmt.Errorf("key %q has no value %q: %w", k.Path(), name, ErrNotFound)
 }
+
+// ID is a number for the value unique in its hive (among keys too) and
+// stable while the value is not set again (its vk cell's offset), or NoID.
+func (v *Value) ID() uint32 { return v.cell }

@@ -27,10 +27,12 @@ type writer struct {
 // subkey lists sorted by upcased name, checksums and equal sequence numbers.
 // A hive with structural problems found while reading is refused.
 func (h *Hive) Serialize() ([]byte, error) {
+	h.mu.Lock() // loadAll changes the lazy state readers use
+	defer h.mu.Unlock()
 	if err := h.loadAll(); err != nil {
 		return nil, fmt.Errorf("hive %s: %w", h.name, err)
 	}
-	for _, p := range h.problems {
+	for _, p := range h.Problems() {
 		if errors.Is(p, ErrCorrupt) {
 			return nil, fmt.Errorf("hive %s: not written, it has defects: %w", h.name, p)
 		}
@@ -165,12 +167,12 @@ func (w *writer) key(k *Key, parent uint32, inherited *Security) (uint32, keySum
 func (k *Key) contents() ([]*Key, []*Value, error) {
 	subs, vals := k.subs, k.vals
 	var err error
-	if !k.subsLoaded {
+	if !k.subsLoaded.Load() {
 		if subs, err = k.readSubkeys(); err != nil {
 			return nil, nil, err
 		}
 	}
-	if !k.valsLoaded {
+	if !k.valsLoaded.Load() {
 		if vals, err = k.readValues(); err != nil {
 			return nil, nil, err
 		}
@@ -213,7 +215,7 @@ func (w *writer) values(vals []*Value) (list uint32, maxName, maxData int, err e
 	}
 	list = w.a.alloc(4 * len(vals))
 	for i, v := range vals {
-		data, err := v.Data()
+		data, err := v.dataLocked()
 		if err != nil {
 			return 0, 0, 0, err
 		}

@@ -51,6 +51,7 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 		systemFacts(o, sys)
 		inf.Drives = driveLetters(sys, im.Table())
 	}
+	inf.Problems = append(inf.Problems, reg.Problems()...) // hives shown read-only, and why
 	var users []any
 	for _, p := range reg.Profiles() {
 		users = append(users, User{SID: p.SID, Name: strp(p.Name), Profile: strp(p.Path)})

@@ -22,18 +22,19 @@ type keyNode struct {
 }
 
 var (
-	_ fs.NodeLookuper  = (*keyNode)(nil)
-	_ fs.NodeReaddirer = (*keyNode)(nil)
-	_ fs.NodeGetattrer = (*keyNode)(nil)
-	_ fs.NodeMkdirer   = (*keyNode)(nil)
-	_ fs.NodeRmdirer   = (*keyNode)(nil)
-	_ fs.NodeCreater   = (*keyNode)(nil)
-	_ fs.NodeUnlinker  = (*keyNode)(nil)
-	_ fs.NodeRenamer   = (*keyNode)(nil)
+	_ fs.NodeLookuper       = (*keyNode)(nil)
+	_ fs.NodeReaddirer      = (*keyNode)(nil)
+	_ fs.NodeOpendirHandler = (*keyNode)(nil)
+	_ fs.NodeGetattrer      = (*keyNode)(nil)
+	_ fs.NodeMkdirer        = (*keyNode)(nil)
+	_ fs.NodeRmdirer        = (*keyNode)(nil)
+	_ fs.NodeCreater        = (*keyNode)(nil)
+	_ fs.NodeUnlinker       = (*keyNode)(nil)
+	_ fs.NodeRenamer        = (*keyNode)(nil)
 )
 
 func (n *keyNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.c.dirAttr(&out.Attr, n.key.LastWritten())
+	n.c.dirAttr(&out.Attr, n.hive, n.key.LastWritten())
 	return 0
 }
 
@@ -60,8 +61,31 @@ func (n *keyNode) cclTarget() string {
 	return fmt.Sprintf("ControlSet%03d", uint32(d[0])|uint32(d[1])<<8|uint32(d[2])<<16|uint32(d[3])<<24)
 }
 
+// OpendirHandle lists the key once per open and lets the kernel keep the
+// listing (FOPEN_CACHE_DIR): it drops it itself when an entry is made or
+// removed through it, the only way a key's list changes.
+func (n *keyNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
+	defer guard(&e)
+	ents, e := n.entries()
+	if e != 0 {
+		return nil, 0, e
+	}
+	// go-fuse's list stream is also a directory handle (Readdirent, Seekdir).
+	return fs.NewListDirStream(ents), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
 func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {
 	defer guard(&e)
+	ents, e := n.entries()
+	if e != 0 {
+		return nil, e
+	}
+	return fs.NewListDirStream(ents), 0
+}
+
+// entries lists the key: the CurrentControlSet link, subkeys, values,
+// with the inode numbers Lookup gives them.
+func (n *keyNode) entries() ([]fuse.DirEntry, syscall.Errno) {
 	subs, err := n.key.Subkeys()
 	if err != nil {
 		return nil, errno(err)
@@ -72,11 +96,11 @@ func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno)
 	}
 	ents := make([]fuse.DirEntry, 0, len(subs)+len(vals)+1)
 	if t := n.cclTarget(); t != "" {
-		ents = append(ents, fuse.DirEntry{Name: currentControlSet, Mode: syscall.S_IFLNK})
+		ents = append(ents, fuse.DirEntry{Name: currentControlSet, Mode: syscall.S_IFLNK, Ino: n.c.hiveIno(n.hive, cclCell)})
 	}
 	keyNames := make(map[string]bool, len(subs))
 	for _, s := range subs {
-		ents = append(ents, fuse.DirEntry{Name: EncodeName(s.Name(), false), Mode: syscall.S_IFDIR})
+		ents = append(ents, fuse.DirEntry{Name: EncodeName(s.Name(), false), Mode: syscall.S_IFDIR, Ino: n.c.hiveIno(n.hive, s.ID())})
 		keyNames[strings.ToLower(s.Name())] = true
 	}
 	for _, v := range vals {
@@ -84,10 +108,14 @@ func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno)
 		if keyNames[strings.ToLower(v.Name())] {
 			name = EncodeShadowed(v.Name())
 		}
-		ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
+		ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n.c.hiveIno(n.hive, v.ID())})
 	}
-	return fs.NewListDirStream(ents), 0
+	return ents, 0
 }
+
+// cclCell numbers the CurrentControlSet link: no cell lies at offset 8
+// (the first hbin's header is 32 bytes).
+const cclCell = 8
 
 // Lookup finds a subkey first, then a value: a key and a value of the
 // same name cannot both be files, and keys are what paths walk through.
@@ -97,15 +125,15 @@ func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if name == currentControlSet {
 		if t := n.cclTarget(); t != "" {
 			out.Attr.Mode = syscall.S_IFLNK | 0o777
-			return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(t)}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
+			return n.NewInode(ctx, &fs.MemSymlink{Data: []byte(t)}, fs.StableAttr{Mode: syscall.S_IFLNK, Ino: n.c.hiveIno(n.hive, cclCell)}), 0
 		}
 	}
 	// A non-canonical spelling (%30 for "0") names the value that a key
 	// of the same name shadows.
 	if Canonical(name, false) {
 		if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
-			n.c.dirAttr(&out.Attr, k.LastWritten())
-			return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+			n.c.dirAttr(&out.Attr, n.hive, k.LastWritten())
+			return n.keyInode(ctx, k, &out.Attr), 0
 		}
 	}
 	v, err := n.key.Value(DecodeName(name, true))
@@ -116,7 +144,17 @@ func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if e := vn.fill(&out.Attr); e != 0 {
 		return nil, e
 	}
-	return n.NewInode(ctx, vn, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+	ino := n.c.hiveIno(n.hive, v.ID())
+	out.Attr.Ino = ino
+	return n.NewInode(ctx, vn, fs.StableAttr{Mode: syscall.S_IFREG, Ino: ino}), 0
+}
+
+// keyInode is the inode of subkey k, numbered by its cell so that every
+// spelling of its name and every later lookup reach the same inode.
+func (n *keyNode) keyInode(ctx context.Context, k *hive.Key, out *fuse.Attr) *fs.Inode {
+	ino := n.c.hiveIno(n.hive, k.ID())
+	out.Ino = ino
+	return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 }
 
 // editable checks that this key's hive may change now.
@@ -138,7 +176,7 @@ func (n *keyNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno(err)
 	}
 	entry(out)
-	n.c.dirAttr(&out.Attr, k.LastWritten())
+	n.c.dirAttr(&out.Attr, n.hive, k.LastWritten())
 	return n.NewInode(ctx, &keyNode{c: n.c, hive: n.hive, key: k}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 }
 
@@ -164,7 +202,25 @@ func (n *keyNode) Rmdir(ctx context.Context, name string) (e syscall.Errno) {
 	if len(subs)+len(vals) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	return errno(n.key.DeleteSubkey(k.Name()))
+	if err := n.key.DeleteSubkey(k.Name()); err != nil {
+		return errno(err)
+	}
+	n.forgetSpellings(name)
+	return 0
+}
+
+// forgetSpellings drops the kernel's entries for other spellings of a
+// removed name (the kernel drops the one it removed): with long entry
+// timeouts, "FOO" looked up before `rmdir foo` would otherwise stay.
+// Asynchronous: a notification from inside a request can deadlock.
+func (n *keyNode) forgetSpellings(name string) {
+	go func() {
+		for other := range n.Children() {
+			if other != name && strings.EqualFold(other, name) {
+				n.NotifyEntry(other)
+			}
+		}
+	}()
 }
 
 // Create makes a new value: REG_SZ holding an empty string, until the
@@ -199,7 +255,11 @@ func (n *keyNode) Unlink(ctx context.Context, name string) (e syscall.Errno) {
 	if e := n.editable(); e != 0 {
 		return e
 	}
-	return errno(n.key.DeleteValue(DecodeName(name, true)))
+	if err := n.key.DeleteValue(DecodeName(name, true)); err != nil {
+		return errno(err)
+	}
+	n.forgetSpellings(name)
+	return 0
 }
 
 // Rename is not offered: hives have no rename, and EXDEV makes mv fall

@@ -25,7 +25,7 @@ var (
 )
 
 func (n *rootNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.c.dirAttr(&out.Attr, time.Time{})
+	n.c.dirAttr(&out.Attr, nil, time.Time{})
 	return 0
 }
 
@@ -85,11 +85,13 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 				return nil, errno(err)
 			}
 			kn := &keyNode{c: n.c, hive: c.hive, key: hv.Root(), isHiveRoot: true}
-			n.c.dirAttr(&out.Attr, hv.Root().LastWritten())
-			return n.NewInode(ctx, kn, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+			n.c.dirAttr(&out.Attr, c.hive, hv.Root().LastWritten())
+			out.Attr.Ino = n.c.hiveIno(c.hive, hv.Root().ID())
+			return n.NewInode(ctx, kn, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: out.Attr.Ino}), 0
 		default:
-			n.c.dirAttr(&out.Attr, time.Time{})
-			return n.NewInode(ctx, &rootNode{c: n.c, prefix: c.prefix}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+			n.c.dirAttr(&out.Attr, nil, time.Time{})
+			out.Attr.Ino = n.c.topIno(map[string]uint64{"HKLM": 2, "HKU": 3}[c.prefix])
+			return n.NewInode(ctx, &rootNode{c: n.c, prefix: c.prefix}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: out.Attr.Ino}), 0
 		}
 	}
 	return nil, syscall.ENOENT

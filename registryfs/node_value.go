@@ -69,7 +69,7 @@ func (n *valueNode) fill(out *fuse.Attr) syscall.Errno {
 		return e
 	}
 	out.Mode = syscall.S_IFREG | 0o644
-	if ok, _ := n.c.reg.Writable(); !ok {
+	if !n.c.writable(n.hive) {
 		out.Mode = syscall.S_IFREG | 0o444
 	}
 	out.Size = uint64(len(c))
@@ -101,10 +101,11 @@ func (n *valueNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ 
 	h := &valueHandle{buf: c}
 	writing := flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0
 	if !writing {
-		// The kernel may read through its page cache, dropped at each open
-		// (no KEEP_CACHE): the attributes give the rendered size, so one
-		// READ serves a value. Nothing to store at close.
-		return h, fuse.FOPEN_NOFLUSH, 0
+		// The kernel keeps the pages across opens: a value changes only
+		// through this view, which drops them (changed). The attributes
+		// give the rendered size, so one READ serves a value. Nothing to
+		// store at close.
+		return h, fuse.FOPEN_NOFLUSH | fuse.FOPEN_KEEP_CACHE, 0
 	}
 	if _, err := n.c.reg.Editable(n.hive); err != nil {
 		return nil, 0, errno(err)
@@ -207,7 +208,12 @@ func (n *valueNode) store(content []byte, dirty *bool) syscall.Errno {
 // asynchronously: a notification from inside a request on the same inode
 // can deadlock in the kernel.
 func (n *valueNode) changed() {
-	go n.NotifyContent(0, 0)
+	go func() {
+		n.NotifyContent(0, 0)
+		if _, p := n.Parent(); p != nil {
+			p.NotifyContent(0, 0) // the key's last-written time
+		}
+	}()
 }
 
 // Setattr handles truncate (`: > value`); times and modes are not kept.

@@ -8,6 +8,8 @@ package registryfs
 import (
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,9 +19,43 @@ import (
 	"github.com/offvm/offvm/winreg"
 )
 
-// timeout: the registry changes only through this view, but one key may be
-// reached under several spellings (case-insensitive), so keep it short.
-var timeout = time.Second
+// timeout: the registry changes only through this view, which tells the
+// kernel what it changes (new and deleted names go through the kernel's
+// own dentry updates; changed values drop their pages), so entries,
+// attributes and pages can stay in the kernel: a second pass of a scanner
+// is served from its caches. Keys and values have stable inode numbers,
+// so the several spellings of a case-insensitive name share one inode.
+var timeout = time.Minute
+
+// Inode numbers: bit 62 marks the registry (fusefs gives volumes
+// id<<40|ino with small ids, go-fuse's automatic numbers start at 1<<63);
+// then a number per hive (or per registry for its top directories) and
+// the key's or value's cell offset / 8 in the low 29 bits. Keys and values
+// made through the view have no cell and get automatic numbers.
+const (
+	inoRegistry = 1 << 62
+	inoIDShift  = 29
+)
+
+var nextInoID atomic.Uint64
+
+func (c *ctx) hiveIno(h *winreg.Hive, cell uint32) uint64 {
+	if cell == 0xFFFFFFFF {
+		return 0
+	}
+	c.mu.Lock()
+	id, ok := c.ids[h]
+	if !ok {
+		id = nextInoID.Add(1)
+		c.ids[h] = id
+	}
+	c.mu.Unlock()
+	return inoRegistry | id<<inoIDShift | uint64(cell>>3)
+}
+
+// topIno numbers registry/, HKLM, HKU and the CurrentControlSet link
+// (cells are at least 0x20, so 1..3 never meet a key).
+func (c *ctx) topIno(i uint64) uint64 { return inoRegistry | c.id<<inoIDShift | i }
 
 // Owner is the mounting user, who owns every node.
 type Owner struct{ UID, GID uint32 }
@@ -28,16 +64,33 @@ type Owner struct{ UID, GID uint32 }
 type ctx struct {
 	reg   *winreg.Registry
 	owner Owner
+	id    uint64 // inode number space of the top directories
+
+	mu  sync.Mutex
+	ids map[*winreg.Hive]uint64 // inode number space of each hive
 }
 
 // New returns the registry/ directory node of an image.
 func New(reg *winreg.Registry, owner Owner) fs.InodeEmbedder {
-	return &rootNode{c: &ctx{reg: reg, owner: owner}}
+	return &rootNode{c: &ctx{reg: reg, owner: owner, id: nextInoID.Add(1), ids: map[*winreg.Hive]uint64{}}}
 }
 
-func (c *ctx) dirAttr(out *fuse.Attr, mtime time.Time) {
-	out.Mode = syscall.S_IFDIR | 0o755
+// writable says whether hive h (nil: the top directories) can change: the
+// volume is writable and the hive is sound (hive.ReadOnly).
+func (c *ctx) writable(h *winreg.Hive) bool {
 	if ok, _ := c.reg.Writable(); !ok {
+		return false
+	}
+	if h == nil {
+		return true
+	}
+	hv := h.Loaded()
+	return hv == nil || hv.ReadOnly() == nil
+}
+
+func (c *ctx) dirAttr(out *fuse.Attr, h *winreg.Hive, mtime time.Time) {
+	out.Mode = syscall.S_IFDIR | 0o755
+	if !c.writable(h) {
 		out.Mode = syscall.S_IFDIR | 0o555
 	}
 	out.Nlink = 2

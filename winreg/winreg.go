@@ -153,15 +153,15 @@ func loadHive(f volume.FS, file string) (*hive.Hive, error) {
 	if a.Size > maxHive {
 		return nil, fmt.Errorf("hive %s: %d bytes, more than the %d this reader takes: %w", file, a.Size, maxHive, syscall.EFBIG)
 	}
-	var logs [][]byte
+	var logs []hive.Log
 	for _, lp := range logPaths(f, file) {
 		b, err := volume.ReadFile(f, lp, maxHive)
 		if err != nil {
 			return nil, fmt.Errorf("hive log %s: %w", lp, err)
 		}
-		logs = append(logs, b)
+		logs = append(logs, hive.Log{Name: path.Base(lp), Data: b})
 	}
-	h, err := hive.ParseReaderAt(inoReader{f, a.Ino}, a.Size, logs...)
+	h, err := hive.OpenReaderAt(inoReader{f, a.Ino}, a.Size, logs)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", file, err)
 	}
@@ -206,3 +206,38 @@ func sortHives(hs []*Hive) {
 }
 
 var errBusy = syscall.EBUSY
+
+// Problems lists, for info.json, each machine and user hive that is shown
+// read-only or cannot be read at all, with the reason (a dirty hive whose
+// logs cannot be used names each log and why). A hive not yet loaded
+// whose base block says it is clean costs one 4 KiB read; a dirty one is
+// loaded (replayed) to learn whether its logs can be used.
+func (r *Registry) Problems() []string {
+	var out []string
+	for _, h := range r.All() {
+		if h.Loaded() == nil && r.cleanOnDisk(h) {
+			continue // a clean hive needs no log, so none can be unusable
+		}
+		hv, err := h.Load(r.FS)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("registry %s: %v", h.Root, err))
+		case hv.ReadOnly() != nil:
+			out = append(out, fmt.Sprintf("registry %s: %s: %v", h.Root, h.File, hv.ReadOnly()))
+		}
+	}
+	return out
+}
+
+// cleanOnDisk reads h's base block and says whether it is valid and clean.
+func (r *Registry) cleanOnDisk(h *Hive) bool {
+	a, err := volume.Resolve(r.FS, h.File)
+	if err != nil {
+		return false
+	}
+	head := make([]byte, 4096)
+	if n, err := r.FS.ReadAt(a.Ino, head, 0); n < len(head) && err != nil {
+		return false
+	}
+	return hive.Clean(head)
+}

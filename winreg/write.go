@@ -21,6 +21,14 @@ func (r *Registry) Editable(h *Hive) (*hive.Hive, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := hv.ReadOnly(); err != nil {
+		return nil, fmt.Errorf("registry %s: %s: %w: %w", h.Root, h.File, err, syscall.EROFS)
+	}
+	for _, p := range hv.Problems() {
+		if errors.Is(p, hive.ErrCorrupt) {
+			return nil, fmt.Errorf("registry %s: %s has defects and cannot be written back (%v): %w", h.Root, h.File, p, syscall.EROFS)
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.touched {
