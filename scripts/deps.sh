@@ -23,6 +23,10 @@ check chromium chromium
 check genisoimage genisoimage
 check vhdiinfo libvhdi-utils
 check wimcapture wimtools
+check rsync rsync
+check clamscan clamav
+check mmdebstrap mmdebstrap
+check rpm rpm
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)

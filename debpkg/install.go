@@ -1,0 +1,107 @@
+package debpkg
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Apply installs debs into the guest tree at root with the host's dpkg:
+// unpack and configure in one dpkg --install (dpkg orders them by their
+// dependencies), then the triggers still pending. The guest's maintainer
+// scripts run chrooted in root, as dpkg --root does. Nothing is
+// downloaded: a dependency the guest does not satisfy fails with dpkg's
+// own message. On error the tree is left as dpkg left it: the caller
+// discards it whole.
+func Apply(root string, debs []Deb) (string, error) {
+	if len(debs) == 0 {
+		return "", nil
+	}
+	g, err := prepare(root)
+	if err != nil {
+		return "", err
+	}
+	log, err := runDpkg(root, debs)
+	if uerr := g.undo(); err == nil && uerr != nil {
+		err = fmt.Errorf("cleaning up the guest after dpkg: %w", uerr)
+	}
+	return log, err
+}
+
+func runDpkg(root string, debs []Deb) (string, error) {
+	args := []string{"--root=" + root, "--force-unsafe-io", "--install"}
+	for _, d := range debs {
+		args = append(args, d.Path)
+	}
+	var log bytes.Buffer
+	if err := dpkg(root, args, &log); err != nil {
+		return log.String(), err
+	}
+	err := dpkg(root, []string{"--root=" + root, "--force-unsafe-io", "--configure", "--pending"}, &log)
+	return log.String(), err
+}
+
+// dpkg runs the host's dpkg with the environment apt gives it.
+func dpkg(root string, args []string, log *bytes.Buffer) error {
+	cmd := exec.Command("dpkg", args...)
+	cmd.Env = []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		"LC_ALL=C", "HOME=/root", "TERM=dumb",
+	}
+	var stderr bytes.Buffer
+	cmd.Stdout = log
+	cmd.Stderr = &stderr
+	cmd.Stdin = nil
+	slog.Debug("dpkg", "root", root, "args", args)
+	err := cmd.Run()
+	log.Write(stderr.Bytes())
+	if err != nil {
+		return fmt.Errorf("%s: %w", reason(stderr.String(), err), ErrDpkg)
+	}
+	return nil
+}
+
+// reason is dpkg's own account of a failure: its "dpkg: ..." lines and
+// their indented continuations, on one line.
+func reason(stderr string, err error) string {
+	var parts []string
+	keep := false
+	for _, l := range strings.Split(stderr, "\n") {
+		t := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "dpkg: "):
+			keep = !strings.HasPrefix(l, "dpkg: warning")
+			if keep {
+				parts = append(parts, strings.TrimPrefix(t, "dpkg: "))
+			}
+		case keep && t != "" && (l[0] == ' ' || l[0] == '\t'):
+			parts = append(parts, t)
+		default:
+			keep = false
+		}
+	}
+	if len(parts) == 0 {
+		if s := strings.TrimSpace(stderr); s != "" {
+			return s
+		}
+		return err.Error()
+	}
+	return strings.Join(parts, " ")
+}
+
+// HostHasDpkg says whether this host can apply Debian packages.
+func HostHasDpkg() error {
+	for _, t := range []string{"dpkg", "dpkg-deb"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("applying .deb packages needs the host's %s: %w", t, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("applying .deb packages needs root (dpkg --root chroots into the guest)")
+	}
+	return nil
+}
