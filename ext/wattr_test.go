@@ -32,7 +32,7 @@ func TestSetModeOwner(t *testing.T) {
 		{f.Ino, 0o755 | os.ModeSetuid, 0, 0, "Mode:  04755"},
 		{f.Ino, 0o600, 70000, -1, "User: 70000"},
 		{f.Ino, 0o600, -1, 42, "Group:    42"},
-		{d.Ino, 0o1777 & 0o777 | os.ModeSticky, 5, 6, "Mode:  01777"},
+		{d.Ino, 0o1777&0o777 | os.ModeSticky, 5, 6, "Mode:  01777"},
 	}
 	for _, c := range cases {
 		if err := v.SetMode(c.ino, c.mode); err != nil {
