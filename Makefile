@@ -6,7 +6,8 @@ PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/...
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... \
+           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean
 
