@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // policyRC denies every service start (invoke-rc.d asks it): an offline
@@ -18,24 +16,30 @@ const (
 )
 
 // guestEnv is what the maintainer scripts run with: the guest's root as
-// their chroot, the host's /dev, /proc and /sys bound in for the duration,
-// and service starts denied. Undo removes every trace of it.
+// their chroot, the host's /dev, /proc and /sys bound in for the duration
+// (mountDirs: mounted by the dpkg process itself, in a mount namespace of
+// its own, so that they vanish with it however it ends, even when offvm is
+// killed), and service starts denied. Undo removes every trace of it.
 type guestEnv struct {
-	root    string
-	mounted []string
-	made    []string // directories created for the mounts
-	policy  bool     // policy-rc.d was written (an existing one saved)
-	saved   bool
+	root   string
+	made   []string // mount points created because the guest had none
+	policy bool     // policy-rc.d was written (an existing one saved)
+	saved  bool
 }
+
+// mountDirs are the host's file systems the maintainer scripts get.
+var mountDirs = []string{"dev", "proc", "sys"}
 
 func prepare(root string) (*guestEnv, error) {
 	g := &guestEnv{root: root}
-	for _, m := range []struct{ dir, fstype, src string }{
-		{"dev", "", "/dev"}, {"proc", "proc", "proc"}, {"sys", "", "/sys"},
-	} {
-		if err := g.mount(m.dir, m.fstype, m.src); err != nil {
-			g.undo()
-			return nil, err
+	for _, dir := range mountDirs {
+		target := filepath.Join(root, dir)
+		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
+			if err := os.Mkdir(target, 0o755); err != nil {
+				g.undo()
+				return nil, fmt.Errorf("guest /%s: %w", dir, err)
+			}
+			g.made = append(g.made, target)
 		}
 	}
 	if err := g.denyServices(); err != nil {
@@ -43,27 +47,6 @@ func prepare(root string) (*guestEnv, error) {
 		return nil, err
 	}
 	return g, nil
-}
-
-func (g *guestEnv) mount(dir, fstype, src string) error {
-	target := filepath.Join(g.root, dir)
-	if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir(target, 0o755); err != nil {
-			return fmt.Errorf("guest /%s: %w", dir, err)
-		}
-		g.made = append(g.made, target)
-	}
-	var err error
-	if fstype == "" {
-		err = unix.Mount(src, target, "", unix.MS_BIND, "")
-	} else {
-		err = unix.Mount(src, target, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	}
-	if err != nil {
-		return fmt.Errorf("mounting %s on guest /%s: %w", src, dir, err)
-	}
-	g.mounted = append(g.mounted, target)
-	return nil
 }
 
 func (g *guestEnv) denyServices() error {
@@ -81,8 +64,8 @@ func (g *guestEnv) denyServices() error {
 	return os.Chmod(p, 0o755)
 }
 
-// undo unmounts and removes what prepare added, last first; it reports
-// the first thing it could not undo.
+// undo removes what prepare added, last first; it reports the first
+// thing it could not undo.
 func (g *guestEnv) undo() error {
 	var first error
 	keep := func(err error) {
@@ -98,14 +81,6 @@ func (g *guestEnv) undo() error {
 		}
 		g.policy = false
 	}
-	for i := len(g.mounted) - 1; i >= 0; i-- {
-		if err := unix.Unmount(g.mounted[i], 0); err != nil {
-			// a script left a process behind: detach now, it goes when
-			// the process does
-			keep(unix.Unmount(g.mounted[i], unix.MNT_DETACH))
-		}
-	}
-	g.mounted = nil
 	for i := len(g.made) - 1; i >= 0; i-- {
 		keep(os.Remove(g.made[i]))
 	}

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"syscall"
 )
 
 // Apply installs debs into the guest tree at root with the host's dpkg:
@@ -31,38 +33,51 @@ func Apply(root string, debs []Deb) (string, error) {
 	return log, err
 }
 
+// dpkgScript runs in the dpkg process's own mount namespace: it binds
+// the host's /dev, /proc and /sys into the guest (gone with the
+// namespace), installs, then configures what is pending (triggers).
+const dpkgScript = `set -e
+root=$1; shift
+mount --bind /dev "$root/dev"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount --bind /sys "$root/sys"
+dpkg --root="$root" --force-unsafe-io --install "$@"
+dpkg --root="$root" --force-unsafe-io --configure --pending
+`
+
 func runDpkg(root string, debs []Deb) (string, error) {
-	args := []string{"--root=" + root, "--force-unsafe-io", "--install"}
+	args := []string{"-c", dpkgScript, "offvm-dpkg", root}
 	for _, d := range debs {
 		args = append(args, d.Path)
 	}
-	var log bytes.Buffer
-	if err := dpkg(root, args, &log); err != nil {
-		return log.String(), err
-	}
-	err := dpkg(root, []string{"--root=" + root, "--force-unsafe-io", "--configure", "--pending"}, &log)
-	return log.String(), err
-}
-
-// dpkg runs the host's dpkg with the environment apt gives it.
-func dpkg(root string, args []string, log *bytes.Buffer) error {
-	cmd := exec.Command("dpkg", args...)
+	cmd := exec.Command("/bin/sh", args...)
 	cmd.Env = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
 		"LC_ALL=C", "HOME=/root", "TERM=dumb",
 	}
-	var stderr bytes.Buffer
-	cmd.Stdout = log
+	// A private mount namespace (Go makes / private in it) and a PID
+	// namespace whose init is the script, killed with offvm: the kernel
+	// then kills dpkg and every maintainer script with it, and the mounts
+	// go with the namespace. A killed offvm leaves nothing running and
+	// nothing mounted in the guest's tree.
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:   syscall.CLONE_NEWPID,
+		Unshareflags: syscall.CLONE_NEWNS,
+		Pdeathsig:    syscall.SIGKILL,
+	}
+	var log, stderr bytes.Buffer
+	cmd.Stdout = &log
 	cmd.Stderr = &stderr
-	cmd.Stdin = nil
-	slog.Debug("dpkg", "root", root, "args", args)
+	slog.Debug("dpkg", "root", root, "debs", len(debs))
+	runtime.LockOSThread() // Pdeathsig follows the thread that forked
 	err := cmd.Run()
+	runtime.UnlockOSThread()
 	log.Write(stderr.Bytes())
 	if err != nil {
-		return fmt.Errorf("%s: %w", reason(stderr.String(), err), ErrDpkg)
+		return log.String(), fmt.Errorf("%s: %w", reason(stderr.String(), err), ErrDpkg)
 	}
-	return nil
+	return log.String(), nil
 }
 
 // reason is dpkg's own account of a failure: its "dpkg: ..." lines and

@@ -337,3 +337,66 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// kill -9 of offvm while a maintainer script runs: the image is
+// unchanged, the script and dpkg die with offvm (they run in a PID
+// namespace whose init dies with it), and the image can be patched again.
+func TestDebApplyKilled(t *testing.T) {
+	lib := t.TempDir()
+	img, _ := debGuest(t, lib)
+	marker := "offvm-slow.postinst" // in the script's command line
+	bundle := debBundle(t, "slow", buildDeb(t, t.TempDir(), "offvm-slow", "all", "", "#!/bin/sh\nsleep 120\n"))
+	before := fileSHA(t, img)
+	cmd := exec.Command(offvm, "patch", "apply", bundle, img)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow postinst", func() bool { return procWith(marker) })
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Cleanup(func() { unmountDangling(t) })
+	waitFor(t, "the postinst to die with offvm", func() bool { return !procWith(marker) })
+	if after := fileSHA(t, img); after != before {
+		t.Errorf("killed apply changed the image: sha256 %s -> %s", before, after)
+	}
+	unmountDangling(t)
+	ok := debBundle(t, "after-kill", buildDeb(t, t.TempDir(), "offvm-ok", "all", "", ""))
+	if out := mustOffvm(t, "patch", "apply", ok, img); !strings.Contains(out, "applied") {
+		t.Errorf("apply after the kill: %s", out)
+	}
+}
+
+// procWith says whether a process's command line holds s.
+func procWith(s string) bool {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		if b, err := os.ReadFile(d); err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if cond() {
+			return
+		}
+		sleepMs(100)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// unmountDangling detaches the private FUSE tree a killed offvm left.
+func unmountDangling(t *testing.T) {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.Contains(f[1], "offvm-dpkg-") {
+			if strings.Contains(f[1], "/proc") || strings.Contains(f[1], "/dev") || strings.Contains(f[1], "/sys") {
+				t.Errorf("a guest bind mount outlived offvm: %s", f[1])
+			}
+			exec.Command("umount", "-l", f[1]).Run()
+		}
+	}
+}
