@@ -120,3 +120,27 @@ func HostHasDpkg() error {
 	}
 	return nil
 }
+
+// Simulate asks dpkg what installing debs into the guest tree at root
+// would do (dpkg --dry-run: nothing is unpacked and no script runs) and
+// returns what it printed, one step a line.
+func Simulate(root string, debs []Deb) ([]string, error) {
+	args := []string{"--root=" + root, "--dry-run", "--install"}
+	for _, d := range debs {
+		args = append(args, d.Path)
+	}
+	cmd := exec.Command("dpkg", args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("dpkg --dry-run: %s: %w", reason(stderr.String(), err), ErrDpkg)
+	}
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +43,8 @@ func planDebs(image string, b *Bundle, opts Options) ([]debpkg.Step, string, Res
 	if err != nil {
 		return nil, "", failed(image, err), true
 	}
-	defer im.Close()
+	closeIm := sync.OnceValue(im.Close)
+	defer closeIm()
 	t, res, done := settle(image, imageTarget(im, true), b)
 	if done {
 		return nil, "", res, true
@@ -65,6 +67,16 @@ func planDebs(image string, b *Bundle, opts Options) ([]debpkg.Step, string, Res
 	p, err := t.plan(b)
 	if err != nil {
 		return nil, "", failed(image, err), true
+	}
+	if pending := debpkg.Pending(steps); len(pending) > 0 && debpkg.HostHasDpkg() == nil {
+		closeIm() // the simulation opens the image itself
+		sim, err := simulate(image, t.os.SystemPartition, opts, pending)
+		if err != nil {
+			return nil, "", failed(image, err), true
+		}
+		for _, l := range sim {
+			res.Changes = append(res.Changes, Change{Action: "dpkg", Path: l})
+		}
 	}
 	res.Status = WouldApply
 	res.Changes = append(res.Changes, p.Changes...)
@@ -153,11 +165,38 @@ func installDebs(image string, b *Bundle, opts Options, steps []debpkg.Step, par
 		FilesUnchanged: p.FilesUnchanged, ValuesUnchanged: p.ValuesUnchanged}
 }
 
-// dpkgInTree serves the image's tree on a private mount point, runs dpkg
-// on its root partition, and unmounts. It returns the image, still open
-// with dpkg's changes in its overlay, and dpkg's failure apart from the
-// others.
+// simulate runs dpkg --dry-run on the image's tree, on a private mount
+// whose overlay is dropped afterwards (dpkg takes its lock even to
+// simulate): the image is not written.
+func simulate(image, part string, opts Options, debs []debpkg.Deb) ([]string, error) {
+	var lines []string
+	im, simErr, err := inTree(image, opts, func(root string) error {
+		var err error
+		lines, err = debpkg.Simulate(filepath.Join(root, part), debs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	im.Close() // drops whatever dpkg touched
+	return lines, simErr
+}
+
+// dpkgInTree runs dpkg on the image's root partition part in a private
+// tree (inTree).
 func dpkgInTree(image, part string, opts Options, debs []debpkg.Deb) (*mount.Image, error, error) {
+	return inTree(image, opts, func(root string) error {
+		out, err := debpkg.Apply(filepath.Join(root, part), debs)
+		slog.Debug("dpkg output", "image", image, "output", out)
+		return err
+	})
+}
+
+// inTree serves the image alone on a private mount point, runs fn with
+// the image's directory there, and unmounts. It returns the image, still
+// open with fn's changes in its overlay, and fn's error apart from the
+// others.
+func inTree(image string, opts Options, fn func(dir string) error) (*mount.Image, error, error) {
 	mnt, err := os.MkdirTemp(opts.TmpDir, "offvm-dpkg-")
 	if err != nil {
 		return nil, nil, err
@@ -168,9 +207,7 @@ func dpkgInTree(image, part string, opts Options, debs []debpkg.Deb) (*mount.Ima
 	if err != nil {
 		return nil, nil, err
 	}
-	root := filepath.Join(mnt, filepath.Base(image), part)
-	out, dpkgErr := debpkg.Apply(root, debs)
-	slog.Debug("dpkg output", "image", image, "output", out)
+	dpkgErr := fn(filepath.Join(mnt, filepath.Base(image)))
 	if err := srv.Unmount(); err != nil {
 		// something the scripts started still holds the tree: nothing of
 		// this run can be trusted, so it is dropped

@@ -218,7 +218,8 @@ func TestDebApply(t *testing.T) {
 	before := fileSHA(t, img)
 
 	dry := mustOffvm(t, "patch", "apply", "--dry-run", bundle, img)
-	for _, want := range []string{"install", "hello " + debField(t, debs["hello"], "Version"), "upgrade", up + " " + oldUp + " -> " + newUp} {
+	for _, want := range []string{"install", "hello " + debField(t, debs["hello"], "Version"), "upgrade", up + " " + oldUp + " -> " + newUp,
+		"dpkg", "Selecting previously unselected package hello"} { // dpkg --dry-run's own account
 		if !strings.Contains(dry, want) {
 			t.Errorf("dry run: no %q in\n%s", want, dry)
 		}
@@ -226,6 +227,7 @@ func TestDebApply(t *testing.T) {
 	if fileSHA(t, img) != before {
 		t.Fatal("--dry-run changed the image")
 	}
+	t.Logf("dry run:\n%s", dry)
 
 	out := mustOffvm(t, "patch", "apply", bundle, img)
 	if !strings.Contains(out, "applied") {
