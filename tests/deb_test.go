@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -42,14 +43,47 @@ func debGuestTar(t *testing.T) string {
 	return tarball
 }
 
-// debGuest makes a qcow2 disk with a GPT partition holding the Debian root
-// (mkfs.ext4 -d), and returns it with the partition's byte offset.
+// debGuestImage is the guest disk made once per test binary; each test
+// gets its own copy.
+var debGuestImage struct {
+	sync.Mutex
+	path string
+	off  int64
+}
+
+// debGuest copies into dir a qcow2 disk with a GPT partition holding the
+// Debian root (mkfs.ext4 -d), and returns it with the partition's byte
+// offset.
 func debGuest(t *testing.T, dir string) (string, int64) {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "dpkg", "dpkg")
 	testutil.RequireTool(t, "qemu-img", "qemu-utils")
 	testutil.RequireTool(t, "debugfs", "e2fsprogs")
+	g := &debGuestImage
+	g.Lock()
+	defer g.Unlock()
+	if g.path == "" {
+		shared, err := os.MkdirTemp("", "offvm-deb-guest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.path, g.off = makeDebGuest(t, shared)
+	}
+	img := filepath.Join(dir, filepath.Base(g.path))
+	run(t, "cp", "--sparse=always", g.path, img)
+	return img, g.off
+}
+
+// removeDebGuest removes the shared guest disk when the tests are done.
+func removeDebGuest() {
+	if debGuestImage.path != "" {
+		os.RemoveAll(filepath.Dir(debGuestImage.path))
+	}
+}
+
+func makeDebGuest(t *testing.T, dir string) (string, int64) {
+	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	os.Mkdir(root, 0o755)
 	run(t, "tar", "-C", root, "--numeric-owner", "-xpf", debGuestTar(t))
