@@ -121,12 +121,17 @@ func markdown(b *Bench) string {
 	fmt.Fprintf(&w, "%s, %s, %s. Times are medians; the ratio is the median of the pairs' ratios (peer time / offvm time: above 1, offvm is faster), with its min–max.\n\n", b.Date, b.Machine, kind)
 	fmt.Fprintln(&w, "| what | peer | peer median | offvm median | ratio (min–max) | pairs |")
 	fmt.Fprintln(&w, "|---|---|---|---|---|---|")
+	cell := strings.NewReplacer("|", `\|`).Replace // a pipe in a label would end its cell
 	for _, r := range b.Figures {
 		if r.PeerMedian == 0 {
-			fmt.Fprintf(&w, "| %s | | | %s (%s–%s) | | %d runs |\n", r.Label, num(r.OffvmMedian, r.Unit), num(r.OffvmMin, ""), num(r.OffvmMax, r.Unit), len(r.OffvmS))
+			runs := fmt.Sprintf("%d runs", len(r.OffvmS))
+			if len(r.OffvmS) == 1 {
+				runs = "1 run"
+			}
+			fmt.Fprintf(&w, "| %s | | | %s (%s–%s) | | %s |\n", cell(r.Label), num(r.OffvmMedian, r.Unit), num(r.OffvmMin, ""), num(r.OffvmMax, r.Unit), runs)
 			continue
 		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %.2f (%.2f–%.2f) | %d |\n", r.Label, r.Peer, num(r.PeerMedian, r.Unit), num(r.OffvmMedian, r.Unit), r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS))
+		fmt.Fprintf(&w, "| %s | %s | %s | %s | %.2f (%.2f–%.2f) | %d |\n", cell(r.Label), cell(r.Peer), num(r.PeerMedian, r.Unit), num(r.OffvmMedian, r.Unit), r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS))
 	}
 	return w.String()
 }

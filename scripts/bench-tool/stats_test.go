@@ -75,3 +75,13 @@ func TestMeasureRefusesDifferentWork(t *testing.T) {
 		t.Errorf("check differing between sides: %v", err)
 	}
 }
+
+// A label with a pipe (a shell pipeline) stays one table cell.
+func TestMarkdownEscapesPipes(t *testing.T) {
+	b := &Bench{Figures: []Record{{Label: "find | xargs", Peer: "ntfs-3g", PeerS: []float64{2}, OffvmS: []float64{1}, Unit: "s"}}}
+	summarize(&b.Figures[0])
+	got := markdown(b)
+	if !strings.Contains(got, `| find \| xargs | ntfs-3g | 2.000s | 1.000s | 2.00 (2.00–2.00) | 1 |`) {
+		t.Errorf("table:\n%s", got)
+	}
+}
