@@ -7,7 +7,8 @@ PKGS := ./...
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
            ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
-           ./lvm/... ./luks/... ./xfs/... ./btrfs/...
+           ./lvm/... ./luks/... ./xfs/... ./btrfs/... \
+           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
 

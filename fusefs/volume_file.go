@@ -2,11 +2,13 @@ package fusefs
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/volume"
 )
 
 var (
@@ -86,9 +88,40 @@ func (n *vnode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrI
 			return errno(err)
 		}
 	}
-	// chmod and chown mean nothing to NTFS or FAT: accepted and ignored,
-	// as ntfs-3g does without a user mapping.
+	if e := n.setModeOwner(in); e != 0 {
+		return e
+	}
 	return n.Getattr(ctx, fh, out)
+}
+
+// setModeOwner applies chmod and chown where the file system keeps them
+// (volume.ModeWriter: ext); on NTFS and FAT they mean nothing and are
+// accepted and ignored, as ntfs-3g does without a user mapping.
+func (n *vnode) setModeOwner(in *fuse.SetAttrIn) syscall.Errno {
+	mw, ok := n.vc.w.(volume.ModeWriter)
+	if !ok {
+		return 0
+	}
+	if m, ok := in.GetMode(); ok {
+		if err := mw.SetMode(n.ino, fileMode(m)); err != nil {
+			return errno(err)
+		}
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		u, g := int64(-1), int64(-1)
+		if uok {
+			u = int64(uid)
+		}
+		if gok {
+			g = int64(gid)
+		}
+		if err := mw.SetOwner(n.ino, u, g); err != nil {
+			return errno(err)
+		}
+	}
+	return 0
 }
 
 func setattrTimes(in *fuse.SetAttrIn) (at, mt *time.Time) {
@@ -117,3 +150,19 @@ func (n *vnode) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) (e sy
 }
 
 func (n *vnode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return 0 }
+
+// fileMode turns st_mode permission bits (with setuid, setgid, sticky)
+// into an os.FileMode.
+func fileMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&syscall.S_ISUID != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&syscall.S_ISGID != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&syscall.S_ISVTX != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}

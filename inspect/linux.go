@@ -45,24 +45,36 @@ func describeLinux(inf *mount.Info, v *mount.Volume) bool {
 	if problem != "" {
 		inf.Problems = append(inf.Problems, problem)
 	}
-	if apps == nil && (exists(f, "var/lib/rpm") || exists(f, "usr/lib/sysimage/rpm")) {
-		// rpm keeps its database in Berkeley DB, NDB or SQLite: not read
-		// yet, and said so rather than showing an empty list as the truth.
-		inf.Problems = append(inf.Problems, "rpm database present but not read: applications unknown")
-		o.LastUpdate = nil
-		inf.OS = o
-		inf.Applications = nil
-		return true
+	if apps == nil {
+		if rpms, rwhen, found, rproblem := rpmPackages(f); found {
+			// an rpm guest: a database offvm cannot read leaves the
+			// applications unknown (null), never an empty list
+			if rproblem != "" {
+				inf.Problems = append(inf.Problems, rproblem)
+			}
+			o.LastUpdate = rwhen
+			inf.OS = o
+			inf.Applications = nil
+			if rpms != nil {
+				inf.Patches = linuxPatches(f)
+				inf.Applications = appList(rpms)
+			}
+			return true
+		}
 	}
 	o.Arch, o.LastUpdate = arch, when
 	inf.OS = o
 	inf.Patches = linuxPatches(f)
+	inf.Applications = appList(apps)
+	return true
+}
+
+func appList(apps []Application) []any {
 	list := make([]any, 0, len(apps))
 	for _, a := range apps {
 		list = append(list, a)
 	}
-	inf.Applications = list
-	return true
+	return list
 }
 
 func firstOf(s ...string) string {

@@ -3,6 +3,7 @@ package patcher
 import (
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/offvm/offvm/inspect"
@@ -20,6 +21,9 @@ func (r Rules) Applicable(o *inspect.OS) string {
 	}
 	if r.OS != "" && !strings.EqualFold(r.OS, o.Family) {
 		return fmt.Sprintf("os %s is not %s", o.Family, strings.ToLower(r.OS))
+	}
+	if why := r.distribution(o); why != "" {
+		return why
 	}
 	if r.Product != "" {
 		name := deref(o.ProductName)
@@ -68,4 +72,57 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// distribution checks os-release's ID and VERSION_ID against the rules.
+func (r Rules) distribution(o *inspect.OS) string {
+	if r.Distribution != "" {
+		id := deref(o.Distribution)
+		if id == "" {
+			return fmt.Sprintf("the distribution is unknown; the bundle wants %s", r.Distribution)
+		}
+		if !strings.EqualFold(id, r.Distribution) {
+			return fmt.Sprintf("distribution %s is not %s", id, strings.ToLower(r.Distribution))
+		}
+	}
+	if r.MinVersion != "" {
+		v := deref(o.Version)
+		if v == "" {
+			return fmt.Sprintf("the version is unknown; the bundle wants at least %s", r.MinVersion)
+		}
+		if !versionAtLeast(v, r.MinVersion) {
+			return fmt.Sprintf("version %s is below min_version %s", v, r.MinVersion)
+		}
+	}
+	return ""
+}
+
+// versionAtLeast compares dotted version numbers ("12", "22.04") part by
+// part as numbers; a part that is not a number compares as text.
+func versionAtLeast(have, want string) bool {
+	h, w := strings.Split(have, "."), strings.Split(want, ".")
+	for i := 0; i < max(len(h), len(w)); i++ {
+		var a, b string
+		if i < len(h) {
+			a = h[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		x, errA := strconv.Atoi(a)
+		y, errB := strconv.Atoi(b)
+		if a == "" {
+			x, errA = 0, nil
+		}
+		if b == "" {
+			y, errB = 0, nil
+		}
+		switch {
+		case errA == nil && errB == nil && x != y:
+			return x > y
+		case (errA != nil || errB != nil) && a != b:
+			return a > b
+		}
+	}
+	return true
 }

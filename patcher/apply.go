@@ -62,6 +62,9 @@ func failed(image string, err error) Result {
 // it was). With DryRun it only reports what would change.
 func Apply(image string, b *Bundle, opts Options) (res Result) {
 	defer recoverTo(image, &res)
+	if len(b.Debs) > 0 {
+		return applyDebs(image, b, opts)
+	}
 	im, err := mount.Open(image, mount.Options{ReadOnly: opts.DryRun, ReadOnlyReason: opts.ReadOnlyReason, TmpDir: opts.TmpDir})
 	if err != nil {
 		return failed(image, err)

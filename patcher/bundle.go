@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/offvm/offvm/debpkg"
 )
 
 // ErrBundle marks a bundle refused before anything was written.
@@ -31,6 +33,9 @@ type Bundle struct {
 	Files []File
 	// Registry are the .reg files of registry/, in name order.
 	Registry []RegFile
+	// Debs are the Debian packages of debs/, applied with the host's dpkg
+	// (debs.go).
+	Debs []debpkg.Deb
 }
 
 // Rules say where a bundle applies ([applies] in patch.toml). Empty fields
@@ -41,6 +46,10 @@ type Rules struct {
 	MinBuild *int   `toml:"min_build"`
 	MaxBuild *int   `toml:"max_build"`
 	Arch     string `toml:"arch"`
+	// Distribution is os-release's ID ("debian", "ubuntu"); MinVersion
+	// its lowest VERSION_ID ("12").
+	Distribution string `toml:"distribution"`
+	MinVersion   string `toml:"min_version"`
 }
 
 // Target names a place inside an image: a volume (drive letter or
@@ -96,6 +105,12 @@ func LoadBundle(dir string) (*Bundle, error) {
 	}
 	if b.Registry, err = loadRegistry(dir); err != nil {
 		return nil, err
+	}
+	if b.Debs, err = debpkg.Load(dir); err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrBundle)
+	}
+	if len(b.Debs) > 0 && !strings.EqualFold(m.Applies.OS, "linux") {
+		return nil, fmt.Errorf("bundle %s: debs/ needs [applies] os = \"linux\" in patch.toml: %w", dir, ErrBundle)
 	}
 	if err := checkOverlap(b); err != nil {
 		return nil, fmt.Errorf("bundle %s: %v: %w", dir, err, ErrBundle)

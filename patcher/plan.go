@@ -53,7 +53,7 @@ func (p *Plan) Count() (files, values int) {
 		switch c.Action {
 		case "create", "update", "delete", "mkdir":
 			files++
-		case "record":
+		case "record", "install", "upgrade", "already applied": // packages (debs.go)
 		default:
 			values++
 		}

@@ -1,6 +1,7 @@
 package patcher
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -125,10 +126,14 @@ func (t *target) writeLinuxRecord(rec linuxRecord) error {
 	if _, err := v.writer(); err != nil {
 		return fmt.Errorf("recording the patch in /%s: %w", PatchesDir, err)
 	}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "a -> b" stays readable for a person with cat
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rec); err != nil {
 		return err
 	}
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	parts := strings.Split(PatchesDir, "/")
 	for i := range parts {
 		if err := makeDir(v, parts[:i+1]); err != nil {

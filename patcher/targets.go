@@ -217,6 +217,9 @@ func one(b *Bundle, img Image, status bool, opts Options) Result {
 	switch {
 	case img.Err != nil:
 		return failed(img.Path, img.Err)
+	case img.Mount != "" && len(b.Debs) > 0 && !status:
+		// dpkg needs the image to itself, for all or nothing
+		return failed(img.Path, fmt.Errorf("packages (debs/) are applied to the image file, not through the mount at %s: unmount it first", img.Mount))
 	case img.Mount != "":
 		return applyMounted(img, b, status, opts)
 	case status:

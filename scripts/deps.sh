@@ -46,6 +46,10 @@ check mkfs.btrfs btrfs-progs
 check fallocate util-linux
 check chattr e2fsprogs
 check regfexport libregf-utils
+check rsync rsync
+check clamscan clamav
+check mmdebstrap mmdebstrap
+check rpm rpm
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)

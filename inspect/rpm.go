@@ -1,0 +1,92 @@
+package inspect
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/offvm/offvm/rpmpkg"
+	"github.com/offvm/offvm/volume"
+)
+
+// maxRPMDB bounds the rpm database copied out of a guest to be read.
+const maxRPMDB = 512 << 20
+
+// rpmDirs are where rpm keeps its database: /usr/lib/sysimage/rpm since
+// rpm 4.16 (Fedora 36+, RHEL 9 link /var/lib/rpm to it), /var/lib/rpm
+// before.
+var rpmDirs = []string{"usr/lib/sysimage/rpm", "var/lib/rpm"}
+
+// rpmPackages reads the guest's rpm database. found says whether the
+// guest has one; a database offvm cannot read gives no list (unknown, not
+// empty) and a problem saying why.
+func rpmPackages(f volume.FS) (apps []Application, when *string, found bool, problem string) {
+	for _, dir := range rpmDirs {
+		if !exists(f, dir) {
+			continue
+		}
+		found = true
+		db := dir + "/rpmdb.sqlite"
+		if !exists(f, db) {
+			continue
+		}
+		pkgs, err := readRPMSQLite(f, db)
+		if err != nil {
+			return nil, nil, true, "rpm database: " + err.Error()
+		}
+		var last int64
+		for _, p := range pkgs {
+			apps = append(apps, Application{Name: p.Name, Version: strp(p.EVR()), Publisher: strp(p.Vendor)})
+			last = max(last, p.InstallTime)
+		}
+		if apps == nil {
+			apps = []Application{}
+		}
+		if last > 0 {
+			s := time.Unix(last, 0).UTC().Format(time.RFC3339)
+			when = &s
+		}
+		return apps, when, true, ""
+	}
+	if !found {
+		return nil, nil, false, ""
+	}
+	for _, dir := range rpmDirs {
+		for _, name := range []string{"Packages", "Packages.db"} {
+			if exists(f, dir+"/"+name) {
+				format := map[string]string{"Packages": "Berkeley DB", "Packages.db": "NDB"}[name]
+				return nil, nil, true, fmt.Sprintf("rpm database /%s/%s is %s, which offvm does not read yet: applications unknown", dir, name, format)
+			}
+		}
+	}
+	return nil, nil, true, "rpm database present but holds no database file offvm knows: applications unknown"
+}
+
+// readRPMSQLite copies rpmdb.sqlite (and its write-ahead log, which holds
+// the latest transactions until rpm checkpoints it) out of the guest into
+// a private folder, where SQLite can open it.
+func readRPMSQLite(f volume.FS, db string) ([]rpmpkg.Package, error) {
+	tmp, err := os.MkdirTemp("", "offvm-rpmdb-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := volume.ReadFile(f, db+suffix, maxRPMDB)
+		if err != nil {
+			if suffix != "" {
+				continue // no WAL: every transaction is in the database
+			}
+			return nil, fmt.Errorf("/%s: %w", db, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "rpmdb.sqlite"+suffix), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	pkgs, err := rpmpkg.ListSQLite(filepath.Join(tmp, "rpmdb.sqlite"))
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", db, err)
+	}
+	return pkgs, nil
+}
