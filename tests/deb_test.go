@@ -387,11 +387,11 @@ func TestDebApplyKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the slow postinst", func() bool { return procWith(marker) })
+	waitForT(t, "the slow postinst", func() bool { return procWith(marker) })
 	cmd.Process.Kill()
 	cmd.Wait()
 	t.Cleanup(func() { unmountDangling(t) })
-	waitFor(t, "the postinst to die with offvm", func() bool { return !procWith(marker) })
+	waitForT(t, "the postinst to die with offvm", func() bool { return !procWith(marker) })
 	if after := fileSHA(t, img); after != before {
 		t.Errorf("killed apply changed the image: sha256 %s -> %s", before, after)
 	}
@@ -413,7 +413,7 @@ func procWith(s string) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitForT(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 600; i++ {
 		if cond() {
