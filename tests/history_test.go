@@ -1,0 +1,229 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// logEntry is what offvm log --json says of one commit.
+type logEntry struct {
+	ID     int `json:"id"`
+	MadeBy struct {
+		Command string `json:"command"`
+		Bundle  string `json:"bundle"`
+	} `json:"made_by"`
+	Bytes int64 `json:"bytes"`
+	Files []struct {
+		Path  string `json:"path"`
+		Bytes int64  `json:"bytes"`
+	} `json:"files"`
+	State string `json:"state"`
+}
+
+func offvmLog(t *testing.T, img string) []logEntry {
+	t.Helper()
+	var cs []logEntry
+	if err := json.Unmarshal([]byte(mustOffvm(t, "log", "--json", img)), &cs); err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// saveCopy copies an image file aside (the state to come back to).
+func saveCopy(t *testing.T, img, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	run(t, "cp", "--sparse=always", img, p)
+	return p
+}
+
+// copyWithHistory copies the image with its undo record and history into
+// a new directory, mtimes kept (the undo record checks them).
+func copyWithHistory(t *testing.T, img string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range []string{img, img + ".offvm-undo", img + ".offvm-history"} {
+		if _, err := os.Stat(p); err == nil {
+			run(t, "cp", "-a", p, dir)
+		}
+	}
+	return filepath.Join(dir, filepath.Base(img))
+}
+
+// qemuSame fails unless qemu-img compare finds the two images' guest
+// contents identical, and qemu-img check finds a is sound.
+func qemuSame(t *testing.T, a, b string) {
+	t.Helper()
+	if out, err := exec.Command("qemu-img", "compare", a, b).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img compare %s %s: %v\n%s", a, b, err, out)
+	}
+	if out, err := exec.Command("qemu-img", "check", a).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img check %s: %v\n%s", a, err, out)
+	}
+}
+
+// checkWindowsGuest runs ntfs-3g's and dosfstools' checkers on the
+// patch image's NTFS and FAT and reads Contoso's Version with hivex.
+func checkWindowsGuest(t *testing.T, img string) (version string) {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "g.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", img, raw)
+	if o, err := exec.Command("ntfsresize", "--info", "--force", "--no-action", ntfsVolume(t, raw)).CombinedOutput(); err != nil {
+		t.Errorf("ntfsresize --info: %v\n%s", err, o)
+	}
+	run(t, "fsck.fat", "-n", extractPart(t, raw, partOffsets(t, raw)[0], 40))
+	software := ntfsCat(t, raw, 3, "/Windows/System32/config/SOFTWARE")
+	out, _ := exec.Command("hivexget", software, `Contoso\Agent`, "Version").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// TestHistoryRollbackTo: three commits (reg import, patch apply, reg
+// import) into a qcow2 Windows image; log and diff name them; rollback
+// --to 2 and then --to 1 give back, by qemu-img compare and sha256, the
+// copies saved before those commits, which ntfs-3g, fsck.fat and hivex
+// accept; a kill -9 inside rollback --to is finished by the next command.
+func TestHistoryRollbackTo(t *testing.T) {
+	raw := filepath.Join(t.TempDir(), "w.raw")
+	makePatchImage(t, raw)
+	img := filepath.Join(t.TempDir(), "web01.qcow2")
+	run(t, "qemu-img", "convert", "-O", "qcow2", raw, img)
+	reg := func(name, text string) string {
+		p := filepath.Join(t.TempDir(), name)
+		must(t, os.WriteFile(p, []byte("Windows Registry Editor Version 5.00\r\n\r\n"+text), 0o644))
+		return p
+	}
+	state0 := saveCopy(t, img, "s0.qcow2")
+	mustOffvm(t, "reg", "import", img, reg("a.reg", "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso\\Agent]\r\n\"Version\"=\"1.2.3\"\r\n"))
+	state1 := saveCopy(t, img, "s1.qcow2")
+	mustOffvm(t, "patch", "apply", makeBundle(t, "Windows Server 2019*"), img)
+	state2 := saveCopy(t, img, "s2.qcow2")
+	mustOffvm(t, "reg", "import", img, reg("b.reg", "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso\\Agent]\r\n\"Version\"=\"9.9\"\r\n"))
+	if v := checkWindowsGuest(t, img); v != "9.9" {
+		t.Fatalf("after three commits Version = %q", v)
+	}
+
+	cs := offvmLog(t, img)
+	t.Logf("offvm log:\n%s", mustOffvm(t, "log", img))
+	want := []string{"reg import", "patch apply", "reg import"}
+	if len(cs) != 3 {
+		t.Fatalf("log has %d commits, want 3", len(cs))
+	}
+	for i, c := range cs {
+		if c.ID != 3-i || c.MadeBy.Command != want[2-i] || c.State != "undoable" || c.Bytes == 0 {
+			t.Errorf("log entry %d: %+v", i, c)
+		}
+	}
+	if cs[1].MadeBy.Bundle != "contoso-agent-1.2.4" {
+		t.Errorf("patch commit's bundle is %q", cs[1].MadeBy.Bundle)
+	}
+	if d := mustOffvm(t, "diff", img, "2"); !strings.Contains(d, "commit 2") || !strings.Contains(d, "~ web01.qcow2:") {
+		t.Errorf("diff of commit 2:\n%s", d)
+	}
+
+	// a kill -9 between the undo records of rollback --to 1; the next
+	// command (check) finishes it
+	crashed := copyWithHistory(t, img)
+	cmd := exec.Command(offvm, "rollback", "--to", "1", crashed)
+	cmd.Env = append(os.Environ(), "OFFVM_FAULT=rollback-to-between")
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		t.Fatalf("rollback --to with the fault point: %v", err)
+	}
+	mustOffvm(t, "check", crashed)
+	qemuSame(t, crashed, state0)
+
+	if out := mustOffvm(t, "rollback", "--to", "2", img); !strings.Contains(out, "undid 3, 2") {
+		t.Errorf("rollback --to 2 printed %q", out)
+	}
+	qemuSame(t, img, state1)
+	if sumFile(t, img) != sumFile(t, state1) {
+		t.Error("after rollback --to 2 the file differs from the copy saved before commit 2")
+	}
+	if v := checkWindowsGuest(t, img); v != "1.2.3" {
+		t.Errorf("after rollback --to 2 Version = %q", v)
+	}
+	_ = state2
+	mustOffvm(t, "rollback", "--to", "1", img)
+	qemuSame(t, img, state0)
+	if sumFile(t, img) != sumFile(t, state0) {
+		t.Error("after rollback --to 1 the file differs from the first copy")
+	}
+	for _, c := range offvmLog(t, img) {
+		if c.State != "rolled back" {
+			t.Errorf("commit %d is %q after rolling all back", c.ID, c.State)
+		}
+	}
+}
+
+// TestHistoryMountRefusals: two commits through a mounted ext4, recorded
+// as unmounts; a change outside offvm makes rollback --to refuse and
+// write nothing; --keep drops the oldest record; a kill -9 half way
+// through restoring is finished by check, and e2fsck accepts the result.
+func TestHistoryMountRefusals(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "etc", "motd"), 100)
+	raw := filepath.Join(t.TempDir(), "d.raw")
+	makeDisk(t, raw, "gpt", []part{{sizeMiB: 32, typ: "L", fs: makeExt4(t, root, 32, "root")}})
+	lib := t.TempDir()
+	img := filepath.Join(lib, "db01.qcow2")
+	run(t, "qemu-img", "convert", "-O", "qcow2", raw, img)
+	state0 := saveCopy(t, img, "s0.qcow2")
+	for i, body := range []string{"first\n", "second\n"} {
+		mnt := mountLib(t, lib)
+		must(t, os.WriteFile(filepath.Join(mnt, "db01.qcow2", "p1", "etc", "motd"), []byte(body), 0o644))
+		must(t, os.WriteFile(filepath.Join(mnt, "db01.qcow2", "p1", "etc", "n"+body[:1]), make([]byte, (i+1)<<20), 0o644))
+		mustOffvm(t, "unmount", mnt)
+	}
+	cs := offvmLog(t, img)
+	if len(cs) != 2 || cs[0].MadeBy.Command != "unmount" || cs[1].MadeBy.Command != "unmount" {
+		t.Fatalf("log after two mounts: %+v", cs)
+	}
+	if _, err := os.ReadDir(filepath.Join(lib)); err != nil {
+		t.Fatal(err)
+	}
+	if ls := mustOffvm(t, "ls", lib); strings.Contains(ls, "offvm-history") {
+		t.Errorf("ls shows the history:\n%s", ls)
+	}
+
+	// crash half way through the first record, then check finishes it
+	crashed := copyWithHistory(t, img)
+	cmd := exec.Command(offvm, "rollback", "--to", "1", crashed)
+	cmd.Env = append(os.Environ(), "OFFVM_FAULT=rollback-to-record")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("rollback --to with the fault point exited 0")
+	}
+	mustOffvm(t, "check", crashed)
+	qemuSame(t, crashed, state0)
+	back := filepath.Join(t.TempDir(), "b.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", crashed, back)
+	part := extractPart(t, back, partOffsets(t, back)[0], 32)
+	if o, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn after the recovered rollback: %v\n%s", err, o)
+	}
+
+	// --keep 1 drops commit 1's record: rollback --to 1 refuses by name
+	kept := copyWithHistory(t, img)
+	mustOffvm(t, "log", "--keep", "1", kept)
+	before := sumFile(t, kept)
+	if r := runOffvm(t, "rollback", "--to", "1", kept); r.code != 1 || !strings.Contains(r.err, "commit 1") {
+		t.Errorf("rollback past --keep: exit %d, %q", r.code, r.err)
+	}
+	if sumFile(t, kept) != before {
+		t.Error("a refused rollback changed the image")
+	}
+
+	// a write outside offvm (qemu-io) makes it refuse and write nothing
+	run(t, "qemu-io", "-c", "write -P 0x55 1M 64k", img)
+	before = sumFile(t, img)
+	if r := runOffvm(t, "rollback", "--to", "1", img); r.code != 1 || !strings.Contains(r.err, "changed") {
+		t.Errorf("rollback over a foreign change: exit %d, %q", r.code, r.err)
+	}
+	if sumFile(t, img) != before {
+		t.Error("a refused rollback changed the image")
+	}
+}
