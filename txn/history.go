@@ -235,7 +235,9 @@ func writeFileDurably(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("txn: %w", err)
 	}
+	traceCreate(tmp)
 	_, err = f.Write(data)
+	traceWrite(tmp, 0, data)
 	if err == nil {
 		err = fsync(f)
 	}
