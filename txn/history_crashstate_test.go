@@ -74,11 +74,11 @@ func (m model) guestHash() [32]byte {
 	return s
 }
 
-// TestHistoryCrashStates explores every crash state of a rollback --to
+// TestCrashStatesHistoryRollbackTo explores every crash state of a rollback --to
 // over three commits (the image files, the undo records, the plan and
 // the manifests): each must recover to the image before rollback (and
 // then still roll back to the first state) or to the first state.
-func TestHistoryCrashStates(t *testing.T) {
+func TestCrashStatesHistoryRollbackTo(t *testing.T) {
 	f := newHistoryFixture(t, "tfmt")
 	image := f.image()
 	start := snapshotTree(t, f.dir)
@@ -149,12 +149,12 @@ func TestHistoryCrashStates(t *testing.T) {
 	}
 }
 
-// TestHistoryCommitCrashStates explores a fourth commit onto an image
+// TestCrashStatesHistoryCommit explores a fourth commit onto an image
 // with a history (the previous undo record moves into it, a manifest is
 // written): each state recovers to old or new, and from either the
 // history still rolls the image back to the state before the first
 // commit.
-func TestHistoryCommitCrashStates(t *testing.T) {
+func TestCrashStatesHistoryCommit(t *testing.T) {
 	f := newHistoryFixture(t, "raw")
 	image := f.image()
 	next := readVirtual(t, image, "raw")

@@ -42,8 +42,15 @@ func noteFromArgs(args []string) txn.Note {
 			return txn.Note{Command: words[0] + " " + words[1]}
 		}
 	case "patch":
-		if len(words) > 2 && words[1] == "apply" {
-			return txn.Note{Command: "patch apply", Bundle: bundleID(words[2])}
+		if len(words) > 1 && words[1] == "apply" {
+			// the bundle is the first word naming one (flags' values come before it)
+			n := txn.Note{Command: "patch apply"}
+			for _, w := range words[2:] {
+				if n.Bundle = bundleID(w); n.Bundle != "" {
+					break
+				}
+			}
+			return n
 		}
 	}
 	return txn.Note{Command: words[0]}
