@@ -121,8 +121,40 @@ func TestHistoryRollbackTo(t *testing.T) {
 	if cs[1].MadeBy.Bundle != "contoso-agent-1.2.4" {
 		t.Errorf("patch commit's bundle is %q", cs[1].MadeBy.Bundle)
 	}
-	if d := mustOffvm(t, "diff", img, "2"); !strings.Contains(d, "commit 2") || !strings.Contains(d, "~ web01.qcow2:") {
-		t.Errorf("diff of commit 2:\n%s", d)
+	d2 := mustOffvm(t, "diff", img, "2")
+	t.Logf("offvm diff IMAGE 2:\n%s", d2)
+	for _, want := range []string{
+		"commit 2", "~ web01.qcow2:",
+		"~ p3:/Program Files/Contoso/agent.dll (8.2 KiB)",
+		"+ p3:/Program Files/Contoso/agent.conf (11 B)",
+		"- p3:/Program Files/Contoso/old.dll (8 B)",
+		"+ p3:/Program Files/Contoso/plugins/net/http.dll (11 B)",
+		"+ p1:/EFI/Contoso/agent.efi (9 B)",
+		`~ HKLM\SOFTWARE\Contoso\Agent\Version: 1.2.3 -> 1.2.4`,
+		`+ HKLM\SOFTWARE\Contoso\Agent\Port: 8080`,
+		`- HKLM\SYSTEM\ControlSet001\Services\Spooler\Blob`,
+		`+ HKLM\SOFTWARE\offvm\Patches\contoso-agent-1.2.4\Title: Contoso Agent 1.2.4`,
+	} {
+		if !strings.Contains(d2, want) {
+			t.Errorf("diff of commit 2 lacks %q", want)
+		}
+	}
+	if strings.Contains(d2, "readme.txt") || strings.Contains(d2, `Spooler\Start`) {
+		t.Errorf("diff of commit 2 lists what the bundle left as it was:\n%s", d2)
+	}
+	crossCheckDiff(t, d2, state1, state2)
+	if d3 := mustOffvm(t, "diff", img, "3"); !strings.Contains(d3, `~ HKLM\SOFTWARE\Contoso\Agent\Version: 1.2.4 -> 9.9`) || strings.Contains(d3, "agent.dll") {
+		t.Errorf("diff of commit 3:\n%s", d3)
+	}
+	// two images: the untouched copy and the patched one
+	dd := mustOffvm(t, "diff", state0, img)
+	for _, want := range []string{"~ p3:/Program Files/Contoso/agent.dll", `+ HKLM\SOFTWARE\Contoso\Agent\Version: 9.9`, `- HKLM\SYSTEM\ControlSet001\Services\Spooler\Blob`} {
+		if !strings.Contains(dd, want) {
+			t.Errorf("diff of two images lacks %q:\n%s", want, dd)
+		}
+	}
+	if same := mustOffvm(t, "diff", state0, state0); !strings.Contains(same, "0 files, 0 registry keys and values differ") {
+		t.Errorf("an image diffed with itself:\n%s", same)
 	}
 
 	// a kill -9 between the undo records of rollback --to 1; the next
@@ -225,5 +257,47 @@ func TestHistoryMountRefusals(t *testing.T) {
 	}
 	if sumFile(t, img) != before {
 		t.Error("a refused rollback changed the image")
+	}
+}
+
+// crossCheckDiff checks every file line of a diff of partition 3 against
+// what ntfs-3g's ntfscat finds in the copies saved before and after, and
+// every value line against hivexget: offvm's reader is not the judge.
+func crossCheckDiff(t *testing.T, diff, before, after string) {
+	t.Helper()
+	toRaw := func(q string) string {
+		r := filepath.Join(t.TempDir(), "v.raw")
+		run(t, "qemu-img", "convert", "-O", "raw", q, r)
+		return r
+	}
+	rb, ra := toRaw(before), toRaw(after)
+	vb, va := ntfsVolume(t, rb), ntfsVolume(t, ra)
+	hb, ha := ntfsCat(t, rb, 3, "/Windows/System32/config/SOFTWARE"), ntfsCat(t, ra, 3, "/Windows/System32/config/SOFTWARE")
+	checked := 0
+	for _, line := range strings.Split(diff, "\n") {
+		op, rest, _ := strings.Cut(line, " ")
+		if p, ok := strings.CutPrefix(rest, "p3:"); ok && !strings.HasSuffix(p, "(dir)") {
+			p = p[:strings.LastIndex(p, " (")]
+			old, errB := ntfsFile(t, vb, p)
+			cur, errA := ntfsFile(t, va, p)
+			ok := map[string]bool{"+": errB != nil && errA == nil, "-": errB == nil && errA != nil,
+				"~": errB == nil && errA == nil && string(old) != string(cur)}[op]
+			if !ok {
+				t.Errorf("diff says %q, ntfscat before: %v, after: %v", line, errB, errA)
+			}
+			checked++
+		}
+		if p, ok := strings.CutPrefix(rest, `HKLM\SOFTWARE\Contoso\Agent\`); ok {
+			name, _, _ := strings.Cut(p, ":")
+			old, _ := exec.Command("hivexget", hb, `Contoso\Agent`, name).Output()
+			cur, _ := exec.Command("hivexget", ha, `Contoso\Agent`, name).Output()
+			if string(old) == string(cur) || !strings.Contains(line, strings.TrimSpace(string(cur))) {
+				t.Errorf("diff says %q, hivexget before %q, after %q", line, old, cur)
+			}
+			checked++
+		}
+	}
+	if checked < 8 {
+		t.Errorf("only %d diff lines cross-checked", checked)
 	}
 }

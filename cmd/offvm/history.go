@@ -11,6 +11,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/dustin/go-humanize"
+	"github.com/offvm/offvm/guestdiff"
+	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/txn"
 	"github.com/urfave/cli/v2"
 )
@@ -151,27 +153,114 @@ func logLine(h txn.HistoryCommit) string {
 func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
-		Usage:     "show what one commit of IMAGE changed (the newest by default)",
-		ArgsUsage: "IMAGE [COMMIT]",
-		Description: `For each host file of the image the commit wrote (the image file, a VMDK's
-extents, ...): its length before and after and every byte range written,
-as offsets in that file.`,
+		Usage:     "show what one commit of IMAGE changed (the newest by default), or what differs between two images' guests",
+		ArgsUsage: "IMAGE [COMMIT] | IMAGE_A IMAGE_B",
+		Description: `With a COMMIT (an id from 'offvm log'; the newest by default): the host files
+the commit wrote (their lengths and the byte ranges written) and, while its
+undo record is kept, what changed in the guest: every file created (+),
+deleted (-) or changed (~) in each file system, and every registry key and
+value, with old and new data ('~ HKLM\SYSTEM\...\Start: 2 -> 4'). The guest
+before the commit is read from the undo records, nothing is written.
+With two images: what differs between their guests, files and registry (as
+virt-diff does for files), e.g. a patched clone and its template. Files of the
+same size and modification time count as unchanged, as rsync's quick check.`,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 2, "[--json] IMAGE [COMMIT]"); err != nil {
+			if err := needArgs(c, 1, 2, "[--json] IMAGE [COMMIT] | IMAGE_A IMAGE_B"); err != nil {
 				return err
 			}
-			h, err := findCommit(c.Args().Get(0), c.Args().Get(1))
+			if second := c.Args().Get(1); second != "" {
+				if _, err := strconv.Atoi(second); err != nil {
+					return diffImages(c, c.Args().Get(0), second)
+				}
+			}
+			image := c.Args().Get(0)
+			h, err := findCommit(image, c.Args().Get(1))
 			if err != nil {
 				return err
 			}
+			var changes []guestdiff.Change
+			if h.Undoable() {
+				if changes, err = commitChanges(image, h.ID); err != nil {
+					return err
+				}
+			}
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, h)
+				return writeJSON(c.App.Writer, struct {
+					txn.HistoryCommit
+					Changes []guestdiff.Change `json:"changes"`
+				}{h, changes})
 			}
 			printDiff(c.App.Writer, h)
+			if !h.Undoable() {
+				fmt.Fprintln(c.App.Writer, "(its undo record is gone: the guest's changes cannot be shown)")
+			}
+			for _, ch := range changes {
+				fmt.Fprintln(c.App.Writer, ch)
+			}
 			return nil
 		},
 	}
+}
+
+// commitChanges opens the image as it was before and after commit id
+// and compares the guests.
+func commitChanges(image string, id int) ([]guestdiff.Change, error) {
+	open := func(before bool) (*mount.Image, *txn.View, error) {
+		v, err := txn.HistoryView(image, id, before)
+		if err != nil {
+			return nil, nil, err
+		}
+		im, err := mount.Open(image, mount.Options{ReadOnly: true, OpenFile: v.OpenFile})
+		if err != nil {
+			v.Close()
+			return nil, nil, err
+		}
+		return im, v, nil
+	}
+	a, va, err := open(true)
+	if err != nil {
+		return nil, err
+	}
+	defer va.Close()
+	defer a.Close()
+	b, vb, err := open(false)
+	if err != nil {
+		return nil, err
+	}
+	defer vb.Close()
+	defer b.Close()
+	return guestdiff.Images(a, b)
+}
+
+// diffImages prints what differs between two images' guests.
+func diffImages(c *cli.Context, pa, pb string) error {
+	a, err := mount.Open(pa, mount.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := mount.Open(pb, mount.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cs, err := guestdiff.Images(a, b)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if cs == nil {
+			cs = []guestdiff.Change{}
+		}
+		return writeJSON(c.App.Writer, cs)
+	}
+	for _, ch := range cs {
+		fmt.Fprintln(c.App.Writer, ch)
+	}
+	files, values := guestdiff.Summary(cs)
+	fmt.Fprintf(c.App.Writer, "%d files, %d registry keys and values differ\n", files, values)
+	return nil
 }
 
 // findCommit picks commit arg ("" for the newest) of image's history.
@@ -203,7 +292,12 @@ func printDiff(w io.Writer, h txn.HistoryCommit) {
 	for _, f := range h.Files {
 		fmt.Fprintf(w, "~ %s: %s written in %d ranges, %d -> %d bytes\n", f.Path,
 			humanize.IBytes(uint64(f.Bytes)), len(f.Ranges), f.OldLen, f.NewLen)
-		for _, r := range f.Ranges {
+		const shown = 8 // --json has them all
+		for i, r := range f.Ranges {
+			if i == shown {
+				fmt.Fprintf(w, "    ... %d more ranges\n", len(f.Ranges)-shown)
+				break
+			}
 			fmt.Fprintf(w, "    %#x +%d\n", r[0], r[1])
 		}
 	}
