@@ -166,6 +166,10 @@ func TestHistoryRollbackTo(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
 		t.Fatalf("rollback --to with the fault point: %v", err)
 	}
+	// half rolled back: a read-only open refuses rather than show it
+	if r := runOffvm(t, "inspect", "--json", crashed); r.code != 1 || !strings.Contains(r.out, "interrupted commit awaits recovery") {
+		t.Errorf("inspect of a half rolled back image: exit %d, %q %q", r.code, r.out, r.err)
+	}
 	mustOffvm(t, "check", crashed)
 	qemuSame(t, crashed, state0)
 

@@ -4,15 +4,11 @@ package txn
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // snapshotTree is snapshotDir with the image's history directory: its
@@ -35,43 +31,37 @@ func snapshotTree(t *testing.T, dir string) model {
 // materializeTree is materialize for a model with subdirectories.
 func materializeTree(t *testing.T, dir string, m model) {
 	t.Helper()
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
+	flat, subs := model{}, map[string]model{}
 	for name, f := range m {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		sub, base, ok := strings.Cut(name, "/")
+		if !ok {
+			flat[name] = f
+			continue
+		}
+		if subs[sub] == nil {
+			subs[sub] = model{}
+		}
+		subs[sub][base] = f
+	}
+	materialize(t, dir, flat)
+	for sub, sm := range subs {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, f.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mt := time.Unix(0, f.mtimeNs)
-		if err := os.Chtimes(p, mt, mt); err != nil {
-			t.Fatal(err)
-		}
+		materialize(t, filepath.Join(dir, sub), sm)
 	}
 }
 
 // guestHash hashes the image's own files: no sidecar, nothing in the
 // history directory.
 func (m model) guestHash() [32]byte {
-	var names []string
-	for n := range m {
-		if !IsSidecar(n) && !strings.Contains(n, "/") {
-			names = append(names, n)
+	g := model{}
+	for n, f := range m {
+		if !strings.Contains(n, "/") {
+			g[n] = f
 		}
 	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(m[n].data))
-		h.Write(m[n].data)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
+	return g.imageHash()
 }
 
 // TestCrashStatesHistoryRollbackTo explores every crash state of a rollback --to

@@ -37,6 +37,11 @@ type rollbackPlan struct {
 
 func planPath(image string) string { return filepath.Join(HistoryDir(image), "rollback-to.json") }
 
+// RollbackToPath is where a rollback --to in progress keeps its plan:
+// while it exists the image is half rolled back, and only Recover may
+// open it.
+func RollbackToPath(image string) string { return planPath(image) }
+
 // RollbackTo undoes commit id of image and every later one, byte for
 // byte, as one transaction: the plan (which records, in which order) is
 // written durably before the first old byte is, and Recover finishes a
