@@ -307,3 +307,35 @@ func TestHistoryParallel(t *testing.T) {
 		t.Fatal("rollback --to 3 after parallel reads: wrong state")
 	}
 }
+
+// TestHistoryForeignChangeBetween: a write outside offvm between two
+// commits, over bytes the first one wrote, makes rollback --to the first
+// refuse (lengths and the newest commit's bytes are all in order), while
+// the second can still be undone.
+func TestHistoryForeignChangeBetween(t *testing.T) {
+	dir := t.TempDir()
+	image := filepath.Join(dir, "disk.img")
+	rawImage(t, image, randomBytes(3, 32*BlockSize))
+	cur := readVirtual(t, image, "raw")
+	copy(cur[4*BlockSize:], randomBytes(4, BlockSize))
+	if _, err := commitTarget(image, "raw", cur); err != nil {
+		t.Fatal(err)
+	}
+	cur[4*BlockSize+9] ^= 0xff // outside offvm, over commit 1's bytes
+	directWrite(t, image, "raw", cur)
+	between := hashDir(t, dir)
+	copy(cur[20*BlockSize:], randomBytes(5, BlockSize))
+	if _, err := commitTarget(image, "raw", cur); err != nil {
+		t.Fatal(err)
+	}
+	before := hashDir(t, dir)
+	if _, err := RollbackTo(image, 1); !errors.Is(err, ErrImageChanged) {
+		t.Fatalf("rollback --to 1 over a foreign change: %v", err)
+	}
+	if hashDir(t, dir) != before {
+		t.Fatal("the refused rollback wrote")
+	}
+	if _, err := RollbackTo(image, 2); err != nil || hashDir(t, dir) != between {
+		t.Fatalf("rollback --to 2: %v", err)
+	}
+}
