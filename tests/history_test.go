@@ -23,6 +23,9 @@ type logEntry struct {
 		Bytes int64  `json:"bytes"`
 	} `json:"files"`
 	State string `json:"state"`
+	Guest *struct {
+		Files, Values int
+	} `json:"guest"`
 }
 
 func offvmLog(t *testing.T, img string) []logEntry {
@@ -143,6 +146,22 @@ func TestHistoryRollbackTo(t *testing.T) {
 		t.Errorf("diff of commit 2 lists what the bundle left as it was:\n%s", d2)
 	}
 	crossCheckDiff(t, d2, state1, state2)
+	// the counts of the diff are kept for the log; --changes counts the rest
+	if g := offvmLog(t, img)[1].Guest; g == nil || g.Files != strings.Count(d2, "\n+ p")+strings.Count(d2, "\n~ p")+strings.Count(d2, "\n- p") {
+		t.Errorf("log after diff 2: guest %+v", g)
+	}
+	var counted []logEntry
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "log", "--changes", "--json", img)), &counted))
+	if g := counted[0].Guest; g == nil || g.Values != 1 {
+		t.Errorf("log --changes: commit 3 changed %+v in the guest, want 1 value", g)
+	}
+	if g := counted[2].Guest; g == nil || g.Values != 3 { // keys Contoso and Contoso\Agent, value Version
+		t.Errorf("log --changes: commit 1 changed %+v in the guest, want 2 keys and a value", g)
+	}
+	if d1 := mustOffvm(t, "diff", img, "1"); !strings.Contains(d1, `+ HKLM\SOFTWARE\Contoso\Agent (key)`) || !strings.Contains(d1, `+ HKLM\SOFTWARE\Contoso\Agent\Version: 1.2.3`) {
+		t.Errorf("diff of commit 1:\n%s", d1)
+	}
+	t.Logf("offvm log:\n%s", mustOffvm(t, "log", img))
 	if d3 := mustOffvm(t, "diff", img, "3"); !strings.Contains(d3, `~ HKLM\SOFTWARE\Contoso\Agent\Version: 1.2.4 -> 9.9`) || strings.Contains(d3, "agent.dll") {
 		t.Errorf("diff of commit 3:\n%s", d3)
 	}

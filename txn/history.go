@@ -62,10 +62,35 @@ type HistoryCommit struct {
 	Bytes      int64         `json:"bytes"`
 	Files      []HistoryFile `json:"files"`
 	RolledBack *time.Time    `json:"rolled_back,omitempty"`
+	// Guest counts what the commit changed in the guest, once offvm diff
+	// or log --changes computed it (nil before).
+	Guest *GuestSummary `json:"guest,omitempty"`
 	// State is computed when the history is read: "undoable", "rolled
 	// back" or "record dropped".
 	State  string `json:"state"`
 	record string // path of its undo record, "" when there is none
+}
+
+// GuestSummary counts a commit's changes inside the guest.
+type GuestSummary struct {
+	Files  int `json:"files"`  // files, directories and links created, changed or deleted
+	Values int `json:"values"` // registry keys and values
+}
+
+// SetGuestSummary keeps what commit id changed in the guest in its
+// manifest, for offvm log. The caller holds the image's Lock.
+func SetGuestSummary(image string, id int, g GuestSummary) error {
+	all, err := readManifests(image)
+	if err != nil {
+		return err
+	}
+	for i := range all {
+		if all[i].ID == id {
+			all[i].Guest, all[i].State = &g, ""
+			return writeManifest(image, &all[i])
+		}
+	}
+	return fmt.Errorf("txn: history of %s: no manifest for commit %d", image, id)
 }
 
 // Undoable reports whether the commit's undo record is there.

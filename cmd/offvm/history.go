@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +84,7 @@ the last N commits from now on (default 5) and drops older ones at once.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 			&cli.IntFlag{Name: "keep", Usage: "keep the undo records of the last `N` commits"},
+			&cli.BoolFlag{Name: "changes", Usage: "count each undoable commit's guest files and registry values (reads the guest twice per commit)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] [--keep N] IMAGE"); err != nil {
@@ -97,6 +99,15 @@ the last N commits from now on (default 5) and drops older ones at once.`,
 			cs, err := imageHistory(image)
 			if err != nil {
 				return err
+			}
+			if c.Bool("changes") {
+				for i := range cs {
+					if cs[i].Undoable() && cs[i].Guest == nil {
+						if _, err := guestChanges(image, &cs[i]); err != nil {
+							return err
+						}
+					}
+				}
 			}
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, cs)
@@ -146,8 +157,31 @@ func madeBy(h txn.HistoryCommit) string {
 }
 
 func logLine(h txn.HistoryCommit) string {
-	return fmt.Sprintf("%d\t%s\t%s\t%s in %d files\t%s", h.ID, h.Time.Local().Format("2006-01-02 15:04:05"),
-		madeBy(h), humanize.IBytes(uint64(h.Bytes)), len(h.Files), h.State)
+	guest := "-"
+	if h.Guest != nil {
+		guest = fmt.Sprintf("%d files, %d values", h.Guest.Files, h.Guest.Values)
+	}
+	return fmt.Sprintf("%d\t%s\t%s\t%s\t%s in %d host files\t%s", h.ID, h.Time.Local().Format("2006-01-02 15:04:05"),
+		madeBy(h), guest, humanize.IBytes(uint64(h.Bytes)), len(h.Files), h.State)
+}
+
+// guestChanges computes what commit h changed in the guest and keeps the
+// counts in its manifest (when the image's lock can be had: a mount may
+// hold it, and then the counts are simply not kept).
+func guestChanges(image string, h *txn.HistoryCommit) ([]guestdiff.Change, error) {
+	changes, err := commitChanges(image, h.ID)
+	if err != nil {
+		return nil, err
+	}
+	files, values := guestdiff.Summary(changes)
+	h.Guest = &txn.GuestSummary{Files: files, Values: values}
+	if lock, err := txn.Lock(image); err == nil {
+		if err := txn.SetGuestSummary(image, h.ID, *h.Guest); err != nil {
+			slog.Warn("history: guest summary not kept", "image", image, "err", err)
+		}
+		lock.Close()
+	}
+	return changes, nil
 }
 
 func diffCommand() *cli.Command {
@@ -181,7 +215,7 @@ same size and modification time count as unchanged, as rsync's quick check.`,
 			}
 			var changes []guestdiff.Change
 			if h.Undoable() {
-				if changes, err = commitChanges(image, h.ID); err != nil {
+				if changes, err = guestChanges(image, &h); err != nil {
 					return err
 				}
 			}
