@@ -24,7 +24,7 @@ type Entry struct {
 
 // sidecarSuffixes are offvm's own files beside an image (journal, undo
 // record, lock); they are never images and never shown.
-var sidecarSuffixes = []string{".offvm-journal", ".offvm-undo", ".offvm-lock", ".offvm-tmp"}
+var sidecarSuffixes = []string{".offvm-journal", ".offvm-undo", ".offvm-lock", ".offvm-tmp", ".offvm-history"}
 
 // IsSidecar reports whether name is one of offvm's own files.
 func IsSidecar(name string) bool {

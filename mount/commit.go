@@ -76,7 +76,7 @@ func Pending(path string) bool { return pending(path) }
 // pending reports whether an interrupted commit or rollback waits in the
 // image's sidecar files.
 func pending(path string) bool {
-	for _, p := range []string{txn.JournalPath(path), txn.RollbackPath(path)} {
+	for _, p := range []string{txn.JournalPath(path), txn.RollbackPath(path), txn.RollbackToPath(path)} {
 		if _, err := os.Stat(p); err == nil {
 			return true
 		}

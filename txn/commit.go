@@ -241,7 +241,7 @@ func finishCommit(image, faultPoint string, pr *progress) error {
 		return err
 	}
 	fault(FaultBeforeUndo)
-	return renameDurably(jpath, UndoPath(image))
+	return promoteJournal(image, jpath)
 }
 
 // undoFailedApply puts the old bytes back after an apply that failed

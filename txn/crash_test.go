@@ -48,6 +48,8 @@ func runChild(mode string) error {
 	case "rollback":
 		fmt.Println("READY")
 		return Rollback(image)
+	case "rollback-to":
+		return historyChild(image)
 	case "recover":
 		fmt.Println("READY")
 		_, err := Recover(image)

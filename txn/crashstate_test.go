@@ -331,16 +331,17 @@ type explorerResult struct {
 	ops, states, distinct, old, new int
 }
 
-// exploreCommit records commit (which changes the image in dir), checks
+// exploreCommit records commit (which changes the image in dir, and its
+// history directory: history_crashstate_test.go), checks
 // that replaying the record gives exactly the files the commit left, then
 // recovers every crash state and checks it is old or new. check, when not
 // nil, is called on some recovered states with their image path (a real
 // tool's check).
 func exploreCommit(t *testing.T, dir, image string, commit func() error, check func(image string)) explorerResult {
 	t.Helper()
-	start := snapshotDir(t, dir)
+	start := snapshotTree(t, dir)
 	ops := recordOps(t, dir, commit)
-	end := snapshotDir(t, dir)
+	end := snapshotTree(t, dir)
 	replayed := start.clone()
 	for _, op := range ops {
 		replayed.apply(op, 0)
@@ -353,7 +354,7 @@ func exploreCommit(t *testing.T, dir, image string, commit func() error, check f
 	if len(replayed) != len(end) {
 		t.Fatalf("replaying the trace gives %d files, the commit left %d", len(replayed), len(end))
 	}
-	oldH, newH := start.imageHash(), end.imageHash()
+	oldH, newH := start.guestHash(), end.guestHash()
 	if oldH == newH {
 		t.Fatal("the commit changed nothing: nothing to explore")
 	}
@@ -374,7 +375,7 @@ func exploreCommit(t *testing.T, dir, image string, commit func() error, check f
 			}
 			seen[key] = true
 			res.distinct++
-			materialize(t, stateDir, m)
+			materializeTree(t, stateDir, m)
 			img := filepath.Join(stateDir, name)
 			if _, err := Recover(img); err != nil {
 				t.Fatalf("%s: Recover: %v", what, err)
@@ -382,7 +383,7 @@ func exploreCommit(t *testing.T, dir, image string, commit func() error, check f
 			if again, err := Recover(img); again || err != nil {
 				t.Fatalf("%s: a second Recover still had work (%v, %v)", what, again, err)
 			}
-			switch snapshotDir(t, stateDir).imageHash() {
+			switch snapshotTree(t, stateDir).guestHash() {
 			case oldH:
 				res.old++
 			case newH:

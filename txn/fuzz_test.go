@@ -95,7 +95,7 @@ func FuzzRecover(f *testing.F) {
 		}
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if !slices.Contains([]string{"img", "other", "img" + UndoSuffix, "img" + JournalSuffix}, e.Name()) {
+			if !slices.Contains([]string{"img", "other", "img" + UndoSuffix, "img" + JournalSuffix, "img" + HistorySuffix}, e.Name()) {
 				t.Fatalf("Recover created %s", e.Name())
 			}
 		}

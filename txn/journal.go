@@ -86,6 +86,7 @@ type journal struct {
 	Regions   int64
 	NewBytes  int64
 	CommitEnd int64      // offset just past the COMT record
+	Sum       [32]byte   // the COMT SHA-256: names the commit in the history
 	Applied   []fileStat // nil when there is no valid APLD record
 }
 

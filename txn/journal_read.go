@@ -221,5 +221,6 @@ func (j *journal) seal(p []byte, sum []byte) error {
 	if !bytes.Equal(p[20:], sum) {
 		return errors.New("COMT SHA-256 mismatch")
 	}
+	copy(j.Sum[:], sum)
 	return nil
 }

@@ -26,6 +26,9 @@ var ErrRecoverRefused = errors.New("recovery refused: the image changed since it
 // length, as an interrupted apply leaves it. Otherwise Recover stops with
 // ErrRecoverRefused.
 func Recover(path string) (recovered bool, err error) {
+	if recovered, err = recoverRollbackTo(path); err != nil {
+		return true, err
+	}
 	if fileExists(RollbackPath(path)) {
 		if err := finishRollback(path); err != nil {
 			return true, err
@@ -47,7 +50,7 @@ func Recover(path string) (recovered bool, err error) {
 		if err := checkApplied(path, j); err != nil {
 			return true, err
 		}
-		return true, renameDurably(jpath, UndoPath(path))
+		return true, promoteJournal(path, jpath)
 	}
 	if err := checkReplayable(path, j); err != nil {
 		return true, err

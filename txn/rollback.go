@@ -40,10 +40,12 @@ func Rollback(path string) error {
 // finishRollback writes the old bytes back and drops the record.
 func finishRollback(path string) error {
 	rpath := RollbackPath(path)
-	if _, _, err := applyJournal(path, rpath, true, FaultMidRollback, nil); err != nil {
+	j, _, err := applyJournal(path, rpath, true, FaultMidRollback, nil)
+	if err != nil {
 		return fmt.Errorf("txn: roll back %s (the next Recover retries): %w", path, err)
 	}
 	fault(FaultRollbackDone)
+	markRolledBack(path, j.Sum)
 	return removeDurably(rpath)
 }
 

@@ -10,6 +10,7 @@ const (
 	JournalSuffix  = ".offvm-journal"  // commit in progress
 	UndoSuffix     = ".offvm-undo"     // last commit, for Rollback
 	RollbackSuffix = ".offvm-rollback" // rollback in progress
+	HistorySuffix  = ".offvm-history"  // directory of older undo records and every commit's manifest
 	// tempPrefix names temporary files that exist only when O_TMPFILE is
 	// unavailable, and then only between create and unlink.
 	tempPrefix = ".offvm-tmp-"
@@ -31,6 +32,7 @@ func IsSidecar(name string) bool {
 	return strings.HasSuffix(base, JournalSuffix) ||
 		strings.HasSuffix(base, UndoSuffix) ||
 		strings.HasSuffix(base, RollbackSuffix) ||
+		strings.HasSuffix(base, HistorySuffix) ||
 		strings.HasPrefix(base, tempPrefix)
 }
 

@@ -41,7 +41,7 @@ func main() {
 		},
 		Commands: []*cli.Command{
 			mountCommand(), unmountCommand(), lsCommand(), inspectCommand(),
-			regCommand(), patchCommand(), rollbackCommand(), checkCommand(), reportCommand(),
+			regCommand(), patchCommand(), withRollbackTo(rollbackCommand()), checkCommand(), reportCommand(), logCommand(), diffCommand(),
 			docsCommand(),
 		},
 		EnableBashCompletion: true,

@@ -1,0 +1,109 @@
+package guestdiff
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/offvm/offvm/fat"
+	"github.com/offvm/offvm/hive"
+)
+
+// fileDev is an image file as a volume.Device.
+type fileDev struct{ *os.File }
+
+func (d fileDev) Size() int64 {
+	fi, _ := d.Stat()
+	return fi.Size()
+}
+
+// makeFAT builds a FAT image with mkfs.vfat and mtools holding files
+// (name -> content; a name ending in / is a directory).
+func makeFAT(t *testing.T, files map[string]string) *fat.Volume {
+	t.Helper()
+	for _, tool := range []string{"mkfs.vfat", "mcopy", "mmd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/deps.sh installs it)", tool)
+		}
+	}
+	img := filepath.Join(t.TempDir(), "fat.img")
+	run := func(name string, args ...string) {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("truncate", "-s", "8M", img)
+	run("mkfs.vfat", img)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names) // directories before what is in them
+	for _, n := range names {
+		if n[len(n)-1] == '/' {
+			run("mmd", "-i", img, "::/"+n[:len(n)-1])
+			continue
+		}
+		src := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(src, []byte(files[n]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run("mcopy", "-i", img, src, "::/"+n)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	v, err := fat.Open(fileDev{f}, fat.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestWalkerFAT(t *testing.T) {
+	a := makeFAT(t, map[string]string{"same.txt": "x", "grow.txt": "ab", "gone.txt": "bye", "d/": "", "d/keep": "k", "old/": "", "old/in": "i"})
+	b := makeFAT(t, map[string]string{"same.txt": "x", "grow.txt": "abc", "new.txt": "hello", "d/": "", "d/keep": "k", "d/add": "zz"})
+	w := &walker{a: a, b: b, bufA: make([]byte, 4096), bufB: make([]byte, 4096)}
+	if err := w.dir("p1:/", a.Root(), b.Root(), 0); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range w.out {
+		got = append(got, c.String())
+	}
+	slices.Sort(got)
+	want := []string{
+		"+ p1:/d/add (2 B)", "+ p1:/new.txt (5 B)", "- p1:/gone.txt (3 B)",
+		"- p1:/old (dir)", "- p1:/old/in (1 B)", "~ p1:/grow.txt (3 B)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("walker found\n%q\nwant\n%q", got, want)
+	}
+	// "same.txt" has the same size but another mtime: its bytes decide
+	for _, c := range w.out {
+		if c.Path == "p1:/same.txt" || c.Path == "p1:/d/keep" {
+			t.Errorf("unchanged file listed: %v", c)
+		}
+	}
+}
+
+func TestShow(t *testing.T) {
+	for _, tc := range []struct {
+		typ  uint32
+		data []byte
+		want string
+	}{
+		{hive.RegSz, []byte("1\x002\x00.\x004\x00\x00\x00"), "12.4"},
+		{hive.RegDword, []byte{4, 0, 0, 0}, "4"},
+		{hive.RegBinary, []byte{0, 1, 0xff}, "REG_BINARY hex:0001ff"},
+		{hive.RegMultiSz, []byte("a\x00\x00\x00b\x00\x00\x00\x00\x00"), `REG_MULTI_SZ a\nb`},
+	} {
+		if got := show(tc.typ, tc.data); got != tc.want {
+			t.Errorf("show(%d, %x) = %q, want %q", tc.typ, tc.data, got, tc.want)
+		}
+	}
+}
