@@ -155,10 +155,10 @@ func stageOne(pkgs []*Package, img patcher.Image, opts StageOptions) (res StageR
 
 // stagePlan is one image's facts and the packages it needs.
 type stagePlan struct {
-	facts     Facts
-	sysPart   string // "p3"
-	verdicts  []Verdict
-	needed    []*Package
+	facts    Facts
+	sysPart  string // "p3"
+	verdicts []Verdict
+	needed   []*Package
 }
 
 func planStage(pkgs []*Package, image string) (*stagePlan, error) {
