@@ -6,7 +6,7 @@ PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/...
+           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./updates/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean
 
@@ -14,6 +14,8 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/offvm
+	# the first-boot service `offvm updates stage` writes into Windows images
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o bin/offvm-firstboot.exe ./cmd/offvm-firstboot
 
 deps:
 	./scripts/deps.sh
@@ -21,6 +23,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet $(PKGS)
+	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/offvm-firstboot ./updates/firstboot
 
 unit: deps
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list $(ENGINES) 2>/dev/null)

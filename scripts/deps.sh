@@ -7,6 +7,8 @@ check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
 check fusermount3 fuse3
 check qemu-img qemu-utils
 check ntfs-3g ntfs-3g
+check gcab gcab
+check cabextract cabextract
 check mkntfs ntfs-3g
 check mkfs.vfat dosfstools
 check mcopy mtools

@@ -72,11 +72,12 @@ func OpenCabinet(r io.ReaderAt, size int64, name string) (*Cabinet, error) {
 
 func (c *Cabinet) parse() error {
 	var h [36]byte
-	if _, err := c.r.ReadAt(h[:], 0); err != nil {
-		return fmt.Errorf("reading the header: %w", err)
+	n, err := c.r.ReadAt(h[:], 0)
+	if n < 4 || string(h[:4]) != "MSCF" {
+		return fmt.Errorf("no MSCF signature: not a cabinet")
 	}
-	if string(h[:4]) != "MSCF" {
-		return fmt.Errorf("no MSCF signature")
+	if n < len(h) {
+		return fmt.Errorf("reading the header: %w", err)
 	}
 	le := binary.LittleEndian
 	cbCabinet := int64(le.Uint32(h[8:]))

@@ -98,7 +98,7 @@ func (p *Package) readMSU(c *Cabinet) (*Manifest, error) {
 		}
 	}
 	if inner == nil {
-		return nil, fmt.Errorf("%s: %w: an .msu holds a package cabinet besides WSUSSCAN.cab; this one has none", p.Path, ErrCabinet)
+		return nil, fmt.Errorf("%s: not an update package: no update.mum (as a .cab package has) and no package cabinet besides WSUSSCAN.cab (as an .msu has)", p.Path)
 	}
 	p.Inner = inner.Name
 	tmp, err := os.CreateTemp("", "offvm-msu-*.cab")
