@@ -40,7 +40,7 @@ func main() {
 		},
 		Commands: []*cli.Command{
 			mountCommand(), unmountCommand(), lsCommand(), inspectCommand(),
-			regCommand(), patchCommand(), rollbackCommand(), checkCommand(), reportCommand(),
+			regCommand(), patchCommand(), rollbackCommand(), checkCommand(), reportCommand(), updatesCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
