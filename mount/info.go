@@ -40,7 +40,8 @@ type Info struct {
 	Applications   []any             `json:"applications"`
 	Users          []any             `json:"users"`
 	Patches        []any             `json:"patches"`
-	VM             any               `json:"vm"` // the VM whose configuration names this disk (library.VMInfo), nil if none
+	Staged         []any             `json:"staged"` // update packages offvm staged (inspect: HKLM\SOFTWARE\offvm\Staged)
+	VM             any               `json:"vm"`     // the VM whose configuration names this disk (library.VMInfo), nil if none
 	Problems       []string          `json:"problems"`
 	Error          *string           `json:"error,omitempty"`
 }
@@ -69,7 +70,7 @@ func strp(s string) *string {
 func ErrorInfo(path string, err error) Info {
 	msg := err.Error()
 	return Info{Image: filepath.Base(path), Path: path, Error: &msg, Problems: []string{msg},
-		Partitions: []PartitionInfo{}, Drives: map[string]string{}, Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}}
+		Partitions: []PartitionInfo{}, Drives: map[string]string{}, Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Staged: []any{}}
 }
 
 // Info describes the image: container, partitions and file systems.
@@ -83,7 +84,7 @@ func (im *Image) Info() Info {
 		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly), VM: im.opts.VM,
 		PartitionTable: strp(im.table.Kind),
 		Partitions:     []PartitionInfo{}, Drives: map[string]string{},
-		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Problems: []string{},
+		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Staged: []any{}, Problems: []string{},
 	}
 	for _, v := range im.Volumes() {
 		p := PartitionInfo{Number: v.Partition.Number, Type: v.Partition.Type, Filesystem: strp(v.FSType),

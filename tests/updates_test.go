@@ -32,7 +32,7 @@ const cbsReg = `
 func makeUpdatesImage(t *testing.T, path string, build string, pending bool) {
 	t.Helper()
 	sysReg := strings.ReplaceAll(strings.ReplaceAll(systemReg, "ControlSet001", "ControlSet002"), `"Current"=dword:00000001`, `"Current"=dword:00000002`)
-	softReg := strings.ReplaceAll(softwareReg, `"17763"`, `"`+build+`"`) + cbsReg
+	softReg := strings.ReplaceAll(softwareReg+cbsReg, "17763", build)
 	if pending {
 		softReg += "\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending]\n"
 	}
@@ -96,10 +96,11 @@ func TestUpdatesScanAndStage(t *testing.T) {
 	for _, want := range []string{
 		img + ": KB4532691: installed: this package is installed (Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.1039.1.4)",
 		img + ": KB5034439: needed",
-		img + ": KB4524148: installed: superseded by a newer version, installed",
+		img + ": KB4524148: installed: installed, and since superseded (Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.914.1.5)",
 		img + ": KB5005112: needed",
 		img + ": KB5034129: not applicable: the package is for build 20348, the image is build 17763",
 		img22 + ": KB4532691: not applicable: the package is for build 17763, the image is build 20348",
+		img22 + ": KB4524148: not applicable: the package is for build 17763, the image is build 20348",
 		img22 + ": KB5034129: needed",
 	} {
 		if !strings.Contains(out, want+"\n") {

@@ -100,32 +100,57 @@ func describeResult(r StagedRecord) string {
 	return s
 }
 
-// installedBy finds the CBS package that has this one: the same identity
-// (or KB) installed, a newer version of the same package installed, or
-// this version marked superseded.
+// installedBy finds the CBS package that has this one, by preference:
+// the same identity installed; this version marked superseded; a newer
+// version of the same package for the same build installed; the KB's own
+// package installed.
 func installedBy(p *Package, pkgs []CBSPackage) (string, string) {
 	kbName := "package_for_" + strings.ToLower(p.KB)
-	for _, c := range pkgs {
-		parts := strings.Split(c.Key, "~")
-		if len(parts) != 5 {
-			continue
-		}
-		name, arch, ver := parts[0], parts[2], parts[4]
-		in := c.State == cbsInstalled || c.State == cbsPermanent
-		sameName := strings.EqualFold(name, p.Identity.Name)
-		sameArch := arch == "" || p.Identity.Arch == "" || strings.EqualFold(arch, p.Identity.Arch)
-		switch {
-		case in && sameName && sameArch && compareVersions(ver, p.Identity.Version) == 0:
-			return c.Key, "this package is installed"
-		case in && sameName && sameArch && compareVersions(ver, p.Identity.Version) > 0:
-			return c.Key, "superseded by a newer version, installed"
-		case c.State == cbsSuperseded && sameName && sameArch && compareVersions(ver, p.Identity.Version) == 0:
-			return c.Key, "installed, and since superseded"
-		case in && strings.HasPrefix(strings.ToLower(name), kbName) && (len(name) == len(kbName) || name[len(kbName)] == '_'):
-			return c.Key, "this update's package is installed"
+	type rule struct {
+		why string
+		ok  func(name, arch, ver string, st uint32) bool
+	}
+	in := func(st uint32) bool { return st == cbsInstalled || st == cbsPermanent }
+	same := func(name, arch string) bool {
+		return strings.EqualFold(name, p.Identity.Name) && (arch == "" || p.Identity.Arch == "" || strings.EqualFold(arch, p.Identity.Arch))
+	}
+	rules := []rule{
+		{"this package is installed", func(n, a, v string, st uint32) bool {
+			return in(st) && same(n, a) && compareVersions(v, p.Identity.Version) == 0
+		}},
+		{"installed, and since superseded", func(n, a, v string, st uint32) bool {
+			return st == cbsSuperseded && same(n, a) && compareVersions(v, p.Identity.Version) == 0
+		}},
+		{"superseded by a newer version, installed", func(n, a, v string, st uint32) bool {
+			return in(st) && same(n, a) && buildOf(v) == buildOf(p.Identity.Version) && compareVersions(v, p.Identity.Version) > 0
+		}},
+		{"this update's package is installed", func(n, a, v string, st uint32) bool {
+			ln := strings.ToLower(n)
+			return in(st) && strings.HasPrefix(ln, kbName) && (len(ln) == len(kbName) || ln[len(kbName)] == '_') && buildOf(v) == buildOf(p.Identity.Version)
+		}},
+	}
+	for _, r := range rules {
+		for _, c := range pkgs {
+			parts := strings.Split(c.Key, "~")
+			if len(parts) == 5 && r.ok(parts[0], parts[2], parts[4], c.State) {
+				return c.Key, r.why
+			}
 		}
 	}
 	return "", ""
+}
+
+// buildOf is the Windows build a package version is for: the first part
+// of a rollup's 17763.1039.1.4, the third of 10.0.17763.1.
+func buildOf(v string) int {
+	n, _ := parseVersion(v)
+	switch {
+	case len(n) > 0 && n[0] >= 1000:
+		return n[0]
+	case len(n) > 2:
+		return n[2]
+	}
+	return 0
 }
 
 // notApplicable checks architecture, build and edition against the

@@ -51,6 +51,7 @@ func TestDecide(t *testing.T) {
 		{"edition", edition, win, NotApplicable, "ServerDatacenter edition"},
 		{"staged", lcu, bare, Staged, "next boot"},
 		{"staged then failed", ssu, bare, Needed, "exit code 0x00000005"},
+		{"newer but other build", lcu, Facts{Windows: true, Build: 17763, Arch: "amd64", Packages: []CBSPackage{{Key: "Package_for_RollupFix~31bf3856ad364e35~amd64~~20348.2227.1.5", State: 0x70}}}, Needed, ""},
 		{"linux", lcu, Facts{}, NotApplicable, "not a Windows image"},
 		{"installed wins over staged", lcu, Facts{Windows: true, Build: 17763, Arch: "amd64", Packages: installed, Staged: bare.Staged}, Installed, ""},
 	}
