@@ -206,6 +206,34 @@ func TestUpdatesScanAndStage(t *testing.T) {
 		t.Errorf("inspect staged: %+v", inf.Staged)
 	}
 
+	// the library report: still missing (CBS says so), and staged
+	var rep struct {
+		Images []struct {
+			Path            string
+			Missing, Staged []string
+			Issues          []string
+		}
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "report", "--json", "--require", "KB5034439,KB4532691", lib)), &rep))
+	found := false
+	for _, r := range rep.Images {
+		if r.Path == img {
+			found = true
+			if strings.Join(r.Missing, ",") != "KB5034439" || strings.Join(r.Staged, ",") != "KB5034439" ||
+				!strings.Contains(strings.Join(r.Issues, ";"), "KB5034439 (staged for the next boot)") {
+				t.Errorf("report row: %+v", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("report has no row for %s", img)
+	}
+	html := filepath.Join(t.TempDir(), "r.html")
+	mustOffvm(t, "report", "--html", html, "--require", "KB5034439", lib)
+	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte("staged for the next boot")) {
+		t.Error("the HTML report does not say the update is staged")
+	}
+
 	mustOffvm(t, "rollback", img)
 	mustOffvm(t, "rollback", img22)
 	if sumFile(t, img) != before || sumFile(t, img22) != before22 {
