@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -141,5 +142,42 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCabinetParallel: one parsed cabinet read by many goroutines at once
+// (Scan and Stage share packages across images).
+func TestCabinetParallel(t *testing.T) {
+	msutest.Need(t)
+	p := msutest.LCU17763.MSU(t, t.TempDir())
+	f, err := os.Open(p)
+	must(t, err)
+	defer f.Close()
+	st, _ := f.Stat()
+	c, err := OpenCabinet(f, st.Size(), p)
+	must(t, err)
+	want := extractAll(t, p)
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		go func() {
+			for i := range c.Files {
+				r, err := c.Open(&c.Files[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(r)
+				if err != nil || !bytes.Equal(b, want[c.Files[i].Name]) {
+					errs <- fmt.Errorf("%s: %d bytes, %v", c.Files[i].Name, len(b), err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 16; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

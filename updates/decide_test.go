@@ -1,8 +1,12 @@
 package updates
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/internal/testutil"
 )
 
 func pkg(kb, name, ver string, build int) *Package {
@@ -75,6 +79,31 @@ func TestCompareVersions(t *testing.T) {
 	}{{"17763.1039.1.4", "17763.914.1.5", 1}, {"10.0.17763.1", "10.0.17763.1", 0}, {"10.0", "10.0.0.1", -1}} {
 		if got := compareVersions(c.a, c.b); got != c.want {
 			t.Errorf("%s vs %s: %d", c.a, c.b, got)
+		}
+	}
+}
+
+// TestCorpusControlSet reads Select\Current from real Windows SYSTEM
+// hives (Windows 7 and 10 1709) and finds no offvm records there.
+func TestCorpusControlSet(t *testing.T) {
+	for _, name := range []string{"regipy/SYSTEM.xz", "regipy/SYSTEM_WIN_10_1709.xz"} {
+		p := testutil.Corpus(t, name)
+		data, err := exec.Command("xz", "-dc", p).Output()
+		if err != nil {
+			t.Fatalf("xz -dc %s: %v", p, err)
+		}
+		h, err := hive.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := ControlSet(h); cs != "ControlSet001" {
+			t.Errorf("%s: %s, want ControlSet001 (corpus README: Select\\Current = 1)", name, cs)
+		}
+		if _, err := h.Lookup(`ControlSet001\Control\Session Manager`); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if len(StagedRecords(h)) != 0 {
+			t.Errorf("%s: staged records in a hive offvm never touched", name)
 		}
 	}
 }
