@@ -199,7 +199,7 @@ func (c *Cabinet) Find(name string) *CabFile {
 // from the start (cabinet folders are one stream) with bounded memory.
 func (c *Cabinet) Open(f *CabFile) (io.Reader, error) {
 	fo := c.folders[f.Folder]
-	s, err := newFolderStream(c, fo)
+	s, err := newFolderStream(c, fo, f.Folder)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", c.name, f.Name, err)
 	}

@@ -20,21 +20,56 @@ type folderStream struct {
 	hist  []byte // the previous block, MSZIP's dictionary
 	buf   []byte // decoded bytes not yet read
 	block int
+	// LZX: one decoder for the folder, fed by readBlock; ucbs are the
+	// uncompressed sizes of blocks read but not yet decoded.
+	lzx     *lzxState
+	ucbs    []int
+	read    int // CFDATA blocks read
+	padding int
+	folder  int
 }
 
-func newFolderStream(c *Cabinet, fo folder) (*folderStream, error) {
+func newFolderStream(c *Cabinet, fo folder, index int) (*folderStream, error) {
 	kind := fo.compress & 0x0f
 	switch kind {
 	case compNone, compMSZIP:
 	case compLZX:
-		return nil, fmt.Errorf("LZX-compressed folder: not supported yet (stored and MSZIP are)")
 	case compQuantum:
 		return nil, fmt.Errorf("Quantum-compressed folder: not supported")
 	default:
 		return nil, fmt.Errorf("%w: unknown compression type %d", ErrCabinet, kind)
 	}
-	return &folderStream{c: c, off: fo.start, left: fo.blocks, kind: kind}, nil
+	s := &folderStream{c: c, off: fo.start, left: fo.blocks, kind: kind, folder: index}
+	if kind == compLZX {
+		lz, err := newLZX(uint(fo.compress>>8)&0x1f, s.moreLZX)
+		if err != nil {
+			return nil, err
+		}
+		s.lzx = lz
+	}
+	return s, nil
 }
+
+// moreLZX gives the LZX bit stream the next CFDATA's bytes, remembering
+// its uncompressed size for the frame it holds; past the last block it
+// gives a few zero bytes (the last symbols' lookahead), as cabextract does.
+func (s *folderStream) moreLZX() ([]byte, error) {
+	if s.read == s.blocksTotal() {
+		if s.padding >= 8 {
+			return nil, fmt.Errorf("%w: LZX data runs past the folder's end", ErrCabinet)
+		}
+		s.padding += 2
+		return []byte{0, 0}, nil
+	}
+	data, ucb, err := s.readBlock()
+	if err != nil {
+		return nil, err
+	}
+	s.ucbs = append(s.ucbs, ucb)
+	return data, nil
+}
+
+func (s *folderStream) blocksTotal() int { return s.c.folders[s.folder].blocks }
 
 func (s *folderStream) Read(p []byte) (int, error) {
 	for len(s.buf) == 0 {
@@ -50,33 +85,63 @@ func (s *folderStream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads, checks and decodes one CFDATA block.
+// next decodes one CFDATA block's worth of output.
 func (s *folderStream) next() error {
-	var h [8]byte
-	if _, err := s.c.r.ReadAt(h[:], s.off); err != nil {
-		return fmt.Errorf("%w: data block %d: %w", ErrCabinet, s.block, err)
+	if s.lzx != nil {
+		if len(s.ucbs) == 0 {
+			data, ucb, err := s.readBlock()
+			if err != nil {
+				return err
+			}
+			s.lzx.br.refill(data)
+			s.ucbs = append(s.ucbs, ucb)
+		}
+		ucb := s.ucbs[0]
+		s.ucbs = s.ucbs[1:]
+		out, err := s.lzx.frame(ucb)
+		if err != nil {
+			return fmt.Errorf("%w: LZX frame %d: %w", ErrCabinet, s.block, err)
+		}
+		s.left--
+		s.block++
+		s.buf = out
+		return nil
 	}
-	le := binary.LittleEndian
-	sum, cb, ucb := le.Uint32(h[:]), int(le.Uint16(h[4:])), int(le.Uint16(h[6:]))
-	if ucb > maxBlock || cb > maxBlock+6144 {
-		return fmt.Errorf("%w: data block %d claims %d bytes", ErrCabinet, s.block, ucb)
-	}
-	data := make([]byte, cb)
-	if _, err := s.c.r.ReadAt(data, s.off+8+int64(s.c.dataRsv)); err != nil {
-		return fmt.Errorf("%w: data block %d: %w", ErrCabinet, s.block, err)
-	}
-	if sum != 0 && checksum(h[4:8], checksum(data, 0)) != sum {
-		return fmt.Errorf("%w: data block %d fails its checksum", ErrCabinet, s.block)
+	data, ucb, err := s.readBlock()
+	if err != nil {
+		return err
 	}
 	out, err := s.decode(data, ucb)
 	if err != nil {
 		return fmt.Errorf("%w: data block %d: %w", ErrCabinet, s.block, err)
 	}
-	s.off += 8 + int64(s.c.dataRsv) + int64(cb)
 	s.left--
 	s.block++
 	s.buf = out
 	return nil
+}
+
+// readBlock reads and checks the next CFDATA block.
+func (s *folderStream) readBlock() ([]byte, int, error) {
+	var h [8]byte
+	if _, err := s.c.r.ReadAt(h[:], s.off); err != nil {
+		return nil, 0, fmt.Errorf("%w: data block %d: %w", ErrCabinet, s.read, err)
+	}
+	le := binary.LittleEndian
+	sum, cb, ucb := le.Uint32(h[:]), int(le.Uint16(h[4:])), int(le.Uint16(h[6:]))
+	if ucb > maxBlock || cb > maxBlock+6144 {
+		return nil, 0, fmt.Errorf("%w: data block %d claims %d bytes", ErrCabinet, s.read, ucb)
+	}
+	data := make([]byte, cb)
+	if _, err := s.c.r.ReadAt(data, s.off+8+int64(s.c.dataRsv)); err != nil {
+		return nil, 0, fmt.Errorf("%w: data block %d: %w", ErrCabinet, s.read, err)
+	}
+	if sum != 0 && checksum(h[4:8], checksum(data, 0)) != sum {
+		return nil, 0, fmt.Errorf("%w: data block %d fails its checksum", ErrCabinet, s.read)
+	}
+	s.off += 8 + int64(s.c.dataRsv) + int64(cb)
+	s.read++
+	return data, ucb, nil
 }
 
 func (s *folderStream) decode(data []byte, ucb int) ([]byte, error) {

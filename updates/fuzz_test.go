@@ -2,6 +2,7 @@ package updates
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +19,15 @@ func FuzzCabinet(f *testing.F) {
 		}
 	}
 	f.Add([]byte("MSCF\x00\x00\x00\x00"))
+	// the MSZIP seed relabelled LZX:15 and LZX:21, so the fuzzer reaches
+	// the LZX decoder at once
+	if b, err := os.ReadFile("testdata/mszip.cab"); err == nil && len(b) > 44 {
+		for _, typ := range []uint16{0x0f03, 0x1503} {
+			l := append([]byte(nil), b...)
+			binary.LittleEndian.PutUint16(l[42:], typ)
+			f.Add(l)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := OpenCabinet(bytes.NewReader(data), int64(len(data)), "fuzz.cab")
 		if err != nil {
