@@ -74,6 +74,9 @@ func CheckFirstboot(path, arch string) error {
 		return fmt.Errorf("%s: not a Windows program: %w", path, err)
 	}
 	defer f.Close()
+	if arch == "" {
+		return fmt.Errorf("the image's architecture is not known (no PROCESSOR_ARCHITECTURE in its SYSTEM hive), so no first-boot program can be chosen")
+	}
 	want := map[string]uint16{"amd64": pe.IMAGE_FILE_MACHINE_AMD64, "arm64": pe.IMAGE_FILE_MACHINE_ARM64, "x86": pe.IMAGE_FILE_MACHINE_I386}[arch]
 	if want == 0 || f.Machine != want {
 		return fmt.Errorf("%s: built for machine 0x%x, the image is %s", path, f.Machine, arch)
