@@ -8,7 +8,7 @@ ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/...
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
            ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
            ./lvm/... ./luks/... ./xfs/... ./btrfs/... \
-           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/...
+           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/... ./updates/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
 
@@ -21,6 +21,8 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/offvm
+	# the first-boot service `offvm updates stage` writes into Windows images
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o bin/offvm-firstboot.exe ./cmd/offvm-firstboot
 
 deps:
 	./scripts/deps.sh
@@ -28,6 +30,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet $(PKGS)
+	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/offvm-firstboot ./updates/firstboot
 
 unit: deps
 	# -tags offvmfault builds the fault points (OFFVM_FAULT) the crash tests use;

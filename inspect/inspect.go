@@ -56,6 +56,17 @@ type Patch struct {
 	Applied *string `json:"applied"`
 }
 
+// StagedUpdate is one update package offvm staged for the next boot, with
+// what offvm-firstboot recorded once the VM ran (null before).
+type StagedUpdate struct {
+	ID       string  `json:"id"`
+	State    string  `json:"state"`
+	Result   *string `json:"result"`
+	ExitCode *string `json:"exit_code"`
+	StagedAt *string `json:"staged_at"`
+	Finished *string `json:"finished"`
+}
+
 // Describe returns the image's info with the guest's facts filled in.
 func Describe(im *mount.Image) mount.Info {
 	inf := im.Info()

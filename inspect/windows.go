@@ -21,6 +21,7 @@ const (
 	uninstall32    = `WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall`
 	cbsPackages    = `Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages`
 	offvmPatches   = `offvm\Patches`
+	offvmStaged    = `offvm\Staged`
 )
 
 // describeWindows fills inf from the guest's registry; it reports whether
@@ -44,6 +45,7 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 		inf.Updates = ups
 		o.LastUpdate = last
 		inf.Patches = patches(soft)
+		inf.Staged = staged(soft)
 	}
 	if sys, err := load(reg, "HKLM/SYSTEM"); err != nil {
 		problem("SYSTEM hive", err)
@@ -231,6 +233,22 @@ func patches(soft *hive.Hive) []any {
 	out := make([]any, 0, len(subs))
 	for _, s := range subs {
 		out = append(out, Patch{ID: s.Name(), Applied: strp(str(s, "Applied"))})
+	}
+	return out
+}
+
+// staged lists the update packages offvm staged and what the first boot
+// recorded (HKLM\SOFTWARE\offvm\Staged; updates/ writes it).
+func staged(soft *hive.Hive) []any {
+	k, err := soft.Lookup(offvmStaged)
+	if err != nil {
+		return []any{}
+	}
+	subs, _ := k.Subkeys()
+	out := make([]any, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, StagedUpdate{ID: s.Name(), State: str(s, "State"), Result: strp(str(s, "Result")),
+			ExitCode: strp(str(s, "ExitCode")), StagedAt: strp(str(s, "StagedAt")), Finished: strp(str(s, "Finished"))})
 	}
 	return out
 }

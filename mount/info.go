@@ -40,7 +40,8 @@ type Info struct {
 	Applications   []any             `json:"applications"`
 	Users          []any             `json:"users"`
 	Patches        []any             `json:"patches"`
-	VM             any               `json:"vm"` // the VM whose configuration names this disk (library.VMInfo), nil if none
+	Staged         []any             `json:"staged"` // update packages offvm staged (inspect: HKLM\SOFTWARE\offvm\Staged)
+	VM             any               `json:"vm"`     // the VM whose configuration names this disk (library.VMInfo), nil if none
 	Problems       []string          `json:"problems"`
 	// Hidden lists the files --no-secrets refuses (EACCES), as paths in
 	// the image's directory; absent without --no-secrets.
@@ -77,7 +78,7 @@ func strp(s string) *string {
 func ErrorInfo(path string, err error) Info {
 	msg := err.Error()
 	return Info{Image: filepath.Base(path), Path: path, Error: &msg, Problems: []string{msg},
-		Partitions: []PartitionInfo{}, Drives: map[string]string{}, Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}}
+		Partitions: []PartitionInfo{}, Drives: map[string]string{}, Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Staged: []any{}}
 }
 
 // Info describes the image: container, partitions and file systems.
@@ -91,7 +92,7 @@ func (im *Image) Info() Info {
 		Parent: strp(di.Parent), Writable: im.readOnly == "", ReadOnlyReason: strp(im.readOnly), VM: im.opts.VM,
 		PartitionTable: strp(im.table.Kind),
 		Partitions:     []PartitionInfo{}, Drives: map[string]string{},
-		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Problems: []string{},
+		Updates: []any{}, Applications: []any{}, Users: []any{}, Patches: []any{}, Staged: []any{}, Problems: []string{},
 	}
 	inf.Problems = append(inf.Problems, di.Problems...)
 	for _, v := range im.Volumes() {

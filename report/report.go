@@ -32,11 +32,14 @@ type Row struct {
 	LastUpdate string   `json:"last_update"` // "" when unknown
 	AgeDays    *int     `json:"age_days"`
 	Missing    []string `json:"missing"`
-	Patches    int      `json:"patches"`
-	VM         string   `json:"vm"`       // the VM the disk belongs to, "" when none says
-	VMState    string   `json:"vm_state"` // its state (off, saved, suspended, running)
-	Error      string   `json:"error,omitempty"`
-	Issues     []string `json:"issues"` // why the image is flagged; empty when compliant
+	// Staged are the missing ones offvm staged for the next boot (still
+	// missing: only Windows' servicing says installed).
+	Staged  []string `json:"staged"`
+	Patches int      `json:"patches"`
+	VM      string   `json:"vm"`       // the VM the disk belongs to, "" when none says
+	VMState string   `json:"vm_state"` // its state (off, saved, suspended, running)
+	Error   string   `json:"error,omitempty"`
+	Issues  []string `json:"issues"` // why the image is flagged; empty when compliant
 }
 
 // Report is the whole library's view.
@@ -61,7 +64,7 @@ func Build(lib string, infos []mount.Info, opts Options) Report {
 }
 
 func row(inf mount.Info, opts Options) Row {
-	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Issues: []string{}}
+	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Staged: []string{}, Issues: []string{}}
 	vmIssue(&rw, inf)
 	if inf.Error != nil {
 		rw.Error = *inf.Error
@@ -101,13 +104,25 @@ func row(inf mount.Info, opts Options) Row {
 			have[strings.ToUpper(up.ID)] = true
 		}
 	}
+	staged := map[string]bool{}
+	for _, s := range inf.Staged {
+		if st, ok := s.(inspect.StagedUpdate); ok && st.State == "staged" {
+			staged[strings.ToUpper(st.ID)] = true
+		}
+	}
+	var missing []string
 	for _, kb := range opts.Require {
 		if kb = strings.ToUpper(strings.TrimSpace(kb)); kb != "" && !have[kb] && o.Family == "windows" {
 			rw.Missing = append(rw.Missing, kb)
+			if staged[kb] {
+				rw.Staged = append(rw.Staged, kb)
+				kb += " (staged for the next boot)"
+			}
+			missing = append(missing, kb)
 		}
 	}
-	if len(rw.Missing) > 0 {
-		rw.Issues = append(rw.Issues, "missing "+strings.Join(rw.Missing, ", "))
+	if len(missing) > 0 {
+		rw.Issues = append(rw.Issues, "missing "+strings.Join(missing, ", "))
 	}
 	return rw
 }

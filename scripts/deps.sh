@@ -8,6 +8,8 @@ check fusermount3 fuse3
 check qemu-img qemu-utils
 check qemu-io qemu-utils
 check ntfs-3g ntfs-3g
+check gcab gcab
+check cabextract cabextract
 check mkntfs ntfs-3g
 check mkfs.vfat dosfstools
 check mcopy mtools

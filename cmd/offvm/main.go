@@ -41,7 +41,7 @@ func main() {
 		},
 		Commands: []*cli.Command{
 			mountCommand(), unmountCommand(), lsCommand(), inspectCommand(),
-			regCommand(), patchCommand(), withRollbackTo(rollbackCommand()), checkCommand(), reportCommand(), logCommand(), diffCommand(),
+			regCommand(), patchCommand(), withRollbackTo(rollbackCommand()), checkCommand(), reportCommand(), logCommand(), diffCommand(), updatesCommand(),
 			docsCommand(),
 		},
 		EnableBashCompletion: true,

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/offvm/offvm/patcher"
+	"github.com/offvm/offvm/updates"
+	"github.com/urfave/cli/v2"
+)
+
+func updatesCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per image a line"}
+	jobs := &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "images worked on at once", Value: runtime.NumCPU()}
+	return &cli.Command{
+		Name:  "updates",
+		Usage: "Microsoft update packages (.msu, .cab): which images need them; stage them for the next boot",
+		Description: `PACKAGE is a .msu (a cabinet holding the package cabinet, WSUSSCAN.cab,
+a -pkgProperties.txt and an .xml) or a .cab servicing package (update.mum
+inside). The arguments ending in .msu or .cab come first; the rest are
+TARGETs: image files, library directories, or image directories of a mounted tree.
+A package whose cabinet or manifest is damaged is refused before any image is opened.`,
+		Subcommands: []*cli.Command{
+			{
+				Name: "scan", Usage: "tell per image whether each package is installed, not applicable, staged or needed",
+				ArgsUsage: "PACKAGE... TARGET...",
+				Description: `Per image and package: installed (Component Based Servicing has it, or a newer
+version of the same package, in state Installed, or marks it superseded),
+not applicable: <why> (architecture, build, edition), staged (offvm put it
+there; it installs at the next boot), or needed. An image with a reboot pending
+(RebootPending, PendingFileRenameOperations, WinSxS\pending.xml) says so.
+Opens images read-only. Exit 1 when an image could not be read.`,
+				Flags:  []cli.Flag{jsonFlag, jobs},
+				Action: updatesScan,
+			},
+			{
+				Name: "stage", Usage: "copy needed packages into each image and register the first-boot service that installs them",
+				ArgsUsage: "PACKAGE... TARGET...",
+				Description: `For each image, the needed packages are copied to C:\Windows\offvm\staged\<KB>\,
+offvm-firstboot.exe (beside offvm, or $OFFVM_FIRSTBOOT) to C:\Windows\offvm\,
+the service offvm-firstboot (LocalSystem, automatic) is registered in the
+control set Select\Current names, and HKLM\SOFTWARE\offvm\Staged\<KB> records
+each package (State "staged"). One transaction per image, recorded as the patch
+offvm-updates-<KBs> (offvm rollback undoes it); staging again changes nothing.
+At boot the service installs them with DISM (servicing stack first), records
+each result in Staged\<KB>, restarts when asked, and removes itself.
+offvm never writes Component Based Servicing state: a staged package is
+installed only when Windows says so.
+Prints per image: staged <KBs>, nothing to stage, would stage (--dry-run), or
+failed: <why> (the image is unchanged). Exit 1 when an image failed.`,
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"}, jsonFlag, jobs},
+				Action: updatesStage,
+			},
+		},
+	}
+}
+
+// splitPackages takes the leading .msu/.cab arguments as packages.
+func splitPackages(c *cli.Context) ([]string, []string, error) {
+	args := c.Args().Slice()
+	i := 0
+	for i < len(args) && isPackageName(args[i]) {
+		i++
+	}
+	if i == 0 || i == len(args) {
+		return nil, nil, usagef("usage: offvm updates %s PACKAGE.msu|.cab... TARGET...", c.Command.Name)
+	}
+	if c.Int("jobs") < 1 {
+		return nil, nil, usagef("--jobs must be at least 1")
+	}
+	return args[:i], args[i:], nil
+}
+
+func isPackageName(p string) bool {
+	e := strings.ToLower(filepath.Ext(p))
+	return e == ".msu" || e == ".cab"
+}
+
+func updatesScan(c *cli.Context) error {
+	pkgPaths, targets, err := splitPackages(c)
+	if err != nil {
+		return err
+	}
+	pkgs, err := updates.OpenPackages(pkgPaths)
+	if err != nil {
+		return err
+	}
+	res := updates.Scan(pkgs, patcher.Expand(targets), c.Int("jobs"))
+	var bad []string
+	for _, r := range res {
+		if r.Error != "" {
+			bad = append(bad, r.Image)
+		}
+		if c.Bool("json") {
+			if err := jsonLine(c.App.Writer, r); err != nil {
+				return err
+			}
+			continue
+		}
+		printScan(c.App.Writer, r)
+	}
+	if len(bad) > 0 {
+		return cli.Exit("updates scan could not read "+strings.Join(bad, ", "), 1)
+	}
+	return nil
+}
+
+func printScan(w io.Writer, r updates.ImageScan) {
+	if r.Error != "" {
+		fmt.Fprintf(w, "%s: failed: %s\n", r.Image, r.Error)
+		return
+	}
+	for _, v := range r.Verdicts {
+		fmt.Fprintln(w, verdictLine(r.Image, v))
+	}
+	if len(r.Pending) > 0 {
+		fmt.Fprintf(w, "%s: reboot pending: %s\n", r.Image, strings.Join(r.Pending, "; "))
+	}
+}
+
+func verdictLine(image string, v updates.Verdict) string {
+	s := fmt.Sprintf("%s: %s: %s", image, v.KB, v.Status)
+	if v.Reason != "" {
+		s += ": " + v.Reason
+	}
+	if v.By != "" {
+		s += " (" + v.By + ")"
+	}
+	return s
+}
+
+func updatesStage(c *cli.Context) error {
+	pkgPaths, targets, err := splitPackages(c)
+	if err != nil {
+		return err
+	}
+	pkgs, err := updates.OpenPackages(pkgPaths)
+	if err != nil {
+		return err
+	}
+	res := updates.Stage(pkgs, patcher.Expand(targets), c.Int("jobs"), updates.StageOptions{DryRun: c.Bool("dry-run")})
+	var bad []string
+	for _, r := range res {
+		if r.Status == updates.StageFailed {
+			bad = append(bad, r.Image)
+		}
+		if c.Bool("json") {
+			if err := jsonLine(c.App.Writer, r); err != nil {
+				return err
+			}
+			continue
+		}
+		printStage(c.App.Writer, r)
+	}
+	if len(bad) > 0 {
+		return cli.Exit("updates stage failed for "+strings.Join(bad, ", "), 1)
+	}
+	return nil
+}
+
+func printStage(w io.Writer, r updates.StageResult) {
+	s := r.Image + ": " + r.Status
+	switch {
+	case r.Reason != "":
+		s += ": " + r.Reason
+	case len(r.Staged) > 0:
+		s += " " + strings.Join(r.Staged, ", ")
+	}
+	if len(r.Pending) > 0 {
+		s += " (reboot pending: " + strings.Join(r.Pending, "; ") + ")"
+	}
+	fmt.Fprintln(w, s)
+	if r.Status == updates.NothingToDo {
+		for _, v := range r.Verdicts {
+			fmt.Fprintln(w, "  "+strings.TrimPrefix(verdictLine(r.Image, v), r.Image+": "))
+		}
+	}
+	if r.Status == updates.WouldStage {
+		for _, ch := range r.Changes {
+			fmt.Fprintln(w, "  "+ch.String())
+		}
+	}
+}
+
+func jsonLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

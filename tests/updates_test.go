@@ -1,0 +1,290 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/updates/msutest"
+)
+
+// CBS state of the 17763 test image: the February 2020 rollup installed,
+// the December 2019 one superseded by it (as Windows leaves them).
+const cbsReg = `
+[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages\Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.1039.1.4]
+"CurrentState"=dword:00000070
+"InstallTimeHigh"=dword:01d5e0b1
+"InstallTimeLow"=dword:42180000
+
+[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages\Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.914.1.5]
+"CurrentState"=dword:00000050
+`
+
+// makeUpdatesImage is makeWindowsImage's layout for build 17763 or 20348,
+// with Select\Current = 2 (so the service must land in ControlSet002) and,
+// when pending, a reboot pending in CBS.
+func makeUpdatesImage(t *testing.T, path string, build string, pending bool) {
+	t.Helper()
+	sysReg := strings.ReplaceAll(strings.ReplaceAll(systemReg, "ControlSet001", "ControlSet002"), `"Current"=dword:00000001`, `"Current"=dword:00000002`)
+	softReg := strings.ReplaceAll(softwareReg+cbsReg, "17763", build)
+	if pending {
+		softReg += "\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending]\n"
+	}
+	system := makeHive(t, `HKEY_LOCAL_MACHINE\SYSTEM`, sysReg)
+	software := makeHive(t, `HKEY_LOCAL_MACHINE\SOFTWARE`, softReg)
+	efiSrc := t.TempDir()
+	writeFile(t, filepath.Join(efiSrc, "EFI", "Boot", "bootx64.efi"), 4000)
+	fat := makeFAT(t, efiSrc, 40, 32, "SYSTEM")
+	ntfs := makeNTFS(t, 64, "Windows", func(dir string) {
+		cfg := filepath.Join(dir, "Windows", "System32", "config")
+		must(t, os.MkdirAll(cfg, 0o755))
+		run(t, "cp", system, filepath.Join(cfg, "SYSTEM"))
+		run(t, "cp", software, filepath.Join(cfg, "SOFTWARE"))
+	})
+	makeDisk(t, path, "gpt", []part{
+		{sizeMiB: 40, typ: "U", fs: fat},
+		{sizeMiB: 16, typ: "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"},
+		{sizeMiB: 64, typ: "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", fs: ntfs, uuid: ntfsGUID},
+	})
+}
+
+// buildFirstboot builds offvm-firstboot.exe for Windows amd64 and points
+// offvm at it.
+func buildFirstboot(t *testing.T) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "offvm-firstboot.exe")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", exe, "./cmd/offvm-firstboot")
+	cmd.Dir = testutil.ModuleRoot()
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building offvm-firstboot: %v\n%s", err, out)
+	}
+	t.Setenv("OFFVM_FIRSTBOOT", exe)
+	return exe
+}
+
+// TestUpdatesScanAndStage: packages built like Microsoft's (gcab), scanned
+// against 17763 and 20348 images, staged into one, checked with ntfs-3g,
+// hivex and file(1); staged again (no change), inspected, rolled back.
+func TestUpdatesScanAndStage(t *testing.T) {
+	msutest.Need(t)
+	testutil.RequireTool(t, "hivexget", "libhivex-bin")
+	exe := buildFirstboot(t)
+	pk := t.TempDir()
+	lcu := msutest.LCU17763.MSU(t, pk)       // installed
+	newLCU := msutest.LCU17763New.MSU(t, pk) // needed
+	old := msutest.Superseded.MSU(t, pk)     // installed, superseded
+	ssu := msutest.SSU17763.CAB(t, pk)       // needed, servicing stack, as a .cab
+	lcu22 := msutest.LCU20348.MSU(t, pk)     // not applicable on 17763
+	pkgs := []string{lcu, newLCU, old, ssu, lcu22}
+
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	img22 := filepath.Join(lib, "web22.img")
+	makeUpdatesImage(t, img, "17763", false)
+	makeUpdatesImage(t, img22, "20348", false)
+	before, before22 := sumFile(t, img), sumFile(t, img22)
+
+	out := mustOffvm(t, append(append([]string{"updates", "scan"}, pkgs...), lib)...)
+	t.Logf("scan:\n%s", out)
+	for _, want := range []string{
+		img + ": KB4532691: installed: this package is installed (Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.1039.1.4)",
+		img + ": KB5034439: needed",
+		img + ": KB4524148: installed: installed, and since superseded (Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.914.1.5)",
+		img + ": KB5005112: needed",
+		img + ": KB5034129: not applicable: the package is for build 20348, the image is build 17763",
+		img22 + ": KB4532691: not applicable: the package is for build 17763, the image is build 20348",
+		img22 + ": KB4524148: not applicable: the package is for build 17763, the image is build 20348",
+		img22 + ": KB5034129: needed",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("scan lacks %q", want)
+		}
+	}
+
+	// dry run: lists, writes nothing
+	out = mustOffvm(t, append(append([]string{"updates", "stage", "--dry-run"}, pkgs...), img)...)
+	t.Logf("stage --dry-run:\n%s", out)
+	for _, want := range []string{img + ": would stage", `p3:/Windows/offvm/offvm-firstboot.exe`, `p3:/Windows/offvm/staged/KB5034439/Windows10.0-KB5034439-x64.msu`,
+		`HKLM\SYSTEM\ControlSet002\Services\offvm-firstboot\"Start" = REG_DWORD 2`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q", want)
+		}
+	}
+	if sumFile(t, img) != before {
+		t.Fatal("--dry-run changed the image")
+	}
+
+	out = mustOffvm(t, append(append([]string{"updates", "stage"}, pkgs...), lib)...)
+	t.Logf("stage:\n%s", out)
+	if !strings.Contains(out, img+": staged KB5005112, KB5034439\n") || !strings.Contains(out, img22+": staged KB5034129\n") {
+		t.Fatalf("stage printed %q", out)
+	}
+
+	// ntfs-3g sees the files, byte for byte; file(1) and hivex the rest
+	vol := ntfsVolume(t, img)
+	wantExe, _ := os.ReadFile(exe)
+	wantMSU, _ := os.ReadFile(newLCU)
+	wantSSU, _ := os.ReadFile(ssu)
+	for p, want := range map[string][]byte{
+		"/Windows/offvm/offvm-firstboot.exe":                            wantExe,
+		"/Windows/offvm/staged/KB5034439/Windows10.0-KB5034439-x64.msu": wantMSU,
+		"/Windows/offvm/staged/KB5005112/Windows10.0-KB5005112-x64.cab": wantSSU,
+	} {
+		if got, err := ntfsFile(t, vol, p); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("ntfscat %s: %d bytes (%v), want %d", p, len(got), err, len(want))
+		}
+	}
+	if _, err := ntfsFile(t, vol, "/Windows/offvm/staged/KB4532691"); err == nil {
+		t.Error("an installed package was staged")
+	}
+	exeOut := filepath.Join(t.TempDir(), "fb.exe")
+	b, _ := ntfsFile(t, vol, "/Windows/offvm/offvm-firstboot.exe")
+	must(t, os.WriteFile(exeOut, b, 0o644))
+	if f := run(t, "file", exeOut); !strings.Contains(f, "PE32+ executable") || !strings.Contains(f, "x86-64") || !strings.Contains(f, "MS Windows") {
+		t.Errorf("file: %s", f)
+	}
+	hives := t.TempDir()
+	for _, h := range []string{"SYSTEM", "SOFTWARE"} {
+		b, err := ntfsFile(t, vol, "/Windows/System32/config/"+h)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(hives, h), b, 0o644))
+	}
+	hv := func(h, key, val string) string {
+		o, err := exec.Command("hivexget", filepath.Join(hives, h), key, val).Output()
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return strings.TrimSpace(string(o))
+	}
+	svc := `\ControlSet002\Services\offvm-firstboot`
+	for val, want := range map[string]string{"ImagePath": `%SystemRoot%\offvm\offvm-firstboot.exe`, "Start": "2", "ObjectName": "LocalSystem", "Type": "16"} {
+		if got := hv("SYSTEM", svc, val); got != want {
+			t.Errorf("hivexget SYSTEM %s %s = %q, want %q", svc, val, got, want)
+		}
+	}
+	if got := hv("SYSTEM", `\ControlSet001\Services\offvm-firstboot`, "Start"); !strings.HasPrefix(got, "error") {
+		t.Errorf("the service landed in ControlSet001 too: %q", got)
+	}
+	for kb, want := range map[string]string{"KB5034439": "0", "KB5005112": "1"} {
+		k := `\offvm\Staged\` + kb
+		if hv("SOFTWARE", k, "State") != "staged" || hv("SOFTWARE", k, "ServicingStack") != want {
+			t.Errorf("hivexget SOFTWARE %s: State %q ServicingStack %q", k, hv("SOFTWARE", k, "State"), hv("SOFTWARE", k, "ServicingStack"))
+		}
+	}
+	if got := hv("SOFTWARE", `\offvm\Staged\KB5005112`, "Order"); got != "0" {
+		t.Errorf("the servicing stack is not first: Order %q", got)
+	}
+	// CBS is untouched: the staged package is not installed
+	if got := hv("SOFTWARE", `\Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages\Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.5329.1.9`, "CurrentState"); !strings.HasPrefix(got, "error") {
+		t.Errorf("offvm wrote CBS state: %q", got)
+	}
+
+	// scan says staged; staging again changes nothing
+	out = mustOffvm(t, "updates", "scan", newLCU, ssu, img)
+	if !strings.Contains(out, img+": KB5034439: staged") || !strings.Contains(out, img+": KB5005112: staged") {
+		t.Errorf("scan after staging: %s", out)
+	}
+	staged := sumFile(t, img)
+	out = mustOffvm(t, append(append([]string{"updates", "stage"}, pkgs...), img)...)
+	if !strings.HasPrefix(out, img+": nothing to stage") || sumFile(t, img) != staged {
+		t.Errorf("second stage: %q (image changed: %v)", out, sumFile(t, img) != staged)
+	}
+
+	// inspect shows the staged entries
+	var inf struct {
+		Staged []struct{ ID, State string } `json:"staged"`
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "inspect", "--json", img)), &inf))
+	if len(inf.Staged) != 2 || inf.Staged[0].State != "staged" {
+		t.Errorf("inspect staged: %+v", inf.Staged)
+	}
+
+	// the library report: still missing (CBS says so), and staged
+	var rep struct {
+		Images []struct {
+			Path            string
+			Missing, Staged []string
+			Issues          []string
+		}
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "report", "--json", "--require", "KB5034439,KB4532691", lib)), &rep))
+	found := false
+	for _, r := range rep.Images {
+		if r.Path == img {
+			found = true
+			if strings.Join(r.Missing, ",") != "KB5034439" || strings.Join(r.Staged, ",") != "KB5034439" ||
+				!strings.Contains(strings.Join(r.Issues, ";"), "KB5034439 (staged for the next boot)") {
+				t.Errorf("report row: %+v", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("report has no row for %s", img)
+	}
+	html := filepath.Join(t.TempDir(), "r.html")
+	mustOffvm(t, "report", "--html", html, "--require", "KB5034439", lib)
+	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte("staged for the next boot")) {
+		t.Error("the HTML report does not say the update is staged")
+	}
+
+	mustOffvm(t, "rollback", img)
+	mustOffvm(t, "rollback", img22)
+	if sumFile(t, img) != before || sumFile(t, img22) != before22 {
+		t.Error("rollback did not restore the images")
+	}
+}
+
+// TestUpdatesRefusals: a damaged package is refused before any image is
+// opened; a full volume fails the image and leaves it unchanged; a
+// pending reboot is reported.
+func TestUpdatesRefusals(t *testing.T) {
+	msutest.Need(t)
+	buildFirstboot(t)
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makeUpdatesImage(t, img, "17763", true)
+	before := sumFile(t, img)
+	pk := t.TempDir()
+	good := msutest.LCU17763New.MSU(t, pk)
+	data, _ := os.ReadFile(good)
+	damaged := filepath.Join(pk, "Windows10.0-KB5034440-x64.msu")
+	must(t, os.WriteFile(damaged, append(data[:len(data)-300:len(data)-300], make([]byte, 300)...), 0o644))
+
+	r := runOffvm(t, "updates", "stage", good, damaged, img)
+	if r.code != 1 || !strings.Contains(r.err, damaged) || !strings.Contains(r.err, "damaged cabinet") || r.out != "" {
+		t.Errorf("damaged package: exit %d, stderr %q, stdout %q", r.code, r.err, r.out)
+	}
+	if r := runOffvm(t, "updates", "scan", img); r.code != 2 {
+		t.Errorf("scan without packages: exit %d", r.code)
+	}
+
+	// no space: a valid package (a cabinet with 80 MiB after its end) that
+	// does not fit the 64 MiB volume
+	big := filepath.Join(pk, "Windows10.0-KB5034439-x64.cab")
+	msutest.LCU17763New.CAB(t, t.TempDir())
+	cab := msutest.LCU17763New.CAB(t, t.TempDir())
+	cb, _ := os.ReadFile(cab)
+	pad := make([]byte, 80<<20)
+	rand.Read(pad)
+	must(t, os.WriteFile(big, append(cb, pad...), 0o644))
+	r = runOffvm(t, "updates", "stage", big, img)
+	if r.code != 1 || !strings.Contains(r.out, img+": failed") || sumFile(t, img) != before {
+		t.Errorf("full volume: exit %d, out %q, err %q, image changed %v", r.code, r.out, r.err, sumFile(t, img) != before)
+	}
+
+	out := mustOffvm(t, "updates", "scan", good, img)
+	if !strings.Contains(out, img+": reboot pending: Component Based Servicing\\RebootPending is set") {
+		t.Errorf("scan of a pending image: %s", out)
+	}
+	out = mustOffvm(t, "updates", "stage", good, img)
+	if !strings.Contains(out, img+": staged KB5034439 (reboot pending: ") {
+		t.Errorf("stage into a pending image: %s", out)
+	}
+}

@@ -1,0 +1,149 @@
+package updates
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode/utf16"
+
+	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/volume"
+	"github.com/offvm/offvm/winreg"
+)
+
+const (
+	cbsRoot        = `Microsoft\Windows\CurrentVersion\Component Based Servicing`
+	stagedRoot     = `offvm\Staged`
+	sessionManager = `Control\Session Manager`
+)
+
+// ReadFacts reads, read-only, what Decide needs from an opened image.
+func ReadFacts(im *mount.Image) (Facts, error) {
+	inf := inspect.Describe(im)
+	f := Facts{Staged: map[string]StagedRecord{}}
+	o, _ := inf.OS.(*inspect.OS)
+	if o == nil || o.Family != "windows" {
+		return f, nil
+	}
+	f.Windows = true
+	if o.Build != nil {
+		f.Build = *o.Build
+	}
+	if o.Arch != nil {
+		f.Arch = *o.Arch
+	}
+	if o.Edition != nil {
+		f.Edition = *o.Edition
+	}
+	reg, vol, err := im.Registry()
+	if err != nil {
+		return f, err
+	}
+	soft, err := loadHive(reg.Hive("HKLM/SOFTWARE"), reg.FS, "SOFTWARE")
+	if err != nil {
+		return f, err
+	}
+	f.Packages = cbsPackages(soft)
+	f.Staged = StagedRecords(soft)
+	if _, err := soft.Lookup(cbsRoot + `\RebootPending`); err == nil {
+		f.Pending = append(f.Pending, `Component Based Servicing\RebootPending is set`)
+	}
+	if sys, err := loadHive(reg.Hive("HKLM/SYSTEM"), reg.FS, "SYSTEM"); err == nil {
+		f.ControlSet = ControlSet(sys)
+		if k, err := sys.Lookup(f.ControlSet + `\` + sessionManager); err == nil {
+			if v, err := k.Value("PendingFileRenameOperations"); err == nil {
+				if d, _ := v.Data(); len(strings.Trim(string(d), "\x00")) > 0 {
+					f.Pending = append(f.Pending, "Session Manager has PendingFileRenameOperations")
+				}
+			}
+		}
+	} else {
+		return f, err
+	}
+	if vol != nil && vol.FS != nil {
+		if _, err := volume.Resolve(vol.FS, "/Windows/WinSxS/pending.xml"); err == nil {
+			f.Pending = append(f.Pending, `C:\Windows\WinSxS\pending.xml exists`)
+		}
+	}
+	return f, nil
+}
+
+func loadHive(h *winreg.Hive, fs volume.FS, name string) (*hive.Hive, error) {
+	if h == nil {
+		return nil, fmt.Errorf("the %s hive is not on the system volume", name)
+	}
+	return h.Load(fs)
+}
+
+// ControlSet is "ControlSet00N" as Select\Current names it.
+func ControlSet(sys *hive.Hive) string {
+	if k, err := sys.Lookup("Select"); err == nil {
+		if n, ok := regDword(k, "Current"); ok && n > 0 && n < 1000 {
+			return fmt.Sprintf("ControlSet%03d", n)
+		}
+	}
+	return "ControlSet001"
+}
+
+func cbsPackages(soft *hive.Hive) []CBSPackage {
+	k, err := soft.Lookup(cbsRoot + `\Packages`)
+	if err != nil {
+		return nil
+	}
+	subs, _ := k.Subkeys()
+	out := make([]CBSPackage, 0, len(subs))
+	for _, s := range subs {
+		st, _ := regDword(s, "CurrentState")
+		out = append(out, CBSPackage{Key: s.Name(), State: st})
+	}
+	return out
+}
+
+// StagedRecords reads HKLM\SOFTWARE\offvm\Staged, by upper-case KB.
+func StagedRecords(soft *hive.Hive) map[string]StagedRecord {
+	out := map[string]StagedRecord{}
+	k, err := soft.Lookup(stagedRoot)
+	if err != nil {
+		return out
+	}
+	subs, _ := k.Subkeys()
+	for _, s := range subs {
+		out[strings.ToUpper(s.Name())] = StagedRecord{KB: s.Name(), State: regString(s, "State"), Result: regString(s, "Result"),
+			ExitCode: regString(s, "ExitCode"), Attempts: regString(s, "Attempts")}
+	}
+	return out
+}
+
+func regString(k *hive.Key, name string) string {
+	v, err := k.Value(name)
+	if err != nil || (v.Type() != hive.RegSz && v.Type() != hive.RegExpandSz) {
+		return ""
+	}
+	d, err := v.Data()
+	if err != nil {
+		return ""
+	}
+	u := make([]uint16, 0, len(d)/2)
+	for i := 0; i+1 < len(d); i += 2 {
+		c := binary.LittleEndian.Uint16(d[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	return string(utf16.Decode(u))
+}
+
+func regDword(k *hive.Key, name string) (uint32, bool) {
+	v, err := k.Value(name)
+	if err != nil || v.Type() != hive.RegDword {
+		return 0, false
+	}
+	d, err := v.Data()
+	if err != nil || len(d) != 4 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(d), true
+}
