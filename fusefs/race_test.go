@@ -28,8 +28,8 @@ import (
 
 const (
 	raceWorkers = 8
-	raceRounds  = 12 // file writes per worker and volume
-	raceKeys    = 3  // files (and registry keys) each worker keeps
+	raceRounds  = 9 // file writes per worker and volume
+	raceKeys    = 3 // files (and registry keys) each worker keeps
 )
 
 // raceContent is what worker w writes to its file k in round r: sizes
@@ -229,7 +229,7 @@ func raceWorker(t *testing.T, mnt, sys string, vols, regFiles []string, w int) {
 				return
 			}
 		}
-		for range 40 {
+		for range 30 {
 			if _, err := os.ReadFile(regFiles[rng.Intn(len(regFiles))]); err != nil {
 				t.Errorf("worker %d: %v", w, err)
 				return
