@@ -388,7 +388,7 @@ func (d *Daemon) watchSignals() {
 			}
 			continue
 		}
-		if err := srv.Unmount(); err != nil {
+		if err := unmountTree(srv, d.opts.Mountpoint); err != nil {
 			slog.Error("unmount failed", "err", err)
 		}
 	}
@@ -436,7 +436,7 @@ func (d *Daemon) handle(c net.Conn) {
 		case d.retry <- struct{}{}:
 		default:
 		}
-	} else if err := srv.Unmount(); err != nil {
+	} else if err := unmountTree(srv, d.opts.Mountpoint); err != nil {
 		d.mu.Lock()
 		d.req = nil
 		d.mu.Unlock()

@@ -71,7 +71,7 @@ func (n *imageNode) closeIfIdle(idle time.Duration) bool {
 func (n *imageNode) tryClose(idle time.Duration) (held []string, closed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.im == nil || time.Since(time.Unix(0, n.lastUse.Load())) < idle || n.im.HoldsChanges() {
+	if n.im == nil || n.lookups.Load() > 0 || time.Since(time.Unix(0, n.lastUse.Load())) < idle || n.im.HoldsChanges() {
 		return nil, false
 	}
 	for name, ch := range n.Children() {

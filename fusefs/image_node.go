@@ -35,6 +35,9 @@ type imageNode struct {
 	letters map[string]string // drive letter → "p3", once read
 
 	lastUse atomic.Int64 // unix ns of the last open or lookup (idle.go)
+	// lookups counts Lookups under way: one may hold the open image while
+	// the kernel does not yet know its node, so no idle pass may close it.
+	lookups atomic.Int32
 }
 
 var (
@@ -159,6 +162,8 @@ func (n *imageNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n.lookups.Add(1)
+	defer n.lookups.Add(-1)
 	switch {
 	case name == "info.json":
 		node := &infoNode{render: n.infoJSON, owner: n.tree.owner}

@@ -14,14 +14,14 @@ func (h *Hive) cell(off uint32) ([]byte, error) {
 	if err := h.fill(off, 4); err != nil {
 		return nil, fmt.Errorf("cell at 0x%x: %w", off, err)
 	}
-	if off != noCell && off&7 == 0 && uint64(off)+4 > uint64(len(h.data)) && uint64(len(h.data)) < uint64(h.bb.binsSize) {
+	if off != noCell && off&7 == 0 && uint64(off)+4 > h.dataLen() && h.dataLen() < uint64(h.bb.binsSize) {
 		return nil, fmt.Errorf("cell at 0x%x lies past the end of the file (it holds 0x%x bytes of the 0x%x bytes of hive bins the base block declares): %w",
-			off, len(h.data), h.bb.binsSize, ErrCorrupt)
+			off, h.dataLen(), h.bb.binsSize, ErrCorrupt)
 	}
 	if off == noCell || off&7 != 0 || uint64(off)+4 > uint64(h.limit) {
 		return nil, fmt.Errorf("cell offset 0x%x outside the hive bins data (0x%x bytes): %w", off, h.limit, ErrCorrupt)
 	}
-	size := int32(binary.LittleEndian.Uint32(h.data[off:]))
+	size := int32(binary.LittleEndian.Uint32(h.bytesAt(uint64(off), 4)))
 	if size >= 0 {
 		return nil, fmt.Errorf("cell at 0x%x is free (size %d), yet referenced: %w", off, size, ErrCorrupt)
 	}
@@ -32,7 +32,7 @@ func (h *Hive) cell(off uint32) ([]byte, error) {
 	if err := h.fill(off, n); err != nil {
 		return nil, fmt.Errorf("cell at 0x%x (%d bytes): %w", off, n, err)
 	}
-	return h.data[off+4 : uint64(off)+n], nil
+	return h.bytesAt(uint64(off)+4, n-4), nil
 }
 
 // sigCell returns a cell that must start with a two-letter signature.

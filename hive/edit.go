@@ -20,6 +20,7 @@ func (k *Key) gone() bool {
 func (k *Key) touch() {
 	k.written = timeToFiletime(time.Now())
 	k.h.modified = true
+	k.h.edits++
 }
 
 // CreateSubkey adds a new subkey. It fails with ErrExist when a subkey of
@@ -175,6 +176,7 @@ func (k *Key) SetSecurity(s *Security) {
 	defer k.h.mu.Unlock()
 	k.sec = s
 	k.h.modified = true
+	k.h.edits++
 }
 
 func splitPath(path string) []string {

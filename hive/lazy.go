@@ -18,16 +18,25 @@ const pageSize = 4096
 // hbin headers are checked bin by bin as their pages are first loaded (a
 // full checkBins walk would touch every bin).
 //
+// Memory follows what is read, not the hive's size: each bin gets its own
+// buffer when its header is first checked (a few bins for a lookup in an
+// 11 MiB SYSTEM hive), and the whole hive is assembled only by loadAll.
+//
 // Readers fill pages in parallel: a page is read and its bin checked under
 // mu, then published by its atomic flags, so a reader that finds the pages
-// it needs loaded and checked reads h.data without taking mu (a loaded
-// page is never written again; unloaded pages are written only under mu).
+// it needs loaded and checked reads its bin's buffer without taking mu (a
+// loaded page is never written again; unloaded pages are written only
+// under mu).
 type lazyBins struct {
 	r      io.ReaderAt
+	size   uint64 // bytes of hive bins data
 	mu     sync.Mutex
 	loaded []atomic.Bool  // per 4 KiB page of the bins data
 	bin    []atomic.Int32 // per page: index+1 of its bin's first page, 0 unknown, -1 bad
-	bad    map[int]error  // under mu
+	// pages[p] is page p's bytes up to the end of its bin (a slice of the
+	// bin's buffer), set before bin[p] is published.
+	pages [][]byte
+	bad   map[int]error // under mu
 }
 
 // ready says whether pages first..last are loaded and lie in sound bins.
@@ -81,9 +90,9 @@ func parseReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	h.classifyLogs(logs) // for maxSeq and the log format, as recover does
 	n := min(uint64(bb.binsSize), uint64(size)-baseBlockSize)
 	pages := (n + pageSize - 1) / pageSize
-	h.data = make([]byte, n) // zeroed pages stay unmapped until filled
 	h.limit = uint32(n)
-	h.lazy = &lazyBins{r: r, loaded: make([]atomic.Bool, pages), bin: make([]atomic.Int32, pages), bad: map[int]error{}}
+	h.lazy = &lazyBins{r: r, size: n, loaded: make([]atomic.Bool, pages), bin: make([]atomic.Int32, pages),
+		pages: make([][]byte, pages), bad: map[int]error{}}
 	root, err := h.parseKey(h.bb.root, nil)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -129,13 +138,43 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 	return fmt.Errorf("reading %d bytes at offset 0x%x: %w: %w", len(p), off, err, syscall.EIO)
 }
 
-// fill makes sure the bins data [off, off+n) is in h.data and lies in
-// sound hive bins. Bounds are left to cell, which reports them.
+// dataLen is the length of the hive bins data, read or not.
+func (h *Hive) dataLen() uint64 {
+	if h.lazy != nil {
+		return h.lazy.size
+	}
+	return uint64(len(h.data))
+}
+
+// bytesAt returns the n bytes of bins data at off, which fill has loaded
+// (cell checks the bounds first). A lazy hive returns a slice of the
+// bin's buffer; a range running past its bin (only a corrupt hive has
+// one) is copied together from the bins it crosses, as Parse reads it.
+func (h *Hive) bytesAt(off, n uint64) []byte {
+	z := h.lazy
+	if z == nil {
+		return h.data[off : off+n]
+	}
+	if pg := z.pages[off/pageSize][off%pageSize:]; uint64(len(pg)) >= n {
+		return pg[:n]
+	}
+	out := make([]byte, 0, n)
+	for pos := off; pos < off+n; {
+		pg := z.pages[pos/pageSize][pos%pageSize:]
+		take := min(uint64(len(pg)), off+n-pos, pageSize-pos%pageSize)
+		out = append(out, pg[:take]...)
+		pos += take
+	}
+	return out
+}
+
+// fill makes sure the bins data [off, off+n) is loaded and lies in sound
+// hive bins. Bounds are left to cell, which reports them.
 func (h *Hive) fill(off uint32, n uint64) error {
-	if h.lazy == nil || off&7 != 0 || uint64(off) >= uint64(len(h.data)) {
+	if h.lazy == nil || off&7 != 0 || uint64(off) >= h.lazy.size {
 		return nil
 	}
-	end := min(uint64(off)+n, uint64(len(h.data)))
+	end := min(uint64(off)+n, h.lazy.size)
 	first, last := int(off/pageSize), int((end-1)/pageSize)
 	z := h.lazy
 	if z.ready(first, last) {
@@ -151,8 +190,9 @@ func (h *Hive) fill(off uint32, n uint64) error {
 	return h.loadPages(first, last)
 }
 
-// loadPages reads the pages not yet loaded in [first, last], each run of
-// them in one read. The caller holds z.mu (or h.mu exclusively).
+// loadPages reads the pages not yet loaded in [first, last] into their
+// bins' buffers (binOf has made them), each run of pages within one bin in
+// one read. The caller holds z.mu (or h.mu exclusively).
 func (h *Hive) loadPages(first, last int) error {
 	z := h.lazy
 	for p := first; p <= last; {
@@ -161,12 +201,12 @@ func (h *Hive) loadPages(first, last int) error {
 			continue
 		}
 		q := p
-		for q+1 <= last && !z.loaded[q+1].Load() {
+		for q+1 <= last && !z.loaded[q+1].Load() && z.bin[q+1].Load() == z.bin[p].Load() {
 			q++
 		}
 		start := uint64(p) * pageSize
-		end := min(uint64(q+1)*pageSize, uint64(len(h.data)))
-		if err := readFull(z.r, h.data[start:end], int64(start)+baseBlockSize); err != nil {
+		end := min(uint64(q+1)*pageSize, z.size)
+		if err := readFull(z.r, z.pages[p][:end-start], int64(start)+baseBlockSize); err != nil {
 			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
 		}
 		for i := p; i <= q; i++ {
@@ -198,15 +238,19 @@ func (h *Hive) binOf(p int) error {
 		if z.bin[q].Load() > 0 {
 			// The bin holding q ends before p, and no sound header lies
 			// between: the one that should follow it is bad.
-			start := uint64(z.bin[q].Load()-1) * pageSize
-			end := start + uint64(binary.LittleEndian.Uint32(h.data[start+8:]))
-			return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", end, h.data[end:min(end+4, uint64(len(h.data)))], ErrCorrupt))
-		}
-		if err := h.loadPages(q, q); err != nil {
-			return err
+			first := int(z.bin[q].Load() - 1)
+			end := uint64(first)*pageSize + uint64(len(z.pages[first]))
+			found, err := h.readRaw(end, 4)
+			if err != nil {
+				return err
+			}
+			return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", end, found, ErrCorrupt))
 		}
 		pos := uint64(q) * pageSize
-		hdr := h.data[pos:]
+		hdr, err := h.readRaw(pos, hbinHeaderLen)
+		if err != nil {
+			return err
+		}
 		if len(hdr) < hbinHeaderLen {
 			return h.badBin(p, fmt.Errorf("hive bin at 0x%x truncated: %w", pos, ErrCorrupt))
 		}
@@ -231,17 +275,31 @@ func (h *Hive) checkBin(p, q int, hdr []byte) error {
 	if size < 4096 || size%4096 != 0 {
 		return h.badBin(p, fmt.Errorf("hive bin at 0x%x has bad size 0x%x: %w", pos, size, ErrCorrupt))
 	}
-	if pos+size > uint64(len(h.data)) {
+	z := h.lazy
+	if pos+size > z.size {
 		return h.badBin(p, fmt.Errorf("hive bin at 0x%x (0x%x bytes) runs past the end of the file (0x%x bytes of hive bins data, 0x%x declared): %w",
-			pos, size, len(h.data), h.bb.binsSize, ErrCorrupt))
+			pos, size, z.size, h.bb.binsSize, ErrCorrupt))
 	}
 	if pos+size <= uint64(p)*pageSize {
 		return h.badBin(p, fmt.Errorf("hive bins offset 0x%x lies past the hive bin at 0x%x: %w", p*pageSize, pos, ErrCorrupt))
 	}
+	buf := make([]byte, size) // this bin's memory, filled as its pages are read
 	for i := q; i < q+int(size/pageSize); i++ {
-		h.lazy.bin[i].Store(int32(q) + 1)
+		z.pages[i] = buf[uint64(i-q)*pageSize:]
+		z.bin[i].Store(int32(q) + 1)
 	}
 	return nil
+}
+
+// readRaw reads up to n bytes of bins data at off straight from the file
+// (fewer at its end): hbin headers looked at while finding a bin.
+func (h *Hive) readRaw(off uint64, n int) ([]byte, error) {
+	z := h.lazy
+	b := make([]byte, min(uint64(n), z.size-min(off, z.size)))
+	if err := readFull(z.r, b, int64(off)+baseBlockSize); err != nil {
+		return nil, fmt.Errorf("hive bins 0x%x: %w", off, err)
+	}
+	return b, nil
 }
 
 func (h *Hive) badBin(p int, err error) error {
@@ -255,14 +313,21 @@ func (h *Hive) badBin(p int, err error) error {
 // leaving an ordinary in-memory hive (Serialize needs every cell). The
 // caller holds h.mu exclusively: readers check h.lazy without a lock.
 func (h *Hive) loadAll() error {
-	if h.lazy == nil {
+	z := h.lazy
+	if z == nil {
 		return nil
 	}
-	if len(h.lazy.loaded) > 0 {
-		if err := h.loadPages(0, len(h.lazy.loaded)-1); err != nil {
-			return err
+	data := make([]byte, z.size)
+	for p := range z.loaded {
+		start := uint64(p) * pageSize
+		end := min(start+pageSize, z.size)
+		if z.loaded[p].Load() {
+			copy(data[start:end], z.pages[p])
+		} else if err := readFull(z.r, data[start:end], int64(start)+baseBlockSize); err != nil {
+			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
 		}
 	}
+	h.data = data
 	limit, err := checkBins(h.data)
 	h.limit = limit
 	if err != nil && len(h.lazy.bad) == 0 {

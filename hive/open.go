@@ -29,6 +29,7 @@ type Hive struct {
 	owner      map[uint32]*Key // nk cell -> parent, for keys decoded so far
 	problems   []error
 	modified   bool
+	edits      uint64  // edits so far: Saved clears modified only if none came after the save
 	maxSeq     uint32  // highest sequence number seen in the hive and its logs
 	unsound    error   // why the hive must not be written (a dirty hive no log repairs)
 	logErrs    []error // logs set aside at open, and why
@@ -187,6 +188,29 @@ func (h *Hive) Modified() bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.modified
+}
+
+// SerializeForSave is Serialize, also returning a mark of the edits it
+// holds: pass it to Saved once the bytes are safely written.
+func (h *Hive) SerializeForSave() ([]byte, uint64, error) {
+	h.mu.Lock()
+	edits := h.edits
+	h.mu.Unlock()
+	// An edit between the two locks makes the mark stale, which only
+	// costs one more save later.
+	data, err := h.Serialize()
+	return data, edits, err
+}
+
+// Saved marks the hive unmodified when no edit came after the save whose
+// mark is given: an edit made while the bytes were being written stays
+// modified and is written by the next save, never dropped.
+func (h *Hive) Saved(mark uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.edits == mark {
+		h.modified = false
+	}
 }
 
 // Version is the hive format's minor version (3 to 6).

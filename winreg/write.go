@@ -100,7 +100,7 @@ func (r *Registry) Flush() error {
 }
 
 func (r *Registry) writeHive(h *Hive, hv *hive.Hive) error {
-	data, err := hv.Serialize()
+	data, mark, err := hv.SerializeForSave()
 	if err != nil {
 		return err
 	}
@@ -116,11 +116,11 @@ func (r *Registry) writeHive(h *Hive, hv *hive.Hive) error {
 			return fmt.Errorf("log %s: %w", lp, err)
 		}
 	}
-	// What is on the volume is now what the view shows: reload lazily so
-	// Modified() is false and later edits start from the written hive.
-	h.mu.Lock()
-	h.loaded, h.h, h.err = false, nil, nil
-	h.mu.Unlock()
+	// The view keeps this hive (Serialize read all of it into memory, so
+	// it no longer reads the file just replaced): registry writers may
+	// hold it, and an edit they make while the bytes were written must
+	// stay for the next flush, which dropping the hive would lose.
+	hv.Saved(mark)
 	return nil
 }
 
