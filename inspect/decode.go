@@ -17,6 +17,7 @@ type jsonInfo struct {
 	Applications []json.RawMessage `json:"applications"`
 	Users        []json.RawMessage `json:"users"`
 	Patches      []json.RawMessage `json:"patches"`
+	Staged       []StagedUpdate    `json:"staged"`
 }
 
 // DecodeInfo reads back one image's description as inspect --json (or
@@ -46,6 +47,10 @@ func DecodeInfo(b []byte) (mount.Info, error) {
 		inf.Updates[i] = u
 	}
 	inf.Applications, inf.Users, inf.Patches = raws(j.Applications), raws(j.Users), raws(j.Patches)
+	inf.Staged = make([]any, len(j.Staged))
+	for i, s := range j.Staged {
+		inf.Staged[i] = s
+	}
 	return inf, nil
 }
 
