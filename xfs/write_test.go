@@ -1,0 +1,398 @@
+package xfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/volume"
+)
+
+// pattern is n bytes that differ from block to block.
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7+i>>10) ^ seed
+	}
+	return b
+}
+
+// writeImage makes a 400 MB v5 XFS (mkfs defaults: reflink, finobt,
+// bigtime) holding the files the write tests change, through the kernel.
+func writeImage(t *testing.T) string {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "xfs.img")
+	testutil.Run(t, "truncate", "-s", "400M", img)
+	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", img)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testutil.Run(t, "mount", "-o", "loop", img, mnt)
+	files := map[string][]byte{
+		"etc/hostname": []byte("rocky9\n"), "etc/motd": pattern(10000, 1),
+		"opt/app.bin": pattern(1<<20, 2), "var/log/big": pattern(2<<20, 3), "var/small": pattern(100, 4),
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(mnt, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(mnt, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr, _ := os.Create(filepath.Join(mnt, "var/frag"))
+	for i := 0; i < 600; i++ {
+		fr.WriteAt(bytes.Repeat([]byte{byte(i)}, 4096), int64(i)*8192)
+	}
+	fr.Close()
+	testutil.Run(t, "fallocate", "-l", "1M", filepath.Join(mnt, "var/prealloc"))
+	os.WriteFile(filepath.Join(mnt, "opt/shared.bin"), pattern(100000, 10), 0o644)
+	testutil.Run(t, "cp", "--reflink=always", filepath.Join(mnt, "opt/shared.bin"), filepath.Join(mnt, "opt/shared.copy"))
+	testutil.Run(t, "umount", mnt)
+	return img
+}
+
+// step is one change, made through offvm or through the kernel.
+type step struct {
+	path string
+	off  int64
+	data []byte
+	size int64 // >= 0: truncate to size instead of writing
+	// refused: offvm must refuse with this errno and change nothing
+	refused syscall.Errno
+}
+
+var workload = []step{
+	{path: "etc/hostname", data: []byte("guest-patched.example\n"), size: -1},
+	{path: "etc/motd", off: 10000, data: pattern(200000, 5), size: -1},   // append: new extents
+	{path: "opt/app.bin", off: 123457, data: pattern(5000, 6), size: -1}, // in place
+	{path: "opt/app.bin", size: 300001},                                  // frees the tail
+	{path: "var/log/big", size: 0},
+	{path: "var/small", size: 50000},
+	{path: "var/small", off: 1 << 20, data: []byte("tail"), size: -1}, // a hole, then a block
+	{path: "var/small", off: 60, data: pattern(9000, 7), size: -1},    // over the hole's start
+	{path: "var/frag", off: 8192*3 + 100, data: []byte("frag-in-place"), size: -1},
+	{path: "var/frag", off: 600 * 8192, data: []byte("past the end"), size: -1, refused: syscall.EOPNOTSUPP},
+	{path: "var/prealloc", off: 0, data: []byte("unwritten"), size: -1, refused: syscall.EOPNOTSUPP},
+	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1, refused: syscall.EOPNOTSUPP},
+	{path: "opt/shared.bin", size: 10, refused: syscall.EOPNOTSUPP},
+}
+
+func lookupPath(t *testing.T, f volume.FS, p string) volume.Attr {
+	t.Helper()
+	a, err := volume.Resolve(f, p)
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return a
+}
+
+func (s step) offvm(f *FS, ino volume.Ino) error {
+	if s.size >= 0 {
+		return f.Truncate(ino, s.size)
+	}
+	_, err := f.WriteAt(ino, s.data, s.off)
+	return err
+}
+
+func (s step) kernel(root string) error {
+	p := filepath.Join(root, s.path)
+	if s.size >= 0 {
+		return os.Truncate(p, s.size)
+	}
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = fh.WriteAt(s.data, s.off)
+	return err
+}
+
+// kernelView mounts img read-only and returns its tree.
+func kernelView(t *testing.T, img string) map[string]testutil.Node {
+	t.Helper()
+	mnt := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop,ro", img, mnt)
+	defer testutil.Run(t, "umount", mnt)
+	return testutil.KernelTree(t, mnt)
+}
+
+func repairClean(t *testing.T, img string) {
+	t.Helper()
+	if out, err := exec.Command("xfs_repair", "-n", "-f", img).CombinedOutput(); err != nil {
+		t.Fatalf("xfs_repair -n: %v\n%s", err, out)
+	}
+}
+
+func copyFile(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy.img")
+	testutil.Run(t, "cp", "--sparse=always", src, dst)
+	return dst
+}
+
+// TestWriteAgainstKernel: the same workload through offvm and through
+// the kernel on a copy; xfs_repair -n is clean after offvm's writes and
+// the kernel's mount of both shows the same tree and bytes.
+func TestWriteAgainstKernel(t *testing.T) {
+	img := writeImage(t)
+	ref := copyFile(t, img)
+	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.ReadOnlyReason(); r != "" {
+		t.Fatalf("fresh v5 XFS opens read-only: %s", r)
+	}
+	before, _ := f.StatFS()
+	if in, _ := f.inode(uint64(lookupPath(t, f, "var/frag").Ino)); in.format != fmtBtree {
+		t.Fatalf("var/frag in format %d, not a B+tree", in.format)
+	}
+	mnt := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop", ref, mnt)
+	for i, s := range workload {
+		a := lookupPath(t, f, s.path)
+		err := s.offvm(f, a.Ino)
+		if s.refused != 0 {
+			if !errors.Is(err, s.refused) {
+				t.Errorf("step %d (%s): %v, want %v", i, s.path, err, s.refused)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d (%s): %v", i, s.path, err)
+		}
+		if err := s.kernel(mnt); err != nil {
+			t.Fatalf("kernel step %d: %v", i, err)
+		}
+	}
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	if err := f.SetTimes(lookupPath(t, f, "etc/hostname").Ino, &mtime, &mtime); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "umount", mnt)
+	after, _ := f.StatFS()
+	if after.BlocksFree == before.BlocksFree {
+		t.Errorf("free blocks unchanged (%d) after allocating and freeing", after.BlocksFree)
+	}
+	repairClean(t, img)
+	testutil.CompareTrees(t, kernelView(t, ref), kernelView(t, img))
+	testutil.CompareTrees(t, kernelView(t, img), testutil.EngineTree(t, openImage(t, img), true))
+	mnt2 := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop,ro", img, mnt2)
+	fi, err := os.Stat(filepath.Join(mnt2, "etc/hostname"))
+	testutil.Run(t, "umount", mnt2)
+	if err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("kernel sees mtime %v (%v), want %v", fi.ModTime(), err, mtime)
+	}
+}
+
+// TestWriteManyExtents grows a file one separated block at a time until
+// its extent list no longer fits the inode: offvm refuses cleanly there
+// (no extent B+trees made) and what was written before stays right.
+func TestWriteManyExtents(t *testing.T) {
+	img := writeImage(t)
+	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := lookupPath(t, f, "var/small").Ino
+	var refused error
+	written := 0
+	for i := 1; i < 100 && refused == nil; i++ {
+		// write every other block, and a foreign file between, so that
+		// nothing merges
+		if _, err := f.WriteAt(ino, []byte{byte(i)}, int64(i)*2*4096); err != nil {
+			refused = err
+			break
+		}
+		written = i
+		if _, err := f.WriteAt(lookupPath(t, f, "etc/motd").Ino, []byte{byte(i)}, 10000+int64(i)*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !errors.Is(refused, syscall.EOPNOTSUPP) || written < 5 {
+		t.Fatalf("after %d extents: %v, want EOPNOTSUPP", written, refused)
+	}
+	repairClean(t, img)
+	g := openImage(t, img)
+	a := lookupPath(t, g, "var/small")
+	if want := int64(written)*2*4096 + 1; a.Size != want {
+		t.Errorf("size %d, want %d", a.Size, want)
+	}
+	b := make([]byte, 1)
+	for i := 1; i <= written; i++ {
+		if _, err := g.ReadAt(a.Ino, b, int64(i)*2*4096); err != nil && i < written || b[0] != byte(i) {
+			t.Errorf("block %d reads %d (%v)", i*2, b[0], err)
+		}
+	}
+}
+
+// failDev fails its n-th write once (a transient device error).
+type failDev struct {
+	*testutil.FileDevice
+	mu     sync.Mutex
+	n, at  int
+	failed bool
+}
+
+func (d *failDev) WriteAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	d.n++
+	fail := d.n == d.at
+	d.failed = d.failed || fail
+	d.mu.Unlock()
+	if fail {
+		// half of it lands, as a torn write would leave it
+		d.FileDevice.WriteAt(p[:len(p)/2], off)
+		return len(p) / 2, syscall.EIO
+	}
+	return d.FileDevice.WriteAt(p, off)
+}
+
+// TestWriteFailure fails each write of an allocating append and of a
+// freeing truncate in turn: the operation returns EIO, xfs_repair -n
+// stays clean and the file reads as before.
+func TestWriteFailure(t *testing.T) {
+	pristine := writeImage(t)
+	ops := []step{
+		{path: "etc/motd", off: 10000, data: pattern(300000, 9), size: -1},
+		{path: "opt/app.bin", size: 4097},
+		{path: "opt/app.bin", off: 5000, data: pattern(70000, 8), size: -1},
+	}
+	for oi, s := range ops {
+		for at := 1; ; at++ {
+			img := copyFile(t, pristine)
+			d := &failDev{FileDevice: testutil.OpenDevice(t, img, true), at: at}
+			f, err := OpenWritable(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := lookupPath(t, f, s.path)
+			old := make([]byte, a.Size)
+			f.ReadAt(a.Ino, old, 0)
+			err = s.offvm(f, a.Ino)
+			if !d.failed {
+				if err != nil {
+					t.Fatalf("op %d: %v without a failure", oi, err)
+				}
+				if at < 3 {
+					t.Fatalf("op %d made only %d writes", oi, at-1)
+				}
+				break
+			}
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("op %d, write %d failed: %v, want EIO", oi, at, err)
+			}
+			repairClean(t, img)
+			g := openImage(t, img)
+			b := lookupPath(t, g, s.path)
+			got := make([]byte, b.Size)
+			g.ReadAt(b.Ino, got, 0)
+			if !bytes.Equal(got, old) {
+				t.Errorf("op %d, write %d failed: file changed (%d bytes, was %d)", oi, at, len(got), len(old))
+			}
+		}
+	}
+}
+
+// TestWriteConcurrent: readers walk the tree while writers append to
+// and truncate two files; afterwards both files hold what the last
+// writes left and xfs_repair -n is clean.
+func TestWriteConcurrent(t *testing.T) {
+	img := writeImage(t)
+	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"etc/motd", "var/small"}
+	var wg sync.WaitGroup
+	for w, p := range paths {
+		ino := lookupPath(t, f, p).Ino
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				if _, err := f.WriteAt(ino, pattern(20000, byte(i)), int64(i%5)*8192); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				if i%7 == 6 {
+					if err := f.Truncate(ino, 5000); err != nil {
+						t.Errorf("writer %d truncate: %v", w, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				testutil.EngineTree(t, f, false)
+				f.StatFS()
+			}
+		}()
+	}
+	wg.Wait()
+	repairClean(t, img)
+	g := openImage(t, img)
+	for _, p := range paths {
+		want := pattern(20000, 29) // the last write, at 4*8192
+		a := lookupPath(t, g, p)
+		got := make([]byte, 20000)
+		if _, err := g.ReadAt(a.Ino, got, 4*8192); err != nil && a.Size != 4*8192+20000 || !bytes.Equal(got, want) {
+			t.Errorf("%s: last write not read back (size %d, %v)", p, a.Size, err)
+		}
+	}
+}
+
+// TestWriteRefusals: what stays read-only, and that it says why.
+func TestWriteRefusals(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
+	mk := func(args ...string) string {
+		img := filepath.Join(t.TempDir(), "x.img")
+		testutil.Run(t, "truncate", "-s", "400M", img)
+		testutil.Run(t, "mkfs.xfs", append([]string{"-q", "-f"}, append(args, img)...)...)
+		return img
+	}
+	for _, c := range []struct {
+		name string
+		img  string
+		want string
+	}{
+		{"rmapbt", mk("-m", "crc=1,rmapbt=1"), "rmapbt"},
+		{"v4", mk("-m", "crc=0"), "v4"},
+	} {
+		f, err := OpenWritable(testutil.OpenDevice(t, c.img, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.ReadOnlyReason(); !bytes.Contains([]byte(r), []byte(c.want)) {
+			t.Errorf("%s: reason %q, want %q", c.name, r, c.want)
+		}
+		if err := f.Truncate(f.Root(), 0); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("%s: %v, want EROFS", c.name, err)
+		}
+	}
+	f := openImage(t, mk("-m", "crc=1"))
+	if _, err := f.WriteAt(f.Root(), []byte("x"), 0); !errors.Is(err, syscall.EROFS) || f.ReadOnlyReason() == "" {
+		t.Errorf("Open (read-only): %v, reason %q", err, f.ReadOnlyReason())
+	}
+	g, _ := OpenWritable(testutil.OpenDevice(t, mk("-m", "crc=1"), true))
+	if _, err := g.Create(g.Root(), "new", 0o644); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("Create: %v, want EOPNOTSUPP", err)
+	}
+	_ = fmt.Sprint()
+}
