@@ -118,9 +118,13 @@ func TestLinuxRockyGuest(t *testing.T) {
 	must(t, os.Truncate(filepath.Join(root, "etc", "fstab"), 10))
 	stamp := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	must(t, os.Chtimes(filepath.Join(root, "etc", "os-release"), stamp, stamp))
+	// new files and a removal in short-form directories
+	motd := bytes.Repeat([]byte("Patched by offvm\n"), 500)
+	must(t, os.WriteFile(filepath.Join(root, "etc", "motd"), motd, 0o644))
+	must(t, os.Remove(filepath.Join(root, "opt", "agent-link")))
 	// what the XFS writer does not do yet is refused, not half done
-	if err := os.WriteFile(filepath.Join(root, "etc", "motd"), []byte("x"), 0o644); err == nil {
-		t.Fatal("creating a file on XFS succeeded; the writer does not create files")
+	if err := os.Mkdir(filepath.Join(root, "etc", "new.d"), 0o755); err == nil {
+		t.Fatal("mkdir on XFS succeeded; the writer does not make directories")
 	}
 	mustOffvm(t, "unmount", mnt)
 	part := filepath.Join(t.TempDir(), "root.xfs")
@@ -136,6 +140,7 @@ func TestLinuxRockyGuest(t *testing.T) {
 		"etc/hostname":  "rocky9-patched.example.com\n",
 		"opt/agent/bin": string(agent) + string(more),
 		"etc/fstab":     "/dev/mappe",
+		"etc/motd":      string(motd),
 	}
 	for p, w := range want {
 		got, err := os.ReadFile(filepath.Join(kmnt, p))
@@ -146,7 +151,10 @@ func TestLinuxRockyGuest(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(kmnt, "etc", "os-release")); err != nil || !fi.ModTime().Equal(stamp) {
 		t.Errorf("os-release mtime: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(kmnt, "etc", "motd")); err == nil {
-		t.Error("the refused create left etc/motd")
+	if _, err := os.Lstat(filepath.Join(kmnt, "opt", "agent-link")); !os.IsNotExist(err) {
+		t.Errorf("removed symlink: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(kmnt, "etc", "new.d")); err == nil {
+		t.Error("the refused mkdir left etc/new.d")
 	}
 }

@@ -301,7 +301,7 @@ func (s *space) free(fsb, count uint64) error {
 	return nil
 }
 
-// queue puts every changed AG and the superblock's count into t.
+// queue puts every changed AG into t.
 func (s *space) queue(t *txn) error {
 	for ag := uint32(0); ag < s.f.sb.agCount; ag++ {
 		if a, ok := s.ags[ag]; ok {
@@ -310,13 +310,5 @@ func (s *space) queue(t *txn) error {
 			}
 		}
 	}
-	t.putSuper(s.f.w, s.delta)
 	return nil
-}
-
-// done records a committed operation's free-block change.
-func (s *space) done() {
-	w := s.f.w
-	w.fdblocks = uint64(int64(w.fdblocks) + s.delta)
-	be.PutUint64(w.sb[sbFdblocks:], w.fdblocks)
 }

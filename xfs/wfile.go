@@ -195,6 +195,7 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if err := sp.queue(t); err != nil {
 		return 0, err
 	}
+	t.putSuper(f.w, sp.delta, 0)
 	if err := r.queue(f, t, len(fresh) > 0); err != nil {
 		return 0, err
 	}
@@ -205,7 +206,7 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if err := t.commit(); err != nil {
 		return 0, err
 	}
-	sp.done()
+	f.w.committed(sp.delta, 0)
 	return len(p), nil
 }
 
@@ -371,13 +372,14 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 	if err := sp.queue(t); err != nil {
 		return err
 	}
+	t.putSuper(f.w, sp.delta, 0)
 	if err := r.queue(f, t, mapChanged); err != nil {
 		return err
 	}
 	if err := t.commit(); err != nil {
 		return err
 	}
-	sp.done()
+	f.w.committed(sp.delta, 0)
 	return nil
 }
 

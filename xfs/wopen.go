@@ -84,12 +84,14 @@ func (f *FS) begin() (*writer, error) {
 // end drops what the caches held of the changed inode and releases the
 // lock. The generation makes a reader that read before the change keep
 // its result out of the cache.
-func (f *FS) end(ino uint64) {
+func (f *FS) end(inos ...uint64) {
 	f.mu.Lock()
 	f.gen++
-	delete(f.inodes, ino)
-	delete(f.dirs, ino)
-	delete(f.lists, ino)
+	for _, ino := range inos {
+		delete(f.inodes, ino)
+		delete(f.dirs, ino)
+		delete(f.lists, ino)
+	}
 	f.mu.Unlock()
 	f.w.mu.Unlock()
 }
@@ -156,13 +158,21 @@ func (f *FS) writeData(p []byte, off int64) error {
 	return nil
 }
 
-// putSuper queues the superblock with the free-block count changed by
-// delta (v5 counts are lazy; xfs_repair still compares them).
-func (t *txn) putSuper(w *writer, delta int64) {
-	if delta == 0 {
+// putSuper queues the superblock with its free-block and free-inode
+// counts changed (v5 counts are lazy; xfs_repair still compares them).
+func (t *txn) putSuper(w *writer, blocks, inodes int64) {
+	if blocks == 0 && inodes == 0 {
 		return
 	}
 	b := append([]byte(nil), w.sb...)
-	be.PutUint64(b[sbFdblocks:], uint64(int64(w.fdblocks)+delta))
+	be.PutUint64(b[sbFdblocks:], uint64(int64(w.fdblocks)+blocks))
+	be.PutUint64(b[sbIfree:], uint64(int64(be.Uint64(b[sbIfree:]))+inodes))
 	t.putCRC(0, b, sbCRC)
+}
+
+// committed records a committed operation's counts.
+func (w *writer) committed(blocks, inodes int64) {
+	w.fdblocks = uint64(int64(w.fdblocks) + blocks)
+	be.PutUint64(w.sb[sbFdblocks:], w.fdblocks)
+	be.PutUint64(w.sb[sbIfree:], uint64(int64(be.Uint64(w.sb[sbIfree:]))+inodes))
 }

@@ -16,18 +16,12 @@ func (f *FS) notYet(what string) error {
 	if f.w == nil {
 		return fmt.Errorf("%s: %w", f.ReadOnlyReason(), syscall.EROFS)
 	}
-	return fmt.Errorf("xfs: %s is not supported by offvm's XFS writer (file contents, sizes and times are): %w", what, syscall.EOPNOTSUPP)
-}
-
-func (f *FS) Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
-	return volume.Attr{}, f.notYet("creating files")
+	return fmt.Errorf("xfs: %s is not supported by offvm's XFS writer (file contents, sizes, times, and creating and removing files in short-form directories are): %w", what, syscall.EOPNOTSUPP)
 }
 
 func (f *FS) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
 	return volume.Attr{}, f.notYet("creating directories")
 }
-
-func (f *FS) Unlink(dir volume.Ino, name string) error { return f.notYet("removing files") }
 
 func (f *FS) Rmdir(dir volume.Ino, name string) error { return f.notYet("removing directories") }
 
