@@ -3,12 +3,9 @@ package xfs
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/offvm/offvm/volume"
 )
 
 // Inode fields set when an inode is made.
@@ -141,78 +138,6 @@ func (d *sfDir) encode(f *FS, r *rawInode) error {
 	return nil
 }
 
-func (f *FS) Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
-	if _, err := f.begin(); err != nil {
-		return volume.Attr{}, err
-	}
-	if err := checkName(name); err != nil {
-		f.end()
-		return volume.Attr{}, err
-	}
-	ino, err := f.create(uint64(dir), name, mode)
-	f.end(uint64(dir), ino)
-	if err != nil {
-		return volume.Attr{}, err
-	}
-	return f.GetAttr(volume.Ino(ino))
-}
-
-func (f *FS) create(dir uint64, name string, mode os.FileMode) (uint64, error) {
-	pr, err := f.loadRaw(dir)
-	if err != nil {
-		return 0, err
-	}
-	d, err := f.loadSF(pr)
-	if err != nil {
-		return 0, err
-	}
-	if d.find(name) >= 0 {
-		return 0, syscall.EEXIST
-	}
-	ins := f.newInodes()
-	ino, err := ins.alloc(uint32(dir >> (f.sb.agBlkLog + f.sb.inoPBLog)))
-	if err != nil {
-		return 0, err
-	}
-	if d.isz == 4 && ino >= 1<<32 {
-		return 0, fmt.Errorf("xfs: inode %d needs 8-byte numbers in directory %d, which offvm does not convert: %w", ino, dir, syscall.EOPNOTSUPP)
-	}
-	off := uint16(sfFirstOff)
-	if n := len(d.ents); n > 0 {
-		off = d.ents[n-1].off + uint16(dataEntSize(len(d.ents[n-1].name)))
-	}
-	if int64(off)+int64(dataEntSize(len(name))) > f.sb.dirBlkSize/2 {
-		return 0, fmt.Errorf("xfs: directory %d would outgrow short form: %w", dir, syscall.EOPNOTSUPP)
-	}
-	d.ents = append(d.ents, sfEnt{name: name, off: off, ft: ftypeReg, ino: ino})
-	nr, err := f.newInode(ino, syscall.S_IFREG|uint16(mode.Perm()))
-	if err != nil {
-		return 0, err
-	}
-	if err := d.encode(f, pr); err != nil {
-		return 0, err
-	}
-	now := time.Now()
-	pr.putTime(diMtime, now)
-	pr.putTime(diCtime, now)
-	t := &txn{f: f}
-	if err := ins.queue(t); err != nil {
-		return 0, err
-	}
-	if err := nr.queue(f, t, false); err != nil {
-		return 0, err
-	}
-	if err := pr.queue(f, t, false); err != nil {
-		return 0, err
-	}
-	t.putSuper(f.w, 0, ins.delta)
-	if err := t.commit(); err != nil {
-		return 0, err
-	}
-	f.w.committed(0, ins.delta)
-	return ino, nil
-}
-
 // newInode builds a fresh v3 inode for ino (its slot's generation and
 // LSN kept), owned by root, empty, with the file system's time format.
 func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
@@ -254,72 +179,6 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 		r.putTime(o, now)
 	}
 	return r, nil
-}
-
-func (f *FS) Unlink(dir volume.Ino, name string) error {
-	if _, err := f.begin(); err != nil {
-		return err
-	}
-	ino, err := f.unlink(uint64(dir), name)
-	f.end(uint64(dir), ino)
-	return err
-}
-
-func (f *FS) unlink(dir uint64, name string) (uint64, error) {
-	pr, err := f.loadRaw(dir)
-	if err != nil {
-		return 0, err
-	}
-	d, err := f.loadSF(pr)
-	if err != nil {
-		return 0, err
-	}
-	i := d.find(name)
-	if i < 0 {
-		return 0, syscall.ENOENT
-	}
-	ino := d.ents[i].ino
-	r, err := f.loadRaw(ino)
-	if err != nil {
-		return ino, err
-	}
-	if r.mode()&syscall.S_IFMT == syscall.S_IFDIR {
-		return ino, syscall.EISDIR
-	}
-	d.ents = append(d.ents[:i], d.ents[i+1:]...)
-	if err := d.encode(f, pr); err != nil {
-		return ino, err
-	}
-	now := time.Now()
-	pr.putTime(diMtime, now)
-	pr.putTime(diCtime, now)
-	sp, ins := f.newSpace(), f.newInodes()
-	nlink := be.Uint32(r.b[16:])
-	if nlink > 1 {
-		be.PutUint32(r.b[16:], nlink-1)
-		r.putTime(diCtime, now)
-	} else if err := f.freeInode(r, sp, ins); err != nil {
-		return ino, err
-	}
-	t := &txn{f: f}
-	if err := sp.queue(t); err != nil {
-		return ino, err
-	}
-	if err := ins.queue(t); err != nil {
-		return ino, err
-	}
-	if err := r.queue(f, t, false); err != nil {
-		return ino, err
-	}
-	if err := pr.queue(f, t, false); err != nil {
-		return ino, err
-	}
-	t.putSuper(f.w, sp.delta, ins.delta)
-	if err := t.commit(); err != nil {
-		return ino, err
-	}
-	f.w.committed(sp.delta, ins.delta)
-	return ino, nil
 }
 
 // freeInode gives a last link's blocks and inode back and clears the

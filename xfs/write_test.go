@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -283,6 +285,17 @@ var failOps = []struct {
 	}},
 	{"unlink", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "small") }},
 	{"unlink big", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var/log").Ino, "big") }},
+	{"mkdir", func(t *testing.T, f *FS) error {
+		_, err := f.Mkdir(lookupPath(t, f, "etc").Ino, "new.d", 0o755)
+		return err
+	}},
+	{"symlink", func(t *testing.T, f *FS) error { _, err := f.Symlink(f.Root(), "l", "/etc/hostname"); return err }},
+	{"rename dir", func(t *testing.T, f *FS) error {
+		return f.Rename(lookupPath(t, f, "var").Ino, "log", lookupPath(t, f, "opt").Ino, "log")
+	}},
+	{"rename over", func(t *testing.T, f *FS) error {
+		return f.Rename(lookupPath(t, f, "etc").Ino, "motd", lookupPath(t, f, "opt").Ino, "app.bin")
+	}},
 }
 
 // TestWriteFailure fails each write of each operation in turn (half of
@@ -318,8 +331,8 @@ func TestWriteFailure(t *testing.T) {
 	}
 }
 
-// TestNamesAgainstKernel: files made and removed in short-form
-// directories through offvm and through the kernel on a copy; the
+// TestNamesAgainstKernel: files, directories, links and renames in
+// short-form directories through offvm and through the kernel on a copy; the
 // kernel's mounts agree and xfs_repair -n is clean. What is not done
 // (block-form directories, B+tree-mapped or reflinked files) is refused.
 func TestNamesAgainstKernel(t *testing.T) {
@@ -331,6 +344,7 @@ func TestNamesAgainstKernel(t *testing.T) {
 	}
 	mnt := t.TempDir()
 	testutil.Run(t, "mount", "-o", "loop", ref, mnt)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	creates := []struct {
 		dir, name string
 		mode      os.FileMode
@@ -367,6 +381,43 @@ func TestNamesAgainstKernel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ino := func(p string) volume.Ino { return lookupPath(t, f, p).Ino }
+	ns := []struct {
+		name   string
+		offvm  func() error
+		kernel func(k func(string) string) error
+	}{
+		{"mkdir", func() error { _, e := f.Mkdir(ino("etc"), "new.d", 0o750); return e },
+			func(k func(string) string) error { os.Mkdir(k("etc/new.d"), 0); return os.Chmod(k("etc/new.d"), 0o750) }},
+		{"symlink", func() error { _, e := f.Symlink(ino("etc"), "link", "/etc/new.d/moved.conf"); return e },
+			func(k func(string) string) error { return os.Symlink("/etc/new.d/moved.conf", k("etc/link")) }},
+		{"link", func() error { _, e := f.Link(ino("opt/agent.bin"), ino("opt"), "agent.hard"); return e },
+			func(k func(string) string) error { return os.Link(k("opt/agent.bin"), k("opt/agent.hard")) }},
+		{"rename into a subdirectory", func() error { return f.Rename(ino("etc"), "new.conf", ino("etc/new.d"), "moved.conf") },
+			func(k func(string) string) error { return os.Rename(k("etc/new.conf"), k("etc/new.d/moved.conf")) }},
+		{"rename a directory", func() error { return f.Rename(ino("var"), "log", ino("opt"), "log") },
+			func(k func(string) string) error { return os.Rename(k("var/log"), k("opt/log")) }},
+		{"rename over a file", func() error { return f.Rename(ino("etc"), "hostname", ino("opt"), "app.bin") },
+			func(k func(string) string) error { return os.Rename(k("etc/hostname"), k("opt/app.bin")) }},
+		{"mkdir d1", func() error { _, e := f.Mkdir(f.Root(), "d1", 0o755); return e },
+			func(k func(string) string) error { os.Mkdir(k("d1"), 0); return os.Chmod(k("d1"), 0o755) }},
+		{"mkdir d1/d2", func() error { _, e := f.Mkdir(ino("d1"), "d2", 0o755); return e },
+			func(k func(string) string) error { os.Mkdir(k("d1/d2"), 0); return os.Chmod(k("d1/d2"), 0o755) }},
+		{"mkdir d1/d3", func() error { _, e := f.Mkdir(ino("d1"), "d3", 0o700); return e },
+			func(k func(string) string) error { os.Mkdir(k("d1/d3"), 0); return os.Chmod(k("d1/d3"), 0o700) }},
+		{"rmdir", func() error { return f.Rmdir(ino("d1"), "d2") },
+			func(k func(string) string) error { return os.Remove(k("d1/d2")) }},
+		{"rename a directory again", func() error { return f.Rename(ino("opt"), "log", ino("d1"), "logs") },
+			func(k func(string) string) error { return os.Rename(k("opt/log"), k("d1/logs")) }},
+	}
+	for _, c := range ns {
+		if err := c.offvm(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if err := c.kernel(func(p string) string { return filepath.Join(mnt, p) }); err != nil {
+			t.Fatalf("kernel %s: %v", c.name, err)
+		}
+	}
 	testutil.Run(t, "umount", mnt)
 	refusals := []struct {
 		name string
@@ -382,7 +433,11 @@ func TestNamesAgainstKernel(t *testing.T) {
 		{"directory", f.Unlink(f.Root(), "etc"), syscall.EISDIR},
 		{"absent", f.Unlink(f.Root(), "nope"), syscall.ENOENT},
 		{"slash", func() error { _, e := f.Create(f.Root(), "a/b", 0); return e }(), syscall.EINVAL},
-		{"mkdir", func() error { _, e := f.Mkdir(f.Root(), "d", 0o755); return e }(), syscall.EOPNOTSUPP},
+		{"rmdir not empty", f.Rmdir(f.Root(), "d1"), syscall.ENOTEMPTY},
+		{"rmdir file", f.Rmdir(lookupPath(t, f, "opt").Ino, "app.bin"), syscall.ENOTDIR},
+		{"dir into itself", f.Rename(f.Root(), "d1", lookupPath(t, f, "d1/d3").Ino, "x"), syscall.EINVAL},
+		{"dir over file", f.Rename(f.Root(), "d1", lookupPath(t, f, "opt").Ino, "app.bin"), syscall.ENOTDIR},
+		{"long symlink", func() error { _, e := f.Symlink(f.Root(), "l", strings.Repeat("x", 400)); return e }(), syscall.EOPNOTSUPP},
 	}
 	for _, c := range refusals {
 		if !errors.Is(c.err, c.want) {
@@ -447,7 +502,7 @@ func TestWriteConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 10; i++ {
-				testutil.EngineTree(t, f, false)
+				walkRacing(t, f, f.Root(), 0)
 				f.StatFS()
 			}
 		}()
@@ -500,5 +555,32 @@ func TestWriteRefusals(t *testing.T) {
 	f := openImage(t, mk("-m", "crc=1"))
 	if _, err := f.WriteAt(f.Root(), []byte("x"), 0); !errors.Is(err, syscall.EROFS) || f.ReadOnlyReason() == "" {
 		t.Errorf("Open (read-only): %v, reason %q", err, f.ReadOnlyReason())
+	}
+}
+
+// walkRacing reads the whole tree while writers change it: names that
+// go between listing and lookup are fine, any other error is not.
+func walkRacing(t *testing.T, f *FS, dir volume.Ino, depth int) {
+	ents, err := f.ReadDir(dir)
+	if err != nil || depth > 8 {
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("readdir %d: %v", dir, err)
+		}
+		return
+	}
+	buf := make([]byte, 65536)
+	for _, e := range ents {
+		a, err := f.Lookup(dir, e.Name)
+		switch {
+		case errors.Is(err, syscall.ENOENT):
+		case err != nil:
+			t.Errorf("lookup %s: %v", e.Name, err)
+		case a.Mode.IsDir():
+			walkRacing(t, f, a.Ino, depth+1)
+		case a.Mode.IsRegular():
+			if _, err := f.ReadAt(a.Ino, buf, 0); err != nil && err != io.EOF && !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("read %s: %v", e.Name, err)
+			}
+		}
 	}
 }
