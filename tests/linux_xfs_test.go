@@ -122,9 +122,14 @@ func TestLinuxRockyGuest(t *testing.T) {
 	motd := bytes.Repeat([]byte("Patched by offvm\n"), 500)
 	must(t, os.WriteFile(filepath.Join(root, "etc", "motd"), motd, 0o644))
 	must(t, os.Remove(filepath.Join(root, "opt", "agent-link")))
+	must(t, os.Mkdir(filepath.Join(root, "etc", "yum.repos.d"), 0o755))
+	repo := []byte("[offvm]\nbaseurl=file:///srv/repo\n")
+	must(t, os.WriteFile(filepath.Join(root, "etc", "yum.repos.d", "offvm.repo"), repo, 0o644))
+	must(t, os.Rename(filepath.Join(root, "etc", "hostname"), filepath.Join(root, "etc", "yum.repos.d", "hostname.old")))
+	must(t, os.Symlink("yum.repos.d/hostname.old", filepath.Join(root, "etc", "hostname")))
 	// what the XFS writer does not do yet is refused, not half done
-	if err := os.Mkdir(filepath.Join(root, "etc", "new.d"), 0o755); err == nil {
-		t.Fatal("mkdir on XFS succeeded; the writer does not make directories")
+	if err := exec.Command("setfattr", "-n", "user.x", "-v", "1", filepath.Join(root, "etc", "motd")).Run(); err == nil {
+		t.Error("setting an xattr on XFS succeeded; the writer does not write xattrs")
 	}
 	mustOffvm(t, "unmount", mnt)
 	part := filepath.Join(t.TempDir(), "root.xfs")
@@ -137,10 +142,12 @@ func TestLinuxRockyGuest(t *testing.T) {
 	run(t, "mount", "-o", "loop,ro", part, kmnt)
 	defer run(t, "umount", kmnt)
 	want := map[string]string{
-		"etc/hostname":  "rocky9-patched.example.com\n",
-		"opt/agent/bin": string(agent) + string(more),
-		"etc/fstab":     "/dev/mappe",
-		"etc/motd":      string(motd),
+		"etc/yum.repos.d/hostname.old": "rocky9-patched.example.com\n",
+		"etc/hostname":                 "rocky9-patched.example.com\n",
+		"etc/yum.repos.d/offvm.repo":   string(repo),
+		"opt/agent/bin":                string(agent) + string(more),
+		"etc/fstab":                    "/dev/mappe",
+		"etc/motd":                     string(motd),
 	}
 	for p, w := range want {
 		got, err := os.ReadFile(filepath.Join(kmnt, p))
@@ -154,7 +161,7 @@ func TestLinuxRockyGuest(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(kmnt, "opt", "agent-link")); !os.IsNotExist(err) {
 		t.Errorf("removed symlink: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(kmnt, "etc", "new.d")); err == nil {
-		t.Error("the refused mkdir left etc/new.d")
+	if l, err := os.Readlink(filepath.Join(kmnt, "etc", "hostname")); err != nil || l != "yum.repos.d/hostname.old" {
+		t.Errorf("kernel readlink etc/hostname: %q %v", l, err)
 	}
 }
