@@ -38,6 +38,7 @@ type sfDir struct {
 	parent []byte // the header: counts and parent inode number
 	isz    int
 	ents   []sfEnt
+	block  *blockDir // set for a block-form directory (wblock.go)
 }
 
 type sfEnt struct {
@@ -53,7 +54,7 @@ func (f *FS) loadSF(r *rawInode) (*sfDir, error) {
 		return nil, syscall.ENOTDIR
 	}
 	if r.format() != fmtLocal {
-		return nil, fmt.Errorf("xfs: directory %d is in block form; offvm changes only short-form (in-inode) directories: %w", r.ino, syscall.EOPNOTSUPP)
+		return f.loadBlockDir(r)
 	}
 	fork := r.fork()
 	size := r.size()

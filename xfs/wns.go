@@ -66,6 +66,10 @@ func (o *nsOp) addEnt(dir uint64, d *sfDir, name string, ft byte, ino uint64) er
 	if d.find(name) >= 0 {
 		return syscall.EEXIST
 	}
+	if d.block != nil {
+		d.ents = append(d.ents, sfEnt{name: name, ft: ft, ino: ino})
+		return nil // encodeBlock checks that it fits
+	}
 	if d.isz == 4 && ino >= 1<<32 {
 		return fmt.Errorf("xfs: inode %d needs 8-byte numbers in directory %d, which offvm does not convert: %w", ino, dir, syscall.EOPNOTSUPP)
 	}
@@ -110,12 +114,16 @@ func (o *nsOp) newChild(dir uint64, mode uint16) (*rawInode, error) {
 
 func (o *nsOp) commit() error {
 	f := o.f
+	t := &txn{f: f}
 	for ino, d := range o.sfs {
-		if err := d.encode(f, o.raws[ino]); err != nil {
+		if d.block != nil {
+			if err := d.encodeBlock(f, o.raws[ino], t); err != nil {
+				return err
+			}
+		} else if err := d.encode(f, o.raws[ino]); err != nil {
 			return err
 		}
 	}
-	t := &txn{f: f}
 	if err := o.sp.queue(t); err != nil {
 		return err
 	}
@@ -191,8 +199,8 @@ func (f *FS) Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr,
 
 func (f *FS) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
 	return f.make(uint64(dir), name, syscall.S_IFDIR|uint16(mode.Perm()), func(o *nsOp, r *rawInode) error {
-		pr, d, _ := o.dir(uint64(dir))
-		if d.isz != 4 || r.ino >= 1<<32 {
+		pr, _, _ := o.dir(uint64(dir))
+		if pr.ino >= 1<<32 {
 			return fmt.Errorf("xfs: 8-byte inode numbers in short-form directories are not written by offvm: %w", syscall.EOPNOTSUPP)
 		}
 		r.b[5] = fmtLocal
@@ -346,10 +354,10 @@ func (f *FS) Rename(oldDir volume.Ino, oldName string, newDir volume.Ino, newNam
 			if err != nil {
 				return err
 			}
-			if cd.isz != 4 || nd >= 1<<32 {
+			if cd.isz != 8 && nd >= 1<<32 {
 				return fmt.Errorf("xfs: 8-byte inode numbers in short-form directories are not written by offvm: %w", syscall.EOPNOTSUPP)
 			}
-			be.PutUint32(cd.parent[2:], uint32(nd))
+			cd.setParent(nd)
 			o.sfs[src.ino] = cd
 			addNlink(opr, -1)
 			addNlink(npr, 1)
@@ -362,7 +370,7 @@ func (f *FS) Rename(oldDir volume.Ino, oldName string, newDir volume.Ino, newNam
 }
 
 // notUnder refuses to move directory ino into its own subtree: it walks
-// from dir up through the short-form parents to the root.
+// from dir up through the parents to the root.
 func (o *nsOp) notUnder(dir, ino uint64) error {
 	for n := 0; n < 4096; n++ {
 		if dir == ino {
@@ -371,33 +379,15 @@ func (o *nsOp) notUnder(dir, ino uint64) error {
 		if dir == o.f.sb.rootIno {
 			return nil
 		}
-		in, err := o.f.inode(dir)
+		r, err := o.f.loadRaw(dir)
 		if err != nil {
 			return err
 		}
-		m, _, err := o.f.dir(in.ino)
+		d, err := o.f.loadSF(r)
 		if err != nil {
 			return err
 		}
-		if p, ok := m[".."]; ok {
-			dir = p.ino
-		} else if err := o.parentOf(in, &dir); err != nil {
-			return err
-		}
+		dir = d.parentIno()
 	}
 	return fmt.Errorf("xfs: directory %d: parent chain too long: %w", dir, ErrCorrupt)
-}
-
-// parentOf reads a directory's parent from its short-form header or
-// its ".." entry when readDir does not list it.
-func (o *nsOp) parentOf(in *inode, dir *uint64) error {
-	if in.format == fmtLocal && len(in.dfork) >= 6 {
-		if in.dfork[1] != 0 && len(in.dfork) >= 10 {
-			*dir = be.Uint64(in.dfork[2:]) & (1<<56 - 1)
-		} else {
-			*dir = uint64(be.Uint32(in.dfork[2:]))
-		}
-		return nil
-	}
-	return fmt.Errorf("xfs: directory %d: no parent found: %w", in.ino, syscall.EOPNOTSUPP)
 }

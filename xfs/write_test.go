@@ -62,6 +62,10 @@ func writeImage(t *testing.T) string {
 		os.MkdirAll(filepath.Join(mnt, "usr/share/many"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/share/many/file-%03d", i)), nil, 0o644)
 	}
+	for i := 0; i < 400; i++ { // a leaf-form directory
+		os.MkdirAll(filepath.Join(mnt, "usr/lib/lots"), 0o755)
+		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/lib/lots/library-%04d.so", i)), nil, 0o644)
+	}
 	testutil.Run(t, "umount", mnt)
 	return img
 }
@@ -285,6 +289,10 @@ var failOps = []struct {
 	}},
 	{"unlink", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "small") }},
 	{"unlink big", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var/log").Ino, "big") }},
+	{"create in a block directory", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "usr/share/many").Ino, "new", 0o644)
+		return err
+	}},
 	{"mkdir", func(t *testing.T, f *FS) error {
 		_, err := f.Mkdir(lookupPath(t, f, "etc").Ino, "new.d", 0o755)
 		return err
@@ -407,6 +415,19 @@ func TestNamesAgainstKernel(t *testing.T) {
 			func(k func(string) string) error { os.Mkdir(k("d1/d3"), 0); return os.Chmod(k("d1/d3"), 0o700) }},
 		{"rmdir", func() error { return f.Rmdir(ino("d1"), "d2") },
 			func(k func(string) string) error { return os.Remove(k("d1/d2")) }},
+		{"create in a block directory", func() error { _, e := f.Create(ino("usr/share/many"), "new-file", 0o644); return e },
+			func(k func(string) string) error { return os.WriteFile(k("usr/share/many/new-file"), nil, 0o644) }},
+		{"unlink in a block directory", func() error { return f.Unlink(ino("usr/share/many"), "file-007") },
+			func(k func(string) string) error { return os.Remove(k("usr/share/many/file-007")) }},
+		{"rename out of a block directory", func() error { return f.Rename(ino("usr/share/many"), "file-010", ino("etc"), "file-010") },
+			func(k func(string) string) error { return os.Rename(k("usr/share/many/file-010"), k("etc/file-010")) }},
+		{"mkdir in a block directory", func() error { _, e := f.Mkdir(ino("usr/share/many"), "sub", 0o755); return e },
+			func(k func(string) string) error {
+				os.Mkdir(k("usr/share/many/sub"), 0)
+				return os.Chmod(k("usr/share/many/sub"), 0o755)
+			}},
+		{"move a directory into a block directory", func() error { return f.Rename(ino("d1"), "d3", ino("usr/share/many/sub"), "d3") },
+			func(k func(string) string) error { return os.Rename(k("d1/d3"), k("usr/share/many/sub/d3")) }},
 		{"rename a directory again", func() error { return f.Rename(ino("opt"), "log", ino("d1"), "logs") },
 			func(k func(string) string) error { return os.Rename(k("opt/log"), k("d1/logs")) }},
 	}
@@ -424,8 +445,8 @@ func TestNamesAgainstKernel(t *testing.T) {
 		err  error
 		want syscall.Errno
 	}{
-		{"block-form directory", func() error {
-			_, e := f.Create(lookupPath(t, f, "usr/share/many").Ino, "x", 0o644)
+		{"leaf-form directory", func() error {
+			_, e := f.Create(lookupPath(t, f, "usr/lib/lots").Ino, "x", 0o644)
 			return e
 		}(), syscall.EOPNOTSUPP},
 		{"B+tree file", f.Unlink(lookupPath(t, f, "var").Ino, "frag"), syscall.EOPNOTSUPP},
@@ -435,7 +456,7 @@ func TestNamesAgainstKernel(t *testing.T) {
 		{"slash", func() error { _, e := f.Create(f.Root(), "a/b", 0); return e }(), syscall.EINVAL},
 		{"rmdir not empty", f.Rmdir(f.Root(), "d1"), syscall.ENOTEMPTY},
 		{"rmdir file", f.Rmdir(lookupPath(t, f, "opt").Ino, "app.bin"), syscall.ENOTDIR},
-		{"dir into itself", f.Rename(f.Root(), "d1", lookupPath(t, f, "d1/d3").Ino, "x"), syscall.EINVAL},
+		{"dir into itself", f.Rename(f.Root(), "d1", lookupPath(t, f, "d1/logs").Ino, "x"), syscall.EINVAL},
 		{"dir over file", f.Rename(f.Root(), "d1", lookupPath(t, f, "opt").Ino, "app.bin"), syscall.ENOTDIR},
 		{"long symlink", func() error { _, e := f.Symlink(f.Root(), "l", strings.Repeat("x", 400)); return e }(), syscall.EOPNOTSUPP},
 	}
