@@ -176,3 +176,39 @@ func (d *sfDir) encodeBlock(f *FS, r *rawInode, t *txn) error {
 	t.putCRC(bl.off, b, dbCRC)
 	return nil
 }
+
+// toBlock turns a short-form directory that outgrew its inode into a
+// block-form one: a new directory block, as the kernel does.
+func (o *nsOp) toBlock(r *rawInode, d *sfDir, t *txn) error {
+	f := o.f
+	fsbs := uint64(f.sb.dirBlkSize / f.sb.blockSize)
+	start, n, err := o.sp.alloc(0, fsbs)
+	if err != nil {
+		return err
+	}
+	if n < fsbs {
+		return fmt.Errorf("xfs: no %d contiguous free blocks for directory %d's block: %w", fsbs, r.ino, syscall.ENOSPC)
+	}
+	off, ok := f.sb.fsbToByte(start)
+	if !ok {
+		return fmt.Errorf("xfs: allocated block %d outside the file system: %w", start, ErrCorrupt)
+	}
+	b := make([]byte, f.sb.dirBlkSize)
+	copy(b, "XDB3")
+	be.PutUint64(b[8:], uint64(off/512))
+	copy(b[24:40], r.b[diUUID:diUUID+16])
+	be.PutUint64(b[40:], r.ino)
+	parent := d.parentIno()
+	d.isz, d.parent = 8, make([]byte, 10)
+	d.setParent(parent)
+	d.block = &blockDir{off: off, b: b, dot: r.ino}
+	if err := d.encodeBlock(f, r, t); err != nil {
+		return err
+	}
+	r.b[5] = fmtExtents
+	r.ex = []extent{{off: 0, start: start, count: fsbs}}
+	r.remap = true
+	be.PutUint64(r.b[diSize:], uint64(f.sb.dirBlkSize))
+	be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+fsbs)
+	return nil
+}

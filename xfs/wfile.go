@@ -36,6 +36,8 @@ type rawInode struct {
 	off int64
 	b   []byte
 	ex  []extent
+	// remap: the extent list changed (a directory made a block)
+	remap bool
 }
 
 // loadRaw reads inode ino for changing: a regular file whose data fork

@@ -2,6 +2,7 @@ package xfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -22,6 +23,10 @@ const (
 	ftypeReg   = 1
 	sfFirstOff = 96 // v5: the data block header, ".", ".."
 )
+
+// errSFFull: a short-form directory outgrew its inode (wblock.go makes
+// it a block).
+var errSFFull = errors.New("short-form directory outgrows its inode")
 
 func checkName(name string) error {
 	switch {
@@ -131,7 +136,7 @@ func (d *sfDir) encode(f *FS, r *rawInode) error {
 	}
 	fork := r.fork()
 	if b.Len() > len(fork) {
-		return fmt.Errorf("xfs: directory %d no longer fits its inode; offvm does not convert it to block form: %w", r.ino, syscall.EOPNOTSUPP)
+		return errSFFull
 	}
 	clear(fork)
 	copy(fork, b.Bytes())

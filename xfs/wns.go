@@ -120,7 +120,11 @@ func (o *nsOp) commit() error {
 			if err := d.encodeBlock(f, o.raws[ino], t); err != nil {
 				return err
 			}
-		} else if err := d.encode(f, o.raws[ino]); err != nil {
+		} else if err := d.encode(f, o.raws[ino]); err == errSFFull {
+			if err := o.toBlock(o.raws[ino], d, t); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
 	}
@@ -131,7 +135,7 @@ func (o *nsOp) commit() error {
 		return err
 	}
 	for _, ino := range o.order {
-		if err := o.raws[ino].queue(f, t, false); err != nil {
+		if err := o.raws[ino].queue(f, t, o.raws[ino].remap); err != nil {
 			return err
 		}
 	}

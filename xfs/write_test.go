@@ -257,8 +257,10 @@ type failDev struct {
 
 func (d *failDev) WriteAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
-	d.n++
-	fail := d.n == d.at
+	if d.at > 0 {
+		d.n++
+	}
+	fail := d.at > 0 && d.n == d.at
 	d.failed = d.failed || fail
 	d.mu.Unlock()
 	if fail {
@@ -293,6 +295,10 @@ var failOps = []struct {
 		_, err := f.Create(lookupPath(t, f, "usr/share/many").Ino, "new", 0o644)
 		return err
 	}},
+	{"create converting a directory", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "var").Ino, "the-one-that-converts", 0o644)
+		return err
+	}},
 	{"mkdir", func(t *testing.T, f *FS) error {
 		_, err := f.Mkdir(lookupPath(t, f, "etc").Ino, "new.d", 0o755)
 		return err
@@ -306,6 +312,23 @@ var failOps = []struct {
 	}},
 }
 
+// fillVar creates files in the short-form var until one more name
+// would make it a block, and returns the tree then.
+func fillVar(t *testing.T, f *FS, img string) map[string]testutil.Node {
+	var_ := lookupPath(t, f, "var").Ino
+	for i := 0; ; i++ {
+		in, _ := f.readInode(uint64(var_))
+		// the next entry: 1+2 bytes, the name, ftype, a 4-byte number
+		if in.size+3+int64(len("the-one-that-converts"))+1+4 > int64(len(in.dfork)) {
+			break
+		}
+		if _, err := f.Create(var_, fmt.Sprintf("f%d", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testutil.EngineTree(t, openImage(t, img), true)
+}
+
 // TestWriteFailure fails each write of each operation in turn (half of
 // the write landing): the operation returns EIO, xfs_repair -n stays
 // clean and the tree reads as before, bytes included.
@@ -315,11 +338,16 @@ func TestWriteFailure(t *testing.T) {
 	for _, op := range failOps {
 		for at := 1; ; at++ {
 			img := copyFile(t, pristine)
-			d := &failDev{FileDevice: testutil.OpenDevice(t, img, true), at: at}
+			d := &failDev{FileDevice: testutil.OpenDevice(t, img, true)}
 			f, err := OpenWritable(d)
 			if err != nil {
 				t.Fatal(err)
 			}
+			want := want
+			if op.name == "create converting a directory" {
+				want = fillVar(t, f, img)
+			}
+			d.at = at
 			err = op.do(t, f)
 			if !d.failed {
 				if err != nil {
@@ -327,6 +355,9 @@ func TestWriteFailure(t *testing.T) {
 				}
 				if at < 3 {
 					t.Fatalf("%s made only %d writes", op.name, at-1)
+				}
+				if in, _ := f.readInode(uint64(lookupPath(t, f, "var").Ino)); op.name == "create converting a directory" && in.format != fmtExtents {
+					t.Errorf("%s: var still in format %d", op.name, in.format)
 				}
 				break
 			}
@@ -428,6 +459,19 @@ func TestNamesAgainstKernel(t *testing.T) {
 			}},
 		{"move a directory into a block directory", func() error { return f.Rename(ino("d1"), "d3", ino("usr/share/many/sub"), "d3") },
 			func(k func(string) string) error { return os.Rename(k("d1/d3"), k("usr/share/many/sub/d3")) }},
+		{"grow a short-form directory into a block", func() error {
+			for i := 0; i < 30; i++ {
+				if _, e := f.Create(ino("var"), fmt.Sprintf("converted-file-%02d", i), 0o644); e != nil {
+					return e
+				}
+			}
+			return f.Unlink(ino("var"), "converted-file-03")
+		}, func(k func(string) string) error {
+			for i := 0; i < 30; i++ {
+				os.WriteFile(k(fmt.Sprintf("var/converted-file-%02d", i)), nil, 0o644)
+			}
+			return os.Remove(k("var/converted-file-03"))
+		}},
 		{"rename a directory again", func() error { return f.Rename(ino("opt"), "log", ino("d1"), "logs") },
 			func(k func(string) string) error { return os.Rename(k("opt/log"), k("d1/logs")) }},
 	}
@@ -440,6 +484,9 @@ func TestNamesAgainstKernel(t *testing.T) {
 		}
 	}
 	testutil.Run(t, "umount", mnt)
+	if in, _ := f.inode(uint64(ino("var"))); in.format != fmtExtents {
+		t.Errorf("var in format %d after 30 creates, not a block", in.format)
+	}
 	refusals := []struct {
 		name string
 		err  error
