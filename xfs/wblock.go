@@ -56,8 +56,11 @@ func (f *FS) loadBlockDir(r *rawInode) (*sfDir, error) {
 		return nil, refuse("is on an ascii-ci file system")
 	}
 	fsbs := uint64(f.sb.dirBlkSize / f.sb.blockSize)
-	if r.format() != fmtExtents || r.size() != f.sb.dirBlkSize || len(r.ex) != 1 || r.ex[0].off != 0 || r.ex[0].count != fsbs || r.ex[0].unwritten {
-		return nil, refuse("is in leaf or node form")
+	if r.format() != fmtExtents {
+		return nil, refuse("is B+tree-mapped")
+	}
+	if r.size() != f.sb.dirBlkSize || len(r.ex) != 1 || r.ex[0].off != 0 || r.ex[0].count != fsbs || r.ex[0].unwritten {
+		return f.loadLeafDir(r)
 	}
 	off, ok := f.sb.fsbToByte(r.ex[0].start)
 	if !ok {

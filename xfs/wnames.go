@@ -44,9 +44,11 @@ type sfDir struct {
 	isz    int
 	ents   []sfEnt
 	block  *blockDir // set for a block-form directory (wblock.go)
+	leaf   *leafDir  // set for a leaf-form directory (wleaf.go)
 }
 
 type sfEnt struct {
+	blk  int // leaf form: the data block holding it, -1 for a new one
 	name string
 	off  uint16
 	ft   byte

@@ -66,9 +66,9 @@ func (o *nsOp) addEnt(dir uint64, d *sfDir, name string, ft byte, ino uint64) er
 	if d.find(name) >= 0 {
 		return syscall.EEXIST
 	}
-	if d.block != nil {
-		d.ents = append(d.ents, sfEnt{name: name, ft: ft, ino: ino})
-		return nil // encodeBlock checks that it fits
+	if d.block != nil || d.leaf != nil {
+		d.ents = append(d.ents, sfEnt{name: name, ft: ft, ino: ino, blk: -1})
+		return nil // encodeBlock and encodeLeaf check that it fits
 	}
 	if d.isz == 4 && ino >= 1<<32 {
 		return fmt.Errorf("xfs: inode %d needs 8-byte numbers in directory %d, which offvm does not convert: %w", ino, dir, syscall.EOPNOTSUPP)
@@ -116,7 +116,11 @@ func (o *nsOp) commit() error {
 	f := o.f
 	t := &txn{f: f}
 	for ino, d := range o.sfs {
-		if d.block != nil {
+		if d.leaf != nil {
+			if err := d.encodeLeaf(f, o.raws[ino], t); err != nil {
+				return err
+			}
+		} else if d.block != nil {
 			if err := d.encodeBlock(f, o.raws[ino], t); err != nil {
 				return err
 			}

@@ -62,6 +62,10 @@ func writeImage(t *testing.T) string {
 		os.MkdirAll(filepath.Join(mnt, "usr/share/many"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/share/many/file-%03d", i)), nil, 0o644)
 	}
+	for i := 0; i < 700; i++ { // a node-form directory
+		os.MkdirAll(filepath.Join(mnt, "usr/bin"), 0o755)
+		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/bin/program-%04d", i)), nil, 0o755)
+	}
 	for i := 0; i < 400; i++ { // a leaf-form directory
 		os.MkdirAll(filepath.Join(mnt, "usr/lib/lots"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/lib/lots/library-%04d.so", i)), nil, 0o644)
@@ -299,6 +303,10 @@ var failOps = []struct {
 		_, err := f.Create(lookupPath(t, f, "var").Ino, "the-one-that-converts", 0o644)
 		return err
 	}},
+	{"create in a leaf directory", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "usr/lib/lots").Ino, "new", 0o644)
+		return err
+	}},
 	{"mkdir", func(t *testing.T, f *FS) error {
 		_, err := f.Mkdir(lookupPath(t, f, "etc").Ino, "new.d", 0o755)
 		return err
@@ -421,6 +429,27 @@ func TestNamesAgainstKernel(t *testing.T) {
 		}
 	}
 	ino := func(p string) volume.Ino { return lookupPath(t, f, p).Ino }
+	form := func(p string) string { // which of the writer's paths a directory takes
+		r, err := f.loadRaw(uint64(ino(p)))
+		if err != nil {
+			return err.Error()
+		}
+		d, err := f.loadSF(r)
+		switch {
+		case err != nil:
+			return err.Error()
+		case d.leaf != nil:
+			return "leaf"
+		case d.block != nil:
+			return "block"
+		}
+		return "short"
+	}
+	for p, want := range map[string]string{"etc": "short", "usr/share/many": "block", "usr/lib/lots": "leaf", "usr/bin": "node form"} {
+		if got := form(p); !strings.Contains(got, want) {
+			t.Errorf("%s: %s, want %s", p, got, want)
+		}
+	}
 	ns := []struct {
 		name   string
 		offvm  func() error
@@ -472,6 +501,20 @@ func TestNamesAgainstKernel(t *testing.T) {
 			}
 			return os.Remove(k("var/converted-file-03"))
 		}},
+		{"create in a leaf directory", func() error { _, e := f.Create(ino("usr/lib/lots"), "libnew.so.1", 0o644); return e },
+			func(k func(string) string) error { return os.WriteFile(k("usr/lib/lots/libnew.so.1"), nil, 0o644) }},
+		{"unlink in a leaf directory", func() error { return f.Unlink(ino("usr/lib/lots"), "library-0123.so") },
+			func(k func(string) string) error { return os.Remove(k("usr/lib/lots/library-0123.so")) }},
+		{"rename within a leaf directory", func() error {
+			return f.Rename(ino("usr/lib/lots"), "library-0200.so", ino("usr/lib/lots"), "library-0399.so")
+		}, func(k func(string) string) error {
+			return os.Rename(k("usr/lib/lots/library-0200.so"), k("usr/lib/lots/library-0399.so"))
+		}},
+		{"mkdir in a leaf directory", func() error { _, e := f.Mkdir(ino("usr/lib/lots"), "python3", 0o755); return e },
+			func(k func(string) string) error {
+				os.Mkdir(k("usr/lib/lots/python3"), 0)
+				return os.Chmod(k("usr/lib/lots/python3"), 0o755)
+			}},
 		{"rename a directory again", func() error { return f.Rename(ino("opt"), "log", ino("d1"), "logs") },
 			func(k func(string) string) error { return os.Rename(k("opt/log"), k("d1/logs")) }},
 	}
@@ -492,8 +535,8 @@ func TestNamesAgainstKernel(t *testing.T) {
 		err  error
 		want syscall.Errno
 	}{
-		{"leaf-form directory", func() error {
-			_, e := f.Create(lookupPath(t, f, "usr/lib/lots").Ino, "x", 0o644)
+		{"node-form directory", func() error {
+			_, e := f.Create(lookupPath(t, f, "usr/bin").Ino, "x", 0o644)
 			return e
 		}(), syscall.EOPNOTSUPP},
 		{"B+tree file", f.Unlink(lookupPath(t, f, "var").Ino, "frag"), syscall.EOPNOTSUPP},
