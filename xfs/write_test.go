@@ -29,7 +29,11 @@ func pattern(n int, seed byte) []byte {
 
 // writeImage makes a 400 MB v5 XFS (mkfs defaults: reflink, finobt,
 // bigtime) holding the files the write tests change, through the kernel.
-func writeImage(t *testing.T) string {
+func writeImage(t *testing.T) string { return makeWriteImage(t, true) }
+
+// makeWriteImage: without node, no node-form directory (700 names),
+// which only the refusal checks need.
+func makeWriteImage(t *testing.T, node bool) string {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
 	dir := t.TempDir()
@@ -62,11 +66,11 @@ func writeImage(t *testing.T) string {
 		os.MkdirAll(filepath.Join(mnt, "usr/share/many"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/share/many/file-%03d", i)), nil, 0o644)
 	}
-	for i := 0; i < 700; i++ { // a node-form directory
+	for i := 0; node && i < 700; i++ { // a node-form directory
 		os.MkdirAll(filepath.Join(mnt, "usr/bin"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/bin/program-%04d", i)), nil, 0o755)
 	}
-	for i := 0; i < 400; i++ { // a leaf-form directory
+	for i := 0; i < 250; i++ { // a leaf-form directory
 		os.MkdirAll(filepath.Join(mnt, "usr/lib/lots"), 0o755)
 		os.WriteFile(filepath.Join(mnt, fmt.Sprintf("usr/lib/lots/library-%04d.so", i)), nil, 0o644)
 	}
@@ -337,22 +341,56 @@ func fillVar(t *testing.T, f *FS, img string) map[string]testutil.Node {
 	return testutil.EngineTree(t, openImage(t, img), true)
 }
 
-// TestWriteFailure fails each write of each operation in turn (half of
-// the write landing): the operation returns EIO, xfs_repair -n stays
+// countWrites is how many device writes op makes on a copy of img.
+func countWrites(t *testing.T, img, name string, op func(*testing.T, *FS) error) int {
+	c := copyFile(t, img)
+	d := &failDev{FileDevice: testutil.OpenDevice(t, c, true)}
+	f, err := OpenWritable(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name == "create converting a directory" {
+		fillVar(t, f, c)
+	}
+	d.at = 1 << 30
+	if err := op(t, f); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	os.Remove(c)
+	return d.n
+}
+
+// nextFailure steps through the first three writes, the middle ones
+// and the last three, then past the end (the run that succeeds).
+func nextFailure(at, n int) int {
+	switch {
+	case at >= 3 && at < n/2:
+		return n / 2
+	case at == n/2 && at+1 < n-2:
+		return n - 2
+	}
+	return at + 1
+}
+
+// TestWriteFailure fails writes of each operation in turn (the first
+// three, the middle and the last three; half of the failed write landing): the operation returns EIO, xfs_repair -n stays
 // clean and the tree reads as before, bytes included.
 func TestWriteFailure(t *testing.T) {
-	pristine := writeImage(t)
+	pristine := makeWriteImage(t, false)
 	want := testutil.EngineTree(t, openImage(t, pristine), true)
 	for _, op := range failOps {
-		for at := 1; ; at++ {
-			img := copyFile(t, pristine)
+		// a failed operation leaves the image as it was (checked below),
+		// so one copy serves every failure point of an operation
+		img := copyFile(t, pristine)
+		want := want
+		n := countWrites(t, pristine, op.name, op.do)
+		for at := 1; ; at = nextFailure(at, n) {
 			d := &failDev{FileDevice: testutil.OpenDevice(t, img, true)}
 			f, err := OpenWritable(d)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := want
-			if op.name == "create converting a directory" {
+			if op.name == "create converting a directory" && at == 1 {
 				want = fillVar(t, f, img)
 			}
 			d.at = at
@@ -564,7 +602,7 @@ func TestNamesAgainstKernel(t *testing.T) {
 // and truncate two files; afterwards both files hold what the last
 // writes left and xfs_repair -n is clean.
 func TestWriteConcurrent(t *testing.T) {
-	img := writeImage(t)
+	img := makeWriteImage(t, false)
 	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
 	if err != nil {
 		t.Fatal(err)
@@ -621,7 +659,7 @@ func TestWriteConcurrent(t *testing.T) {
 	wg.Wait()
 	repairClean(t, img)
 	g := openImage(t, img)
-	if n := len(testutil.EngineTree(t, g, false)); n != len(testutil.EngineTree(t, openImage(t, writeImage(t)), false))+10 {
+	if n := len(testutil.EngineTree(t, g, false)); n != len(testutil.EngineTree(t, openImage(t, makeWriteImage(t, false)), false))+10 {
 		t.Errorf("%d files after 10 net creates", n)
 	}
 	for _, p := range paths {
