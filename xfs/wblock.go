@@ -70,49 +70,29 @@ func (f *FS) loadBlockDir(r *rawInode) (*sfDir, error) {
 	if _, err := f.dev.ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("xfs: reading directory %d: %w", r.ino, err)
 	}
-	bad := func(what string) error {
-		return fmt.Errorf("xfs: directory %d block: %s: %w", r.ino, what, ErrCorrupt)
-	}
-	if string(b[:4]) != "XDB3" || !crcOK(b, dbCRC) || be.Uint64(b[40:]) != r.ino {
-		return nil, bad("bad magic, checksum or owner")
-	}
 	count := int(be.Uint32(b[len(b)-8:]))
 	end := len(b) - 8 - count*8
 	if end < dbHdr {
-		return nil, bad("leaf tail too big")
+		return nil, fmt.Errorf("xfs: directory %d block: leaf tail too big: %w", r.ino, ErrCorrupt)
+	}
+	ents, err := f.dataEntries(r.ino, b, "XDB3", end)
+	if err != nil {
+		return nil, err
 	}
 	d := &sfDir{isz: 8, block: &blockDir{off: off, b: b}}
-	for p := dbHdr; p < end; {
-		if p+8 > end {
-			return nil, bad("entry past the end")
-		}
-		if be.Uint16(b[p:]) == 0xffff {
-			n := int(be.Uint16(b[p+2:]))
-			if n < 8 || n%8 != 0 || p+n > end {
-				return nil, bad("free space of bad length")
-			}
-			p += n
-			continue
-		}
-		n := int(b[p+8])
-		sz := dataEntSize(n)
-		if n == 0 || p+sz > end {
-			return nil, bad("entry past the end")
-		}
-		e := sfEnt{ino: be.Uint64(b[p:]) & (1<<56 - 1), name: string(b[p+9 : p+9+n]), ft: b[p+9+n]}
-		p += sz
+	for _, e := range ents {
 		switch e.name {
 		case ".":
 			d.block.dot = e.ino
 		case "..":
-			d.parent = []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
-			be.PutUint64(d.parent[2:], e.ino)
+			d.parent = make([]byte, 10)
+			d.setParent(e.ino)
 		default:
 			d.ents = append(d.ents, e)
 		}
 	}
 	if d.block.dot != r.ino || d.parent == nil {
-		return nil, bad("no \".\" or \"..\" entry")
+		return nil, fmt.Errorf("xfs: directory %d block: no \".\" or \"..\" entry: %w", r.ino, ErrCorrupt)
 	}
 	return d, nil
 }
@@ -148,27 +128,7 @@ func (d *sfDir) encodeBlock(f *FS, r *rawInode, t *txn) error {
 		return fmt.Errorf("xfs: directory %d no longer fits one block; offvm does not convert it to leaf form: %w", r.ino, syscall.EOPNOTSUPP)
 	}
 	b := append([]byte(nil), bl.b...)
-	clear(b[dbBestfree:])
-	type leaf struct{ hash, addr uint32 }
-	leaves := make([]leaf, 0, len(all))
-	p := dbHdr
-	for _, e := range all {
-		sz := dataEntSize(len(e.name))
-		be.PutUint64(b[p:], e.ino)
-		b[p+8] = byte(len(e.name))
-		copy(b[p+9:], e.name)
-		b[p+9+len(e.name)] = e.ft
-		be.PutUint16(b[p+sz-2:], uint16(p))
-		leaves = append(leaves, leaf{hashName(e.name), uint32(p / 8)})
-		p += sz
-	}
-	if free := leafStart - p; free > 0 {
-		be.PutUint16(b[p:], 0xffff)
-		be.PutUint16(b[p+2:], uint16(free))
-		be.PutUint16(b[p+free-2:], uint16(p))
-		be.PutUint16(b[dbBestfree:], uint16(p))
-		be.PutUint16(b[dbBestfree+2:], uint16(free))
-	}
+	leaves, _ := layoutData(b, leafStart, 0, all)
 	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].hash < leaves[j].hash })
 	for i, l := range leaves {
 		be.PutUint32(b[leafStart+i*8:], l.hash)
