@@ -26,7 +26,7 @@ var engines = map[string]engineFunc{
 	"ext3":    openExt,
 	"ext4":    openExt,
 	"btrfs":   func(dev volume.Device, _ bool) (volume.FS, error) { return btrfs.Open(dev) },
-	"xfs":     func(dev volume.Device, _ bool) (volume.FS, error) { return xfs.Open(dev) },
+	"xfs":     openXFS,
 	"iso9660": func(dev volume.Device, _ bool) (volume.FS, error) { return diskfsvol.OpenISO(dev) },
 }
 
@@ -60,4 +60,14 @@ func openNTFS(dev volume.Device, ro bool) (volume.FS, error) {
 
 func openFAT(dev volume.Device, ro bool) (volume.FS, error) {
 	return fat.Open(dev, fat.Options{ReadOnly: ro})
+}
+
+// openXFS serves XFS; writable opens come back read-only, with the
+// reason, for what the writer does not keep right (v4, rmapbt, a dirty
+// log, quotas, a realtime section).
+func openXFS(dev volume.Device, ro bool) (volume.FS, error) {
+	if ro {
+		return xfs.Open(dev)
+	}
+	return xfs.OpenWritable(dev)
 }

@@ -16,8 +16,9 @@ const (
 	maxCachedDirs   = 1 << 12
 )
 
-// FS is an open XFS file system, read-only. It is safe for concurrent
-// use: the superblock is fixed after Open and the caches lock.
+// FS is an open XFS file system. It is safe for concurrent use: the
+// superblock's geometry is fixed after Open, the caches lock, and
+// writes (OpenWritable) are one operation at a time.
 type FS struct {
 	dev volume.Device
 	sb  *super
@@ -25,7 +26,12 @@ type FS struct {
 	// dirty says why the log is not clean ("" when it is).
 	dirty string
 
+	// w is nil when read-only; roReason then says why.
+	w        *writer
+	roReason string
+
 	mu     sync.Mutex
+	gen    uint64 // bumped by every write: older reads stay uncached
 	inodes map[uint64]*inode
 	dirs   map[uint64]map[string]dirEnt
 	lists  map[uint64][]dirEnt
@@ -58,13 +64,19 @@ func (f *FS) Label() string { return f.sb.label }
 
 func (f *FS) Root() volume.Ino { return volume.Ino(f.sb.rootIno) }
 
-// ReadOnlyReason: offvm does not write XFS; a log that needs recovery
-// is named first, since the tree may then miss the guest's last changes.
+// ReadOnlyReason is "" when the file system is writable, else why not;
+// a log that needs recovery is named first, since the tree may then
+// miss the guest's last changes.
 func (f *FS) ReadOnlyReason() string {
-	if f.dirty != "" {
+	switch {
+	case f.w != nil:
+		return ""
+	case f.roReason != "":
+		return f.roReason
+	case f.dirty != "":
 		return f.dirty + "; read as the disk stands, without replaying the log"
 	}
-	return "xfs is read-only in offvm"
+	return "xfs: opened read-only"
 }
 
 // LogDirty says why the log needs recovery, "" when it is clean.
@@ -86,6 +98,7 @@ func errno(err error) error {
 func (f *FS) inode(ino uint64) (*inode, error) {
 	f.mu.Lock()
 	in, ok := f.inodes[ino]
+	gen := f.gen
 	f.mu.Unlock()
 	if ok {
 		return in, nil
@@ -101,7 +114,9 @@ func (f *FS) inode(ino uint64) (*inode, error) {
 	if len(f.inodes) >= maxCachedInodes {
 		clear(f.inodes)
 	}
-	f.inodes[ino] = in
+	if gen == f.gen {
+		f.inodes[ino] = in
+	}
 	f.mu.Unlock()
 	return in, nil
 }
@@ -129,6 +144,7 @@ func (f *FS) dir(ino uint64) (map[string]dirEnt, []dirEnt, error) {
 	f.mu.Lock()
 	m, ok := f.dirs[ino]
 	l := f.lists[ino]
+	gen := f.gen
 	f.mu.Unlock()
 	if ok {
 		return m, l, nil
@@ -150,7 +166,9 @@ func (f *FS) dir(ino uint64) (map[string]dirEnt, []dirEnt, error) {
 		clear(f.dirs)
 		clear(f.lists)
 	}
-	f.dirs[ino], f.lists[ino] = m, l
+	if gen == f.gen {
+		f.dirs[ino], f.lists[ino] = m, l
+	}
 	f.mu.Unlock()
 	return m, l, nil
 }
@@ -292,6 +310,12 @@ func (f *FS) GetXattr(ino volume.Ino, name string) ([]byte, error) {
 }
 
 func (f *FS) StatFS() (volume.StatFS, error) {
-	return volume.StatFS{BlockSize: uint32(f.sb.blockSize), Blocks: f.sb.dblocks, BlocksFree: min(f.sb.fdblocks, f.sb.dblocks),
-		Files: f.sb.icount + f.sb.fdblocks*uint64(f.sb.inoPerBlock), FilesFree: f.sb.ifree + f.sb.fdblocks*uint64(f.sb.inoPerBlock), NameMaxLen: 255}, nil
+	free := f.sb.fdblocks
+	if f.w != nil {
+		f.w.mu.Lock()
+		free = f.w.fdblocks
+		f.w.mu.Unlock()
+	}
+	return volume.StatFS{BlockSize: uint32(f.sb.blockSize), Blocks: f.sb.dblocks, BlocksFree: min(free, f.sb.dblocks),
+		Files: f.sb.icount + free*uint64(f.sb.inoPerBlock), FilesFree: f.sb.ifree + free*uint64(f.sb.inoPerBlock), NameMaxLen: 255}, nil
 }
