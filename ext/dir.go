@@ -66,13 +66,13 @@ func (f *FS) dir(ino volume.Ino) (*dir, error) {
 	if !in.isDir() {
 		return nil, fmt.Errorf("ext: inode %d is not a directory: %w", ino, syscall.ENOTDIR)
 	}
-	if d, ok := f.dirs.get(in.ino); ok {
+	if d, ok := f.dirs.Get(in.ino); ok {
 		return d, nil
 	}
 	if err := in.checkReadable(f); err != nil {
 		return nil, err
 	}
-	ep := f.dirs.stamp()
+	ep := f.dirs.Stamp()
 	d := &dir{index: map[string]int{}}
 	if in.flags&flagInlineData != 0 {
 		err = f.readInlineDir(in, d)
@@ -85,7 +85,7 @@ func (f *FS) dir(ino volume.Ino) (*dir, error) {
 	if err := f.fillTypes(d); err != nil {
 		return nil, err
 	}
-	f.dirs.putAt(ep, in.ino, d, d.cost())
+	f.dirs.PutAt(ep, in.ino, d, d.cost())
 	return d, nil
 }
 

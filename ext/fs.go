@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/offvm/offvm/internal/lru"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -38,9 +39,9 @@ type FS struct {
 	dev    volume.Device
 	sb     *superblock
 	groups []group
-	inodes *lru[uint32, *inode]
-	dirs   *lru[uint32, *dir]
-	meta   *lru[uint64, []byte]
+	inodes *lru.Cache[uint32, *inode]
+	dirs   *lru.Cache[uint32, *dir]
+	meta   *lru.Cache[uint64, []byte]
 	// w is the write state, nil when read-only; roReason says why.
 	w        *writer
 	roReason string
@@ -58,9 +59,9 @@ func Open(dev volume.Device) (*FS, error) {
 	f := &FS{
 		dev:    dev,
 		sb:     sb,
-		inodes: newLRU[uint32, *inode](maxCachedInodeBytes),
-		dirs:   newLRU[uint32, *dir](maxCachedDirBytes),
-		meta:   newLRU[uint64, []byte](maxCachedMetaBytes),
+		inodes: lru.New[uint32, *inode](maxCachedInodeBytes),
+		dirs:   lru.New[uint32, *dir](maxCachedDirBytes),
+		meta:   lru.New[uint64, []byte](maxCachedMetaBytes),
 	}
 	if err := f.readGroups(); err != nil {
 		return nil, err
@@ -147,14 +148,14 @@ func (f *FS) metaBlock(pblk uint64) ([]byte, error) {
 	if pblk == 0 || pblk >= f.sb.blocksCount {
 		return nil, fmt.Errorf("ext: block %d is outside the %d blocks: %w", pblk, f.sb.blocksCount, syscall.EIO)
 	}
-	if b, ok := f.meta.get(pblk); ok {
+	if b, ok := f.meta.Get(pblk); ok {
 		return b, nil
 	}
-	ep := f.meta.stamp()
+	ep := f.meta.Stamp()
 	b := make([]byte, f.sb.blockSize)
 	if err := f.readDev(b, int64(pblk)*f.sb.blockSize); err != nil {
 		return nil, err
 	}
-	f.meta.putAt(ep, pblk, b, len(b))
+	f.meta.PutAt(ep, pblk, b, len(b))
 	return b, nil
 }

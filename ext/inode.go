@@ -61,16 +61,16 @@ func (in *inode) isSymlink() bool { return in.mode&sIFMT == sIFLNK }
 
 // inode returns inode number ino, from the cache when it can.
 func (f *FS) inode(ino uint32) (*inode, error) {
-	if in, ok := f.inodes.get(ino); ok {
+	if in, ok := f.inodes.Get(ino); ok {
 		return in, nil
 	}
-	ep := f.inodes.stamp()
+	ep := f.inodes.Stamp()
 	in, err := f.readInode(ino)
 	if err != nil {
 		return nil, err
 	}
 	// The struct, plus the raw inode its xattr area keeps alive.
-	f.inodes.putAt(ep, ino, in, 200+int(f.sb.inodeSize))
+	f.inodes.PutAt(ep, ino, in, 200+int(f.sb.inodeSize))
 	return in, nil
 }
 

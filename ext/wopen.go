@@ -144,9 +144,9 @@ func (f *FS) begin() (*writer, error) {
 // end drops every cache (they hold what was on disk before the change)
 // and releases the lock.
 func (f *FS) end() {
-	f.inodes.clear()
-	f.dirs.clear()
-	f.meta.clear()
+	f.inodes.Clear()
+	f.dirs.Clear()
+	f.meta.Clear()
 	f.w.mu.Unlock()
 	f.rw.Unlock()
 }
