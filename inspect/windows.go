@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/mount"
@@ -78,25 +77,25 @@ func softwareFacts(o *OS, soft *hive.Hive) {
 	if err != nil {
 		return
 	}
-	o.ProductName = strp(str(k, "ProductName"))
-	o.Edition = strp(str(k, "EditionID"))
-	if maj, ok := dword(k, "CurrentMajorVersionNumber"); ok {
-		mn, _ := dword(k, "CurrentMinorVersionNumber")
+	o.ProductName = strp(k.StringValue("ProductName"))
+	o.Edition = strp(k.StringValue("EditionID"))
+	if maj, ok := k.DwordValue("CurrentMajorVersionNumber"); ok {
+		mn, _ := k.DwordValue("CurrentMinorVersionNumber")
 		o.Version = strp(fmt.Sprintf("%d.%d", maj, mn))
 	} else {
-		o.Version = strp(str(k, "CurrentVersion"))
+		o.Version = strp(k.StringValue("CurrentVersion"))
 	}
 	for _, name := range []string{"CurrentBuildNumber", "CurrentBuild"} {
-		if b, err := strconv.Atoi(str(k, name)); err == nil {
+		if b, err := strconv.Atoi(k.StringValue(name)); err == nil {
 			o.Build = &b
 			break
 		}
 	}
-	if u, ok := dword(k, "UBR"); ok {
+	if u, ok := k.DwordValue("UBR"); ok {
 		v := int(u)
 		o.UBR = &v
 	}
-	if d, ok := dword(k, "InstallDate"); ok && d != 0 {
+	if d, ok := k.DwordValue("InstallDate"); ok && d != 0 {
 		s := time.Unix(int64(d), 0).UTC().Format(time.RFC3339)
 		o.InstallDate = &s
 	}
@@ -107,15 +106,15 @@ func softwareFacts(o *OS, soft *hive.Hive) {
 func systemFacts(o *OS, sys *hive.Hive) {
 	cs := currentControlSet(sys)
 	if k, err := sys.Lookup(cs + `\Control\Session Manager\Environment`); err == nil {
-		o.Arch = strp(archName(str(k, "PROCESSOR_ARCHITECTURE")))
+		o.Arch = strp(archName(k.StringValue("PROCESSOR_ARCHITECTURE")))
 	}
 	if k, err := sys.Lookup(cs + `\Services\Tcpip\Parameters`); err == nil {
-		o.Hostname = strp(strings.ToLower(firstOf(str(k, "Hostname"), str(k, "NV Hostname"))))
-		o.Domain = strp(firstOf(str(k, "Domain"), str(k, "NV Domain")))
+		o.Hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
+		o.Domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
 	}
 	if o.Hostname == nil {
 		if k, err := sys.Lookup(cs + `\Control\ComputerName\ComputerName`); err == nil {
-			o.Hostname = strp(strings.ToLower(str(k, "ComputerName")))
+			o.Hostname = strp(strings.ToLower(k.StringValue("ComputerName")))
 		}
 	}
 }
@@ -135,7 +134,7 @@ func archName(s string) string {
 // currentControlSet is "ControlSet00N" from Select\Current.
 func currentControlSet(sys *hive.Hive) string {
 	if k, err := sys.Lookup("Select"); err == nil {
-		if n, ok := dword(k, "Current"); ok {
+		if n, ok := k.DwordValue("Current"); ok {
 			return fmt.Sprintf("ControlSet%03d", n)
 		}
 	}
@@ -152,12 +151,12 @@ func applications(soft *hive.Hive) []any {
 		}
 		subs, _ := k.Subkeys()
 		for _, s := range subs {
-			name := str(s, "DisplayName")
+			name := s.StringValue("DisplayName")
 			if name == "" {
 				continue
 			}
-			a := Application{Name: name, Version: strp(str(s, "DisplayVersion")), Publisher: strp(str(s, "Publisher"))}
-			id := name + "\x00" + str(s, "DisplayVersion")
+			a := Application{Name: name, Version: strp(s.StringValue("DisplayVersion")), Publisher: strp(s.StringValue("Publisher"))}
+			id := name + "\x00" + s.StringValue("DisplayVersion")
 			if !seen[id] {
 				seen[id] = true
 				out = append(out, a)
@@ -185,7 +184,7 @@ func updates(soft *hive.Hive) ([]any, *string) {
 		if !strings.HasPrefix(name, "Package_for_KB") {
 			continue
 		}
-		if st, ok := dword(s, "CurrentState"); !ok || st != 0x70 {
+		if st, ok := s.DwordValue("CurrentState"); !ok || st != 0x70 {
 			continue
 		}
 		kb := name[len("Package_for_"):]
@@ -193,8 +192,8 @@ func updates(soft *hive.Hive) ([]any, *string) {
 			kb = kb[:i]
 		}
 		u := Update{ID: kb, Package: name}
-		hi, ok1 := dword(s, "InstallTimeHigh")
-		lo, ok2 := dword(s, "InstallTimeLow")
+		hi, ok1 := s.DwordValue("InstallTimeHigh")
+		lo, ok2 := s.DwordValue("InstallTimeLow")
 		if ok1 && ok2 {
 			t := filetime(uint64(hi)<<32 | uint64(lo))
 			str := t.Format(time.RFC3339)
@@ -232,7 +231,7 @@ func patches(soft *hive.Hive) []any {
 	subs, _ := k.Subkeys()
 	out := make([]any, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, Patch{ID: s.Name(), Applied: strp(str(s, "Applied"))})
+		out = append(out, Patch{ID: s.Name(), Applied: strp(s.StringValue("Applied"))})
 	}
 	return out
 }
@@ -247,8 +246,8 @@ func staged(soft *hive.Hive) []any {
 	subs, _ := k.Subkeys()
 	out := make([]any, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, StagedUpdate{ID: s.Name(), State: str(s, "State"), Result: strp(str(s, "Result")),
-			ExitCode: strp(str(s, "ExitCode")), StagedAt: strp(str(s, "StagedAt")), Finished: strp(str(s, "Finished"))})
+		out = append(out, StagedUpdate{ID: s.Name(), State: s.StringValue("State"), Result: strp(s.StringValue("Result")),
+			ExitCode: strp(s.StringValue("ExitCode")), StagedAt: strp(s.StringValue("StagedAt")), Finished: strp(s.StringValue("Finished"))})
 	}
 	return out
 }
@@ -304,39 +303,6 @@ func matchPartition(d []byte, t *partition.Table) int {
 func guidString(b []byte) string {
 	return fmt.Sprintf("%08X-%04X-%04X-%X-%X", binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint16(b[4:]),
 		binary.LittleEndian.Uint16(b[6:]), b[8:10], b[10:16])
-}
-
-// str reads a string value, "" when absent or not a string.
-func str(k *hive.Key, name string) string {
-	v, err := k.Value(name)
-	if err != nil {
-		return ""
-	}
-	d, err := v.Data()
-	if err != nil || (v.Type() != hive.RegSz && v.Type() != hive.RegExpandSz) {
-		return ""
-	}
-	u := make([]uint16, 0, len(d)/2)
-	for i := 0; i+1 < len(d); i += 2 {
-		c := binary.LittleEndian.Uint16(d[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u))
-}
-
-func dword(k *hive.Key, name string) (uint32, bool) {
-	v, err := k.Value(name)
-	if err != nil || v.Type() != hive.RegDword {
-		return 0, false
-	}
-	d, err := v.Data()
-	if err != nil || len(d) != 4 {
-		return 0, false
-	}
-	return binary.LittleEndian.Uint32(d), true
 }
 
 // filetime converts 100-ns intervals since 1601 to UTC time.

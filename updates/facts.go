@@ -1,10 +1,8 @@
 package updates
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/inspect"
@@ -80,7 +78,7 @@ func loadHive(h *winreg.Hive, fs volume.FS, name string) (*hive.Hive, error) {
 // ControlSet is "ControlSet00N" as Select\Current names it.
 func ControlSet(sys *hive.Hive) string {
 	if k, err := sys.Lookup("Select"); err == nil {
-		if n, ok := regDword(k, "Current"); ok && n > 0 && n < 1000 {
+		if n, ok := k.DwordValue("Current"); ok && n > 0 && n < 1000 {
 			return fmt.Sprintf("ControlSet%03d", n)
 		}
 	}
@@ -95,7 +93,7 @@ func cbsPackages(soft *hive.Hive) []CBSPackage {
 	subs, _ := k.Subkeys()
 	out := make([]CBSPackage, 0, len(subs))
 	for _, s := range subs {
-		st, _ := regDword(s, "CurrentState")
+		st, _ := s.DwordValue("CurrentState")
 		out = append(out, CBSPackage{Key: s.Name(), State: st})
 	}
 	return out
@@ -110,40 +108,8 @@ func StagedRecords(soft *hive.Hive) map[string]StagedRecord {
 	}
 	subs, _ := k.Subkeys()
 	for _, s := range subs {
-		out[strings.ToUpper(s.Name())] = StagedRecord{KB: s.Name(), State: regString(s, "State"), Result: regString(s, "Result"),
-			ExitCode: regString(s, "ExitCode"), Attempts: regString(s, "Attempts")}
+		out[strings.ToUpper(s.Name())] = StagedRecord{KB: s.Name(), State: s.StringValue("State"), Result: s.StringValue("Result"),
+			ExitCode: s.StringValue("ExitCode"), Attempts: s.StringValue("Attempts")}
 	}
 	return out
-}
-
-func regString(k *hive.Key, name string) string {
-	v, err := k.Value(name)
-	if err != nil || (v.Type() != hive.RegSz && v.Type() != hive.RegExpandSz) {
-		return ""
-	}
-	d, err := v.Data()
-	if err != nil {
-		return ""
-	}
-	u := make([]uint16, 0, len(d)/2)
-	for i := 0; i+1 < len(d); i += 2 {
-		c := binary.LittleEndian.Uint16(d[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u))
-}
-
-func regDword(k *hive.Key, name string) (uint32, bool) {
-	v, err := k.Value(name)
-	if err != nil || v.Type() != hive.RegDword {
-		return 0, false
-	}
-	d, err := v.Data()
-	if err != nil || len(d) != 4 {
-		return 0, false
-	}
-	return binary.LittleEndian.Uint32(d), true
 }
