@@ -181,18 +181,7 @@ func (v *View) holdsCommitted(image string, c HistoryCommit) error {
 			return fmt.Errorf("txn: rollback %s: %w", image, err)
 		}
 	}
-	f, err := os.Open(c.record)
-	if err != nil {
-		return fmt.Errorf("txn: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("txn: %w", err)
-	}
-	buf := make([]byte, maxChunk)
-	_, err = readJournal(f, fi.Size(), func(r region) error {
-		cur := buf[:len(r.New)]
+	return eachCommitted(c.record, func(r region, cur []byte) error {
 		n, _ := vfs[r.File].readAt(cur, r.Off)
 		if n != len(cur) || !bytes.Equal(cur, r.New) {
 			return fmt.Errorf("txn: rollback %s: %s at %d no longer holds the bytes of commit %d once the later ones are undone (the image changed outside offvm in between): %w",
@@ -200,7 +189,6 @@ func (v *View) holdsCommitted(image string, c HistoryCommit) error {
 		}
 		return nil
 	})
-	return err
 }
 
 // checkNewest checks the image against the newest record: the full check

@@ -89,6 +89,22 @@ func checkStat(image string, f *os.File, want fileStat) error {
 
 // checkRegions compares every committed region with the file's bytes.
 func checkRegions(image, upath string, files []*os.File) error {
+	return eachCommitted(upath, func(r region, cur []byte) error {
+		n, err := files[r.File].ReadAt(cur, r.Off)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("txn: rollback %s: read %s: %w", image, files[r.File].Name(), err)
+		}
+		if n != len(cur) || !bytes.Equal(cur, r.New) {
+			return fmt.Errorf("txn: rollback %s: %s at %d no longer holds the committed bytes: %w",
+				image, filepath.Base(files[r.File].Name()), r.Off, ErrImageChanged)
+		}
+		return nil
+	})
+}
+
+// eachCommitted calls fn for every region of the undo record at upath,
+// with a buffer of the region's length to read the current bytes into.
+func eachCommitted(upath string, fn func(r region, cur []byte) error) error {
 	uf, err := os.Open(upath)
 	if err != nil {
 		return fmt.Errorf("txn: %w", err)
@@ -100,16 +116,7 @@ func checkRegions(image, upath string, files []*os.File) error {
 	}
 	buf := make([]byte, maxChunk)
 	_, err = readJournal(uf, fi.Size(), func(r region) error {
-		cur := buf[:len(r.New)]
-		n, err := files[r.File].ReadAt(cur, r.Off)
-		if err != nil && err != io.EOF {
-			return fmt.Errorf("txn: rollback %s: read %s: %w", image, files[r.File].Name(), err)
-		}
-		if n != len(cur) || !bytes.Equal(cur, r.New) {
-			return fmt.Errorf("txn: rollback %s: %s at %d no longer holds the committed bytes: %w",
-				image, filepath.Base(files[r.File].Name()), r.Off, ErrImageChanged)
-		}
-		return nil
+		return fn(r, buf[:len(r.New)])
 	})
 	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -96,7 +95,7 @@ func updatesScan(c *cli.Context) error {
 			bad = append(bad, r.Image)
 		}
 		if c.Bool("json") {
-			if err := jsonLine(c.App.Writer, r); err != nil {
+			if err := writeJSONLine(c.App.Writer, r); err != nil {
 				return err
 			}
 			continue
@@ -149,7 +148,7 @@ func updatesStage(c *cli.Context) error {
 			bad = append(bad, r.Image)
 		}
 		if c.Bool("json") {
-			if err := jsonLine(c.App.Writer, r); err != nil {
+			if err := writeJSONLine(c.App.Writer, r); err != nil {
 				return err
 			}
 			continue
@@ -184,13 +183,4 @@ func printStage(w io.Writer, r updates.StageResult) {
 			fmt.Fprintln(w, "  "+ch.String())
 		}
 	}
-}
-
-func jsonLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
 }
