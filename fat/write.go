@@ -181,16 +181,6 @@ func (v *Volume) remove(n *node) error {
 	return nil
 }
 
-// Link: FAT has no hard links.
-func (v *Volume) Link(ino volume.Ino, dir volume.Ino, name string) (volume.Attr, error) {
-	return volume.Attr{}, fmt.Errorf("fat: hard links: %w", syscall.EPERM)
-}
-
-// Symlink: FAT has no symbolic links (Linux's vfat answers EPERM too).
-func (v *Volume) Symlink(dir volume.Ino, name, target string) (volume.Attr, error) {
-	return volume.Attr{}, fmt.Errorf("fat: symbolic links: %w", syscall.EPERM)
-}
-
 // SetTimes sets the access date and the modification time (2 s steps).
 func (v *Volume) SetTimes(ino volume.Ino, atime, mtime *time.Time) error {
 	v.mu.Lock()
