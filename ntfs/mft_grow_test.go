@@ -25,27 +25,7 @@ func fragmentedFreeImage(t *testing.T, byNtfs3g bool) string {
 	t.Helper()
 	img := mkntfsImage(t, t.TempDir(), 24, 4096)
 	mnt, unmount := mount3g(t, img)
-	fill := filepath.Join(mnt, "fill")
-	if err := os.Mkdir(fill, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	one := make([]byte, 4096)
-	n := 0
-	for ; n < 8000; n++ {
-		if err := os.WriteFile(filepath.Join(fill, fmt.Sprint(n)), one, 0o644); err != nil {
-			os.Remove(filepath.Join(fill, fmt.Sprint(n)))
-			break
-		}
-	}
-	// ntfs-3g places consecutive small files in alternating zones: free
-	// every other file of each zone.
-	for i := 0; i < n; i++ {
-		if (i>>1)&1 == 0 {
-			if err := os.Remove(filepath.Join(fill, fmt.Sprint(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	fragmentFreeSpace(t, mnt)
 	unmount()
 	for i := 0; byNtfs3g && !mftHasList(t, img); i += 200 {
 		if i >= 4000 {
@@ -63,6 +43,34 @@ func fragmentedFreeImage(t *testing.T, byNtfs3g bool) string {
 	}
 	checkConsistent(t, img)
 	return img
+}
+
+// fragmentFreeSpace fills a mounted volume with one-cluster files to the
+// last cluster (the MFT zone too) and deletes half of them, so that what
+// grows next gets one- or two-cluster runs.
+func fragmentFreeSpace(t *testing.T, mnt string) {
+	t.Helper()
+	fill := filepath.Join(mnt, "fill")
+	if err := os.Mkdir(fill, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 4096)
+	n := 0
+	for ; n < 20000; n++ {
+		if err := os.WriteFile(filepath.Join(fill, fmt.Sprint(n)), one, 0o644); err != nil {
+			os.Remove(filepath.Join(fill, fmt.Sprint(n)))
+			break
+		}
+	}
+	// ntfs-3g places consecutive small files in alternating zones: free
+	// every other file of each zone.
+	for i := 0; i < n; i++ {
+		if (i>>1)&1 == 0 {
+			if err := os.Remove(filepath.Join(fill, fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 var reMFTExtent = regexp.MustCompile(`Dumping attribute \$DATA \(0x80\) from mft record (\d+)`)
