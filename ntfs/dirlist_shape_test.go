@@ -74,26 +74,12 @@ func TestFragmentedDirectoryWrites(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		ops = append(ops, wop{kind: "create", p: fmt.Sprintf("%s/x86_new-component-%04d_31bf3856ad364e35_10.0.17763.1_none", dir, i)})
 	}
-	ref := filepath.Join(t.TempDir(), "ref")
-	copyFile(t, img, ref)
-	v := openVol(t, img, 0, Options{})
-	mnt, unmount := mount3g(t, ref)
-	applyHost(t, mnt, ops)
-	unmount()
-	applyEngine(t, v, ops)
-	checkConsistent(t, img)
+	got := writeBothWays(t, img, ops)
 	after := testutil.Run(t, "ntfsinfo", "-F", "/Windows/WinSxS", img)
 	if !allocationSpills(after) {
 		t.Errorf("ntfsinfo shows no $ATTRIBUTE_LIST with $INDEX_ALLOCATION in extension records for WinSxS after the writes")
 	}
 	t.Logf("after: %s", attrsIn(after))
-	m1, u1 := mount3g(t, img, "ro")
-	got := walkHost(t, m1)
-	u1()
-	m2, u2 := mount3g(t, ref, "ro")
-	want := walkHost(t, m2)
-	u2()
-	diffTrees(t, want, got)
 	checkTools(t, img, got)
 	checkIcat(t, img, got)
 	removeAllWith3g(t, img)

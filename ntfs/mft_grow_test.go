@@ -1,7 +1,6 @@
 package ntfs
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -156,23 +154,7 @@ func TestMFTGrowsAcrossRecords(t *testing.T) {
 					continue
 				}
 				grows++
-				for k := 1; ; k++ {
-					fd.arm(k)
-					_, err := v.Create(dir.Ino, name, 0o644)
-					if writes := fd.disarm(); writes < k {
-						if err != nil {
-							t.Fatalf("create %s: %v", name, err)
-						}
-						break
-					}
-					injected++
-					if !errors.Is(err, syscall.EIO) {
-						t.Fatalf("create %s, write %d failed: %v", name, k, err)
-					}
-					if err := fd.unchanged(t); err != nil {
-						t.Fatalf("create %s, write %d failed: %v", name, k, err)
-					}
-				}
+				injected += createFailingEachWrite(t, fd, v, dir.Ino, name)
 			}
 			after := mftExtentRecords(t, img)
 			t.Logf("%d creates, %d grew $MFT to %d bytes; %d injected failures undone; $MFT extents in records %v, before %v",

@@ -114,24 +114,7 @@ func TestWindowsVolumesWrites(t *testing.T) {
 			ours := w.img(t)
 			files := existingFiles(t, ours, w.big, w.small)
 			ops := windowsWorkload(w.big, w.small, files)
-			ref := filepath.Join(t.TempDir(), "ref")
-			copyFile(t, ours, ref)
-			v := openVol(t, ours, 0, Options{})
-			if r := v.ReadOnlyReason(); r != "" {
-				t.Fatalf("Windows volume refused: %s", r)
-			}
-			mnt, unmount := mount3g(t, ref)
-			applyHost(t, mnt, ops)
-			unmount()
-			applyEngine(t, v, ops)
-			checkConsistent(t, ours)
-			mnt, unmount = mount3g(t, ref, "ro")
-			want := walkHost(t, mnt)
-			unmount()
-			mnt, unmount = mount3g(t, ours, "ro")
-			got := walkHost(t, mnt)
-			unmount()
-			diffTrees(t, want, got)
+			got := writeBothWays(t, ours, ops)
 			if n := countPrefix(got, "/"+path.Join(w.big, "new-patch-file-")); n != 49 { // 120 made, 60 deleted, 11 renamed
 				t.Errorf("ntfs-3g lists %d new files in /%s, want 49", n, w.big)
 			}
@@ -140,6 +123,32 @@ func TestWindowsVolumesWrites(t *testing.T) {
 			removeAllWith3g(t, ours)
 		})
 	}
+}
+
+// writeBothWays applies ops to img through our engine and to a copy
+// through ntfs-3g, has ntfsresize check img and wants the two trees
+// ntfs-3g reads to match; it returns ours.
+func writeBothWays(t *testing.T, img string, ops []wop) map[string]entry {
+	t.Helper()
+	ref := filepath.Join(t.TempDir(), "ref")
+	copyFile(t, img, ref)
+	v := openVol(t, img, 0, Options{})
+	if r := v.ReadOnlyReason(); r != "" {
+		t.Fatalf("%s refused: %s", img, r)
+	}
+	mnt, unmount := mount3g(t, ref)
+	applyHost(t, mnt, ops)
+	unmount()
+	applyEngine(t, v, ops)
+	checkConsistent(t, img)
+	mnt, unmount = mount3g(t, ref, "ro")
+	want := walkHost(t, mnt)
+	unmount()
+	mnt, unmount = mount3g(t, img, "ro")
+	got := walkHost(t, mnt)
+	unmount()
+	diffTrees(t, want, got)
+	return got
 }
 
 // TestMBRWin512HasNoFileSystem records why mbr-win-512 is not in
