@@ -20,6 +20,9 @@ type nsOp struct {
 	sp    *space
 	ins   *inodes
 	now   time.Time
+	// blocks are new metadata blocks (remote symlink targets) written
+	// before the inodes that name them
+	blocks []pending
 }
 
 func (f *FS) newNS() *nsOp {
@@ -114,7 +117,7 @@ func (o *nsOp) newChild(dir uint64, mode uint16) (*rawInode, error) {
 
 func (o *nsOp) commit() error {
 	f := o.f
-	t := &txn{f: f}
+	t := &txn{f: f, writes: o.blocks}
 	for ino, d := range o.sfs {
 		if d.leaf != nil {
 			if err := d.encodeLeaf(f, o.raws[ino], t); err != nil {
@@ -228,7 +231,7 @@ func (f *FS) Symlink(dir volume.Ino, name, target string) (volume.Attr, error) {
 	return f.make(uint64(dir), name, syscall.S_IFLNK|0o777, func(o *nsOp, r *rawInode) error {
 		fork := r.fork()
 		if len(target) > len(fork) {
-			return fmt.Errorf("xfs: a %d-byte symlink target needs a block, which offvm does not write (up to %d bytes fit the inode): %w", len(target), len(fork), syscall.EOPNOTSUPP)
+			return o.remoteSymlink(r, target)
 		}
 		r.b[5] = fmtLocal
 		copy(fork, target)
