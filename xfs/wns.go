@@ -26,7 +26,8 @@ type nsOp struct {
 }
 
 func (f *FS) newNS() *nsOp {
-	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: f.newSpace(), ins: f.newInodes(), now: time.Now()}
+	sp := f.newSpace()
+	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: sp, ins: f.newInodes(sp), now: time.Now()}
 }
 
 func (o *nsOp) raw(ino uint64) (*rawInode, error) {
@@ -146,11 +147,11 @@ func (o *nsOp) commit() error {
 			return err
 		}
 	}
-	t.putSuper(f.w, o.sp.delta, o.ins.delta)
+	t.putSuperCounts(f.w, o.sp.delta, o.ins.delta, o.ins.icount)
 	if err := t.commit(); err != nil {
 		return err
 	}
-	f.w.committed(o.sp.delta, o.ins.delta)
+	f.w.committedCounts(o.sp.delta, o.ins.delta, o.ins.icount)
 	return nil
 }
 

@@ -316,6 +316,10 @@ var failOps = []struct {
 		return err
 	}},
 	{"symlink", func(t *testing.T, f *FS) error { _, err := f.Symlink(f.Root(), "l", "/etc/hostname"); return err }},
+	{"create with a new inode chunk", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "etc").Ino, "first-of-a-chunk", 0o644)
+		return err
+	}},
 	{"long symlink", func(t *testing.T, f *FS) error { _, err := f.Symlink(f.Root(), "l", longTarget); return err }},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
@@ -330,6 +334,33 @@ var failOps = []struct {
 // oneInode are the operations that change one inode's core only: one
 // write, failed whole or torn.
 var oneInode = map[string]bool{"chmod": true, "chown": true}
+
+// failPrep brings an image to the state an operation needs.
+var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node{
+	"create converting a directory": fillVar,
+	"create with a new inode chunk": fillInodes,
+}
+
+// fillInodes creates files until no existing inode chunk has a free
+// inode, and returns the tree then.
+func fillInodes(t *testing.T, f *FS, img string) map[string]testutil.Node {
+	t.Helper()
+	var dir volume.Ino
+	for i := 0; be.Uint64(f.w.sb[sbIfree:]) > 0; i++ {
+		if i%60 == 0 { // block-form directories only
+			a, err := f.Mkdir(f.Root(), fmt.Sprintf("fill%d", i), 0o755)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir = a.Ino
+			continue
+		}
+		if _, err := f.Create(dir, fmt.Sprintf("f%03d", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testutil.EngineTree(t, openImage(t, img), true)
+}
 
 // fillVar creates files in the short-form var until one more name
 // would make it a block, and returns the tree then.
@@ -356,8 +387,8 @@ func countWrites(t *testing.T, img, name string, op func(*testing.T, *FS) error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name == "create converting a directory" {
-		fillVar(t, f, c)
+	if prep := failPrep[name]; prep != nil {
+		prep(t, f, c)
 	}
 	d.at = 1 << 30
 	if err := op(t, f); err != nil {
@@ -397,8 +428,8 @@ func TestWriteFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if op.name == "create converting a directory" && at == 1 {
-				want = fillVar(t, f, img)
+			if prep := failPrep[op.name]; prep != nil && at == 1 {
+				want = prep(t, f, img)
 			}
 			d.at = at
 			err = op.do(t, f)
@@ -803,4 +834,50 @@ func walkRacing(t *testing.T, f *FS, dir volume.Ino, depth int) {
 			}
 		}
 	}
+}
+
+// TestInodeChunksAgainstKernel creates more files than the existing
+// inode chunks hold, through offvm and through the kernel on a copy:
+// offvm allocates new chunks (inobt, finobt, AGI and superblock counts);
+// xfs_repair -n is clean and the kernel's mounts agree.
+func TestInodeChunksAgainstKernel(t *testing.T) {
+	img := makeWriteImage(t, false)
+	ref := copyFile(t, img)
+	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop", ref, mnt)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	icount := be.Uint64(f.w.sb[sbIcount:])
+	n := int(be.Uint64(f.w.sb[sbIfree:])) + 2*inosPerChunk + 10
+	for i := 0; i < n; i++ {
+		d := fmt.Sprintf("pkg-%02d", i/60)
+		if i%60 == 0 {
+			if _, err := f.Mkdir(f.Root(), d, 0o755); err != nil {
+				t.Fatalf("mkdir %s: %v", d, err)
+			}
+			os.Mkdir(filepath.Join(mnt, d), 0o755)
+		}
+		name := fmt.Sprintf("file-%04d", i)
+		a, err := f.Create(lookupPath(t, f, d).Ino, name, 0o644)
+		if err != nil {
+			t.Fatalf("create %d (%s/%s): %v", i, d, name, err)
+		}
+		data := pattern(100+i*13, byte(i))
+		if _, err := f.WriteAt(a.Ino, data, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(mnt, d, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Run(t, "umount", mnt)
+	if got := be.Uint64(f.w.sb[sbIcount:]); got < icount+2*inosPerChunk {
+		t.Errorf("icount %d -> %d: fewer than two new chunks", icount, got)
+	}
+	repairClean(t, img)
+	testutil.CompareTrees(t, kernelView(t, ref), kernelView(t, img))
+	testutil.CompareTrees(t, kernelView(t, img), testutil.EngineTree(t, openImage(t, img), true))
 }
