@@ -121,11 +121,15 @@ func (o *nsOp) commit() error {
 	t := &txn{f: f, writes: o.blocks}
 	for ino, d := range o.sfs {
 		if d.leaf != nil {
-			if err := d.encodeLeaf(f, o.raws[ino], t); err != nil {
+			if err := o.encodeLeaf(o.raws[ino], d, t); err != nil {
 				return err
 			}
 		} else if d.block != nil {
-			if err := d.encodeBlock(f, o.raws[ino], t); err != nil {
+			err := d.encodeBlock(f, o.raws[ino], t)
+			if err == errBlockFull {
+				err = o.blockToLeaf(o.raws[ino], d, t)
+			}
+			if err != nil {
 				return err
 			}
 		} else if err := d.encode(f, o.raws[ino]); err == errSFFull {
@@ -297,9 +301,6 @@ func (o *nsOp) remove(dir uint64, name string, dirs bool) error {
 
 // empty is nil for an empty directory.
 func (o *nsOp) empty(r *rawInode) error {
-	if r.format() != fmtLocal {
-		return fmt.Errorf("xfs: directory %d is in block form; offvm removes only short-form directories: %w", r.ino, syscall.EOPNOTSUPP)
-	}
 	cd, err := o.f.loadSF(r)
 	if err != nil {
 		return err

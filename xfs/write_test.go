@@ -320,6 +320,14 @@ var failOps = []struct {
 		_, err := f.Create(lookupPath(t, f, "etc").Ino, "first-of-a-chunk", 0o644)
 		return err
 	}},
+	{"create making a block directory a leaf", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "usr/share/many").Ino, "converts-to-leaf", 0o644)
+		return err
+	}},
+	{"create making a leaf directory a node", func(t *testing.T, f *FS) error {
+		_, err := f.Create(lookupPath(t, f, "usr/lib/lots").Ino, "converts-to-node.so", 0o644)
+		return err
+	}},
 	{"long symlink", func(t *testing.T, f *FS) error { _, err := f.Symlink(f.Root(), "l", longTarget); return err }},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
@@ -339,6 +347,12 @@ var oneInode = map[string]bool{"chmod": true, "chown": true}
 var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node{
 	"create converting a directory": fillVar,
 	"create with a new inode chunk": fillInodes,
+	"create making a block directory a leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return fillUntil(t, f, "usr/share/many", "converts-to-leaf")
+	},
+	"create making a leaf directory a node": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return fillUntil(t, f, "usr/lib/lots", "converts-to-node.so")
+	},
 }
 
 // fillInodes creates files until no existing inode chunk has a free
@@ -521,7 +535,7 @@ func TestNamesAgainstKernel(t *testing.T) {
 		}
 		return "short"
 	}
-	for p, want := range map[string]string{"etc": "short", "usr/share/many": "block", "usr/lib/lots": "leaf", "usr/bin": "node form"} {
+	for p, want := range map[string]string{"etc": "short", "usr/share/many": "block", "usr/lib/lots": "leaf", "usr/bin": "leaf"} {
 		if got := form(p); !strings.Contains(got, want) {
 			t.Errorf("%s: %s, want %s", p, got, want)
 		}
@@ -593,6 +607,44 @@ func TestNamesAgainstKernel(t *testing.T) {
 			}},
 		{"rename a directory again", func() error { return f.Rename(ino("opt"), "log", ino("d1"), "logs") },
 			func(k func(string) string) error { return os.Rename(k("opt/log"), k("d1/logs")) }},
+		{"create in a node directory", func() error { _, e := f.Create(ino("usr/bin"), "new-tool", 0o755); return e },
+			func(k func(string) string) error { return os.WriteFile(k("usr/bin/new-tool"), nil, 0o755) }},
+		{"unlink in a node directory", func() error { return f.Unlink(ino("usr/bin"), "program-0333") },
+			func(k func(string) string) error { return os.Remove(k("usr/bin/program-0333")) }},
+		{"grow a block directory into a leaf", func() error { return grow(f, ino("usr/share/many"), "grown-", 80) },
+			func(k func(string) string) error { return growKernel(k("usr/share/many"), "grown-", 80) }},
+		{"grow a leaf directory into a node", func() error { return grow(f, ino("usr/lib/lots"), "libgrown-", 400) },
+			func(k func(string) string) error { return growKernel(k("usr/lib/lots"), "libgrown-", 400) }},
+		{"grow a node directory", func() error { return grow(f, ino("usr/bin"), "tool-with-a-longer-name-", 900) },
+			func(k func(string) string) error { return growKernel(k("usr/bin"), "tool-with-a-longer-name-", 900) }},
+		{"shrink a node directory", func() error {
+			for i := 0; i < 700; i += 2 {
+				if e := f.Unlink(ino("usr/bin"), fmt.Sprintf("program-%04d", i)); e != nil {
+					return e
+				}
+			}
+			return nil
+		}, func(k func(string) string) error {
+			for i := 0; i < 700; i += 2 {
+				os.Remove(k(fmt.Sprintf("usr/bin/program-%04d", i)))
+			}
+			return nil
+		}},
+		{"rmdir an emptied block directory", func() error {
+			if _, e := f.Mkdir(f.Root(), "emptied", 0o755); e != nil {
+				return e
+			}
+			d := ino("emptied")
+			if e := grow(f, d, "x", 40); e != nil {
+				return e
+			}
+			for i := 0; i < 40; i++ {
+				if e := f.Unlink(d, fmt.Sprintf("x%04d", i)); e != nil {
+					return e
+				}
+			}
+			return f.Rmdir(f.Root(), "emptied")
+		}, func(k func(string) string) error { return nil }},
 		{"long symlink", func() error { _, e := f.Symlink(ino("etc"), "long", longTarget); return e },
 			func(k func(string) string) error { return os.Symlink(longTarget, k("etc/long")) }},
 		{"unlink a long symlink", func() error {
@@ -625,6 +677,13 @@ func TestNamesAgainstKernel(t *testing.T) {
 	if in, _ := f.inode(uint64(ino("var"))); in.format != fmtExtents {
 		t.Errorf("var in format %d after 30 creates, not a block", in.format)
 	}
+	for p, want := range map[string]int{"usr/share/many": 1, "usr/lib/lots": 3, "usr/bin": 4} {
+		r, _ := f.loadRaw(uint64(ino(p)))
+		d, err := f.loadSF(r)
+		if err != nil || d.leaf == nil || len(d.leaf.above) < want {
+			t.Errorf("%s: %v; want a leaf or node directory with %d blocks above the data", p, err, want)
+		}
+	}
 	if in, _ := f.inode(uint64(ino("etc/long"))); in.format != fmtExtents || in.nblocks != 1 {
 		t.Errorf("etc/long in format %d with %d blocks, not a remote symlink", in.format, in.nblocks)
 	}
@@ -633,10 +692,6 @@ func TestNamesAgainstKernel(t *testing.T) {
 		err  error
 		want syscall.Errno
 	}{
-		{"node-form directory", func() error {
-			_, e := f.Create(lookupPath(t, f, "usr/bin").Ino, "x", 0o644)
-			return e
-		}(), syscall.EOPNOTSUPP},
 		{"B+tree file", f.Unlink(lookupPath(t, f, "var").Ino, "frag"), syscall.EOPNOTSUPP},
 		{"reflinked file", f.Unlink(lookupPath(t, f, "opt").Ino, "shared.copy"), syscall.EOPNOTSUPP},
 		{"directory", f.Unlink(f.Root(), "etc"), syscall.EISDIR},
@@ -657,6 +712,25 @@ func TestNamesAgainstKernel(t *testing.T) {
 	testutil.CompareTrees(t, kernelView(t, ref), kernelView(t, img))
 	testutil.CompareTrees(t, kernelView(t, img), testutil.EngineTree(t, openImage(t, img), true))
 	compareOwners(t, ref, img)
+}
+
+// grow creates n empty files named prefix0000... in dir.
+func grow(f *FS, dir volume.Ino, prefix string, n int) error {
+	for i := 0; i < n; i++ {
+		if _, err := f.Create(dir, fmt.Sprintf("%s%04d", prefix, i), 0o644); err != nil {
+			return fmt.Errorf("%s%04d: %w", prefix, i, err)
+		}
+	}
+	return nil
+}
+
+func growKernel(dir, prefix string, n int) error {
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s%04d", prefix, i)), nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // longTarget needs a block of its own (more than the inode's 336 bytes).
