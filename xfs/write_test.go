@@ -16,6 +16,7 @@ import (
 
 	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/volume"
+	"golang.org/x/sys/unix"
 )
 
 // pattern is n bytes that differ from block to block.
@@ -329,6 +330,12 @@ var failOps = []struct {
 		return err
 	}},
 	{"long symlink", func(t *testing.T, f *FS) error { _, err := f.Symlink(f.Root(), "l", longTarget); return err }},
+	{"setxattr", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "security.selinux", []byte("system_u:object_r:etc_t:s0\x00"))
+	}},
+	{"setxattr on a directory", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc").Ino, "user.x", pattern(200, 1))
+	}},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
 	{"rename dir", func(t *testing.T, f *FS) error {
@@ -341,7 +348,7 @@ var failOps = []struct {
 
 // oneInode are the operations that change one inode's core only: one
 // write, failed whole or torn.
-var oneInode = map[string]bool{"chmod": true, "chown": true}
+var oneInode = map[string]bool{"chmod": true, "chown": true, "setxattr": true, "setxattr on a directory": true}
 
 // failPrep brings an image to the state an operation needs.
 var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node{
@@ -954,4 +961,103 @@ func TestInodeChunksAgainstKernel(t *testing.T) {
 	repairClean(t, img)
 	testutil.CompareTrees(t, kernelView(t, ref), kernelView(t, img))
 	testutil.CompareTrees(t, kernelView(t, img), testutil.EngineTree(t, openImage(t, img), true))
+}
+
+// TestXattrsAgainstKernel sets, replaces and removes user., trusted. and
+// security. attributes through offvm and through the kernel on a copy:
+// on files, a short-form directory (whose data fork shrinks) and a
+// device-less empty file; xfs_repair -n is clean and the kernel's mounts
+// list the same attributes. Attributes needing a block are refused.
+func TestXattrsAgainstKernel(t *testing.T) {
+	img := makeWriteImage(t, false)
+	ref := copyFile(t, img)
+	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop", ref, mnt)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	label := []byte("system_u:object_r:etc_t:s0\x00")
+	steps := []struct {
+		path, name string
+		value      []byte // nil: remove
+	}{
+		{"etc/hostname", "security.selinux", label},
+		{"etc/hostname", "user.offvm.patched", []byte("2026-12-03")},
+		{"etc/hostname", "user.offvm.patched", []byte("replaced with a longer value")},
+		{"etc", "security.selinux", []byte("system_u:object_r:etc_t:s0")},
+		{"etc", "trusted.overlay.opaque", []byte("y")},
+		{"var/frag", "user.big-file", pattern(200, 1)}, // a B+tree-mapped file: the fork is not moved
+		{"opt/app.bin", "user.a", pattern(250, 2)},
+		{"opt/app.bin", "user.b", pattern(40, 3)},
+		{"opt/app.bin", "user.a", nil},
+		{"var/small", "user.gone", []byte("soon")},
+		{"var/small", "user.gone", nil}, // the last one: the fork goes
+		{"usr/share/many", "security.selinux", []byte("system_u:object_r:usr_t:s0")},
+	}
+	for i, s := range steps {
+		a := lookupPath(t, f, s.path)
+		p := filepath.Join(mnt, s.path)
+		var err, kerr error
+		if s.value == nil {
+			err, kerr = f.RemoveXattr(a.Ino, s.name), unix.Removexattr(p, s.name)
+		} else {
+			err, kerr = f.SetXattr(a.Ino, s.name, s.value), unix.Setxattr(p, s.name, s.value, 0)
+		}
+		if s.path == "var/frag" {
+			if errors.Is(err, syscall.EOPNOTSUPP) {
+				unix.Removexattr(p, s.name)
+				continue
+			}
+		}
+		if err != nil || kerr != nil {
+			t.Fatalf("step %d (%s %s): offvm %v, kernel %v", i, s.path, s.name, err, kerr)
+		}
+	}
+	// the directory still takes names in its shrunk data fork
+	if _, err := f.Create(lookupPath(t, f, "etc").Ino, "after-xattrs.conf", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(mnt, "etc/after-xattrs.conf"), nil, 0o644)
+	testutil.Run(t, "umount", mnt)
+	etc := lookupPath(t, f, "etc").Ino
+	for _, c := range []struct {
+		name  string
+		value []byte
+		want  syscall.Errno
+	}{
+		{"user.large", make([]byte, 1000), syscall.EOPNOTSUPP},
+		{"system.posix_acl_access", []byte{2, 0, 0, 0}, syscall.EOPNOTSUPP},
+		{"user.", []byte("x"), syscall.EINVAL},
+	} {
+		if err := f.SetXattr(etc, c.name, c.value); !errors.Is(err, c.want) {
+			t.Errorf("set %s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if err := f.RemoveXattr(etc, "user.absent"); !errors.Is(err, syscall.ENODATA) {
+		t.Errorf("remove absent: %v, want ENODATA", err)
+	}
+	var full error
+	for i := 0; i < 20 && full == nil; i++ { // fills the inode, then refuses
+		full = f.SetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)))
+	}
+	if !errors.Is(full, syscall.EOPNOTSUPP) {
+		t.Errorf("filling the attribute fork: %v, want EOPNOTSUPP", full)
+	}
+	repairClean(t, img)
+	mnt2 := t.TempDir()
+	testutil.Run(t, "mount", "-o", "loop", ref, mnt2)
+	for i := 0; i < 20; i++ { // the same successful fills on the kernel's copy
+		if _, err := f.GetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i)); err == nil {
+			unix.Setxattr(filepath.Join(mnt2, "opt/app.bin"), fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)), 0)
+		}
+	}
+	testutil.Run(t, "umount", mnt2)
+	want, got := kernelView(t, ref), kernelView(t, img)
+	testutil.CompareTrees(t, want, got)
+	if len(got["etc/hostname"].Xattrs) != 2 || got["etc"].Xattrs["security.selinux"] == "" {
+		t.Errorf("kernel sees %v on etc/hostname, %v on etc", got["etc/hostname"].Xattrs, got["etc"].Xattrs)
+	}
+	testutil.CompareTrees(t, got, testutil.EngineTree(t, openImage(t, img), true))
 }
