@@ -17,4 +17,3 @@ func (f *FS) notYet(what string) error {
 	}
 	return fmt.Errorf("xfs: %s is not supported by offvm's XFS writer (file contents, sizes, times, modes, owners, names and short-form extended attributes are): %w", what, syscall.EOPNOTSUPP)
 }
-
