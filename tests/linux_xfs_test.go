@@ -87,8 +87,8 @@ func TestLinuxRockyGuest(t *testing.T) {
 	out := mustOffvm(t, "inspect", "--json", path)
 	var inf struct {
 		OS struct {
-			ProductName string `json:"product_name"`
-			Hostname    string `json:"hostname"`
+			ProductName string            `json:"product_name"`
+			Hostname    string            `json:"hostname"`
 			System      string            `json:"system_partition"`
 			Mounts      map[string]string `json:"mounts"`
 		} `json:"os"`
