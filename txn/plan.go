@@ -35,6 +35,7 @@ func journalStaged(j *journalWriter, dir string, s *stager) error {
 		}
 		files = append(files, st)
 	}
+	j.src = files
 	for id, st := range files {
 		if err := journalFile(j, id, st); err != nil {
 			return err

@@ -78,7 +78,7 @@ func TestStagedOps(t *testing.T) {
 				}
 				return
 			}
-			if err := finishCommit(image, "", nil); err != nil {
+			if err := finishCommit(image, j, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(readFile(t, image), want) {
