@@ -17,15 +17,15 @@ import (
 // journalWriter writes a journal sequentially, hashing every byte for the
 // commit record.
 type journalWriter struct {
-	f        *os.File
-	bw       *bufio.Writer
-	sum      hash.Hash
-	w        io.Writer // bw and sum
-	files    int
-	regions  int64
-	newBytes int64
-	off      int64
-	pr       *progress
+	f         *os.File
+	bw        *bufio.Writer
+	sum       hash.Hash
+	w         io.Writer // bw and sum
+	files     int
+	regions   int64
+	newBytes  int64
+	off       int64
+	pr        *progress
 	undo      bool      // an undo journal (version 2): new bytes not stored
 	todo      []pending // an undo journal's regions, to write in place
 	jfiles    []jfile   // the FILE records, by id
