@@ -17,7 +17,7 @@ func wr(off int64, s string) fileOp { return fileOp{off, []byte(s)} }
 
 // pages is n pages of random bytes, as a string for wr.
 func pages(seed uint64, n int) string { return string(randomBytes(seed, n*pageSize)) }
-func tr(n int64) fileOp             { return fileOp{off: n} }
+func tr(n int64) fileOp               { return fileOp{off: n} }
 
 // TestStagedOps runs sequences of writes and truncates through the stager,
 // journal and apply, and checks the result against the same operations
