@@ -162,6 +162,12 @@ func finishFiles(files []*os.File, jfiles []jfile, undo bool) ([]fileStat, error
 			}
 			traceTruncate(f.Name(), n)
 		}
+		if mt := jfiles[i].OldMtimeNs; undo && mt != 0 {
+			// before the fsync, which makes the mtime durable with the bytes
+			if err := setMtime(f.Name(), mt); err != nil {
+				return nil, err
+			}
+		}
 		if err := fsync(f); err != nil {
 			return nil, fmt.Errorf("txn: sync %s: %w", f.Name(), err)
 		}

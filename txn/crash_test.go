@@ -357,3 +357,38 @@ func cutJournals(t *testing.T, f *crashFixture, dir, whole string) {
 		})
 	}
 }
+
+// TestCrashKeepsPreviousUndo: a commit killed half-way through its apply
+// is undone by Recover with the image's mtime too, so the commit before
+// it can still be rolled back (its undo record checks the mtime).
+func TestCrashKeepsPreviousUndo(t *testing.T) {
+	sc := scenarios[1]
+	f := newCrashFixture(t, crashCase{format: sc.format, setup: sc.setup})
+	dir := copyDir(t, f.base)
+	image := filepath.Join(dir, "disk.img")
+	first := readVirtual(t, image, sc.format)
+	copy(first[300000:], randomBytes(40, 5000))
+	if _, err := commitTarget(image, sc.format, first); err != nil {
+		t.Fatal(err)
+	}
+	afterFirst := hashDir(t, dir)
+	c := startChild(t, "commit", image, f.format, f.target, FaultMidApply)
+	if !c.wait(t) {
+		t.Fatal("child passed mid-apply alive")
+	}
+	if hashDir(t, dir) == afterFirst {
+		t.Fatal("the killed commit wrote nothing in place: nothing to undo")
+	}
+	if rec, err := Recover(image); !rec || err != nil {
+		t.Fatalf("Recover: %v, %v", rec, err)
+	}
+	if hashDir(t, dir) != afterFirst {
+		t.Fatal("Recover did not undo the killed commit")
+	}
+	if err := Rollback(image); err != nil {
+		t.Fatalf("rolling back the first commit after the second was undone: %v", err)
+	}
+	if hashDir(t, dir) != f.oldHash {
+		t.Fatal("Rollback did not restore the image before the first commit")
+	}
+}

@@ -43,29 +43,29 @@ func seedJournals(tb testing.TB) [][]byte {
 	n := int64(len(fuzzImage))
 	return [][]byte{
 		seedJournal(tb, false, func(j *journalWriter) error { // grow with one overwrite
-			j.file("img", n, n+40)
+			j.file("img", n, n+40, 0)
 			j.region(0, 100, []byte("hello"), fuzzImage[100:105])
 			return j.region(0, n, bytes.Repeat([]byte{7}, 40), nil)
 		}),
 		seedJournal(tb, false, func(j *journalWriter) error { // shrink
-			j.file("img", n, n-64)
+			j.file("img", n, n-64, 0)
 			j.region(0, 0, []byte("XY"), fuzzImage[:2])
 			return j.region(0, n-64, nil, fuzzImage[n-64:])
 		}),
 		seedJournal(tb, false, func(j *journalWriter) error { // two files
-			j.file("img", n, n)
-			j.file("other", 10, 10)
+			j.file("img", n, n, 0)
+			j.file("other", 10, 10, 0)
 			j.region(0, 5, []byte{1}, fuzzImage[5:6])
 			return j.region(1, 0, []byte("abcdefghij"), []byte("0123456789"))
 		}),
 		seedJournal(tb, true, func(j *journalWriter) error { // a grow to undo
-			j.file("img", n-40, n)
+			j.file("img", n-40, n, 0)
 			j.region(0, 100, fuzzImage[100:105], []byte("HELLO"))
 			return j.region(0, n-40, fuzzImage[n-40:], nil)
 		}),
 		seedJournal(tb, true, func(j *journalWriter) error { // two files, zeros
-			j.file("img", n, n)
-			j.file("other", 10, 10)
+			j.file("img", n, n, 0)
+			j.file("other", 10, 10, 0)
 			j.region(0, 5, fuzzImage[5:6], []byte{1})
 			j.region(0, 16, fuzzImage[16:32], make([]byte, 16))
 			return j.region(1, 0, []byte("0123456789"), []byte("abcdefghij"))

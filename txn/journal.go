@@ -14,7 +14,7 @@ import (
 //	header  "OFFVMJNL" | version u32 | flags u32 | created i64 | reserved u32 | crc32c u32
 //	record  tag [4]byte | payload length u32 | crc32c(tag, length, payload) u32 | payload
 //
-//	FILE  id u32 | old length i64 | new length i64 | path length u16 | path
+//	FILE  id u32 | old length i64 | new length i64 | path length u16 | path [| old mtime ns i64, version 2]
 //	UNDO  file id u32 | offset i64 | new n u32 | old n u32 | xxh64 of the new bytes u64 | old bytes
 //	REGN  file id u32 | offset i64 | new n u32 | old n u32 | new bytes | old bytes
 //	COMT  files u32 | regions u64 | new bytes u64 | sha256 of every byte before this record
@@ -84,6 +84,7 @@ var ErrImageChanged = errors.New("image changed since its last commit")
 type jfile struct {
 	Path           string // relative to the image's directory
 	OldLen, NewLen int64
+	OldMtimeNs     int64 // undo journals: restored by an undo (0: unknown)
 }
 
 // region is one region record. Its slices are valid only during a

@@ -149,6 +149,14 @@ func (j *journal) addFile(p []byte) error {
 	oldLen := int64(binary.LittleEndian.Uint64(p[4:]))
 	newLen := int64(binary.LittleEndian.Uint64(p[12:]))
 	n := int(binary.LittleEndian.Uint16(p[20:]))
+	var oldMtime int64
+	if j.Undo {
+		if len(p) != 22+n+8 {
+			return errors.New("FILE record of an undo journal without its mtime")
+		}
+		oldMtime = int64(binary.LittleEndian.Uint64(p[22+n:]))
+		p = p[:22+n]
+	}
 	switch {
 	case int(id) != len(j.Files) || len(j.Files) >= maxFiles:
 		return fmt.Errorf("FILE id %d out of order", id)
@@ -163,7 +171,7 @@ func (j *journal) addFile(p []byte) error {
 			return fmt.Errorf("FILE %q twice", path)
 		}
 	}
-	j.Files = append(j.Files, jfile{Path: path, OldLen: oldLen, NewLen: newLen})
+	j.Files = append(j.Files, jfile{Path: path, OldLen: oldLen, NewLen: newLen, OldMtimeNs: oldMtime})
 	return nil
 }
 

@@ -102,15 +102,22 @@ func (j *journalWriter) record(tag [4]byte, parts ...[]byte) error {
 	return nil
 }
 
-func (j *journalWriter) file(rel string, oldLen, newLen int64) error {
+// file writes a FILE record; an undo journal's also keeps the file's old
+// mtime (0: unknown, not restored).
+func (j *journalWriter) file(rel string, oldLen, newLen, oldMtime int64) error {
 	b := make([]byte, 4+8+8+2)
 	binary.LittleEndian.PutUint32(b, uint32(j.files))
 	binary.LittleEndian.PutUint64(b[4:], uint64(oldLen))
 	binary.LittleEndian.PutUint64(b[12:], uint64(newLen))
 	binary.LittleEndian.PutUint16(b[20:], uint16(len(rel)))
 	j.files++
-	j.jfiles = append(j.jfiles, jfile{Path: rel, OldLen: oldLen, NewLen: newLen})
-	return j.record(tagFile, b, []byte(rel))
+	j.jfiles = append(j.jfiles, jfile{Path: rel, OldLen: oldLen, NewLen: newLen, OldMtimeNs: oldMtime})
+	if !j.undo {
+		return j.record(tagFile, b, []byte(rel))
+	}
+	var mt [8]byte
+	binary.LittleEndian.PutUint64(mt[:], uint64(oldMtime))
+	return j.record(tagFile, b, []byte(rel), mt[:])
 }
 
 // region journals one region: in an undo journal its old bytes and the

@@ -32,7 +32,7 @@ func journalStaged(j *journalWriter, dir string, s *stager) error {
 		if len(files) == maxFiles {
 			return fmt.Errorf("txn: the format changed more than %d host files", maxFiles)
 		}
-		if err := j.file(rel, st.realSize, st.size); err != nil {
+		if err := j.file(rel, st.realSize, st.size, st.realMtime); err != nil {
 			return err
 		}
 		files = append(files, st)

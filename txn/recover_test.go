@@ -57,6 +57,7 @@ func TestRecoverRules(t *testing.T) {
 			image := filepath.Join(dir, "disk.img")
 			target := scenarios[0].setup(t, image)
 			oldHash := hashDir(t, dir)
+			oldFi, _ := os.Stat(image)
 			if _, err := commitTarget(image, "raw", target); err != nil {
 				t.Fatal(err)
 			}
@@ -97,6 +98,9 @@ func TestRecoverRules(t *testing.T) {
 			if c.undone {
 				if fileExists(JournalPath(image)) || HasUndo(image) || hashDir(t, dir) != oldHash {
 					t.Fatalf("after Recover: journal %v, undo %v, image old %v", fileExists(JournalPath(image)), HasUndo(image), hashDir(t, dir) == oldHash)
+				}
+				if !fi1.ModTime().Equal(oldFi.ModTime()) {
+					t.Fatalf("undoing left the image's mtime at %v, it was %v before the commit", fi1.ModTime(), oldFi.ModTime())
 				}
 				return
 			}

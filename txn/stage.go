@@ -84,7 +84,7 @@ func (s *stager) newStaged(abs string) (*staged, error) {
 		return nil, fmt.Errorf("txn: %s is not a regular file: %w", abs, vdisk.ErrUnsupported)
 	}
 	n := fi.Size()
-	return &staged{s: s, path: abs, real: f, realSize: n, size: n, visible: n, pages: map[int64]int64{}}, nil
+	return &staged{s: s, path: abs, real: f, realSize: n, realMtime: fi.ModTime().UnixNano(), size: n, visible: n, pages: map[int64]int64{}}, nil
 }
 
 // allocPages returns the spill offset of n new pages, one after another.
@@ -101,10 +101,14 @@ type staged struct {
 	path     string
 	real     *os.File // read-only
 	realSize int64    // length of the real file
-	mu       sync.RWMutex
-	size     int64           // current length as the format sees it
-	visible  int64           // real bytes at or past this were cut by Truncate
-	pages    map[int64]int64 // page index → spill offset
+	// realMtime is the real file's mtime, which undoing the commit
+	// restores: a commit undone leaves no trace, and the previous commit's
+	// undo record (which checks the mtime) stays usable
+	realMtime int64
+	mu        sync.RWMutex
+	size      int64           // current length as the format sees it
+	visible   int64           // real bytes at or past this were cut by Truncate
+	pages     map[int64]int64 // page index → spill offset
 }
 
 // changed reports whether the format changed the file's length or wrote to it.
