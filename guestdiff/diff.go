@@ -58,6 +58,10 @@ func Summary(cs []Change) (files, values int) {
 // Images compares the guests of a (before) and b (after).
 func Images(a, b *mount.Image) ([]Change, error) { return compare(a, b, &limits{}) }
 
+// Versions compares two states of one image (before and after a
+// commit): renames are also found by inode number.
+func Versions(a, b *mount.Image) ([]Change, error) { return compare(a, b, &limits{sameVolume: true}) }
+
 // compare is Images within lim.
 func compare(a, b *mount.Image, lim *limits) ([]Change, error) {
 	out, err := volumes(a, b, lim)

@@ -75,8 +75,10 @@ type HistoryCommit struct {
 	GuestSeconds float64 `json:"guest_seconds,omitempty"` // what computing them took
 	// State is computed when the history is read: "undoable", "rolled
 	// back" or "record dropped".
-	State  string `json:"state"`
-	record string // path of its undo record, "" when there is none
+	State string `json:"state"`
+	// CanUndo says its undo record is kept: rollback --to can undo it.
+	CanUndo bool   `json:"undoable"`
+	record  string // path of its undo record, "" when there is none
 }
 
 // GuestSummary counts a commit's changes inside the guest.
@@ -363,7 +365,7 @@ func History(image string) ([]HistoryCommit, error) {
 		default:
 			c.State = "record dropped"
 		}
-		if c.record != "" {
+		if c.CanUndo = c.record != ""; c.CanUndo {
 			c.State = "undoable"
 		}
 	}
@@ -376,7 +378,7 @@ func History(image string) ([]HistoryCommit, error) {
 
 // unknownCommit describes an undo record that has no manifest.
 func unknownCommit(image string, all []HistoryCommit) HistoryCommit {
-	c := HistoryCommit{State: "undoable", record: UndoPath(image), ID: 1}
+	c := HistoryCommit{State: "undoable", CanUndo: true, record: UndoPath(image), ID: 1}
 	p, _ := pendingFor(image, UndoPath(image))
 	c.takePending(p)
 	if len(all) > 0 {

@@ -181,8 +181,12 @@ func writePending(image string, p *pendingRecord) error {
 	if err != nil {
 		return fmt.Errorf("txn: history of %s: %w", image, err)
 	}
-	return writeFileDurably(pendingPath(image, p.PrefixSum), data)
+	return writePendingFile(pendingPath(image, p.PrefixSum), data)
 }
+
+// writePendingFile writes a pending record; tests make it fail (a full
+// disk, an I/O error).
+var writePendingFile = writeFileDurably
 
 // pendingFor finds the pending record of the journal or undo record at
 // rpath, nil when there is none (the commit was finished by a Recover in
@@ -239,9 +243,13 @@ func dropPending(image string) {
 	des, _ := os.ReadDir(HistoryDir(image))
 	for _, de := range des {
 		if strings.HasPrefix(de.Name(), "pending-") {
-			if err := os.Remove(filepath.Join(HistoryDir(image), de.Name())); err != nil {
+			// no sync: a pending record a crash brings back matches no
+			// record, and the next commit removes it again
+			p := filepath.Join(HistoryDir(image), de.Name())
+			if err := os.Remove(p); err != nil {
 				slog.Warn("history: stale pending record", "image", image, "err", err)
 			}
+			traceRemove(p)
 		}
 	}
 	unwritten.Range(func(k, _ any) bool {
