@@ -97,9 +97,14 @@ func keys(out []Change, path string, x, y *hive.Key, depth int, lim *limits) ([]
 	if err := lim.check(); err != nil {
 		return out, err
 	}
-	out, err := values(out, path, x, y)
-	if err != nil {
-		return out, err
+	// a key's last-written time moves whenever its values change (Windows
+	// and offvm's hive editor both keep it so): equal times are the quick
+	// check that spares decoding every value of an untouched key
+	var err error
+	if lw := x.LastWritten(); lw.IsZero() || !lw.Equal(y.LastWritten()) {
+		if out, err = values(out, path, x, y); err != nil {
+			return out, err
+		}
 	}
 	sx, err := x.Subkeys()
 	if err != nil {

@@ -465,3 +465,38 @@ func Prune(image string, keep int) error {
 	}
 	return nil
 }
+
+// LastCommit reads the newest manifest of image's history without
+// verifying any undo record (the library report asks it of every image):
+// nil when the image has none. Its State is "rolled back" or "".
+func LastCommit(image string) (*HistoryCommit, error) {
+	des, err := os.ReadDir(HistoryDir(image))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %w", image, err)
+	}
+	best := 0
+	for _, de := range des {
+		if id, ok := entryID(de.Name(), ".json"); ok {
+			best = max(best, id)
+		}
+	}
+	if best == 0 {
+		return nil, nil
+	}
+	data, err := os.ReadFile(manifestPath(image, best))
+	if err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %w", image, err)
+	}
+	var c HistoryCommit
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %s: %w", image, manifestPath(image, best), err)
+	}
+	c.State, c.CanUndo, c.Changes = "", false, nil
+	if c.RolledBack != nil {
+		c.State = "rolled back"
+	}
+	return &c, nil
+}
