@@ -10,6 +10,7 @@ import (
 
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/txn"
 )
 
 // fileDev is an image file as a volume.Device.
@@ -143,4 +144,22 @@ func TestShow(t *testing.T) {
 			t.Errorf("show(%d, %x) = %q, want %q", tc.typ, tc.data, got, tc.want)
 		}
 	}
+}
+
+// FuzzRecorded: a manifest's recorded changes, however forged, read
+// back without a panic and print.
+func FuzzRecorded(f *testing.F) {
+	f.Add([]byte(`[{"op":">","kind":"file","path":"p1:/b","from":"p1:/a","size":3},{"op":"~","kind":"value","path":"HKLM\\X\\v","old":"1","new":"2"}]`))
+	f.Add([]byte(`[{"op":"+","kind":"link","path":"p1:/l","new":"target"}]`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cs, err := Recorded(txn.HistoryCommit{ID: 1, Changes: data})
+		if err != nil {
+			return
+		}
+		for _, c := range cs {
+			_ = c.String()
+		}
+		Summary(cs)
+	})
 }

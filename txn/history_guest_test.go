@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -216,5 +218,81 @@ func TestHistoryPendingUnwritable(t *testing.T) {
 	cs, err := History(image)
 	if err != nil || len(cs) != 1 || cs[0].Note.Command != "mem" || cs[0].Guest == nil {
 		t.Fatalf("the record from memory: %+v, %v", cs, err)
+	}
+}
+
+// TestHistoryGuestParallel: commits to several images at once (a daemon
+// commits each image at its own unmount), each recording its guest
+// changes, while readers list the histories; each record is its own.
+func TestHistoryGuestParallel(t *testing.T) {
+	withDiffer(t, blockDiffer)
+	const images, commits = 4, 3
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	paths := make([]string, images)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		rawImage(t, paths[i], randomBytes(uint64(100+i), 16*BlockSize))
+	}
+	for _, p := range paths {
+		wg.Add(1)
+		go func() { // a reader
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				History(p)
+				LastCommit(p)
+			}
+		}()
+	}
+	errs := make(chan error, images)
+	var writers sync.WaitGroup
+	for i, p := range paths {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			cur := randomBytes(uint64(100+i), 16*BlockSize)
+			for k := 0; k < commits; k++ {
+				next := append([]byte(nil), cur...)
+				copy(next[(i+k)%16*BlockSize:], randomBytes(uint64(1000*i+k), BlockSize))
+				lock, err := Lock(p)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = commitTarget(p, "raw", next)
+				lock.Close()
+				if err != nil {
+					errs <- err
+					return
+				}
+				cur = next
+			}
+		}()
+	}
+	writers.Wait()
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, p := range paths {
+		cs, err := History(p)
+		if err != nil || len(cs) != commits {
+			t.Fatalf("image %d: %d commits, %v", i, len(cs), err)
+		}
+		for _, c := range cs {
+			var blocks []int64
+			json.Unmarshal(c.Changes, &blocks)
+			if want := int64((i + c.ID - 1) % 16); len(blocks) != 1 || blocks[0] != want {
+				t.Errorf("image %d commit %d recorded blocks %v, want [%d]", i, c.ID, blocks, want)
+			}
+		}
 	}
 }
