@@ -102,6 +102,7 @@ func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result
 		return res, err
 	}
 	res.Written, res.Files = j.newBytes, j.files
+	recordGuest(abs, o) // history: the guest's changes, durable before the apply (history_guest.go)
 	fault(FaultJournalWritten)
 	return res, finishCommit(abs, j, pr)
 }
