@@ -48,6 +48,13 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 	if mo.AllowOther {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
 	}
+	if t.opts.ReadOnly {
+		// A read-only super block: the kernel then keeps a file's
+		// attributes valid after a read (it would otherwise drop the
+		// atime and ask for GETATTR at the next stat: one round trip per
+		// file on a scanner's second pass) and refuses writes itself.
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+	}
 	srv, err := mountCloseOnExec(mountpoint, t.Root(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
