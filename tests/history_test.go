@@ -487,6 +487,21 @@ func TestHistoryCrashCommit(t *testing.T) {
 				t.Fatalf("reg import with the fault point: %v", err)
 			}
 			mustOffvm(t, "check", crashed)
+			if point != "before-undo" {
+				// The undo journal (txn/doc.go): killed before the commit's
+				// APLD mark, recovery undoes it — the image is the first
+				// state, and the history holds the first commit only.
+				if v := checkWindowsGuest(t, crashed); v != "1.0" {
+					t.Errorf("after recovery Version = %q, want the old 1.0", v)
+				}
+				qemuSame(t, crashed, state1)
+				var cs []logEntry
+				must(t, json.Unmarshal([]byte(mustOffvm(t, "log", "--json", crashed)), &cs))
+				if len(cs) != 1 || cs[0].ID != 1 {
+					t.Errorf("history after an undone commit: %+v", cs)
+				}
+				return
+			}
 			if v := checkWindowsGuest(t, crashed); v != "2.0" {
 				t.Errorf("after recovery Version = %q, want the new 2.0", v)
 			}
