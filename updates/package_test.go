@@ -13,12 +13,14 @@ import (
 func TestOpenPackage(t *testing.T) {
 	msutest.Need(t)
 	dir := t.TempDir()
+	needs1500 := msutest.LCU17763
+	needs1500.KB, needs1500.ParentRevision = "KB4000006", 1500
 	cases := []struct {
 		spec msutest.Spec
 		msu  bool
 	}{
 		{msutest.LCU17763, true}, {msutest.LCU17763, false}, {msutest.SSU17763, true},
-		{msutest.LCU20348, true}, {msutest.Superseded, true},
+		{msutest.LCU20348, true}, {msutest.Superseded, true}, {needs1500, false},
 	}
 	for _, c := range cases {
 		var p string
@@ -34,7 +36,8 @@ func TestOpenPackage(t *testing.T) {
 		kind := map[bool]string{true: "msu", false: "cab"}[c.msu]
 		if pk.KB != c.spec.KB || pk.Kind != kind || pk.Identity.Name != c.spec.Name || pk.Identity.Version != c.spec.Version ||
 			pk.Identity.Arch != "amd64" || pk.Identity.PublicKeyToken != "31bf3856ad364e35" || pk.ParentBuild != c.spec.ParentBuild ||
-			pk.BuildCompare != "EQ" || pk.ReleaseType != c.spec.ReleaseType || pk.Restart != c.spec.Restart {
+			pk.BuildCompare != "EQ" || pk.ReleaseType != c.spec.ReleaseType || pk.Restart != c.spec.Restart ||
+			pk.RevisionCompare != "GE" || pk.ParentRevision != max(c.spec.ParentRevision, 1) {
 			t.Errorf("%s: %+v", p, pk)
 		}
 		if pk.ServicingStack != strings.Contains(c.spec.Name, "ServicingStack") {
