@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,13 +27,29 @@ const cbsReg = `
 "CurrentState"=dword:00000050
 `
 
-// makeUpdatesImage is makeWindowsImage's layout for build 17763 or 20348,
-// with Select\Current = 2 (so the service must land in ControlSet002) and,
-// when pending, a reboot pending in CBS.
+// testUBR is the revision (CurrentVersion\UBR) of each build's test image,
+// as Windows Update leaves it: 17763.4002 (the April 2023 update), past
+// the 17763.1039 rollup CBS lists and before KB5034439's 17763.5329;
+// 20348.2113 (the December 2023 update), before KB5034129's 20348.2227.
+var testUBR = map[string]int{"17763": 4002, "20348": 2113}
+
+// makeUpdatesImage is makeWindowsImage's layout for build 17763 or 20348
+// at the build's testUBR, with Select\Current = 2 (so the service must
+// land in ControlSet002) and, when pending, a reboot pending in CBS.
 func makeUpdatesImage(t *testing.T, path string, build string, pending bool) {
+	t.Helper()
+	makeUpdatesImageAt(t, path, build, testUBR[build], pending)
+}
+
+// makeUpdatesImageAt is makeUpdatesImage at revision build.ubr.
+func makeUpdatesImageAt(t *testing.T, path string, build string, ubr int, pending bool) {
 	t.Helper()
 	sysReg := strings.ReplaceAll(strings.ReplaceAll(systemReg, "ControlSet001", "ControlSet002"), `"Current"=dword:00000001`, `"Current"=dword:00000002`)
 	softReg := strings.ReplaceAll(softwareReg+cbsReg, "17763", build)
+	softReg = strings.Replace(softReg, `"UBR"=dword:00000fa2`, fmt.Sprintf(`"UBR"=dword:%08x`, ubr), 1)
+	if !strings.Contains(softReg, fmt.Sprintf(`"UBR"=dword:%08x`, ubr)) {
+		t.Fatal("makeUpdatesImageAt: softwareReg has no UBR value to set")
+	}
 	if pending {
 		softReg += "\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending]\n"
 	}
@@ -87,9 +104,11 @@ func TestUpdatesScanAndStage(t *testing.T) {
 	lib := t.TempDir()
 	img := filepath.Join(lib, "web01.img")
 	img22 := filepath.Join(lib, "web22.img")
+	img22new := filepath.Join(lib, "web22new.img") // at KB5034129's own revision
 	makeUpdatesImage(t, img, "17763", false)
 	makeUpdatesImage(t, img22, "20348", false)
-	before, before22 := sumFile(t, img), sumFile(t, img22)
+	makeUpdatesImageAt(t, img22new, "20348", 2227, false)
+	before, before22, before22new := sumFile(t, img), sumFile(t, img22), sumFile(t, img22new)
 
 	out := mustOffvm(t, append(append([]string{"updates", "scan"}, pkgs...), lib)...)
 	t.Logf("scan:\n%s", out)
@@ -101,7 +120,9 @@ func TestUpdatesScanAndStage(t *testing.T) {
 		img + ": KB5034129: not applicable: the package is for build 20348, the image is build 17763",
 		img22 + ": KB4532691: not applicable: the package is for build 17763, the image is build 20348",
 		img22 + ": KB4524148: not applicable: the package is for build 17763, the image is build 20348",
-		img22 + ": KB5034129: needed",
+		img22 + ": KB5034129: needed", // 20348.2113 is before the package's 2227
+		img22new + ": KB5034129: installed: the image is at 20348.2227, the revision this cumulative update brings (CurrentVersion\\UBR = 2227)",
+		img22new + ": KB4532691: not applicable: the package is for build 17763, the image is build 20348",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("scan lacks %q", want)
@@ -123,7 +144,8 @@ func TestUpdatesScanAndStage(t *testing.T) {
 
 	out = mustOffvm(t, append(append([]string{"updates", "stage"}, pkgs...), lib)...)
 	t.Logf("stage:\n%s", out)
-	if !strings.Contains(out, img+": staged KB5005112, KB5034439\n") || !strings.Contains(out, img22+": staged KB5034129\n") {
+	if !strings.Contains(out, img+": staged KB5005112, KB5034439\n") || !strings.Contains(out, img22+": staged KB5034129\n") ||
+		!strings.Contains(out, img22new+": nothing to stage") {
 		t.Fatalf("stage printed %q", out)
 	}
 
@@ -238,6 +260,9 @@ func TestUpdatesScanAndStage(t *testing.T) {
 	mustOffvm(t, "rollback", img22)
 	if sumFile(t, img) != before || sumFile(t, img22) != before22 {
 		t.Error("rollback did not restore the images")
+	}
+	if sumFile(t, img22new) != before22new {
+		t.Error("an image with nothing to stage was changed")
 	}
 }
 
