@@ -77,10 +77,16 @@ func Apply(image string, b *Bundle, opts Options) (res Result) {
 	if r := im.ReadOnlyReason(); r != "" && !opts.DryRun {
 		return failed(image, fmt.Errorf("cannot write: %s", r))
 	}
+	b, decided, cleanup, err := withUpdates(im, b, opts)
+	if err != nil {
+		return failed(image, err)
+	}
+	defer cleanup()
 	p, err := t.plan(b)
 	if err != nil {
 		return failed(image, err)
 	}
+	p.Changes = append(decided, p.Changes...)
 	res.Changes, res.FilesUnchanged, res.ValuesUnchanged = p.Changes, p.FilesUnchanged, p.ValuesUnchanged
 	if opts.DryRun {
 		res.Status = WouldApply

@@ -124,6 +124,11 @@ func TestLoadBundleRefuses(t *testing.T) {
 		{"reg HKCR", with(map[string]string{"registry/a.reg": "REGEDIT4\n\n[HKEY_CLASSES_ROOT\\x]\n"}), "HKEY_LOCAL_MACHINE and HKEY_USERS"},
 		{"reg CurrentControlSet", with(map[string]string{"registry/a.reg": "REGEDIT4\n\n[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\x]\n"}), "ControlSet001"},
 		{"reg link", with(map[string]string{"x.reg": goodReg, "registry/a.reg": "->../x.reg"}), "not a regular file"},
+		{"updates: not a package", with(map[string]string{"updates/readme.txt": "x"}), "only regular .msu and .cab"},
+		{"updates: a link", with(map[string]string{"x.msu": "x", "updates/a.msu": "->../x.msu"}), "only regular .msu and .cab"},
+		{"updates for linux", map[string]string{"patch.toml": "id = \"x\"\n[applies]\nos = \"linux\"\n", "updates/a.msu": "x"}, `needs [applies] os = "windows"`},
+		// package patcher alone has no stager (package updates registers it)
+		{"updates without a stager", with(map[string]string{"updates/a.msu": "x"}), "cannot stage update packages"},
 		{"delete and bring", with(map[string]string{"files/C/Program Files/Contoso/old.dll/x": "y"}), "deleted and also brought"},
 	}
 	for _, c := range cases {

@@ -220,6 +220,9 @@ func one(b *Bundle, img Image, status bool, opts Options) Result {
 	case img.Mount != "" && len(b.Debs) > 0 && !status:
 		// dpkg needs the image to itself, for all or nothing
 		return failed(img.Path, fmt.Errorf("packages (debs/) are applied to the image file, not through the mount at %s: unmount it first", img.Mount))
+	case img.Mount != "" && len(b.Updates) > 0 && !status:
+		// staging is all or nothing per image, which a mount cannot give
+		return failed(img.Path, fmt.Errorf("update packages (updates/) are staged into the image file as one transaction, not through the mount at %s: run offvm unmount %s first, then apply again", img.Mount, MountRoot(img.Mount)))
 	case img.Mount != "":
 		return applyMounted(img, b, status, opts)
 	case status:

@@ -11,6 +11,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// A patch bundle's updates/ folder is staged by package updates, inside
+// the bundle's transaction.
+func init() { patcher.SetUpdateStager(updates.BundleStager{}) }
+
 func updatesCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per image a line"}
 	return &cli.Command{
