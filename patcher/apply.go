@@ -45,8 +45,8 @@ type Result struct {
 	Changes         []Change `json:"changes,omitempty"`
 	FilesUnchanged  int      `json:"files_unchanged,omitempty"`
 	ValuesUnchanged int      `json:"values_unchanged,omitempty"`
-	// Mount is the offvm mount the change went through, when the target
-	// was an image inside a mounted tree: it is committed at unmount.
+	// Mount is the image's directory in a mounted tree the dry run read
+	// (a bundle is never applied through a mount: mounted.go).
 	Mount string `json:"mount,omitempty"`
 }
 

@@ -184,6 +184,9 @@ func TestResultLine(t *testing.T) {
 		{Result{Image: "a.vhdx", Status: NotApplicable, Reason: "os linux is not windows"}, "a.vhdx: not applicable: os linux is not windows"},
 		{Result{Image: "a.vhdx", Status: Failed, Reason: "cannot write: x"}, "a.vhdx: failed: cannot write: x"},
 		{Result{Image: "a.vhdx", Status: NotApplied}, "a.vhdx: not applied"},
+		{Result{Image: "a.vhdx", Status: Applied, When: "2026-11-21T10:00:00Z", Changes: []Change{{Action: "stage", Path: "KB1"}, {Action: "note", Path: "reboot pending:", Detail: "X is set"}}},
+			"a.vhdx: applied (2026-11-21T10:00:00Z); reboot pending: X is set"},
+		{Result{Image: "a.vhdx", Status: Failed, Reason: "r", Changes: []Change{{Action: "note", Path: "reboot pending:", Detail: "X"}}}, "a.vhdx: failed: r"},
 	}
 	for _, c := range cases {
 		if got := c.r.Line(); got != c.want {

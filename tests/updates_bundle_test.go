@@ -161,3 +161,94 @@ func TestPatchBundleUpdates(t *testing.T) {
 		t.Errorf("damaged package: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 }
+
+// TestPatchBundleUpdatesMountedKilled: a bundle with updates/ is never
+// applied through a mounted tree (refused, naming what to do; nothing
+// reaches the mount, its unmount leaves the image byte-identical); applied
+// to the file, offvm killed (SIGKILL) during the commit leaves the image
+// old or new, staging included, once offvm check has recovered it; a
+// pending reboot is noted.
+func TestPatchBundleUpdatesMountedKilled(t *testing.T) {
+	msutest.Need(t)
+	testutil.RequireTool(t, "hivexget", "libhivex-bin")
+	buildFirstboot(t)
+	pk := t.TempDir()
+	newLCU := msutest.LCU17763New.MSU(t, pk)
+	ssu := msutest.SSU17763.CAB(t, pk)
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makeUpdatesImage(t, img, "17763", true)
+	before := sumFile(t, img)
+	bundle := updatesBundle(t, "acme-2026-03", 0, newLCU, ssu)
+
+	mnt := mountLib(t, lib)
+	dir := filepath.Join(mnt, "web01.img")
+	r := runOffvm(t, "patch", "apply", bundle, dir)
+	t.Logf("through the mount: %s", r.out)
+	if r.code != 1 || !strings.HasPrefix(r.out, img+": failed: a bundle with update packages (updates/) is applied to the image file as one transaction") ||
+		!strings.Contains(r.out, "run offvm unmount "+mnt+" ") || !strings.Contains(r.out, "offvm patch apply "+bundle+" "+img) {
+		t.Errorf("apply through the mount: exit %d, %q %q", r.code, r.out, r.err)
+	}
+	if r := runOffvm(t, "patch", "apply", "--dry-run", bundle, dir); r.code != 1 || !strings.Contains(r.out, "decided on the image file: run offvm unmount "+mnt) {
+		t.Errorf("dry run through the mount: exit %d, %q %q", r.code, r.out, r.err)
+	}
+	if r := runOffvm(t, "updates", "stage", newLCU, dir); r.code != 1 || !strings.Contains(r.out, img+": failed: ") || !strings.Contains(r.out, "run offvm unmount "+mnt+" first") {
+		t.Errorf("updates stage through the mount: exit %d, %q %q", r.code, r.out, r.err)
+	}
+	for _, p := range []string{"p3/Windows/offvm", "registry/HKLM/SOFTWARE/offvm/Staged"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
+			t.Errorf("the refused apply wrote %s through the mount", p)
+		}
+	}
+	mustOffvm(t, "unmount", mnt)
+	if sumFile(t, img) != before {
+		t.Fatal("the refused apply reached the image through the mount's commit")
+	}
+
+	// killed in the commit: half the regions written (undone: old), or
+	// committed but the undo record not yet written (finished: new)
+	for _, c := range []struct{ point, want string }{{"mid-apply", "old"}, {"before-undo", "new"}} {
+		t.Setenv("OFFVM_FAULT", c.point)
+		r := runOffvm(t, "patch", "apply", bundle, img)
+		t.Setenv("OFFVM_FAULT", "")
+		if r.code == 0 {
+			t.Fatalf("%s: apply was not killed: %q", c.point, r.out)
+		}
+		// a read-only open refuses the interrupted commit and names offvm
+		// check, which finishes or undoes it
+		if r := runOffvm(t, "patch", "status", bundle, img); r.code != 1 || !strings.Contains(r.out, "run offvm check "+img) {
+			t.Errorf("%s: status before recovery: exit %d, %q", c.point, r.code, r.out)
+		}
+		t.Logf("%s: check: %s", c.point, mustOffvm(t, "check", img))
+		status := mustOffvm(t, "patch", "status", bundle, img)
+		scan := mustOffvm(t, "updates", "scan", newLCU, ssu, img)
+		vol := ntfsVolume(t, img)
+		_, staged := ntfsFile(t, vol, "/Windows/offvm/staged/KB5034439/Windows10.0-KB5034439-x64.msu")
+		got := "torn"
+		switch {
+		case sumFile(t, img) == before && strings.HasPrefix(status, img+": not applied") && staged != nil &&
+			strings.Contains(scan, img+": KB5034439: needed"):
+			got = "old"
+		case strings.HasPrefix(status, img+": applied (") && staged == nil && strings.Contains(scan, img+": KB5034439: staged") &&
+			strings.Contains(scan, img+": KB5005112: staged"):
+			got = "new"
+		}
+		if got != c.want {
+			t.Errorf("killed at %s: the image is %s, want %s\nstatus: %s\nscan: %s", c.point, got, c.want, status, scan)
+		}
+		if got == "new" {
+			mustOffvm(t, "rollback", img)
+			if sumFile(t, img) != before {
+				t.Fatalf("rollback after %s did not restore the image", c.point)
+			}
+		}
+	}
+
+	if out := mustOffvm(t, "patch", "apply", "--dry-run", bundle, img); !strings.Contains(out, `note         reboot pending: Component Based Servicing\RebootPending is set`) {
+		t.Errorf("dry run into a pending image: %s", out)
+	}
+	out := mustOffvm(t, "patch", "apply", bundle, img)
+	if !strings.HasPrefix(out, img+": applied (") || !strings.Contains(out, `); reboot pending: Component Based Servicing\RebootPending is set`) {
+		t.Errorf("apply into a pending image: %s", out)
+	}
+}
