@@ -53,8 +53,14 @@ func makeUpdatesImageAt(t *testing.T, path string, build string, ubr int, pendin
 	if pending {
 		softReg += "\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending]\n"
 	}
-	system := makeHive(t, `HKEY_LOCAL_MACHINE\SYSTEM`, sysReg)
-	software := makeHive(t, `HKEY_LOCAL_MACHINE\SOFTWARE`, softReg)
+	makeUpdatesDisk(t, path, makeHive(t, `HKEY_LOCAL_MACHINE\SYSTEM`, sysReg), makeHive(t, `HKEY_LOCAL_MACHINE\SOFTWARE`, softReg))
+}
+
+// makeUpdatesDisk is the GPT disk of an update test image (EFI FAT32, MSR,
+// NTFS) with the hive files system and software in its config folder, and
+// the extra files there too (a hive's logs).
+func makeUpdatesDisk(t *testing.T, path, system, software string, extra ...string) {
+	t.Helper()
 	efiSrc := t.TempDir()
 	writeFile(t, filepath.Join(efiSrc, "EFI", "Boot", "bootx64.efi"), 4000)
 	fat := makeFAT(t, efiSrc, 40, 32, "SYSTEM")
@@ -63,6 +69,9 @@ func makeUpdatesImageAt(t *testing.T, path string, build string, ubr int, pendin
 		must(t, os.MkdirAll(cfg, 0o755))
 		run(t, "cp", system, filepath.Join(cfg, "SYSTEM"))
 		run(t, "cp", software, filepath.Join(cfg, "SOFTWARE"))
+		for _, f := range extra {
+			run(t, "cp", f, cfg)
+		}
 	})
 	makeDisk(t, path, "gpt", []part{
 		{sizeMiB: 40, typ: "U", fs: fat},
@@ -311,5 +320,87 @@ func TestUpdatesRefusals(t *testing.T) {
 	out = mustOffvm(t, "updates", "stage", good, img)
 	if !strings.Contains(out, img+": staged KB5034439 (reboot pending: ") {
 		t.Errorf("stage into a pending image: %s", out)
+	}
+}
+
+// TestUpdatesCorpusSystem: images whose SYSTEM hive is a real one from
+// the corpus (amd64, Select\Current = 1, 12-15 MB, each with a real
+// PendingFileRenameOperations), scanned and staged into: the parent's
+// revisionCompare against the UBR; the Windows 10 1709 hive is dirty
+// without its logs, so staging fails naming that and leaves the image as
+// it was; SYSTEM_B with its real .LOG1/.LOG2 is replayed and staged into,
+// the service in the control set the real hive names and its own keys
+// kept (hivexget through ntfscat); rollback byte for byte.
+func TestUpdatesCorpusSystem(t *testing.T) {
+	msutest.Need(t)
+	testutil.RequireTool(t, "hivexget", "libhivex-bin")
+	unxz := func(rel, name string) string {
+		p := filepath.Join(t.TempDir(), name)
+		must(t, os.WriteFile(p, []byte(run(t, "xz", "-dc", testutil.Corpus(t, rel))), 0o644))
+		return p
+	}
+	win1709 := unxz("regipy/SYSTEM_WIN_10_1709.xz", "SYSTEM")
+	logs := t.TempDir()
+	sysB := filepath.Join(logs, "SYSTEM")
+	run(t, "cp", unxz("regipy/SYSTEM_B.xz", "SYSTEM"), sysB)
+	run(t, "cp", unxz("regipy/SYSTEM_B.LOG1.xz", "SYSTEM.LOG1"), logs)
+	run(t, "cp", unxz("regipy/SYSTEM_B.LOG2.xz", "SYSTEM.LOG2"), logs)
+	buildFirstboot(t)
+	softReg := strings.NewReplacer("17763", "16299", "Windows Server 2019 Standard", "Windows 10 Pro", "ServerStandard", "Professional",
+		`"InstallationType"="Server"`, `"InstallationType"="Client"`, `"UBR"=dword:00000fa2`, `"UBR"=dword:000007fd`).Replace(softwareReg + cbsReg)
+	software := makeHive(t, `HKEY_LOCAL_MACHINE\SOFTWARE`, softReg) // 16299.2045
+	lib := t.TempDir()
+	dirty, img := filepath.Join(lib, "desk1709.img"), filepath.Join(lib, "deskB.img")
+	makeUpdatesDisk(t, dirty, win1709, software)
+	makeUpdatesDisk(t, img, sysB, software, filepath.Join(logs, "SYSTEM.LOG1"), filepath.Join(logs, "SYSTEM.LOG2"))
+	beforeDirty, before := sumFile(t, dirty), sumFile(t, img)
+
+	pk := t.TempDir()
+	lcu := msutest.LCU17763New
+	lcu.KB, lcu.Version, lcu.ParentBuild, lcu.Product = "KB4601354", "16299.2166.1.7", 16299, "Windows 10"
+	later := lcu
+	later.KB, later.Version, later.ParentRevision = "KB4601999", "16299.2200.1.1", 2100
+	pkgs := []string{lcu.MSU(t, pk), later.MSU(t, pk), msutest.LCU17763.MSU(t, pk)}
+	out := mustOffvm(t, append(append([]string{"updates", "scan"}, pkgs...), lib)...)
+	t.Logf("scan:\n%s", out)
+	for _, im := range []string{dirty, img} {
+		for _, want := range []string{
+			im + ": KB4601354: needed",
+			im + ": KB4601999: not applicable: the package needs 16299.2100 or later, the image is at 16299.2045",
+			im + ": KB4532691: not applicable: the package is for build 17763, the image is build 16299",
+			im + ": reboot pending: Session Manager has PendingFileRenameOperations",
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("scan lacks %q", want)
+			}
+		}
+	}
+
+	r := runOffvm(t, append(append([]string{"updates", "stage"}, pkgs...), dirty)...)
+	if r.code != 1 || !strings.Contains(r.out, dirty+": failed: ") || !strings.Contains(r.out, "dirty hive") || !strings.Contains(r.out, "no transaction log") {
+		t.Errorf("stage into a dirty hive without logs: exit %d, %q %q", r.code, r.out, r.err)
+	}
+	if sumFile(t, dirty) != beforeDirty {
+		t.Error("the failed stage changed the image")
+	}
+
+	out = mustOffvm(t, append(append([]string{"updates", "stage"}, pkgs...), img)...)
+	if !strings.HasPrefix(out, img+": staged KB4601354 (reboot pending: Session Manager has PendingFileRenameOperations)\n") {
+		t.Fatalf("stage: %s", out)
+	}
+	sys := ntfsCat(t, img, 3, "/Windows/System32/config/SYSTEM")
+	svc := `\ControlSet001\Services\offvm-firstboot`
+	for _, c := range []struct{ key, val, want string }{
+		{svc, "ImagePath", `%SystemRoot%\offvm\offvm-firstboot.exe`}, {svc, "Start", "2"}, {svc, "ObjectName", "LocalSystem"},
+		{`\ControlSet001\Control\ComputerName\ComputerName`, "ComputerName", "DESKTOP-PM6C56D"},
+		{`\ControlSet001\Control\Session Manager\Environment`, "PROCESSOR_ARCHITECTURE", "AMD64"},
+	} {
+		if got := strings.TrimSpace(run(t, "hivexget", sys, c.key, c.val)); got != c.want {
+			t.Errorf("hivexget SYSTEM %s %s = %q, want %q", c.key, c.val, got, c.want)
+		}
+	}
+	mustOffvm(t, "rollback", img)
+	if sumFile(t, img) != before {
+		t.Error("rollback did not restore the image")
 	}
 }
