@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"debug/pe"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -181,6 +182,7 @@ func TestUpdatesScanAndStage(t *testing.T) {
 	if f := run(t, "file", exeOut); !strings.Contains(f, "PE32+ executable") || !strings.Contains(f, "x86-64") || !strings.Contains(f, "MS Windows") {
 		t.Errorf("file: %s", f)
 	}
+	checkPE(t, exeOut)
 	hives := t.TempDir()
 	for _, h := range []string{"SYSTEM", "SOFTWARE"} {
 		b, err := ntfsFile(t, vol, "/Windows/System32/config/"+h)
@@ -276,11 +278,12 @@ func TestUpdatesScanAndStage(t *testing.T) {
 }
 
 // TestUpdatesRefusals: a damaged package is refused before any image is
-// opened; a full volume fails the image and leaves it unchanged; a
-// pending reboot is reported.
+// opened; a first-boot program that is not a Windows program for the
+// image's machine is refused; a full volume fails the image and leaves it
+// unchanged; a pending reboot is reported.
 func TestUpdatesRefusals(t *testing.T) {
 	msutest.Need(t)
-	buildFirstboot(t)
+	exe := buildFirstboot(t)
 	lib := t.TempDir()
 	img := filepath.Join(lib, "web01.img")
 	makeUpdatesImage(t, img, "17763", true)
@@ -295,6 +298,21 @@ func TestUpdatesRefusals(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.err, damaged) || !strings.Contains(r.err, "damaged cabinet") || r.out != "" {
 		t.Errorf("damaged package: exit %d, stderr %q, stdout %q", r.code, r.err, r.out)
 	}
+	// the first-boot program: an ELF file, and the PE with its machine
+	// patched to arm64 (IMAGE_FILE_HEADER.Machine right after "PE\0\0")
+	pexe, _ := os.ReadFile(exe)
+	arm := filepath.Join(t.TempDir(), "arm64.exe")
+	off := int(pexe[0x3c]) | int(pexe[0x3d])<<8
+	pexe[off+4], pexe[off+5] = 0x64, 0xaa
+	must(t, os.WriteFile(arm, pexe, 0o644))
+	for prog, want := range map[string]string{"/bin/true": "/bin/true: not a Windows program", arm: arm + ": built for machine 0xaa64, the image is amd64"} {
+		t.Setenv("OFFVM_FIRSTBOOT", prog)
+		if r := runOffvm(t, "updates", "stage", good, img); r.code != 1 || !strings.Contains(r.out, img+": failed: ") || !strings.Contains(r.out, want) || sumFile(t, img) != before {
+			t.Errorf("first-boot program %s: exit %d, %q %q", prog, r.code, r.out, r.err)
+		}
+	}
+	t.Setenv("OFFVM_FIRSTBOOT", exe)
+
 	if r := runOffvm(t, "updates", "scan", img); r.code != 2 {
 		t.Errorf("scan without packages: exit %d", r.code)
 	}
@@ -402,5 +420,24 @@ func TestUpdatesCorpusSystem(t *testing.T) {
 	mustOffvm(t, "rollback", img)
 	if sumFile(t, img) != before {
 		t.Error("rollback did not restore the image")
+	}
+}
+
+// checkPE reads the program with Go's debug/pe: PE32+ (a 64-bit optional
+// header) for amd64, a console or GUI subsystem.
+func checkPE(t *testing.T, path string) {
+	t.Helper()
+	f, err := pe.Open(path)
+	if err != nil {
+		t.Fatalf("debug/pe: %v", err)
+	}
+	defer f.Close()
+	oh, ok := f.OptionalHeader.(*pe.OptionalHeader64)
+	if !ok || oh.Magic != 0x20b || f.Machine != pe.IMAGE_FILE_MACHINE_AMD64 {
+		t.Errorf("debug/pe: machine 0x%x, optional header %T, want PE32+ for amd64", f.Machine, f.OptionalHeader)
+		return
+	}
+	if oh.Subsystem != pe.IMAGE_SUBSYSTEM_WINDOWS_CUI && oh.Subsystem != pe.IMAGE_SUBSYSTEM_WINDOWS_GUI {
+		t.Errorf("debug/pe: subsystem %d, want a console or GUI program", oh.Subsystem)
 	}
 }
