@@ -15,3 +15,22 @@ func FuzzParseOSRelease(f *testing.F) {
 	f.Add([]byte("NAME=\"x\"\nID=y\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { parseOSRelease(b) })
 }
+
+// TestPackageKB: the CBS keys that name a KB, an LCU's child packages
+// included; the rollup itself and look-alikes do not.
+func TestPackageKB(t *testing.T) {
+	for name, want := range map[string]string{
+		"Package_for_KB4532691~31bf3856ad364e35~amd64~~17763.1039.1.4":      "KB4532691",
+		"Package_1_for_KB5034439~31bf3856ad364e35~amd64~~17763.5329.1.9":    "KB5034439",
+		"Package_12_for_KB5034439~31bf3856ad364e35~amd64~~17763.5329.1.9":   "KB5034439",
+		"Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.5329.1.9":      "",
+		"Package_abc_for_KB5034439~31bf3856ad364e35~amd64~~1.0":             "",
+		"Package_for_KBx~31bf3856ad364e35~amd64~~1.0":                       "",
+		"Microsoft-Windows-Foundation-Package~31bf3856ad364e35~amd64~~10.0": "",
+	} {
+		got, ok := packageKB(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("packageKB(%s) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}

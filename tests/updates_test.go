@@ -2,8 +2,8 @@ package tests
 
 import (
 	"bytes"
-	"debug/pe"
 	"crypto/rand"
+	"debug/pe"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -262,9 +262,50 @@ func TestUpdatesScanAndStage(t *testing.T) {
 		t.Errorf("report has no row for %s", img)
 	}
 	html := filepath.Join(t.TempDir(), "r.html")
-	mustOffvm(t, "report", "--html", html, "--require", "KB5034439", lib)
+	text := mustOffvm(t, "report", "--html", html, "--require", "KB5034439", lib)
 	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte("staged for the next boot")) {
 		t.Error("the HTML report does not say the update is staged")
+	}
+	if !strings.Contains(text, "KB5034439 (staged for the next boot)") {
+		t.Errorf("the text report does not say the update is staged:\n%s", text)
+	}
+
+	// after the VM ran (a copy of the image): offvm-firstboot recorded its
+	// results, CBS has the rollup; inspect shows the records, scan and
+	// the report follow CBS (the failed servicing stack is needed again)
+	ran := filepath.Join(t.TempDir(), "ran.img")
+	run(t, "cp", "--sparse=always", img, ran)
+	booted := filepath.Join(t.TempDir(), "booted.reg")
+	must(t, os.WriteFile(booted, []byte("Windows Registry Editor Version 5.00\r\n\r\n"+
+		"[HKEY_LOCAL_MACHINE\\SOFTWARE\\offvm\\Staged\\KB5034439]\r\n\"State\"=\"done\"\r\n\"Result\"=\"installed, restart required\"\r\n\"ExitCode\"=\"3010\"\r\n\"Attempts\"=\"1\"\r\n\"Finished\"=\"2026-12-04T03:00:00Z\"\r\n\r\n"+
+		"[HKEY_LOCAL_MACHINE\\SOFTWARE\\offvm\\Staged\\KB5005112]\r\n\"State\"=\"failed\"\r\n\"Result\"=\"failed\"\r\n\"ExitCode\"=\"1\"\r\n\"Attempts\"=\"3\"\r\n\r\n"+
+		"[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\Packages\\Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.5329.1.9]\r\n\"CurrentState\"=dword:00000070\r\n\r\n"+
+		// the child package update.mum names, where CBS keeps the KB of a rollup
+		"[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\Packages\\Package_1_for_KB5034439~31bf3856ad364e35~amd64~~17763.5329.1.9]\r\n\"CurrentState\"=dword:00000070\r\n"), 0o644))
+	mustOffvm(t, "reg", "import", ran, booted)
+	var after struct {
+		Staged []struct {
+			ID, State string
+			Result    *string
+			ExitCode  *string `json:"exit_code"`
+		} `json:"staged"`
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "inspect", "--json", ran)), &after))
+	got := map[string]string{}
+	for _, s := range after.Staged {
+		if s.Result != nil && s.ExitCode != nil {
+			got[s.ID] = s.State + "/" + *s.Result + "/" + *s.ExitCode
+		}
+	}
+	if got["KB5034439"] != "done/installed, restart required/3010" || got["KB5005112"] != "failed/failed/1" {
+		t.Errorf("inspect after the VM ran: %+v", after.Staged)
+	}
+	out = mustOffvm(t, "updates", "scan", newLCU, ssu, ran)
+	if !strings.Contains(out, ran+": KB5034439: installed") || !strings.Contains(out, ran+": KB5005112: needed: staged before; the first boot recorded failed (failed), exit code 1\n") {
+		t.Errorf("scan after the VM ran: %s", out)
+	}
+	if text := mustOffvm(t, "report", "--require", "KB5034439", ran); strings.Contains(text, "missing") || !strings.Contains(text, "0 need attention") {
+		t.Errorf("the report still misses KB5034439 after the VM installed it:\n%s", text)
 	}
 
 	mustOffvm(t, "rollback", img)
