@@ -139,6 +139,28 @@ func TestUpdatesScanAndStage(t *testing.T) {
 		}
 	}
 
+	// --json: one object per image a line, the same verdicts
+	var scans []struct {
+		Image   string
+		Updates []struct{ KB, Status, Reason, By string }
+		Pending []string `json:"reboot_pending"`
+	}
+	must(t, jsonLines(mustOffvm(t, append(append([]string{"updates", "scan", "--json"}, pkgs...), lib)...), &scans))
+	js := map[string]string{}
+	for _, sc := range scans {
+		if sc.Pending == nil {
+			t.Errorf("%s: reboot_pending is not a list", sc.Image)
+		}
+		for _, u := range sc.Updates {
+			js[sc.Image+" "+u.KB] = u.Status + "|" + u.By
+		}
+	}
+	if len(scans) != 3 || js[img+" KB5034439"] != "needed|" || js[img22+" KB5034129"] != "needed|" ||
+		js[img22new+" KB5034129"] != `installed|CurrentVersion\UBR = 2227` ||
+		js[img+" KB4532691"] != "installed|Package_for_RollupFix~31bf3856ad364e35~amd64~~17763.1039.1.4" {
+		t.Errorf("scan --json: %v", js)
+	}
+
 	// dry run: lists, writes nothing
 	out = mustOffvm(t, append(append([]string{"updates", "stage", "--dry-run"}, pkgs...), img)...)
 	t.Logf("stage --dry-run:\n%s", out)
