@@ -343,7 +343,8 @@ func TestUpdatesScanAndStage(t *testing.T) {
 // TestUpdatesRefusals: a damaged package is refused before any image is
 // opened; a first-boot program that is not a Windows program for the
 // image's machine is refused; a full volume fails the image and leaves it
-// unchanged; a pending reboot is reported.
+// unchanged; a pending reboot (RebootPending, WinSxS\pending.xml) is
+// reported.
 func TestUpdatesRefusals(t *testing.T) {
 	msutest.Need(t)
 	exe := buildFirstboot(t)
@@ -401,6 +402,16 @@ func TestUpdatesRefusals(t *testing.T) {
 	out = mustOffvm(t, "updates", "stage", good, img)
 	if !strings.Contains(out, img+": staged KB5034439 (reboot pending: ") {
 		t.Errorf("stage into a pending image: %s", out)
+	}
+
+	// servicing left WinSxS\pending.xml (written by a patch bundle)
+	pend := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(pend, "patch.toml"), []byte("id = \"pending-xml\"\n[applies]\nos = \"windows\"\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(pend, "files", "C", "Windows", "WinSxS"), 0o755))
+	must(t, os.WriteFile(filepath.Join(pend, "files", "C", "Windows", "WinSxS", "pending.xml"), []byte("<?xml version='1.0' encoding='utf-8'?>\r\n<PendingTransaction Version=\"3.1\"/>\r\n"), 0o644))
+	mustOffvm(t, "patch", "apply", pend, img)
+	if out := mustOffvm(t, "updates", "scan", good, img); !strings.Contains(out, `C:\Windows\WinSxS\pending.xml exists`) {
+		t.Errorf("scan with pending.xml: %s", out)
 	}
 }
 
