@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,19 +100,7 @@ func TestPatchBundleUpdates(t *testing.T) {
 			t.Errorf("%s was staged", p)
 		}
 	}
-	hives := t.TempDir()
-	for _, h := range []string{"SYSTEM", "SOFTWARE"} {
-		b, err := ntfsFile(t, vol, "/Windows/System32/config/"+h)
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(hives, h), b, 0o644))
-	}
-	hv := func(h, key, val string) string {
-		o, err := exec.Command("hivexget", filepath.Join(hives, h), key, val).Output()
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return strings.TrimSpace(string(o))
-	}
+	hv := hivexOf(t, vol)
 	for _, c := range []struct{ hive, key, val, want string }{
 		{"SOFTWARE", `\Acme\Agent`, "Version", "2"},
 		{"SOFTWARE", `\offvm\Staged\KB5034439`, "State", "staged"},

@@ -205,19 +205,7 @@ func TestUpdatesScanAndStage(t *testing.T) {
 		t.Errorf("file: %s", f)
 	}
 	checkPE(t, exeOut)
-	hives := t.TempDir()
-	for _, h := range []string{"SYSTEM", "SOFTWARE"} {
-		b, err := ntfsFile(t, vol, "/Windows/System32/config/"+h)
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(hives, h), b, 0o644))
-	}
-	hv := func(h, key, val string) string {
-		o, err := exec.Command("hivexget", filepath.Join(hives, h), key, val).Output()
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return strings.TrimSpace(string(o))
-	}
+	hv := hivexOf(t, vol)
 	svc := `\ControlSet002\Services\offvm-firstboot`
 	for val, want := range map[string]string{"ImagePath": `%SystemRoot%\offvm\offvm-firstboot.exe`, "Start": "2", "ObjectName": "LocalSystem", "Type": "16"} {
 		if got := hv("SYSTEM", svc, val); got != want {
@@ -513,5 +501,25 @@ func checkPE(t *testing.T, path string) {
 	}
 	if oh.Subsystem != pe.IMAGE_SUBSYSTEM_WINDOWS_CUI && oh.Subsystem != pe.IMAGE_SUBSYSTEM_WINDOWS_GUI {
 		t.Errorf("debug/pe: subsystem %d, want a console or GUI program", oh.Subsystem)
+	}
+}
+
+// hivexOf copies the SYSTEM and SOFTWARE hives out of an NTFS volume
+// (ntfscat) and returns a hivexget on them: the value's text, or "error: …"
+// when hivexget finds no such key or value.
+func hivexOf(t *testing.T, vol string) func(hive, key, val string) string {
+	t.Helper()
+	hives := t.TempDir()
+	for _, h := range []string{"SYSTEM", "SOFTWARE"} {
+		b, err := ntfsFile(t, vol, "/Windows/System32/config/"+h)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(hives, h), b, 0o644))
+	}
+	return func(h, key, val string) string {
+		o, err := exec.Command("hivexget", filepath.Join(hives, h), key, val).Output()
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return strings.TrimSpace(string(o))
 	}
 }
