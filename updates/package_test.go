@@ -87,3 +87,41 @@ func cabextractMum(t *testing.T, pkg, inner string) []byte {
 	}
 	return data
 }
+
+// TestOpenPackageRefusals: damaged cabinets and manifests are refused
+// naming the file.
+func TestOpenPackageRefusals(t *testing.T) {
+	msutest.Need(t)
+	msu := msutest.LCU17763.MSU(t, t.TempDir())
+	good, _ := os.ReadFile(msu)
+	noMum := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(noMum, "readme.txt"), []byte("hello"), 0o644))
+	plain := filepath.Join(t.TempDir(), "plain.cab")
+	msutest.Gcab(t, plain, noMum, false, "readme.txt")
+	badMum := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(badMum, "update.mum"), []byte("<assembly><assemblyIdentity name="), 0o644))
+	broken := filepath.Join(t.TempDir(), "Windows10.0-KB1234567-x64.cab")
+	msutest.Gcab(t, broken, badMum, true, "update.mum")
+	cases := []struct {
+		name, path, want string
+	}{
+		{"damaged msu", writeTemp(t, "KB4532691.msu", append(good[:len(good)-200:len(good)-200], make([]byte, 200)...)), "damaged cabinet"},
+		{"msu without package", plain, "not an update package"},
+		{"broken manifest", broken, "update.mum"},
+		{"not a cabinet", writeTemp(t, "x.msu", []byte("PK\x03\x04 a zip")), "MSCF"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := OpenPackage(c.path)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+				t.Fatalf("got %v, want an error naming %s and %q", err, c.path, c.want)
+			}
+		})
+	}
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	p := filepath.Join(t.TempDir(), name)
+	must(t, os.WriteFile(p, b, 0o644))
+	return p
+}
