@@ -169,8 +169,11 @@ func applications(soft *hive.Hive) []any {
 	return out
 }
 
-// updates lists installed packages Package_for_KB... (CurrentState 0x70
-// means installed) with their install time, and returns the latest.
+// updates lists installed packages Package_for_KB... and Package_N_for_KB...
+// (a cumulative update installs as Package_for_RollupFix with its KB only
+// in the child packages update.mum names: Package_1_for_KB5034439, ...;
+// CurrentState 0x70 means installed) with their install time, and
+// returns the latest.
 func updates(soft *hive.Hive) ([]any, *string) {
 	k, err := soft.Lookup(cbsPackages)
 	if err != nil {
@@ -181,15 +184,12 @@ func updates(soft *hive.Hive) ([]any, *string) {
 	var latest time.Time
 	for _, s := range subs {
 		name := s.Name()
-		if !strings.HasPrefix(name, "Package_for_KB") {
+		kb, ok := packageKB(name)
+		if !ok {
 			continue
 		}
 		if st, ok := s.DwordValue("CurrentState"); !ok || st != 0x70 {
 			continue
-		}
-		kb := name[len("Package_for_"):]
-		if i := strings.IndexByte(kb, '~'); i >= 0 {
-			kb = kb[:i]
 		}
 		u := Update{ID: kb, Package: name}
 		hi, ok1 := s.DwordValue("InstallTimeHigh")
@@ -326,4 +326,24 @@ func Drives(im *mount.Image) map[string]string {
 		return nil
 	}
 	return driveLetters(sys, im.Table())
+}
+
+// packageKB is the KB of a CBS package key Package_for_KB<n>~... or
+// Package_<digits>_for_KB<n>~...
+func packageKB(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "Package_")
+	if !ok {
+		return "", false
+	}
+	if i := strings.Index(rest, "_for_"); i > 0 && strings.Trim(rest[:i], "0123456789") == "" {
+		rest = rest[i+1:]
+	}
+	kb, ok := strings.CutPrefix(rest, "for_KB")
+	if !ok || kb == "" || kb[0] < '0' || kb[0] > '9' {
+		return "", false
+	}
+	if i := strings.IndexByte(kb, '~'); i >= 0 {
+		kb = kb[:i]
+	}
+	return "KB" + kb, true
 }

@@ -45,8 +45,8 @@ type Result struct {
 	Changes         []Change `json:"changes,omitempty"`
 	FilesUnchanged  int      `json:"files_unchanged,omitempty"`
 	ValuesUnchanged int      `json:"values_unchanged,omitempty"`
-	// Mount is the offvm mount the change went through, when the target
-	// was an image inside a mounted tree: it is committed at unmount.
+	// Mount is the image's directory in a mounted tree the dry run read
+	// (a bundle is never applied through a mount: mounted.go).
 	Mount string `json:"mount,omitempty"`
 }
 
@@ -77,10 +77,16 @@ func Apply(image string, b *Bundle, opts Options) (res Result) {
 	if r := im.ReadOnlyReason(); r != "" && !opts.DryRun {
 		return failed(image, fmt.Errorf("cannot write: %s", r))
 	}
+	b, decided, cleanup, err := withUpdates(im, b, opts)
+	if err != nil {
+		return failed(image, err)
+	}
+	defer cleanup()
 	p, err := t.plan(b)
 	if err != nil {
 		return failed(image, err)
 	}
+	p.Changes = append(decided, p.Changes...)
 	res.Changes, res.FilesUnchanged, res.ValuesUnchanged = p.Changes, p.FilesUnchanged, p.ValuesUnchanged
 	if opts.DryRun {
 		res.Status = WouldApply

@@ -36,6 +36,11 @@ type Bundle struct {
 	// Debs are the Debian packages of debs/, applied with the host's dpkg
 	// (debs.go).
 	Debs []debpkg.Deb
+	// Updates are the Microsoft update packages of updates/, staged in the
+	// bundle's transaction (updates.go); updates is what the stager read
+	// of them.
+	Updates []string
+	updates any
 }
 
 // Rules say where a bundle applies ([applies] in patch.toml). Empty fields
@@ -111,6 +116,9 @@ func LoadBundle(dir string) (*Bundle, error) {
 	}
 	if len(b.Debs) > 0 && !strings.EqualFold(m.Applies.OS, "linux") {
 		return nil, fmt.Errorf("bundle %s: debs/ needs [applies] os = \"linux\" in patch.toml: %w", dir, ErrBundle)
+	}
+	if err := loadUpdates(b, m); err != nil {
+		return nil, err
 	}
 	if err := checkOverlap(b); err != nil {
 		return nil, fmt.Errorf("bundle %s: %v: %w", dir, err, ErrBundle)

@@ -124,6 +124,11 @@ func TestLoadBundleRefuses(t *testing.T) {
 		{"reg HKCR", with(map[string]string{"registry/a.reg": "REGEDIT4\n\n[HKEY_CLASSES_ROOT\\x]\n"}), "HKEY_LOCAL_MACHINE and HKEY_USERS"},
 		{"reg CurrentControlSet", with(map[string]string{"registry/a.reg": "REGEDIT4\n\n[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\x]\n"}), "ControlSet001"},
 		{"reg link", with(map[string]string{"x.reg": goodReg, "registry/a.reg": "->../x.reg"}), "not a regular file"},
+		{"updates: not a package", with(map[string]string{"updates/readme.txt": "x"}), "only regular .msu and .cab"},
+		{"updates: a link", with(map[string]string{"x.msu": "x", "updates/a.msu": "->../x.msu"}), "only regular .msu and .cab"},
+		{"updates for linux", map[string]string{"patch.toml": "id = \"x\"\n[applies]\nos = \"linux\"\n", "updates/a.msu": "x"}, `needs [applies] os = "windows"`},
+		// package patcher alone has no stager (package updates registers it)
+		{"updates without a stager", with(map[string]string{"updates/a.msu": "x"}), "cannot stage update packages"},
 		{"delete and bring", with(map[string]string{"files/C/Program Files/Contoso/old.dll/x": "y"}), "deleted and also brought"},
 	}
 	for _, c := range cases {
@@ -179,6 +184,9 @@ func TestResultLine(t *testing.T) {
 		{Result{Image: "a.vhdx", Status: NotApplicable, Reason: "os linux is not windows"}, "a.vhdx: not applicable: os linux is not windows"},
 		{Result{Image: "a.vhdx", Status: Failed, Reason: "cannot write: x"}, "a.vhdx: failed: cannot write: x"},
 		{Result{Image: "a.vhdx", Status: NotApplied}, "a.vhdx: not applied"},
+		{Result{Image: "a.vhdx", Status: Applied, When: "2026-11-21T10:00:00Z", Changes: []Change{{Action: "stage", Path: "KB1"}, {Action: "note", Path: "reboot pending:", Detail: "X is set"}}},
+			"a.vhdx: applied (2026-11-21T10:00:00Z); reboot pending: X is set"},
+		{Result{Image: "a.vhdx", Status: Failed, Reason: "r", Changes: []Change{{Action: "note", Path: "reboot pending:", Detail: "X"}}}, "a.vhdx: failed: r"},
 	}
 	for _, c := range cases {
 		if got := c.r.Line(); got != c.want {

@@ -10,17 +10,16 @@ import (
 	"github.com/offvm/offvm/volume"
 )
 
-// hostfs is a directory of a mounted offvm tree (MNT/web01.vhdx/p3) seen
-// through ordinary file operations: the daemon that serves it makes each
-// change in the image's overlay, to be committed at unmount. Inode
-// numbers are the patcher's own, one per path it has met.
+// hostfs is a directory of a mounted offvm tree (MNT/web01.vhdx/p3) read
+// through ordinary file operations, for patch status and --dry-run (a
+// bundle is never written through the tree: mounted.go). Inode numbers
+// are the patcher's own, one per path it has met.
 type hostfs struct {
 	root string
 
 	mu    sync.Mutex
 	paths []string // ino-1 → host path
 	inos  map[string]volume.Ino
-	wrote bool // something was changed
 }
 
 func newHostFS(root string) *hostfs {
@@ -109,82 +108,4 @@ func (h *hostfs) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	}
 	defer f.Close()
 	return f.ReadAt(p, off)
-}
-
-func (h *hostfs) changed() {
-	h.mu.Lock()
-	h.wrote = true
-	h.mu.Unlock()
-}
-
-func (h *hostfs) Create(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
-	p, err := h.child(dir, name)
-	if err != nil {
-		return volume.Attr{}, err
-	}
-	h.changed()
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return volume.Attr{}, err
-	}
-	if err := f.Close(); err != nil {
-		return volume.Attr{}, err
-	}
-	return h.stat(p)
-}
-
-func (h *hostfs) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.Attr, error) {
-	p, err := h.child(dir, name)
-	if err != nil {
-		return volume.Attr{}, err
-	}
-	h.changed()
-	if err := os.Mkdir(p, mode); err != nil {
-		return volume.Attr{}, err
-	}
-	return h.stat(p)
-}
-
-func (h *hostfs) Unlink(dir volume.Ino, name string) error {
-	p, err := h.child(dir, name)
-	if err != nil {
-		return err
-	}
-	h.changed()
-	return syscall.Unlink(p)
-}
-
-func (h *hostfs) Rmdir(dir volume.Ino, name string) error {
-	p, err := h.child(dir, name)
-	if err != nil {
-		return err
-	}
-	h.changed()
-	return syscall.Rmdir(p)
-}
-
-func (h *hostfs) WriteAt(ino volume.Ino, b []byte, off int64) (int, error) {
-	p, err := h.path(ino)
-	if err != nil {
-		return 0, err
-	}
-	h.changed()
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return 0, err
-	}
-	n, err := f.WriteAt(b, off)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
-
-func (h *hostfs) Truncate(ino volume.Ino, size int64) error {
-	p, err := h.path(ino)
-	if err != nil {
-		return err
-	}
-	h.changed()
-	return os.Truncate(p, size)
 }

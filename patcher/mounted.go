@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,13 +18,29 @@ import (
 )
 
 // An image inside a mounted offvm tree is locked by the mount's daemon, so
-// the patch goes through the tree itself, with ordinary file operations on
-// MNT/.../pN and MNT/.../registry (CONTRACT.md, "The registry as files").
-// The daemon stages every change in the image's overlay and commits them
-// all at unmount, as one transaction with whatever else the mount changed;
-// `offvm unmount --discard` drops them. What this path cannot give is
-// all-or-nothing per patch: a failure after the first write leaves the
-// earlier writes pending in the mount (the result says so).
+// patch status and --dry-run read it through the tree itself (MNT/.../pN
+// and MNT/.../registry, CONTRACT.md "The registry as files"). Applying
+// through the tree is refused: the daemon would stage each write in the
+// image's overlay, but nothing there makes one bundle's writes one unit,
+// so a failure or a kill of offvm half-way would leave part of the bundle
+// among the mount's pending changes, for the next unmount to commit. A
+// bundle lands whole or not at all (CONTRACT.md), so it is applied to the
+// image file once the tree is unmounted.
+
+// mountedRefusal says why a bundle is not applied through the mount, and
+// what to do instead.
+func mountedRefusal(img Image, b *Bundle) error {
+	what := "a bundle"
+	switch {
+	case len(b.Debs) > 0:
+		what = "a bundle with packages (debs/)"
+	case len(b.Updates) > 0:
+		what = "a bundle with update packages (updates/)"
+	}
+	return fmt.Errorf("%s is applied to the image file as one transaction, all of it or nothing, which writing through the mount at %s cannot give: "+
+		"run offvm unmount %s (it commits the mount's own changes), then offvm patch apply %s %s",
+		what, img.Mount, MountRoot(img.Mount), b.Dir, img.Path)
+}
 
 // mountInfo is what the patcher reads of a mounted image's info.json.
 type mountInfo struct {
@@ -37,8 +52,9 @@ type mountInfo struct {
 	Error          *string           `json:"error"`
 }
 
-// applyMounted applies (or, with status, reports on) the bundle through
-// the image's directory dir of a mounted tree.
+// applyMounted reports on the bundle (status, or what a dry run would
+// change) through the image's directory of a mounted tree; it never
+// writes.
 func applyMounted(img Image, b *Bundle, status bool, opts Options) (res Result) {
 	defer recoverTo(img.Path, &res)
 	raw, err := os.ReadFile(filepath.Join(img.Mount, "info.json"))
@@ -52,47 +68,29 @@ func applyMounted(img Image, b *Bundle, status bool, opts Options) (res Result) 
 	if inf.Error != nil {
 		return failed(img.Path, fmt.Errorf("%s", *inf.Error))
 	}
-	dry := status || opts.DryRun
-	t := &target{os: inf.OS, drives: inf.Drives, dry: dry, vols: map[string]*vol{}}
-	var fss []*hostfs
+	if !status && !opts.DryRun {
+		return failed(img.Path, mountedRefusal(img, b)) // never reached from Run; kept for any other caller
+	}
+	t := &target{os: inf.OS, drives: inf.Drives, dry: true, vols: map[string]*vol{}}
 	t.openVol = func(n int) (*vol, error) {
 		dir := filepath.Join(img.Mount, fmt.Sprintf("p%d", n))
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("p%d: not in the mounted tree (no file system offvm can read)", n)
 		}
-		h := newHostFS(dir)
-		fss = append(fss, h)
-		v := &vol{name: fmt.Sprintf("p%d", n), fs: h}
-		if !dry {
-			v.w = h
-		}
-		v.ro = "opened read-only"
-		return v, nil
+		return &vol{name: fmt.Sprintf("p%d", n), fs: newHostFS(dir), ro: "read through the mount"}, nil
 	}
-	tr := &treeReg{dir: filepath.Join(img.Mount, "registry"), dry: dry}
+	tr := &treeReg{dir: filepath.Join(img.Mount, "registry")}
 	if st, err := os.Stat(tr.dir); err == nil && st.IsDir() {
 		t.reg = tr
 	}
-	res = mountedRun(img, t, b, status, opts, inf)
+	res = mountedRun(img, t, b, status)
 	if !status {
 		res.Mount = img.Mount
-	}
-	if res.Failed() && (tr.wrote || anyWrote(fss)) {
-		res.Reason += fmt.Sprintf("; the changes made before the failure are pending in the mount at %s (offvm unmount --discard drops them)", img.Mount)
 	}
 	return res
 }
 
-func anyWrote(fss []*hostfs) bool {
-	for _, h := range fss {
-		if h.wrote {
-			return true
-		}
-	}
-	return false
-}
-
-func mountedRun(img Image, t *target, b *Bundle, status bool, opts Options, inf mountInfo) Result {
+func mountedRun(img Image, t *target, b *Bundle, status bool) Result {
 	_, res, done := settle(img.Path, t, b)
 	if status {
 		if !done {
@@ -105,39 +103,25 @@ func mountedRun(img Image, t *target, b *Bundle, status bool, opts Options, inf 
 	if done {
 		return res
 	}
-	if !inf.Writable && !opts.DryRun {
-		return failed(img.Path, fmt.Errorf("cannot write through the mount at %s: %s", img.Mount, deref(inf.ReadOnlyReason)))
+	if len(b.Updates) > 0 {
+		// the stager decides on an opened image, which the daemon holds
+		return failed(img.Path, fmt.Errorf("what update packages (updates/) would stage is decided on the image file: run offvm unmount %s, then offvm patch apply --dry-run %s %s", MountRoot(img.Mount), b.Dir, img.Path))
 	}
 	p, err := t.plan(b)
 	if err != nil {
 		return failed(img.Path, err)
 	}
 	res.Changes, res.FilesUnchanged, res.ValuesUnchanged = p.Changes, p.FilesUnchanged, p.ValuesUnchanged
-	if opts.DryRun {
-		res.Status = WouldApply
-		res.Changes = append(res.Changes, t.recordChange(b.ID))
-		return res
-	}
-	if err := p.run(); err != nil {
-		return failed(img.Path, err)
-	}
-	when := time.Now()
-	if opts.Now != nil {
-		when = opts.Now()
-	}
-	if err := t.writeRecord(b, p, when); err != nil {
-		return failed(img.Path, err)
-	}
-	res.Status, res.When = Applied, when.UTC().Format(time.RFC3339)
+	res.Status = WouldApply
+	res.Changes = append(res.Changes, t.recordChange(b.ID))
 	return res
 }
 
-// treeReg is the registry/ directory of a mounted image: keys are
-// directories, values are files with their type in user.reg.type.
+// treeReg is the registry/ directory of a mounted image, read only:
+// keys are directories, values are files with their type in
+// user.reg.type.
 type treeReg struct {
-	dir   string
-	dry   bool
-	wrote bool
+	dir string
 }
 
 const typeXattr = "user.reg.type"
@@ -185,6 +169,7 @@ func value(p string) (string, []byte, bool, error) {
 	return string(typ[:n]), content, true, nil
 }
 
+// do says what op would change; the tree is only read (a dry run).
 func (r *treeReg) do(op RegOp) (Change, bool, error) {
 	dir, shown, err := r.keyDir(op.Key)
 	if err != nil {
@@ -198,13 +183,13 @@ func (r *treeReg) do(op RegOp) (Change, bool, error) {
 			return c, false, nil
 		}
 		c = Change{Action: "create-key", Path: shown}
-		return c, true, r.apply(func() error { return os.MkdirAll(dir, 0o755) })
+		return c, true, nil
 	case regtext.DeleteKey:
 		if !exists {
 			return c, false, nil
 		}
 		c = Change{Action: "delete-key", Path: shown}
-		return c, true, r.apply(func() error { return os.RemoveAll(dir) })
+		return c, true, nil
 	}
 	file := filepath.Join(dir, registryfs.EncodeName(op.Name, true))
 	typ, content, found := "", []byte(nil), false
@@ -218,45 +203,13 @@ func (r *treeReg) do(op RegOp) (Change, bool, error) {
 			return c, false, nil
 		}
 		c = Change{Action: "delete-value", Path: shown + valuePath(op.Name)}
-		return c, true, r.apply(func() error { return os.Remove(file) })
+		return c, true, nil
 	}
 	c = Change{Action: "set", Path: shown + valuePath(op.Name), Detail: "= " + showValue(op.Type, op.Data)}
 	if found && typ == registryfs.TypeName(op.Type) && bytes.Equal(content, registryfs.Render(op.Type, op.Data)) {
 		return c, false, nil
 	}
-	return c, true, r.apply(func() error { return setValue(dir, file, op.Type, op.Data) })
-}
-
-func (r *treeReg) apply(f func() error) error {
-	if r.dry {
-		return nil
-	}
-	r.wrote = true
-	return f()
-}
-
-// setValue writes a value's exact bytes: as REG_BINARY (raw), then the
-// type is set, which keeps the bytes (CONTRACT.md: set the type, then
-// the content; a type change alone leaves the data as it is).
-func setValue(dir, file string, typ uint32, data []byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-		if err := os.WriteFile(file, nil, 0o644); err != nil {
-			return err
-		}
-	}
-	if err := unix.Setxattr(file, typeXattr, []byte("REG_BINARY"), 0); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		return err
-	}
-	if err := unix.Setxattr(file, typeXattr, []byte(registryfs.TypeName(typ)), 0); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	return nil
+	return c, true, nil
 }
 
 func (r *treeReg) readRecord(id string) (string, bool, error) {
@@ -271,16 +224,6 @@ func (r *treeReg) readRecord(id string) (string, bool, error) {
 	return strings.TrimSpace(string(b)), true, nil
 }
 
-func (r *treeReg) setValues(key string, vals []regValue) error {
-	dir, _, err := r.keyDir(`HKLM\SOFTWARE\` + key)
-	if err != nil {
-		return err
-	}
-	r.wrote = true
-	for _, v := range vals {
-		if err := setValue(dir, filepath.Join(dir, registryfs.EncodeName(v.name, true)), v.typ, v.data); err != nil {
-			return err
-		}
-	}
-	return nil
+func (r *treeReg) setValues(key string, _ []regValue) error {
+	return fmt.Errorf("HKLM\\SOFTWARE\\%s: the registry of a mounted tree is only read by patch: %w", key, syscall.EROFS)
 }

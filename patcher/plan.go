@@ -13,7 +13,8 @@ import (
 // Change is one thing a patch changes, as --dry-run and --json show it.
 type Change struct {
 	// Action is create, update, mkdir or delete (files); set,
-	// delete-value, create-key or delete-key (registry); record.
+	// delete-value, create-key or delete-key (registry); record; stage,
+	// update or note (update packages, updates.go).
 	Action string `json:"action"`
 	Path   string `json:"path"`
 	Detail string `json:"detail,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -217,9 +218,8 @@ func one(b *Bundle, img Image, status bool, opts Options) Result {
 	switch {
 	case img.Err != nil:
 		return failed(img.Path, img.Err)
-	case img.Mount != "" && len(b.Debs) > 0 && !status:
-		// dpkg needs the image to itself, for all or nothing
-		return failed(img.Path, fmt.Errorf("packages (debs/) are applied to the image file, not through the mount at %s: unmount it first", img.Mount))
+	case img.Mount != "" && !status && !opts.DryRun:
+		return failed(img.Path, mountedRefusal(img, b))
 	case img.Mount != "":
 		return applyMounted(img, b, status, opts)
 	case status:
@@ -235,12 +235,19 @@ func (r Result) Line() string {
 	switch {
 	case r.Reason != "":
 		s += ": " + r.Reason
-	case r.Status == Applied && r.Mount != "":
-		s += " (" + r.When + ", through the mount at " + r.Mount + ": committed at unmount)"
 	case r.Status == Applied && r.When != "":
 		s += " (" + r.When + ")"
 	case r.Status == WouldApply:
 		s += fmt.Sprintf(": %d changes, %d files unchanged, %d registry values unchanged", len(r.Changes), r.FilesUnchanged, r.ValuesUnchanged)
+	}
+	if r.Status == Applied || r.Status == WouldApply {
+		// what the user should know of the image (a reboot pending), on
+		// the line itself: an apply prints no changes
+		for _, c := range r.Changes {
+			if c.Action == "note" {
+				s += "; " + strings.TrimSpace(c.Path+" "+c.Detail)
+			}
+		}
 	}
 	return s
 }

@@ -296,9 +296,11 @@ func TestPatchRefusals(t *testing.T) {
 
 }
 
-// TestPatchMounted: a target inside a mounted tree is patched through the
-// tree (files under p3, values under registry/), committed at unmount, and
-// read back with ntfs-3g and hivex.
+// TestPatchMounted: through a mounted tree a bundle is read (dry run,
+// status) but never applied: apply is refused, naming what to do, and
+// writes nothing to the mount (its unmount leaves the image
+// byte-identical); applied to the file afterwards it lands whole, read
+// back with ntfs-3g and hivex.
 func TestPatchMounted(t *testing.T) {
 	lib := t.TempDir()
 	img := filepath.Join(lib, "web01.img")
@@ -307,30 +309,36 @@ func TestPatchMounted(t *testing.T) {
 	bundle := makeBundle(t, "Windows Server 2019*")
 	mnt := mountLib(t, lib)
 	dir := filepath.Join(mnt, "web01.img")
+	conf := filepath.Join(dir, "p3", "Program Files", "Contoso", "agent.conf")
+	confBefore, _ := os.ReadFile(conf)
 
 	out := mustOffvm(t, "patch", "apply", "--dry-run", bundle, dir)
 	if !strings.Contains(out, img+": would apply") || !strings.Contains(out, `update       C:\Program Files\Contoso\agent.dll`) ||
 		!strings.Contains(out, `set          HKLM\SOFTWARE\Contoso\Agent\"Port" = REG_DWORD 8080`) {
 		t.Errorf("dry run through the mount:\n%s", out)
 	}
-	out = mustOffvm(t, "patch", "apply", bundle, dir)
-	t.Logf("through the mount: %s", out)
-	if !strings.HasPrefix(out, img+": applied (") || !strings.Contains(out, "through the mount at "+dir) {
-		t.Fatalf("apply through the mount printed %q", out)
+	r := runOffvm(t, "patch", "apply", bundle, dir)
+	t.Logf("through the mount: %s", r.out)
+	if r.code != 1 || !strings.HasPrefix(r.out, img+": failed: a bundle is applied to the image file as one transaction") ||
+		!strings.Contains(r.out, "run offvm unmount "+mnt+" ") || !strings.Contains(r.out, "offvm patch apply "+bundle+" "+img) {
+		t.Errorf("apply through the mount: exit %d, %q %q", r.code, r.out, r.err)
 	}
-	if got := readText(t, filepath.Join(dir, "p3", "Program Files", "Contoso", "agent.conf")); got != "port=8080\r\n" {
-		t.Errorf("agent.conf through the mount: %q", got)
+	if got, _ := os.ReadFile(conf); !bytes.Equal(got, confBefore) {
+		t.Errorf("the refused apply wrote agent.conf through the mount: %q", got)
 	}
-	if out := mustOffvm(t, "patch", "apply", bundle, dir); !strings.HasPrefix(out, img+": already applied") {
-		t.Errorf("second apply through the mount: %q", out)
+	if _, err := os.Stat(filepath.Join(dir, "registry", "HKLM", "SOFTWARE", "offvm", "Patches", "contoso-agent-1.2.4")); err == nil {
+		t.Error("the refused apply wrote its record through the mount")
 	}
-	if out := mustOffvm(t, "patch", "status", bundle, filepath.Dir(dir)); !strings.HasPrefix(out, img+": applied (") {
+	if out := mustOffvm(t, "patch", "status", bundle, filepath.Dir(dir)); !strings.HasPrefix(out, img+": not applied") {
 		t.Errorf("status of the mounted library: %q", out)
 	}
-	if sumFile(t, img) != before {
-		t.Errorf("the image changed before unmount")
-	}
 	mustOffvm(t, "unmount", mnt)
+	if sumFile(t, img) != before {
+		t.Fatal("the refused apply reached the image through the mount's commit")
+	}
+	if out := mustOffvm(t, "patch", "apply", bundle, img); !strings.HasPrefix(out, img+": applied (") {
+		t.Fatalf("apply to the file after unmount: %q", out)
+	}
 
 	vol := ntfsVolume(t, img)
 	if o, err := exec.Command("ntfsresize", "--info", "--force", "--no-action", vol).CombinedOutput(); err != nil {

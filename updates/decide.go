@@ -11,6 +11,9 @@ const (
 	NotApplicable = "not applicable"
 	Staged        = "staged"
 	Needed        = "needed"
+	// Superseded: a newer version of the same package, given in the same
+	// run, is needed or staged; only that one is staged.
+	Superseded = "superseded"
 )
 
 // CBS package states (CurrentState) that mean the package's content is
@@ -39,8 +42,12 @@ type StagedRecord struct {
 
 // Facts are what decides a package's state in one image.
 type Facts struct {
-	Windows  bool
-	Build    int // 0 = unknown
+	Windows bool
+	Build   int // 0 = unknown
+	// UBR is CurrentVersion\UBR, the revision the last cumulative update
+	// brought (-1 = unknown; the zero Facts of a test means unknown too
+	// only when UBRKnown is false).
+	UBR      int
 	Arch     string
 	Edition  string
 	Packages []CBSPackage
@@ -70,6 +77,10 @@ func Decide(p *Package, f Facts) Verdict {
 		return v
 	}
 	if by, why := installedBy(p, f.Packages); by != "" {
+		v.Status, v.By, v.Reason = Installed, by, why
+		return v
+	}
+	if by, why := includedByUBR(p, f); by != "" {
 		v.Status, v.By, v.Reason = Installed, by, why
 		return v
 	}
@@ -172,6 +183,9 @@ func notApplicable(p *Package, f Facts) string {
 			}
 		}
 	}
+	if why := revisionMismatch(p, f); why != "" {
+		return why
+	}
 	if ed := parentEdition(p); ed != "" && f.Edition != "" && !strings.EqualFold(ed, f.Edition) {
 		return fmt.Sprintf("the package is for the %s edition, the image is %s", ed, f.Edition)
 	}
@@ -182,4 +196,96 @@ func notApplicable(p *Package, f Facts) string {
 // way edition-specific packages name what they apply to.
 func parentEdition(p *Package) string {
 	return p.parentEdition
+}
+
+// cumulative says whether the package is a cumulative update (Microsoft
+// names every LCU's package Package_for_RollupFix): its content is in
+// every later cumulative update of the same build.
+func cumulative(p *Package) bool {
+	return strings.EqualFold(p.Identity.Name, "Package_for_RollupFix")
+}
+
+// revisionOf is the build and revision a package version brings: 17763
+// and 1039 of a rollup's 17763.1039.1.4, of 10.0.17763.1039 the last two.
+func revisionOf(v string) (build, rev int) {
+	n, _ := parseVersion(v)
+	switch {
+	case len(n) > 1 && n[0] >= 1000:
+		return n[0], n[1]
+	case len(n) > 3:
+		return n[2], n[3]
+	}
+	return 0, 0
+}
+
+// includedByUBR: the image's UBR says a cumulative update of this build
+// at this or a later revision is in it, and cumulative updates include
+// every earlier one (CBS may have lost the older package's key to a
+// cleanup, but the UBR stays).
+func includedByUBR(p *Package, f Facts) (string, string) {
+	if !cumulative(p) || f.UBR == 0 || f.Build == 0 {
+		return "", ""
+	}
+	build, rev := revisionOf(p.Identity.Version)
+	if build != f.Build || rev == 0 || f.UBR < rev {
+		return "", ""
+	}
+	by := fmt.Sprintf(`CurrentVersion\UBR = %d`, f.UBR)
+	if f.UBR == rev {
+		return by, fmt.Sprintf("the image is at %d.%d, the revision this cumulative update brings", f.Build, rev)
+	}
+	return by, fmt.Sprintf("the image is at %d.%d, later than the %d.%d this cumulative update brings", f.Build, f.UBR, build, rev)
+}
+
+// revisionMismatch checks the parent's revisionCompare against the
+// image's UBR (CBS compares the parent's revision with the installed
+// one; the UBR is that revision for the base of a build).
+func revisionMismatch(p *Package, f Facts) string {
+	if p.RevisionCompare == "" || p.ParentRevision == 0 || f.UBR == 0 || (p.ParentBuild != 0 && p.ParentBuild != f.Build) {
+		return ""
+	}
+	switch p.RevisionCompare {
+	case "GE":
+		if f.UBR < p.ParentRevision {
+			return fmt.Sprintf("the package needs %d.%d or later, the image is at %d.%d", f.Build, p.ParentRevision, f.Build, f.UBR)
+		}
+	case "EQ":
+		if f.UBR != p.ParentRevision {
+			return fmt.Sprintf("the package is for %d.%d, the image is at %d.%d", f.Build, p.ParentRevision, f.Build, f.UBR)
+		}
+	}
+	return ""
+}
+
+// supersede marks, among packages given together, each needed one that a
+// newer version of the same package (same name, architecture and build)
+// also given is needed or staged for: staging both would install the
+// older only to replace it.
+func supersede(pkgs []*Package, vs []Verdict) {
+	for i, p := range pkgs {
+		if vs[i].Status != Needed {
+			continue
+		}
+		best := -1
+		for j, q := range pkgs {
+			if j == i || (vs[j].Status != Needed && vs[j].Status != Staged) || !sameLine(p, q) ||
+				compareVersions(q.Identity.Version, p.Identity.Version) <= 0 {
+				continue
+			}
+			if best < 0 || compareVersions(q.Identity.Version, pkgs[best].Identity.Version) > 0 {
+				best = j
+			}
+		}
+		if best >= 0 {
+			q := pkgs[best]
+			vs[i].Status, vs[i].By = Superseded, q.KB
+			vs[i].Reason = fmt.Sprintf("by %s (%s), given with it", q.KB, q.Identity.Version)
+		}
+	}
+}
+
+// sameLine says whether q is a version of the same package as p.
+func sameLine(p, q *Package) bool {
+	return strings.EqualFold(p.Identity.Name, q.Identity.Name) && strings.EqualFold(p.Identity.Arch, q.Identity.Arch) &&
+		buildOf(p.Identity.Version) == buildOf(q.Identity.Version)
 }

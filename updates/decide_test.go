@@ -14,6 +14,17 @@ func pkg(kb, name, ver string, build int) *Package {
 		ParentBuild: build, BuildCompare: "EQ"}
 }
 
+// ubr is a bare 17763 image at revision n.
+func ubr(n int) Facts {
+	return Facts{Windows: true, Build: 17763, UBR: n, Arch: "amd64", Staged: map[string]StagedRecord{}}
+}
+
+func needsRev(cmp string, rev int) *Package {
+	p := pkg("KB4000005", "Package_for_KB4000005", "17763.1600.1.1", 17763)
+	p.RevisionCompare, p.ParentRevision = cmp, rev
+	return p
+}
+
 func TestDecide(t *testing.T) {
 	lcu := pkg("KB4532691", "Package_for_RollupFix", "17763.1039.1.4", 17763)
 	old := pkg("KB4524148", "Package_for_RollupFix", "17763.914.1.5", 17763)
@@ -58,6 +69,15 @@ func TestDecide(t *testing.T) {
 		{"newer but other build", lcu, Facts{Windows: true, Build: 17763, Arch: "amd64", Packages: []CBSPackage{{Key: "Package_for_RollupFix~31bf3856ad364e35~amd64~~20348.2227.1.5", State: 0x70}}}, Needed, ""},
 		{"linux", lcu, Facts{}, NotApplicable, "not a Windows image"},
 		{"installed wins over staged", lcu, Facts{Windows: true, Build: 17763, Arch: "amd64", Packages: installed, Staged: bare.Staged}, Installed, ""},
+		{"UBR later", lcu, ubr(1040), Installed, "17763.1040, later than the 17763.1039"},
+		{"UBR equal", lcu, ubr(1039), Installed, "the revision this cumulative update brings"},
+		{"UBR older", lcu, ubr(914), Needed, ""},
+		{"UBR says nothing of an SSU", ssu, ubr(5000), Needed, ""},
+		{"UBR of another build", lcu22, ubr(9000), NotApplicable, "build 20348"},
+		{"revision GE unmet", needsRev("GE", 1500), ubr(1039), NotApplicable, "needs 17763.1500 or later, the image is at 17763.1039"},
+		{"revision GE met", needsRev("GE", 1500), ubr(1501), Needed, ""},
+		{"revision EQ unmet", needsRev("EQ", 1500), ubr(1501), NotApplicable, "for 17763.1500"},
+		{"revision, UBR unknown", needsRev("GE", 1500), win, Needed, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,6 +87,44 @@ func TestDecide(t *testing.T) {
 			}
 			if v.Status == Installed && v.By == "" {
 				t.Fatal("installed without the CBS package that says so")
+			}
+		})
+	}
+}
+
+// Several versions of one package given together: only the newest that
+// is needed or staged is staged, the others are superseded by it.
+func TestSupersede(t *testing.T) {
+	jan := pkg("KB5034127", "Package_for_RollupFix", "17763.5329.1.9", 17763)
+	feb := pkg("KB5034768", "Package_for_RollupFix", "17763.5458.1.6", 17763)
+	mar := pkg("KB5035849", "Package_for_RollupFix", "17763.5576.1.5", 17763)
+	armMar := pkg("KB5035850", "Package_for_RollupFix", "17763.5576.1.5", 17763)
+	armMar.Identity.Arch = "arm64"
+	ssu := pkg("KB5035845", "Package_for_ServicingStack_5570", "17763.5570.1.1", 17763)
+	base := ubr(5206)
+	staged := ubr(5206)
+	staged.Staged = map[string]StagedRecord{"KB5035849": {State: Staged}}
+	for _, c := range []struct {
+		name string
+		pkgs []*Package
+		f    Facts
+		want []string
+	}{
+		{"newest wins", []*Package{jan, mar, feb, ssu}, base, []string{"superseded by KB5035849", Needed, "superseded by KB5035849", Needed}},
+		{"newer for another arch is no rival", []*Package{jan, armMar}, base, []string{Needed, NotApplicable}},
+		{"newer already staged", []*Package{feb, mar}, staged, []string{"superseded by KB5035849", Staged}},
+		{"older already in by UBR", []*Package{jan, mar}, ubr(5400), []string{Installed, Needed}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vs := DecideAll(c.pkgs, c.f)
+			for i, v := range vs {
+				got := v.Status
+				if v.Status == Superseded {
+					got += " by " + v.By
+				}
+				if got != c.want[i] {
+					t.Errorf("%s: %s (%s), want %s", v.KB, got, v.Reason, c.want[i])
+				}
 			}
 		})
 	}

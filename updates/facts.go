@@ -43,6 +43,11 @@ func ReadFacts(im *mount.Image) (Facts, error) {
 	if err != nil {
 		return f, err
 	}
+	if k, err := soft.Lookup(`Microsoft\Windows NT\CurrentVersion`); err == nil {
+		if u, ok := k.DwordValue("UBR"); ok {
+			f.UBR = int(u)
+		}
+	}
 	f.Packages = cbsPackages(soft)
 	f.Staged = StagedRecords(soft)
 	if _, err := soft.Lookup(cbsRoot + `\RebootPending`); err == nil {

@@ -42,8 +42,9 @@ type mum struct {
 		ReleaseType string `xml:"releaseType,attr"`
 		Restart     string `xml:"restart,attr"`
 		Parent      []struct {
-			BuildCompare string   `xml:"buildCompare,attr"`
-			Identity     Identity `xml:"assemblyIdentity"`
+			BuildCompare    string   `xml:"buildCompare,attr"`
+			RevisionCompare string   `xml:"revisionCompare,attr"`
+			Identity        Identity `xml:"assemblyIdentity"`
 		} `xml:"parent"`
 	} `xml:"package"`
 }
@@ -60,6 +61,11 @@ type Manifest struct {
 	ParentBuild int
 	// BuildCompare is how the parent's build must compare ("EQ", "GE").
 	BuildCompare string
+	// ParentRevision is the parent's revision (the 1 of 10.0.17763.1)
+	// and RevisionCompare how the image's UBR must compare with it
+	// ("GE", "EQ"; "" = not said).
+	ParentRevision  int
+	RevisionCompare string
 }
 
 var kbPattern = regexp.MustCompile(`(?i)KB(\d{6,8})`)
@@ -90,8 +96,12 @@ func parseMum(data []byte, name string) (*Manifest, error) {
 		out.Parents = append(out.Parents, p.Identity)
 		if i == 0 {
 			out.BuildCompare = strings.ToUpper(p.BuildCompare)
+			out.RevisionCompare = strings.ToUpper(p.RevisionCompare)
 			if v, err := parseVersion(p.Identity.Version); err == nil && len(v) >= 3 {
 				out.ParentBuild = v[2] // 10.0.17763.1
+				if len(v) == 4 {
+					out.ParentRevision = v[3]
+				}
 			}
 		}
 	}

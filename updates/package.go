@@ -16,15 +16,19 @@ const maxManifest = 16 << 20
 type Package struct {
 	Path string `json:"file"`
 	// Kind is "msu" (a cabinet of cabinets) or "cab" (a CBS package).
-	Kind           string   `json:"kind"`
-	KB             string   `json:"kb"`
-	Identity       Identity `json:"identity"`
-	ReleaseType    string   `json:"release_type"`
-	Restart        string   `json:"restart"`
-	ParentBuild    int      `json:"parent_build"`
-	BuildCompare   string   `json:"build_compare"`
-	ServicingStack bool     `json:"servicing_stack"`
-	AppliesTo      string   `json:"applies_to,omitempty"`
+	Kind         string   `json:"kind"`
+	KB           string   `json:"kb"`
+	Identity     Identity `json:"identity"`
+	ReleaseType  string   `json:"release_type"`
+	Restart      string   `json:"restart"`
+	ParentBuild  int      `json:"parent_build"`
+	BuildCompare string   `json:"build_compare"`
+	// ParentRevision and RevisionCompare: the UBR the image must have
+	// (revisionCompare of update.mum's parent; "" = any).
+	ParentRevision  int    `json:"parent_revision,omitempty"`
+	RevisionCompare string `json:"revision_compare,omitempty"`
+	ServicingStack  bool   `json:"servicing_stack"`
+	AppliesTo       string `json:"applies_to,omitempty"`
 	// Inner is the .msu's package cabinet (Windows10.0-KB...-x64.cab).
 	Inner string `json:"inner,omitempty"`
 	Size  int64  `json:"size"`
@@ -129,6 +133,7 @@ func (p *Package) readMSU(c *Cabinet) (*Manifest, error) {
 func (p *Package) fill(m *Manifest) {
 	p.Identity, p.ReleaseType, p.Restart = m.Identity, m.ReleaseType, m.Restart
 	p.ParentBuild, p.BuildCompare = m.ParentBuild, m.BuildCompare
+	p.ParentRevision, p.RevisionCompare = m.ParentRevision, m.RevisionCompare
 	if m.KB != "" {
 		p.KB = m.KB
 	}

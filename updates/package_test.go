@@ -2,6 +2,7 @@ package updates
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,16 +10,19 @@ import (
 	"github.com/offvm/offvm/updates/msutest"
 )
 
-// TestOpenPackage reads .msu and .cab packages built like Microsoft's.
+// TestOpenPackage reads .msu and .cab packages built like Microsoft's
+// (gcab), each also unpacked by cabextract.
 func TestOpenPackage(t *testing.T) {
 	msutest.Need(t)
 	dir := t.TempDir()
+	needs1500 := msutest.LCU17763
+	needs1500.KB, needs1500.ParentRevision = "KB4000006", 1500
 	cases := []struct {
 		spec msutest.Spec
 		msu  bool
 	}{
 		{msutest.LCU17763, true}, {msutest.LCU17763, false}, {msutest.SSU17763, true},
-		{msutest.LCU20348, true}, {msutest.Superseded, true},
+		{msutest.LCU20348, true}, {msutest.Superseded, true}, {needs1500, false},
 	}
 	for _, c := range cases {
 		var p string
@@ -34,7 +38,8 @@ func TestOpenPackage(t *testing.T) {
 		kind := map[bool]string{true: "msu", false: "cab"}[c.msu]
 		if pk.KB != c.spec.KB || pk.Kind != kind || pk.Identity.Name != c.spec.Name || pk.Identity.Version != c.spec.Version ||
 			pk.Identity.Arch != "amd64" || pk.Identity.PublicKeyToken != "31bf3856ad364e35" || pk.ParentBuild != c.spec.ParentBuild ||
-			pk.BuildCompare != "EQ" || pk.ReleaseType != c.spec.ReleaseType || pk.Restart != c.spec.Restart {
+			pk.BuildCompare != "EQ" || pk.ReleaseType != c.spec.ReleaseType || pk.Restart != c.spec.Restart ||
+			pk.RevisionCompare != "GE" || pk.ParentRevision != max(c.spec.ParentRevision, 1) {
 			t.Errorf("%s: %+v", p, pk)
 		}
 		if pk.ServicingStack != strings.Contains(c.spec.Name, "ServicingStack") {
@@ -46,7 +51,41 @@ func TestOpenPackage(t *testing.T) {
 		if want := c.spec.Name + "~31bf3856ad364e35~amd64~~" + c.spec.Version; pk.Identity.Key() != want {
 			t.Errorf("key %s, want %s", pk.Identity.Key(), want)
 		}
+		// the independent reader: cabextract unpacks the package (and the
+		// .msu's inner cabinet) to the same update.mum
+		raw := cabextractMum(t, p, pk.Inner)
+		if string(raw) != c.spec.Mum() {
+			t.Errorf("%s: cabextract's update.mum is not the one packed", p)
+		}
+		if m, err := parseMum(raw, p); err != nil || m.Identity != pk.Identity || m.KB != pk.KB || m.ParentBuild != pk.ParentBuild ||
+			m.ParentRevision != pk.ParentRevision || m.Restart != pk.Restart {
+			t.Errorf("%s: cabextract's update.mum reads %+v (%v); through our cabinet reader %+v", p, m, err, pk)
+		}
 	}
+}
+
+// cabextractMum unpacks update.mum with cabextract (from inner, a cabinet
+// inside pkg, when set).
+func cabextractMum(t *testing.T, pkg, inner string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("cabextract"); err != nil {
+		t.Skip("cabextract not installed (scripts/deps.sh installs it)")
+	}
+	out := t.TempDir()
+	if inner != "" {
+		if b, err := exec.Command("cabextract", "-q", "-d", out, "-F", inner, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("cabextract %s: %v\n%s", pkg, err, b)
+		}
+		pkg = filepath.Join(out, inner)
+	}
+	if b, err := exec.Command("cabextract", "-q", "-d", out, "-F", "update.mum", pkg).CombinedOutput(); err != nil {
+		t.Fatalf("cabextract %s: %v\n%s", pkg, err, b)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "update.mum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // TestOpenPackageRefusals: damaged cabinets and manifests are refused

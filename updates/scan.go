@@ -50,12 +50,14 @@ func scanOne(pkgs []*Package, img patcher.Image) (res ImageScan) {
 	return res
 }
 
-// DecideAll decides each package.
+// DecideAll decides each package, then the newest of several versions of
+// one package given together supersedes the others.
 func DecideAll(pkgs []*Package, f Facts) []Verdict {
 	out := make([]Verdict, 0, len(pkgs))
 	for _, p := range pkgs {
 		out = append(out, Decide(p, f))
 	}
+	supersede(pkgs, out)
 	return out
 }
 

@@ -109,7 +109,7 @@ func stageOne(pkgs []*Package, img patcher.Image, opts StageOptions) (res StageR
 		return fail(img.Err)
 	}
 	if img.Mount != "" {
-		return fail(fmt.Errorf("%s is mounted at %s: unmount it first (staging writes the image file as one transaction)", img.Path, img.Mount))
+		return fail(fmt.Errorf("%s is mounted at %s: staging writes the image file as one transaction, which a mount cannot give; run offvm unmount %s first, then stage again", img.Path, img.Mount, patcher.MountRoot(img.Mount)))
 	}
 	plan, err := planStage(pkgs, img.Path)
 	if err != nil {
@@ -170,6 +170,11 @@ func planStage(pkgs []*Package, image string) (*stagePlan, error) {
 		return nil, err
 	}
 	defer im.Close()
+	return planStageImage(pkgs, im, image)
+}
+
+// planStageImage decides the packages for an opened image.
+func planStageImage(pkgs []*Package, im *mount.Image, image string) (*stagePlan, error) {
 	f, err := ReadFacts(im)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", image, err)

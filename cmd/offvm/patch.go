@@ -29,10 +29,10 @@ cannot hold) is refused before anything is written.`,
 image's directory (or a folder) of a mounted offvm tree.
 Prints one line per image: applied, already applied, not applicable: <why>,
 or failed: <why> (that image is left byte-identical). An image file is
-written as one transaction (offvm rollback undoes it). A mounted image is
-patched through the tree (files under pN/, values under registry/): the
-mount commits it at unmount with its other changes, and unmount --discard
-drops it; a failure there may leave earlier writes pending, and says so.
+written as one transaction (offvm rollback undoes it). Through a mounted
+tree a bundle cannot land as one unit, so applying there is refused with
+what to do (offvm unmount, then apply to the image file); status and
+--dry-run read through the tree (files under pN/, values under registry/).
 After it, a Windows image carries HKLM\SOFTWARE\offvm\Patches\<id> (Title,
 Applied, Files, RegistryChanges, Changes); a Linux one carries
 /var/lib/offvm/patches/<id> (on ext4; ext2/ext3 volumes are read-only in

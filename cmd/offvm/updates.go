@@ -11,6 +11,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// A patch bundle's updates/ folder is staged by package updates, inside
+// the bundle's transaction.
+func init() { patcher.SetUpdateStager(updates.BundleStager{}) }
+
 func updatesCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per image a line"}
 	return &cli.Command{
@@ -19,16 +23,22 @@ func updatesCommand() *cli.Command {
 		Description: `PACKAGE is a .msu (a cabinet holding the package cabinet, WSUSSCAN.cab,
 a -pkgProperties.txt and an .xml) or a .cab servicing package (update.mum
 inside). The arguments ending in .msu or .cab come first; the rest are
-TARGETs: image files, library directories, or image directories of a mounted tree.
-A package whose cabinet or manifest is damaged is refused before any image is opened.`,
+TARGETs: image files, library directories, or image directories of a mounted tree
+(scan only: stage writes the image file as one transaction, so it refuses a
+mounted image and names the unmount to run). A patch bundle's updates/ folder
+is staged the same way by patch apply. A package whose cabinet or manifest is
+damaged is refused before any image is opened.`,
 		Subcommands: []*cli.Command{
 			{
 				Name: "scan", Usage: "tell per image whether each package is installed, not applicable, staged or needed",
 				ArgsUsage: "PACKAGE... TARGET...",
 				Description: `Per image and package: installed (Component Based Servicing has it, or a newer
-version of the same package, in state Installed, or marks it superseded),
-not applicable: <why> (architecture, build, edition), staged (offvm put it
-there; it installs at the next boot), or needed. An image with a reboot pending
+version of the same package, in state Installed, or marks it superseded; or,
+for a cumulative update, the image's UBR is at or past the revision it brings),
+not applicable: <why> (architecture, build, edition, the parent's revision),
+staged (offvm put it there; it installs at the next boot), superseded (a newer
+version of the same package given in the same run is the one needed or
+staged), or needed. An image with a reboot pending
 (RebootPending, PendingFileRenameOperations, WinSxS\pending.xml) says so.
 Opens images read-only. Exit 1 when an image could not be read.`,
 				Flags:  []cli.Flag{jsonFlag, shardFlag(), jobsFlag()},

@@ -20,11 +20,14 @@ type Spec struct {
 	Name        string // assemblyIdentity name: Package_for_RollupFix, Package_for_ServicingStack_1039, ...
 	Version     string // "17763.1039.1.4"
 	Arch        string // "amd64"
-	ParentBuild int    // 17763: the parent Foundation package 10.0.<build>.1
-	ReleaseType string // "Security Update", "Update"
-	Restart     string // "possible", "required"
-	Product     string // "Windows Server 2019"
-	Compress    bool   // MSZIP (gcab -z); stored otherwise
+	ParentBuild int    // 17763: the parent Foundation package 10.0.<build>.<ParentRevision>
+	// ParentRevision is the revision the image must have at least
+	// (revisionCompare="GE"); 0 means 1, the build's first release.
+	ParentRevision int
+	ReleaseType    string // "Security Update", "Update"
+	Restart        string // "possible", "required"
+	Product        string // "Windows Server 2019"
+	Compress       bool   // MSZIP (gcab -z); stored otherwise
 }
 
 // Mum is the update.mum of the spec, shaped like a cumulative update's.
@@ -35,7 +38,7 @@ func (s Spec) Mum() string {
   <assemblyIdentity name="` + s.Name + `" version="` + s.Version + `" processorArchitecture="` + s.Arch + `" language="neutral" buildType="release" publicKeyToken="31bf3856ad364e35" />
   <package identifier="` + s.KB + `" releaseType="` + s.ReleaseType + `" restart="` + s.Restart + `" targetPartition="MainOS" binaryPartition="false" permanence="removable">
     <parent buildCompare="EQ" revisionCompare="GE" integrate="separate" disposition="detect">
-      <assemblyIdentity name="Microsoft-Windows-Foundation-Package" version="10.0.` + fmt.Sprint(s.ParentBuild) + `.1" processorArchitecture="` + s.Arch + `" language="neutral" buildType="release" publicKeyToken="31bf3856ad364e35" />
+      <assemblyIdentity name="Microsoft-Windows-Foundation-Package" version="10.0.` + fmt.Sprint(s.ParentBuild) + `.` + fmt.Sprint(max(s.ParentRevision, 1)) + `" processorArchitecture="` + s.Arch + `" language="neutral" buildType="release" publicKeyToken="31bf3856ad364e35" />
     </parent>
     <update name="` + s.KB + `-1_neutral_GDR">
       <package integrate="hidden">
