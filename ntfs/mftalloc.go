@@ -27,6 +27,10 @@ func (v *Volume) allocRecord() (uint64, error) {
 		}
 		nrec := v.mftSize / int64(v.geo.recordSize)
 		for i := int64(firstFreeRecord); i < nrec && i/8 < int64(len(bm.bits)); i++ {
+			if bm.bits[i/8] == 0xff && i%8 == 0 { // a full byte: 8 records in use
+				i += 7
+				continue
+			}
 			if bm.bits[i/8]&(1<<(i%8)) == 0 {
 				bm.bits[i/8] |= 1 << (i % 8)
 				v.w.undoRecords = append(v.w.undoRecords, undoBit{uint64(i), true})
