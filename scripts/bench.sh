@@ -255,9 +255,10 @@ single -id "ls-library" -label "offvm ls of ${IMAGES} images (qcow2)" -cold -rb 
   -verify '"$OFFVM" ls "$R" | tail -n +2 | wc -l' -expect "echo $IMAGES"
 
 
-# figures of their own (printed, not yet in bench.json): NTFS in a
-# System32-sized directory, and the daemon's memory against the library's size
+# NTFS in a System32-sized directory: create + delete, A/B like the rest
 ./scripts/bench_ntfs_bigdir.sh
+# a figure of its own (printed, not yet in bench.json): the daemon's memory
+# against the library's size
 ./scripts/bench_memory.sh
 
 echo
