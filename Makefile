@@ -8,7 +8,8 @@ ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/...
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
            ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
            ./lvm/... ./luks/... ./xfs/... ./btrfs/... \
-           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/... ./updates/...
+           ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/... ./updates/... ./internal/compress/... \
+           ./internal/names/... ./internal/alloc/... ./internal/devio/...
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
 

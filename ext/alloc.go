@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/alloc"
 )
 
 // Descriptor field access: a 16/32-bit low half and, with 64bit, a high
@@ -104,9 +106,8 @@ func (f *FS) allocInodeIn(g uint32, dir bool) (uint32, error) {
 	uninit := (w.csum || w.gdtCsum) && w.flags(g)&bgInodeUninit != 0
 	if uninit {
 		bm = make([]byte, s.blockSize)
-		for i := ipg; i < uint32(s.blockSize*8); i++ {
-			bm[i/8] |= 1 << (i % 8)
-		}
+		// Bits past the group's inodes are set, as mke2fs leaves them.
+		alloc.Bitmap(bm).PutRange(int64(ipg), int64(s.blockSize)*8-int64(ipg), true)
 	} else if bm, err = f.readBlock(w.inodeBitmap(g)); err != nil {
 		return 0, err
 	}
@@ -114,16 +115,11 @@ func (f *FS) allocInodeIn(g uint32, dir bool) (uint32, error) {
 	if g == 0 {
 		first = binary.LittleEndian.Uint32(w.sb[84:]) // s_first_ino
 	}
-	idx := ^uint32(0)
-	for i := first; i < ipg; i++ {
-		if bm[i/8]&(1<<(i%8)) == 0 {
-			idx = i
-			break
-		}
-	}
-	if idx == ^uint32(0) {
+	free := alloc.Bitmap(bm).NextClear(int64(first), int64(ipg))
+	if free < 0 {
 		return 0, nil
 	}
+	idx := uint32(free)
 	ino := g*ipg + idx + 1
 	if ino > s.inodesCount {
 		return 0, nil
@@ -145,7 +141,7 @@ func (f *FS) allocInodeIn(g uint32, dir bool) (uint32, error) {
 			}
 		}
 	}
-	bm[idx/8] |= 1 << (idx % 8)
+	alloc.Bitmap(bm).Put(int64(idx), true)
 	if err := f.writeBlock(w.inodeBitmap(g), bm); err != nil {
 		return 0, err
 	}
@@ -179,10 +175,10 @@ func (f *FS) freeInode(ino uint32, dir bool) error {
 	if err != nil {
 		return err
 	}
-	if bm[idx/8]&(1<<(idx%8)) == 0 {
+	if !alloc.Bitmap(bm).Get(int64(idx)) {
 		return fmt.Errorf("ext: inode %d is already free: %w", ino, syscall.EIO)
 	}
-	bm[idx/8] &^= 1 << (idx % 8)
+	alloc.Bitmap(bm).Put(int64(idx), false)
 	if err := f.writeBlock(w.inodeBitmap(g), bm); err != nil {
 		return err
 	}
@@ -234,31 +230,27 @@ func (f *FS) allocBlocksIn(g uint32, start, n uint64) (uint64, uint64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	free := func(i uint64) bool { return bm[i/8]&(1<<(i%8)) == 0 }
+	bits := alloc.Bitmap(bm)
 	for pass := 0; pass < 2; pass++ {
 		from, to := start, limit
 		if pass == 1 {
 			from, to = 0, start
 		}
-		for i := from; i < to; i++ {
-			if !free(i) {
-				continue
-			}
-			got := uint64(0)
-			for i+got < limit && got < n && free(i+got) {
-				bm[(i+got)/8] |= 1 << ((i + got) % 8)
-				got++
-			}
-			if err := f.writeBlock(w.blockBitmap(g), bm); err != nil {
-				return 0, 0, err
-			}
-			w.bitmapCsum(g, bm, s.blocksPerGroup, 0x18, 0x38)
-			w.addFreeBlocks(g, -int64(got))
-			if err := f.flushDesc(g); err != nil {
-				return 0, 0, err
-			}
-			return base + i, got, f.flushSuper()
+		i := bits.NextClear(int64(from), int64(to))
+		if i < 0 {
+			continue
 		}
+		_, got := bits.ClearRun(i, int64(limit), int64(n))
+		bits.PutRange(i, got, true)
+		if err := f.writeBlock(w.blockBitmap(g), bm); err != nil {
+			return 0, 0, err
+		}
+		w.bitmapCsum(g, bm, s.blocksPerGroup, 0x18, 0x38)
+		w.addFreeBlocks(g, -got)
+		if err := f.flushDesc(g); err != nil {
+			return 0, 0, err
+		}
+		return base + uint64(i), uint64(got), f.flushSuper()
 	}
 	return 0, 0, nil
 }
@@ -278,12 +270,11 @@ func (f *FS) freeBlocks(p, n uint64) error {
 		if err != nil {
 			return err
 		}
-		for k := i; k < i+cnt; k++ {
-			if bm[k/8]&(1<<(k%8)) == 0 {
-				return fmt.Errorf("ext: block %d is already free: %w", p+k-i, syscall.EIO)
-			}
-			bm[k/8] &^= 1 << (k % 8)
+		bits := alloc.Bitmap(bm)
+		if !bits.AllSet(int64(i), int64(cnt)) {
+			return fmt.Errorf("ext: blocks %d+%d are already free in part: %w", p, cnt, syscall.EIO)
 		}
+		bits.PutRange(int64(i), int64(cnt), false)
 		if err := f.writeBlock(w.blockBitmap(g), bm); err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/devio"
 )
 
 // FSInfo (FAT32) field offsets, fatgen103 "FAT32 FSInfo Sector Structure".
@@ -53,8 +55,8 @@ func (v *Volume) writeFSInfo() error {
 	var b [8]byte
 	binary.LittleEndian.PutUint32(b[0:], v.free)
 	binary.LittleEndian.PutUint32(b[4:], v.nextFree)
-	if _, err := v.dev.WriteAt(b[:], v.g.fsInfo+fsiFreeCount); err != nil {
-		return fmt.Errorf("fat: writing FSInfo: %w", syscall.EIO)
+	if err := devio.Write(v.dev, b[:], v.g.fsInfo+fsiFreeCount); err != nil {
+		return fmt.Errorf("fat: writing FSInfo: %w", err)
 	}
 	v.fsInfoDirty = false
 	return nil
@@ -117,8 +119,8 @@ func (v *Volume) release(cs []uint32) {
 func (v *Volume) zeroClusters(cs []uint32) error {
 	z := make([]byte, v.g.clusterSize)
 	for _, c := range cs {
-		if _, err := v.dev.WriteAt(z, v.g.clusterOffset(c)); err != nil {
-			return fmt.Errorf("fat: zeroing cluster %d: %w", c, syscall.EIO)
+		if err := devio.Write(v.dev, z, v.g.clusterOffset(c)); err != nil {
+			return fmt.Errorf("fat: zeroing cluster %d: %w", c, err)
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/devio"
 )
 
 // dirData is a directory's raw entries, held in memory and written through
@@ -32,8 +34,8 @@ func (v *Volume) writeSlots(d *dirData, from, to int) error {
 		if !d.fixed {
 			end = min(to, (i/per+1)*per)
 		}
-		if _, err := v.dev.WriteAt(d.data[i*direntSize:end*direntSize], v.slotOffset(d, i)); err != nil {
-			return fmt.Errorf("fat: writing directory entries: %w", syscall.EIO)
+		if err := devio.Write(v.dev, d.data[i*direntSize:end*direntSize], v.slotOffset(d, i)); err != nil {
+			return fmt.Errorf("fat: writing directory entries: %w", err)
 		}
 		i = end
 	}

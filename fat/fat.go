@@ -43,6 +43,9 @@ type Volume struct {
 var (
 	_ volume.FS     = (*Volume)(nil)
 	_ volume.Writer = (*Volume)(nil)
+	// FAT has times and attribute bits (system.ntfs_attrib), no links.
+	_ volume.Timer   = (*Volume)(nil)
+	_ volume.Xattrer = (*Volume)(nil)
 )
 
 // Open reads the boot sector and FAT of the volume on dev.

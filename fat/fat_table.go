@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/devio"
 )
 
 // fatTable is the in-use FAT held in memory (only the sectors that map
@@ -123,8 +125,8 @@ func (v *Volume) flushFAT() error {
 				continue
 			}
 			off := v.g.fatStart + int64(i)*v.g.fatSize + s*t.bps
-			if _, err := v.dev.WriteAt(sec, off); err != nil {
-				return fmt.Errorf("fat: writing FAT %d sector %d: %w", i, s, syscall.EIO)
+			if err := devio.Write(v.dev, sec, off); err != nil {
+				return fmt.Errorf("fat: writing FAT %d sector %d: %w", i, s, err)
 			}
 		}
 		delete(t.dirty, s)

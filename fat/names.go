@@ -3,28 +3,16 @@ package fat
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/offvm/offvm/internal/names"
 )
 
-// checkName refuses names Windows cannot hold (CONTRACT.md): reserved
-// characters, control characters, a trailing dot or space.
+// checkName refuses names Windows cannot hold (CONTRACT.md), by the rules
+// every engine shares (internal/names).
 func checkName(name string) error {
-	if name == "" || name == "." || name == ".." || !utf8.ValidString(name) {
-		return fmt.Errorf("fat: name %q: %w", name, syscall.EINVAL)
-	}
-	for _, r := range name {
-		if r < 0x20 || strings.ContainsRune(`\/:*?"<>|`, r) {
-			return fmt.Errorf("fat: name %q holds %q, which FAT cannot store: %w", name, r, syscall.EINVAL)
-		}
-	}
-	if last := name[len(name)-1]; last == '.' || last == ' ' {
-		return fmt.Errorf("fat: name %q ends in a dot or space: %w", name, syscall.EINVAL)
-	}
-	if len(utf16.Encode([]rune(name))) > maxNameLen {
-		return fmt.Errorf("fat: name %q is longer than 255 UTF-16 units: %w", name, syscall.ENAMETOOLONG)
+	if err := names.Windows(name); err != nil {
+		return fmt.Errorf("fat: %w", err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -46,9 +48,75 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 	if mo.AllowOther {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
 	}
-	srv, err := fs.Mount(mountpoint, t.Root(), opts)
+	if t.opts.ReadOnly {
+		// A read-only super block: the kernel then keeps a file's
+		// attributes valid after a read (it would otherwise drop the
+		// atime and ask for GETATTR at the next stat: one round trip per
+		// file on a scanner's second pass) and refuses writes itself.
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+	}
+	srv, err := mountCloseOnExec(mountpoint, t.Root(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
 	return srv, nil
+}
+
+// mountCloseOnExec mounts with the /dev/fuse descriptor kept from every
+// child process. go-fuse's direct mount (as root) returns the descriptor
+// without close-on-exec, so every program offvm starts (dpkg, maintainer
+// scripts, helpers) inherited it: when offvm died, those children kept
+// the connection alive, and a child that touched the mount blocked
+// forever (D state, request_wait_answer) waiting for a daemon that was
+// gone. Holding syscall.ForkLock for reading while the descriptor is open
+// without the flag keeps any fork from seeing it; the direct mount is made
+// strict meanwhile, because its fusermount fallback forks (and would wait
+// for the lock we hold): when it fails, the fallback runs after, unlocked
+// (go-fuse sets close-on-exec on that path itself).
+func mountCloseOnExec(mountpoint string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
+	raw := fs.NewNodeFS(root, opts)
+	mo := opts.MountOptions
+	var srv *fuse.Server
+	var err error
+	if mo.DirectMount {
+		strict := mo
+		strict.DirectMountStrict = true
+		syscall.ForkLock.RLock()
+		srv, err = fuse.NewServer(raw, mountpoint, &strict)
+		closeOnExecFuse()
+		syscall.ForkLock.RUnlock()
+		if err != nil {
+			slog.Debug("direct FUSE mount failed, trying fusermount", "mountpoint", mountpoint, "err", err)
+			mo.DirectMount = false
+		}
+	}
+	if srv == nil {
+		if srv, err = fuse.NewServer(raw, mountpoint, &mo); err != nil {
+			return nil, err
+		}
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// closeOnExecFuse marks every /dev/fuse descriptor of this process
+// close-on-exec (they all should be; see mountCloseOnExec).
+func closeOnExecFuse() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		slog.Warn("cannot list this process's descriptors", "err", err)
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if dst, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && dst == "/dev/fuse" {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }

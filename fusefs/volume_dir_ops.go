@@ -111,7 +111,7 @@ func (n *vnode) Rename(ctx context.Context, name string, newParent fs.InodeEmbed
 
 func (n *vnode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (_ *fs.Inode, e syscall.Errno) {
 	defer guard("link", &e)
-	w, e := n.writer()
+	w, e := capability[volume.Linker](n)
 	if e != 0 {
 		return nil, e
 	}
@@ -131,7 +131,7 @@ func (n *vnode) Link(ctx context.Context, target fs.InodeEmbedder, name string, 
 
 func (n *vnode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (_ *fs.Inode, e syscall.Errno) {
 	defer guard("symlink", &e)
-	w, e := n.writer()
+	w, e := capability[volume.Symlinker](n)
 	if e != 0 {
 		return nil, e
 	}

@@ -84,7 +84,11 @@ func (n *vnode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrI
 		}
 	}
 	if at, mt := setattrTimes(in); at != nil || mt != nil {
-		if err := n.vc.w.SetTimes(n.ino, at, mt); err != nil {
+		t, e := capability[volume.Timer](n)
+		if e != 0 {
+			return e
+		}
+		if err := t.SetTimes(n.ino, at, mt); err != nil {
 			return errno(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/offvm/offvm/volume"
 )
 
 var (
@@ -50,16 +51,18 @@ func (n *vnode) Listxattr(ctx context.Context, dest []byte) (_ uint32, e syscall
 
 func (n *vnode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) (e syscall.Errno) {
 	defer guard("setxattr", &e)
-	if n.vc.w == nil {
-		return syscall.EROFS
+	x, e := capability[volume.Xattrer](n)
+	if e != 0 {
+		return e
 	}
-	return errno(n.vc.w.SetXattr(n.ino, attr, data))
+	return errno(x.SetXattr(n.ino, attr, data))
 }
 
 func (n *vnode) Removexattr(ctx context.Context, attr string) (e syscall.Errno) {
 	defer guard("removexattr", &e)
-	if n.vc.w == nil {
-		return syscall.EROFS
+	x, e := capability[volume.Xattrer](n)
+	if e != 0 {
+		return e
 	}
-	return errno(n.vc.w.RemoveXattr(n.ino, attr))
+	return errno(x.RemoveXattr(n.ino, attr))
 }

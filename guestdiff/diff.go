@@ -12,12 +12,13 @@ import (
 	"github.com/offvm/offvm/mount"
 )
 
-// Change is one difference: Op "+" (only in B), "-" (only in A) or "~"
-// (in both, different).
+// Change is one difference: Op "+" (only in B), "-" (only in A), "~"
+// (in both, different) or ">" (renamed: From in A is Path in B).
 type Change struct {
 	Op   string `json:"op"`
-	Kind string `json:"kind"` // file, dir, link, volume, key, value
-	Path string `json:"path"` // p3:/Program Files/x, HKLM\SOFTWARE\Key\Value
+	Kind string `json:"kind"`           // file, dir, link, volume, key, value
+	Path string `json:"path"`           // p3:/Program Files/x, HKLM\SOFTWARE\Key\Value
+	From string `json:"from,omitempty"` // a renamed file's old path
 	Size int64  `json:"size,omitempty"`
 	Old  string `json:"old,omitempty"` // a value's data, a link's target
 	New  string `json:"new,omitempty"`
@@ -25,6 +26,8 @@ type Change struct {
 
 func (c Change) String() string {
 	switch {
+	case c.Op == ">":
+		return fmt.Sprintf("> %s -> %s", c.From, c.Path)
 	case c.Kind == "value" && c.Op == "~":
 		return fmt.Sprintf("~ %s: %s -> %s", c.Path, c.Old, c.New)
 	case c.Kind == "value" && c.Op == "+":
@@ -53,12 +56,19 @@ func Summary(cs []Change) (files, values int) {
 }
 
 // Images compares the guests of a (before) and b (after).
-func Images(a, b *mount.Image) ([]Change, error) {
-	out, err := volumes(a, b)
+func Images(a, b *mount.Image) ([]Change, error) { return compare(a, b, &limits{}) }
+
+// Versions compares two states of one image (before and after a
+// commit): renames are also found by inode number.
+func Versions(a, b *mount.Image) ([]Change, error) { return compare(a, b, &limits{sameVolume: true}) }
+
+// compare is Images within lim.
+func compare(a, b *mount.Image, lim *limits) ([]Change, error) {
+	out, err := volumes(a, b, lim)
 	if err != nil {
 		return nil, err
 	}
-	regs, err := registries(a, b)
+	regs, err := registries(a, b, lim)
 	if err != nil {
 		return nil, err
 	}

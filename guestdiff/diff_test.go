@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/txn"
 )
 
 // fileDev is an image file as a volume.Device.
@@ -20,8 +22,9 @@ func (d fileDev) Size() int64 {
 }
 
 // makeFAT builds a FAT image with mkfs.vfat and mtools holding files
-// (name -> content; a name ending in / is a directory).
-func makeFAT(t *testing.T, files map[string]string) *fat.Volume {
+// (name -> content; a name ending in / is a directory), every file
+// modified at stamp.
+func makeFAT(t *testing.T, stamp time.Time, files map[string]string) *fat.Volume {
 	t.Helper()
 	for _, tool := range []string{"mkfs.vfat", "mcopy", "mmd"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -50,7 +53,10 @@ func makeFAT(t *testing.T, files map[string]string) *fat.Volume {
 		if err := os.WriteFile(src, []byte(files[n]), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run("mcopy", "-i", img, src, "::/"+n)
+		if err := os.Chtimes(src, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+		run("mcopy", "-m", "-i", img, src, "::/"+n)
 	}
 	f, err := os.Open(img)
 	if err != nil {
@@ -65,10 +71,11 @@ func makeFAT(t *testing.T, files map[string]string) *fat.Volume {
 }
 
 func TestWalkerFAT(t *testing.T) {
-	a := makeFAT(t, map[string]string{"same.txt": "x", "grow.txt": "ab", "gone.txt": "bye", "d/": "", "d/keep": "k", "old/": "", "old/in": "i"})
-	b := makeFAT(t, map[string]string{"same.txt": "x", "grow.txt": "abc", "new.txt": "hello", "d/": "", "d/keep": "k", "d/add": "zz"})
-	w := &walker{a: a, b: b, bufA: make([]byte, 4096), bufB: make([]byte, 4096)}
-	if err := w.dir("p1:/", a.Root(), b.Root(), 0); err != nil {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a := makeFAT(t, t0, map[string]string{"same.txt": "x", "grow.txt": "ab", "gone.txt": "bye", "d/": "", "d/keep": "k", "old/": "", "old/in": "i"})
+	b := makeFAT(t, t0.Add(time.Hour), map[string]string{"same.txt": "x", "grow.txt": "abc", "new.txt": "hello", "d/": "", "d/keep": "k", "d/add": "zz"})
+	w := newWalker(a, b, nil)
+	if err := w.volume("p1:/", a.Root(), b.Root()); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -91,6 +98,37 @@ func TestWalkerFAT(t *testing.T) {
 	}
 }
 
+// TestWalkerRenamesFAT: FAT's engine makes its inode numbers up, so
+// renames are found by content (a file renamed, one moved to another
+// directory, one renamed and changed is not: its bytes differ) and
+// directories by what they hold.
+func TestWalkerRenamesFAT(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a := makeFAT(t, t0, map[string]string{"a.txt": "alpha", "mv.bin": "moved bytes", "edit.txt": "one", "keep/": "", "src/": "",
+		"src/x": "xx", "src/sub/": "", "src/sub/y": "yyy", "twin1": "same", "gone": "gone!"})
+	b := makeFAT(t, t0, map[string]string{"b.txt": "alpha", "keep/": "", "keep/mv.bin": "moved bytes", "edit2.txt": "two", "dst/": "",
+		"dst/x": "xx", "dst/sub/": "", "dst/sub/y": "yyy", "twin2": "same", "born": "born!"})
+	w := newWalker(a, b, nil)
+	if err := w.volume("p1:/", a.Root(), b.Root()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range w.out {
+		got = append(got, c.String())
+	}
+	slices.Sort(got)
+	want := []string{
+		"+ p1:/born (5 B)", "+ p1:/edit2.txt (3 B)", "- p1:/edit.txt (3 B)", "- p1:/gone (5 B)",
+		"> p1:/a.txt -> p1:/b.txt", "> p1:/mv.bin -> p1:/keep/mv.bin", "> p1:/src -> p1:/dst", "> p1:/twin1 -> p1:/twin2",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("walker found\n%q\nwant\n%q", got, want)
+	}
+	if f, _ := Summary(w.out); f != len(want) {
+		t.Errorf("summary counts %d files, want %d", f, len(want))
+	}
+}
+
 func TestShow(t *testing.T) {
 	for _, tc := range []struct {
 		typ  uint32
@@ -106,4 +144,22 @@ func TestShow(t *testing.T) {
 			t.Errorf("show(%d, %x) = %q, want %q", tc.typ, tc.data, got, tc.want)
 		}
 	}
+}
+
+// FuzzRecorded: a manifest's recorded changes, however forged, read
+// back without a panic and print.
+func FuzzRecorded(f *testing.F) {
+	f.Add([]byte(`[{"op":">","kind":"file","path":"p1:/b","from":"p1:/a","size":3},{"op":"~","kind":"value","path":"HKLM\\X\\v","old":"1","new":"2"}]`))
+	f.Add([]byte(`[{"op":"+","kind":"link","path":"p1:/l","new":"target"}]`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cs, err := Recorded(txn.HistoryCommit{ID: 1, Changes: data})
+		if err != nil {
+			return
+		}
+		for _, c := range cs {
+			_ = c.String()
+		}
+		Summary(cs)
+	})
 }

@@ -15,7 +15,7 @@ const maxDepth = 256
 
 // volumes compares the file systems the two images have, by partition
 // number.
-func volumes(a, b *mount.Image) ([]Change, error) {
+func volumes(a, b *mount.Image, lim *limits) ([]Change, error) {
 	va, vb := byNumber(a), byNumber(b)
 	var out []Change
 	for n, x := range va {
@@ -25,8 +25,8 @@ func volumes(a, b *mount.Image) ([]Change, error) {
 		case y == nil:
 			out = append(out, Change{Op: "-", Kind: "volume", Path: name})
 		case x.FS != nil && y.FS != nil:
-			w := &walker{a: x.FS, b: y.FS, bufA: make([]byte, 1<<20), bufB: make([]byte, 1<<20)}
-			if err := w.dir(name+"/", x.FS.Root(), y.FS.Root(), 0); err != nil {
+			w := newWalker(x.FS, y.FS, lim)
+			if err := w.volume(name+"/", x.FS.Root(), y.FS.Root()); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", a.Path, name, err)
 			}
 			out = append(out, w.out...)
@@ -50,11 +50,30 @@ func byNumber(im *mount.Image) map[int]*mount.Volume {
 	return m
 }
 
-// walker compares two trees.
+// walker compares two trees. Names only one side has are collected as
+// orphans, with everything below them, and paired into renames once the
+// whole volume is walked (a file may move anywhere in it).
 type walker struct {
 	a, b       volume.FS
 	out        []Change
 	bufA, bufB []byte
+	lim        *limits
+	gone, born []orphan // only in a, only in b; parents before children
+}
+
+func newWalker(a, b volume.FS, lim *limits) *walker {
+	if lim == nil {
+		lim = &limits{}
+	}
+	return &walker{a: a, b: b, lim: lim, bufA: make([]byte, 1<<20), bufB: make([]byte, 1<<20)}
+}
+
+// volume walks the trees from their roots and then reports the orphans.
+func (w *walker) volume(prefix string, ra, rb volume.Ino) error {
+	if err := w.dir(prefix, ra, rb, 0); err != nil {
+		return err
+	}
+	return w.orphans()
 }
 
 func kind(m os.FileMode) string {
@@ -70,6 +89,9 @@ func kind(m os.FileMode) string {
 func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("%s: directories nested deeper than %d", path, maxDepth)
+	}
+	if err := w.lim.check(); err != nil {
+		return err
 	}
 	ea, err := w.a.ReadDir(da)
 	if err != nil {
@@ -88,7 +110,7 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 		delete(inB, x.Name)
 		p := path + x.Name
 		if !ok {
-			if err := w.whole("-", w.a, p, x); err != nil {
+			if err := w.collect(&w.gone, w.a, p, x, -1, depth); err != nil {
 				return err
 			}
 			continue
@@ -99,7 +121,7 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	}
 	for _, y := range eb {
 		if _, ok := inB[y.Name]; ok {
-			if err := w.whole("+", w.b, path+y.Name, y); err != nil {
+			if err := w.collect(&w.born, w.b, path+y.Name, y, -1, depth); err != nil {
 				return err
 			}
 		}
@@ -107,36 +129,7 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	return nil
 }
 
-// whole reports an entry only one side has, with everything below it.
-func (w *walker) whole(op string, fs volume.FS, p string, e volume.DirEntry) error {
-	at, err := fs.GetAttr(e.Ino)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	c := Change{Op: op, Kind: kind(at.Mode), Path: p, Size: at.Size}
-	if c.Kind == "link" {
-		t, _ := fs.Readlink(e.Ino)
-		c.New = t
-	}
-	w.out = append(w.out, c)
-	if c.Kind != "dir" {
-		return nil
-	}
-	es, err := fs.ReadDir(e.Ino)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	for _, x := range es {
-		if err := w.whole(op, fs, p+"/"+x.Name, x); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// entry compares a name both sides have. Files of the same size and
-// mtime count as the same (rsync's quick check); otherwise their bytes
-// are compared.
+// entry compares a name both sides have.
 func (w *walker) entry(p string, x, y volume.DirEntry, depth int) error {
 	ax, err := w.a.GetAttr(x.Ino)
 	if err != nil {
@@ -152,16 +145,28 @@ func (w *walker) entry(p string, x, y volume.DirEntry, depth int) error {
 		w.out = append(w.out, Change{Op: "-", Kind: kx, Path: p, Size: ax.Size}, Change{Op: "+", Kind: ky, Path: p, Size: ay.Size})
 	case kx == "dir":
 		return w.dir(p+"/", x.Ino, y.Ino, depth+1)
-	case kx == "link":
-		tx, _ := w.a.Readlink(x.Ino)
-		ty, _ := w.b.Readlink(y.Ino)
+	default:
+		return w.content(p, x.Ino, y.Ino, ax, ay)
+	}
+	return nil
+}
+
+// content reports a file or link that both sides have (under the same
+// name or, renamed, under another one) when it differs. Files of the
+// same size and mtime count as the same (rsync's quick check); otherwise
+// their bytes are compared.
+func (w *walker) content(p string, x, y volume.Ino, ax, ay volume.Attr) error {
+	switch {
+	case kind(ax.Mode) == "link":
+		tx, _ := w.a.Readlink(x)
+		ty, _ := w.b.Readlink(y)
 		if tx != ty {
-			w.out = append(w.out, Change{Op: "~", Kind: "link", Path: p, New: ty})
+			w.out = append(w.out, Change{Op: "~", Kind: "link", Path: p, Old: tx, New: ty})
 		}
 	case ax.Size != ay.Size:
 		w.out = append(w.out, Change{Op: "~", Kind: "file", Path: p, Size: ay.Size})
 	case !ax.Mtime.Equal(ay.Mtime):
-		same, err := w.sameBytes(x.Ino, y.Ino, ax.Size)
+		same, err := w.sameBytes(x, y, ax.Size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -172,8 +177,17 @@ func (w *walker) entry(p string, x, y volume.DirEntry, depth int) error {
 	return nil
 }
 
+// sameBytes compares two files' bytes. Past the byte budget a file
+// counts as changed without a look: the list may then say "~" of a file
+// only touched, never miss a change.
 func (w *walker) sameBytes(x, y volume.Ino, size int64) (bool, error) {
+	if !w.lim.spend(2 * size) {
+		return false, nil
+	}
 	for off := int64(0); off < size; off += int64(len(w.bufA)) {
+		if err := w.lim.check(); err != nil {
+			return false, err
+		}
 		n := int(min(int64(len(w.bufA)), size-off))
 		if _, err := w.a.ReadAt(x, w.bufA[:n], off); err != nil && err != io.EOF {
 			return false, err

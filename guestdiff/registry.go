@@ -10,22 +10,21 @@ import (
 	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/registryfs"
+	"github.com/offvm/offvm/volume"
+	"github.com/offvm/offvm/winreg"
 )
 
 // maxShown bounds the data shown of one value.
 const maxShown = 120
 
 // registries compares the hives the two guests have, by where they are
-// mounted (HKLM\SOFTWARE, HKU\<SID>, ...).
-func registries(a, b *mount.Image) ([]Change, error) {
-	ha, err := hiveRoots(a)
-	if err != nil {
-		return nil, err
-	}
-	hb, err := hiveRoots(b)
-	if err != nil {
-		return nil, err
-	}
+// mounted (HKLM\SOFTWARE, HKU\<SID>, ...). A hive whose file and logs
+// have the same size and mtime on both sides counts as the same (the
+// quick check files get): a commit that changed a few values walks the
+// hives it wrote, not every one.
+func registries(a, b *mount.Image, lim *limits) ([]Change, error) {
+	ha, fa := hiveSet(a)
+	hb, fb := hiveSet(b)
 	var out []Change
 	for root, x := range ha {
 		name := strings.ReplaceAll(root, "/", `\`)
@@ -34,7 +33,18 @@ func registries(a, b *mount.Image) ([]Change, error) {
 			out = append(out, Change{Op: "-", Kind: "key", Path: name})
 			continue
 		}
-		if out, err = keys(out, name, x, y, 0); err != nil {
+		if sameFiles(fa, fb, x.File) {
+			continue
+		}
+		kx, err := loadRoot(a, fa, x)
+		if err != nil {
+			return nil, err
+		}
+		ky, err := loadRoot(b, fb, y)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = keys(out, name, kx, ky, 0, lim); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -46,30 +56,55 @@ func registries(a, b *mount.Image) ([]Change, error) {
 	return out, nil
 }
 
-// hiveRoots loads a Windows guest's hives; none for another guest.
-func hiveRoots(im *mount.Image) (map[string]*hive.Key, error) {
+// hiveSet lists a Windows guest's hives by root; none for another guest.
+func hiveSet(im *mount.Image) (map[string]*winreg.Hive, volume.FS) {
 	reg, _, err := im.Registry()
 	if err != nil || reg == nil {
 		return nil, nil
 	}
-	m := map[string]*hive.Key{}
+	m := map[string]*winreg.Hive{}
 	for _, h := range reg.All() {
-		hv, err := h.Load(reg.FS)
-		if err != nil {
-			return nil, fmt.Errorf("%s: hive %s: %w", im.Path, h.File, err)
-		}
-		m[h.Root] = hv.Root()
+		m[h.Root] = h
 	}
-	return m, nil
+	return m, reg.FS
 }
 
-func keys(out []Change, path string, x, y *hive.Key, depth int) ([]Change, error) {
+func loadRoot(im *mount.Image, fs volume.FS, h *winreg.Hive) (*hive.Key, error) {
+	hv, err := h.Load(fs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: hive %s: %w", im.Path, h.File, err)
+	}
+	return hv.Root(), nil
+}
+
+// sameFiles reports whether a hive file and its logs have the same size
+// and mtime in both file systems (and are there in both or neither).
+func sameFiles(fa, fb volume.FS, file string) bool {
+	for _, p := range []string{file, file + ".LOG1", file + ".LOG2", file + ".LOG"} {
+		x, errA := volume.Resolve(fa, p)
+		y, errB := volume.Resolve(fb, p)
+		if (errA == nil) != (errB == nil) || errA == nil && (x.Size != y.Size || !x.Mtime.Equal(y.Mtime)) {
+			return false
+		}
+	}
+	return true
+}
+
+func keys(out []Change, path string, x, y *hive.Key, depth int, lim *limits) ([]Change, error) {
 	if depth > 512 {
 		return out, fmt.Errorf("%s: keys nested deeper than 512", path)
 	}
-	out, err := values(out, path, x, y)
-	if err != nil {
+	if err := lim.check(); err != nil {
 		return out, err
+	}
+	// a key's last-written time moves whenever its values change (Windows
+	// and offvm's hive editor both keep it so): equal times are the quick
+	// check that spares decoding every value of an untouched key
+	var err error
+	if lw := x.LastWritten(); lw.IsZero() || !lw.Equal(y.LastWritten()) {
+		if out, err = values(out, path, x, y); err != nil {
+			return out, err
+		}
 	}
 	sx, err := x.Subkeys()
 	if err != nil {
@@ -91,7 +126,7 @@ func keys(out []Change, path string, x, y *hive.Key, depth int) ([]Change, error
 			out = append(out, Change{Op: "-", Kind: "key", Path: p})
 			continue
 		}
-		if out, err = keys(out, p, k, o, depth+1); err != nil {
+		if out, err = keys(out, p, k, o, depth+1, lim); err != nil {
 			return out, err
 		}
 	}

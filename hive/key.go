@@ -204,6 +204,22 @@ func (k *Key) readSubkeys() ([]*Key, error) {
 	return subs, nil
 }
 
+// HasSubkeys says whether the key has any subkey, without decoding its
+// list: the registry view asks before looking a name up as a subkey, so
+// that finding a value in a leaf key costs no failed search (and no error
+// naming the key's path).
+func (k *Key) HasSubkeys() bool {
+	k.h.mu.RLock()
+	defer k.h.mu.RUnlock()
+	switch {
+	case k.deleted:
+		return false
+	case k.subsLoaded.Load():
+		return len(k.subs) > 0
+	}
+	return k.cell != noCell && k.nsub > 0
+}
+
 // Subkey finds a direct subkey by name, case-insensitively. In a big list
 // not yet decoded it binary-searches the sorted list on disk, decoding only
 // the keys it compares with.

@@ -352,3 +352,66 @@ func TestLazyDirtyReplays(t *testing.T) {
 		t.Errorf("ComputerName %q after replay", got)
 	}
 }
+
+// TestHasSubkeys: the answer the registry view's lookups rely on, for a
+// key read lazily (list not decoded), after edits, and once deleted.
+func TestHasSubkeys(t *testing.T) {
+	h := hive.New("ROOT")
+	parent, err := h.Root().CreateSubkey("Parent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"A", "B"} {
+		if _, err := parent.CreateSubkey(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := h.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy, err := hive.ParseReaderAt(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(path string) *hive.Key {
+		k, err := lazy.Root().Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	p := key(`Parent`)
+	if !p.HasSubkeys() {
+		t.Errorf("a key with two subkeys, list not decoded: HasSubkeys() = false")
+	}
+	a := key(`Parent\A`)
+	steps := []struct {
+		what string
+		edit func() error
+		key  *hive.Key
+		want bool
+	}{
+		{"a key with two subkeys, list decoded", nil, p, true},
+		{"a leaf key", nil, a, false},
+		{"the leaf after a subkey is made in it", func() error { _, err := a.CreateSubkey("C"); return err }, a, true},
+		{"the leaf after that subkey is deleted", func() error { return a.DeleteSubkey("C") }, a, false},
+		{"the parent after both its subkeys are deleted", func() error {
+			if err := p.DeleteSubkey("A"); err != nil {
+				return err
+			}
+			return p.DeleteSubkey("B")
+		}, p, false},
+		{"a deleted key", nil, a, false},
+	}
+	for _, s := range steps {
+		if s.edit != nil {
+			if err := s.edit(); err != nil {
+				t.Fatalf("%s: %v", s.what, err)
+			}
+		}
+		if got := s.key.HasSubkeys(); got != s.want {
+			t.Errorf("%s: HasSubkeys() = %v, want %v", s.what, got, s.want)
+		}
+	}
+}

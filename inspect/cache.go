@@ -20,51 +20,59 @@ const inUse = "in use by another program"
 // whose files changed since it was last described costs a few stat calls
 // (and a lock probe); any other is opened and its description cached.
 // Descriptions with an error, and images with an interrupted commit, are
-// never cached.
+// never cached. The caller flushes the cache when done (Cache.Flush).
 func ImageCached(c *inventory.Cache, path string) mount.Info {
 	if c != nil && !cacheable(path) {
 		return Image(path)
 	}
+	return throughCache(c, path, func() mount.Info { return Image(path) })
+}
+
+// throughCache returns the cached description of path when it is fresh,
+// else describe()'s, which it caches.
+func throughCache(c *inventory.Cache, path string, describe func() mount.Info) mount.Info {
 	if inf, ok := cached(c, path); ok {
 		slog.Debug("inventory cache hit", "image", path)
 		recheckLock(&inf)
 		return inf
 	}
-	if c == nil || inventory.Pending(path) {
-		return Image(path)
+	if c == nil {
+		return describe()
 	}
 	before, ok := inventory.Snapshot(path, nil)
-	inf := Image(path)
+	inf := describe()
 	if ok && inf.Error == nil {
 		c.Put(path, before, parentChain(inf), inf)
 	}
 	return inf
 }
 
+// cached is the fresh cached description of path. An interrupted commit
+// beside the image is a sidecar the entry saw absent, so it is a miss.
 func cached(c *inventory.Cache, path string) (mount.Info, bool) {
-	if c == nil || inventory.Pending(path) {
+	if c == nil {
 		return mount.Info{}, false
 	}
 	b, ok := c.Get(path)
 	if !ok {
 		return mount.Info{}, false
 	}
-	inf, err := DecodeInfo(b)
+	inf, err := decodeKnownInfo(b)
 	return inf, err == nil
 }
 
-// recheckLock asks again whether another program holds the image.
+// recheckLock asks again whether another program holds the image, with
+// the lock probe (no lock is taken, so a qemu starting meanwhile never
+// trips over it).
 func recheckLock(inf *mount.Info) {
 	if !inf.Writable && (inf.ReadOnlyReason == nil || !strings.HasPrefix(*inf.ReadOnlyReason, inUse)) {
 		return // read-only for a reason of its own (format, snapshots)
 	}
-	l, err := txn.Lock(inf.Path)
-	if err != nil {
+	if err := txn.Probe(inf.Path); err != nil {
 		why := inUse + ": " + err.Error()
 		inf.Writable, inf.ReadOnlyReason = false, &why
 		return
 	}
-	l.Close()
 	inf.Writable, inf.ReadOnlyReason = true, nil
 }
 
@@ -88,16 +96,19 @@ func parentChain(inf mount.Info) []string {
 	return out
 }
 
-// parentsOf is library.Parents over paths, taking each image's parent
-// from the cache where it is fresh.
-func parentsOf(c *inventory.Cache, paths []string) map[string]bool {
+// parentsOf is library.Parents over paths: the absolute paths of the
+// images some image of paths builds on. An image already described (in
+// described, by index) gives its parent from its description, one whose
+// description is fresh in the cache from there; only the others (images
+// of other shards) are opened, headers only.
+func parentsOf(c *inventory.Cache, paths []string, described map[string]mount.Info) map[string]bool {
 	out := map[string]bool{}
 	for _, path := range paths {
 		parent := ""
-		if inf, ok := cached(c, path); ok {
-			if inf.Parent != nil {
-				parent = *inf.Parent
-			}
+		if inf, ok := described[path]; ok && inf.Error == nil {
+			parent = deref(inf.Parent)
+		} else if inf, ok := cached(c, path); ok {
+			parent = deref(inf.Parent)
 		} else if d, err := detect.Open(path, detect.Options{}); err == nil {
 			parent = d.Info().Parent
 			d.Close()
@@ -109,6 +120,13 @@ func parentsOf(c *inventory.Cache, paths []string) map[string]bool {
 		}
 	}
 	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // cacheable reports whether the description of path depends on its own

@@ -33,6 +33,12 @@ func DecodeInfo(b []byte) (mount.Info, error) {
 	if !hasPath || !hasParts {
 		return mount.Info{}, fmt.Errorf("not an image description (as ls --json or inspect --json print)")
 	}
+	return decodeKnownInfo(b)
+}
+
+// decodeKnownInfo is DecodeInfo of what is known to be an image's
+// description (the inventory cache's own entries): one pass, no probe.
+func decodeKnownInfo(b []byte) (mount.Info, error) {
 	var j jsonInfo
 	if err := json.Unmarshal(b, &j); err != nil {
 		return mount.Info{}, err

@@ -27,6 +27,9 @@ type OS struct {
 	Kernels      []string `json:"kernels,omitempty"`
 	// SystemPartition is the partition holding the OS ("p3").
 	SystemPartition string `json:"system_partition"`
+	// Mounts maps a Linux guest's mount points to volumes as its
+	// /etc/fstab names them ({"/": "p101", "/boot": "p1"}).
+	Mounts map[string]string `json:"mounts,omitempty"`
 }
 
 // Application is one installed program or package.
@@ -73,12 +76,9 @@ func Describe(im *mount.Image) mount.Info {
 	if describeWindows(&inf, im) {
 		return inf
 	}
-	for _, v := range im.Volumes() {
-		if v.FS == nil {
-			continue
-		}
-		if ok := describeLinux(&inf, v); ok {
-			break
+	if root, mounts := linuxRoot(im, im.Volumes()); root != nil && describeLinux(&inf, root) {
+		if o, ok := inf.OS.(*OS); ok && len(mounts) > 0 {
+			o.Mounts = mounts
 		}
 	}
 	return inf

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"log/slog"
 	"path/filepath"
 	"sync"
 
@@ -81,7 +82,8 @@ type LibraryOptions struct {
 	// keeps those of the others (see ImageCached).
 	Cache *inventory.Cache
 	// Found, when set, is told how many images will be described, and
-	// Done is called after each one (from one goroutine at a time).
+	// Done is called after each one (from one goroutine at a time; an
+	// image found to be another's parent is made read-only afterwards).
 	Found func(n int)
 	Done  func(inf mount.Info)
 	// VMDirs are read for VM configurations besides the library's own
@@ -89,18 +91,19 @@ type LibraryOptions struct {
 	VMDirs []string
 }
 
-// LibraryWith is Library over one shard, several images at a time.
+// LibraryWith is Library over one shard, several images at a time. An
+// image is read once: whether it is another's parent comes from the
+// descriptions themselves (the images of other shards from the cache, or
+// their headers).
 func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	ents, err := library.Walk(root)
 	if err != nil {
 		return nil, err
 	}
 	all := make([]string, len(ents))
+	var kept []library.Entry
 	for i, e := range ents {
 		all[i] = e.Path
-	}
-	var kept []library.Entry
-	for _, e := range ents {
 		if o.Shard.Has(root, e.Path) {
 			kept = append(kept, e)
 		}
@@ -108,9 +111,13 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	if o.Found != nil {
 		o.Found(len(kept))
 	}
-	parents := parentsOf(o.Cache, all)
 	vms := library.ScanVMs(root, o.VMDirs, vmconfig.Options{})
+	// with no VM configuration anywhere (nor a broken one), no disk has a
+	// VM or sleeps: the per-image questions, each a few path look-ups,
+	// need not be asked
+	noVMs := len(vms.VMs) == 0 && len(vms.Problems) == 0
 	out := make([]mount.Info, len(kept))
+	sleeps := make([]bool, len(kept))
 	jobs := max(o.Jobs, 1)
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
@@ -121,30 +128,48 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			inf := describeIn(o.Cache, e.Path, vms)
-			if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil && vms.SleepReason(e.Path) == "" {
-				why := "the parent of another image in the library"
-				inf.Writable, inf.ReadOnlyReason = false, &why
-			}
-			out[i] = inf
+			out[i] = describeIn(o.Cache, e, vms, noVMs)
+			sleeps[i] = !noVMs && vms.SleepReason(e.Path) != ""
 			if o.Done != nil {
 				mu.Lock()
-				o.Done(inf)
+				o.Done(out[i])
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	described := make(map[string]mount.Info, len(kept))
+	for i, e := range kept {
+		described[e.Path] = out[i]
+	}
+	parents := parentsOf(o.Cache, all, described)
+	for i, e := range kept {
+		inf := &out[i]
+		if abs, err := filepath.Abs(e.Path); err == nil && parents[abs] && inf.Error == nil && !sleeps[i] {
+			why := "the parent of another image in the library"
+			inf.Writable, inf.ReadOnlyReason = false, &why
+		}
+	}
+	if err := o.Cache.Flush(); err != nil {
+		slog.Warn("inventory cache not written", "err", err)
+	}
 	return out, nil
 }
 
 // describeIn describes one image of a library. The inventory cache is
 // keyed by the image's own files, so a disk that belongs to a VM, or sits
 // in an OVA, is always opened: the VM's state lives in files beside it.
-func describeIn(c *inventory.Cache, path string, vms *library.VMs) mount.Info {
-	_, _, inOVA := library.InOVA(path)
-	if _, hasVM := vms.For(path); hasVM || inOVA || library.IsOVA(path) {
-		return imageIn(path, vms)
+func describeIn(c *inventory.Cache, e library.Entry, vms *library.VMs, noVMs bool) mount.Info {
+	if e.Format == "ova" {
+		return imageIn(e.Path, vms)
 	}
-	return ImageCached(c, path)
+	if _, _, inOVA := library.InOVA(e.Path); inOVA {
+		return imageIn(e.Path, vms)
+	}
+	if !noVMs {
+		if _, hasVM := vms.For(e.Path); hasVM {
+			return imageIn(e.Path, vms)
+		}
+	}
+	return throughCache(c, e.Path, func() mount.Info { return imageIn(e.Path, vms) })
 }

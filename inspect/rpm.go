@@ -35,32 +35,65 @@ func rpmPackages(f volume.FS) (apps []Application, when *string, found bool, pro
 		if err != nil {
 			return nil, nil, true, "rpm database: " + err.Error()
 		}
-		var last int64
-		for _, p := range pkgs {
-			apps = append(apps, Application{Name: p.Name, Version: strp(p.EVR()), Publisher: strp(p.Vendor)})
-			last = max(last, p.InstallTime)
-		}
-		if apps == nil {
-			apps = []Application{}
-		}
-		if last > 0 {
-			s := time.Unix(last, 0).UTC().Format(time.RFC3339)
-			when = &s
-		}
+		apps, when = rpmApplications(pkgs)
 		return apps, when, true, ""
 	}
 	if !found {
 		return nil, nil, false, ""
 	}
+	// older rpm: SUSE's ndb Packages.db, then Berkeley DB Packages (a
+	// guest converted to ndb may keep its old Packages beside it)
 	for _, dir := range rpmDirs {
-		for _, name := range []string{"Packages", "Packages.db"} {
-			if exists(f, dir+"/"+name) {
-				format := map[string]string{"Packages": "Berkeley DB", "Packages.db": "NDB"}[name]
-				return nil, nil, true, fmt.Sprintf("rpm database /%s/%s is %s, which offvm does not read yet: applications unknown", dir, name, format)
+		for _, db := range []struct {
+			name string
+			read func([]byte) ([]rpmpkg.Record, error)
+		}{{"Packages.db", rpmpkg.ReadNDB}, {"Packages", rpmpkg.ReadBDB}} {
+			path := dir + "/" + db.name
+			if !exists(f, path) {
+				continue
 			}
+			pkgs, err := readRPMFile(f, path, db.read)
+			if err != nil {
+				return nil, nil, true, "rpm database: " + err.Error()
+			}
+			apps, when = rpmApplications(pkgs)
+			return apps, when, true, ""
 		}
 	}
 	return nil, nil, true, "rpm database present but holds no database file offvm knows: applications unknown"
+}
+
+// readRPMFile reads an ndb or Berkeley DB package database of the guest.
+func readRPMFile(f volume.FS, path string, read func([]byte) ([]rpmpkg.Record, error)) ([]rpmpkg.Package, error) {
+	b, err := volume.ReadFile(f, path, maxRPMDB)
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", path, err)
+	}
+	recs, err := read(b)
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", path, err)
+	}
+	pkgs, err := rpmpkg.Packages(recs)
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", path, err)
+	}
+	return pkgs, nil
+}
+
+// rpmApplications turns packages into applications, with the latest
+// install time as when the software last changed.
+func rpmApplications(pkgs []rpmpkg.Package) ([]Application, *string) {
+	apps := []Application{}
+	var last int64
+	for _, p := range pkgs {
+		apps = append(apps, Application{Name: p.Name, Version: strp(p.EVR()), Publisher: strp(p.Vendor)})
+		last = max(last, p.InstallTime)
+	}
+	if last == 0 {
+		return apps, nil
+	}
+	s := time.Unix(last, 0).UTC().Format(time.RFC3339)
+	return apps, &s
 }
 
 // readRPMSQLite copies rpmdb.sqlite (and its write-ahead log, which holds

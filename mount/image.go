@@ -130,6 +130,27 @@ func Open(path string, opts Options) (*Image, error) {
 	return im, nil
 }
 
+// OpenDisk opens d, the virtual disk of the image at path, read-only:
+// no lock, no recovery, no overlay. The history uses it for an image's
+// guest before and after a commit (the base disk, and the overlay over
+// it) while the commit holds the lock. Close leaves d open.
+func OpenDisk(path string, d vdisk.Disk) (*Image, error) {
+	im := &Image{Path: path, opts: Options{ReadOnly: true, Keys: defaultKeys.Load()}, vols: map[int]*Volume{},
+		readOnly: "a view of one commit"}
+	im.base, im.disk = noClose{d}, noClose{d}
+	t, err := partition.Read(im.disk, im.disk.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	im.table = t
+	return im, nil
+}
+
+// noClose is a disk whose Close leaves the disk below open.
+type noClose struct{ vdisk.Disk }
+
+func (noClose) Close() error { return nil }
+
 // prepare decides whether the image may be written, and if so takes its
 // lock and finishes any commit a crash interrupted. A read-only open
 // writes nothing, so it refuses an image with an unfinished commit rather

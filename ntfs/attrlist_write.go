@@ -182,7 +182,7 @@ func (o *op) freeEmptyExtensions(exts []*record) error {
 			rr.seq = 1
 		}
 		o.add(rr)
-		if err := o.v.freeRecordBit(rr.num); err != nil {
+		if err := o.freeRecord(rr.num); err != nil {
 			return err
 		}
 	}

@@ -3,26 +3,22 @@ package ntfs
 import (
 	"fmt"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/alloc"
 )
 
 // bitmap is $Bitmap held in memory while writing; every change is written
 // back at once (the 512-byte blocks it touches).
 type bitmap struct {
-	bits []byte
+	bits alloc.Bitmap
 	runs []run
 	n    int64 // clusters on the volume
 	hint int64 // where the next search starts: keeps files contiguous
 }
 
-func (b *bitmap) get(i int64) bool { return b.bits[i>>3]&(1<<(i&7)) != 0 }
+func (b *bitmap) get(i int64) bool { return b.bits.Get(i) }
 
-func (b *bitmap) set(i int64, on bool) {
-	if on {
-		b.bits[i>>3] |= 1 << (i & 7)
-	} else {
-		b.bits[i>>3] &^= 1 << (i & 7)
-	}
-}
+func (b *bitmap) set(i int64, on bool) { b.bits.Put(i, on) }
 
 func (v *Volume) clusterBitmap() (*bitmap, error) {
 	if v.w.bitmap != nil {
@@ -92,50 +88,18 @@ func (v *Volume) allocClusters(n, vcn int64) ([]run, error) {
 // findFree returns the first run of n free clusters from the hint on
 // (wrapping around), or -1.
 func (b *bitmap) findFree(n int64) int64 {
-	for pass := 0; pass < 2; pass++ {
-		start, end := b.hint, b.n
-		if pass == 1 {
-			start, end = 0, min(b.hint+n, b.n)
-		}
-		runStart, runLen := int64(-1), int64(0)
-		for i := start; i < end; i++ {
-			if i&7 == 0 && i+8 <= end && b.bits[i>>3] == 0xff {
-				runLen = 0
-				i += 7
-				continue
-			}
-			if b.get(i) {
-				runLen = 0
-				continue
-			}
-			if runLen == 0 {
-				runStart = i
-			}
-			if runLen++; runLen == n {
-				return runStart
-			}
-		}
+	if lcn := b.bits.FindClear(b.hint, b.n, n); lcn >= 0 {
+		return lcn
 	}
-	return -1
+	return b.bits.FindClear(0, min(b.hint+n, b.n), n)
 }
 
 // gather collects n free clusters in pieces, or returns nil.
 func (b *bitmap) gather(n, vcn int64) []run {
 	var out []run
-	for i := int64(0); i < b.n && n > 0; i++ {
-		if b.get(i) {
-			continue
-		}
-		if k := len(out); k > 0 && out[k-1].lcn+out[k-1].length == i {
-			out[k-1].length++
-		} else {
-			out = append(out, run{vcn: vcn, lcn: i, length: 1})
-		}
-		vcn++
-		n--
-	}
-	if n > 0 {
-		return nil
+	for _, e := range b.bits.Gather(b.n, n) {
+		out = append(out, run{vcn: vcn, lcn: e.Start, length: e.Len})
+		vcn += e.Len
 	}
 	return out
 }

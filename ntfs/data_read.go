@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/compress"
 )
 
 // readStream reads a stream's content as io.ReaderAt does: holes, the
@@ -91,7 +93,7 @@ func (v *Volume) compressedUnit(s *stream, u int64) ([]byte, error) {
 	if err := v.readRuns(s.runs, src, vcn0*cs); err != nil {
 		return nil, err
 	}
-	if _, err := lznt1Decompress(dst, src); err != nil {
+	if _, err := compress.LZNT1(dst, src); err != nil {
 		return nil, fmt.Errorf("compression unit %d: %w", u, err)
 	}
 	return dst, nil

@@ -442,24 +442,7 @@ func TestFailureWhileMFTGrows(t *testing.T) {
 	start := v.mftSize
 	injected, n := 0, 0
 	for ; v.mftSize < start+2*mftGrowRecords*int64(v.geo.recordSize) && n < 400; n++ {
-		name := fmt.Sprintf("file-%03d-with-a-name.txt", n)
-		for k := 1; ; k++ {
-			fd.arm(k)
-			_, err := v.Create(v.Root(), name, 0o644)
-			if writes := fd.disarm(); writes < k {
-				if err != nil {
-					t.Fatalf("create %s: %v", name, err)
-				}
-				break
-			}
-			injected++
-			if !errors.Is(err, syscall.EIO) {
-				t.Fatalf("create %s, write %d failed: %v", name, k, err)
-			}
-			if err := fd.unchanged(t); err != nil {
-				t.Fatalf("create %s, write %d failed: %v", name, k, err)
-			}
-		}
+		injected += createFailingEachWrite(t, fd, v, v.Root(), fmt.Sprintf("file-%03d-with-a-name.txt", n))
 	}
 	if v.mftSize < start+2*mftGrowRecords*int64(v.geo.recordSize) {
 		t.Fatalf("$MFT did not grow twice in %d creates (%d -> %d bytes)", n, start, v.mftSize)
@@ -482,4 +465,27 @@ func TestFailureWhileMFTGrows(t *testing.T) {
 		t.Errorf("ntfs-3g lists %d files, want %d", got, n)
 	}
 	compareStatFS(t, mnt, img)
+}
+
+// createFailingEachWrite creates name in dir, first failing the create at
+// each of its writes in turn (each failure must be undone, the device as
+// before it); it returns how many failures it injected.
+func createFailingEachWrite(t *testing.T, fd *faultDev, v *Volume, dir volume.Ino, name string) int {
+	t.Helper()
+	for k := 1; ; k++ {
+		fd.arm(k)
+		_, err := v.Create(dir, name, 0o644)
+		if writes := fd.disarm(); writes < k {
+			if err != nil {
+				t.Fatalf("create %s: %v", name, err)
+			}
+			return k - 1
+		}
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("create %s, write %d failed: %v", name, k, err)
+		}
+		if err := fd.unchanged(t); err != nil {
+			t.Fatalf("create %s, write %d failed: %v", name, k, err)
+		}
+	}
 }

@@ -121,20 +121,6 @@ func FuzzRunlist(f *testing.F) {
 	})
 }
 
-// FuzzLZNT1 decompresses arbitrary bytes into one compression unit.
-func FuzzLZNT1(f *testing.F) {
-	f.Add([]byte{0x05, 0xb0, 0x00, 'a', 'b', 'c', 0x02, 0x20, 0x00, 0x00})
-	f.Add(append([]byte{0xff, 0x3f}, bytes.Repeat([]byte{'x'}, 4096)...))
-	f.Add([]byte{0x10, 0xb0, 0x00, 'A', 'B', 0xfc, 0x0f, 0x00, 0x00})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		dst := make([]byte, 65536)
-		n, _ := lznt1Decompress(dst, b)
-		if n > len(dst) {
-			t.Fatalf("produced %d bytes into %d", n, len(dst))
-		}
-	})
-}
-
 // FuzzIndex parses an index node (as an INDX block when it carries the
 // magic) and looks names up in it; what parses must serialise back to a
 // node with the same entries.

@@ -10,6 +10,9 @@ import (
 // kept for $MFT's own extension records, as ntfs-3g and Windows do.
 const firstFreeRecord = 24
 
+// firstMFTExtension is the first record kept for $MFT's extension records.
+const firstMFTExtension = 16
+
 // mftGrowRecords is how many records $MFT grows by when it is full.
 const mftGrowRecords = 64
 
@@ -27,14 +30,12 @@ func (v *Volume) allocRecord() (uint64, error) {
 		}
 		nrec := v.mftSize / int64(v.geo.recordSize)
 		for i := int64(firstFreeRecord); i < nrec && i/8 < int64(len(bm.bits)); i++ {
-			if bm.bits[i/8] == 0xff && i%8 == 0 { // a full byte: 8 records in use
+			if i%8 == 0 && bm.bits[i/8] == 0xff { // a full byte: 8 records in use
 				i += 7
 				continue
 			}
-			if bm.bits[i/8]&(1<<(i%8)) == 0 {
-				bm.bits[i/8] |= 1 << (i % 8)
-				v.w.undoRecords = append(v.w.undoRecords, undoBit{uint64(i), true})
-				return uint64(i), v.saveMFTBitmap(r0, bm, i/8)
+			if !bm.bit(uint64(i)) {
+				return uint64(i), v.setBitIn(bm, uint64(i), true, true)
 			}
 		}
 		if err := v.growMFT(r0); err != nil {
@@ -60,133 +61,99 @@ func (v *Volume) setRecordBit(n uint64, on bool) error {
 	if err != nil {
 		return err
 	}
+	return v.setBitIn(bm, n, on, false)
+}
+
+// setBitIn sets or clears record n's bit in bm and stores it: a bitmap
+// in clusters is written at once, a resident one goes into its record,
+// which is written too unless bm.keep (the caller writes it later).
+func (v *Volume) setBitIn(bm *mftBits, n uint64, on, undo bool) error {
 	if int(n/8) >= len(bm.bits) {
 		return fmt.Errorf("ntfs: record %d outside $MFT bitmap: %w", n, syscall.EIO)
+	}
+	if undo {
+		v.w.undoRecords = append(v.w.undoRecords, undoBit{n, on})
 	}
 	if on {
 		bm.bits[n/8] |= 1 << (n % 8)
 	} else {
 		bm.bits[n/8] &^= 1 << (n % 8)
 	}
-	return v.saveMFTBitmap(r0, bm, int64(n/8))
+	return v.saveMFTBitmap(bm, int64(n/8))
 }
 
+// mftBits is $MFT's $BITMAP as read for an edit.
 type mftBits struct {
-	off  int // attribute offset in record 0
+	rec  *record // the record holding the attribute (record 0, or one of its extensions)
+	off  int     // attribute offset in rec
 	a    attr
 	bits []byte
+	keep bool // rec is written by the caller
 }
 
+func (b *mftBits) bit(n uint64) bool {
+	return int(n/8) < len(b.bits) && b.bits[n/8]&(1<<(n%8)) != 0
+}
+
+// mftBitmap reads $MFT's $BITMAP from record 0, or from the extension
+// record r0's attribute list names for it.
 func (v *Volume) mftBitmap(r0 *record) (*mftBits, error) {
-	off := r0.findAttr(atBitmap, "", false)
-	if off < 0 {
-		return nil, fmt.Errorf("ntfs: $MFT has no $BITMAP: %w", syscall.EIO)
+	rec, off, err := v.mftBitmapHome(r0)
+	if err != nil {
+		return nil, err
 	}
-	a, err := parseAttr(r0.buf[off:r0.used], v.clusters)
+	a, err := parseAttr(rec.buf[off:rec.used], v.clusters)
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: $MFT $BITMAP: %w", err)
 	}
-	bm := &mftBits{off: off, a: a}
+	bm := &mftBits{rec: rec, off: off, a: a}
 	if a.resident {
 		bm.bits = append([]byte(nil), a.value...)
 		return bm, nil
 	}
-	if a.dataSize > 64<<20 {
-		return nil, fmt.Errorf("ntfs: $MFT $BITMAP of %d bytes: %w", a.dataSize, syscall.EIO)
+	if a.dataSize > 64<<20 || a.startVCN != 0 || (a.lastVCN+1)*v.geo.clusterSize != a.allocSize {
+		return nil, fmt.Errorf("ntfs: $MFT $BITMAP of %d bytes in one extent expected: %w", a.dataSize, syscall.EIO)
 	}
 	bm.bits = make([]byte, a.dataSize)
 	return bm, v.readRuns(a.runs, bm.bits, 0)
 }
 
+func (v *Volume) mftBitmapHome(r0 *record) (*record, int, error) {
+	if off := r0.findAttr(atBitmap, "", false); off >= 0 {
+		return r0, off, nil
+	}
+	if r0.findAttr(atAttrList, "", false) >= 0 {
+		recs, err := v.newOp().listRecords(r0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("ntfs: $MFT: %w", err)
+		}
+		for _, n := range recs {
+			rr, err := v.freshRecord(n)
+			if err != nil {
+				return nil, 0, fmt.Errorf("ntfs: $MFT extension record %d: %w", n, err)
+			}
+			if off := rr.findAttr(atBitmap, "", false); off >= 0 {
+				return rr, off, nil
+			}
+		}
+	}
+	return nil, 0, fmt.Errorf("ntfs: $MFT has no $BITMAP: %w", syscall.EIO)
+}
+
 // saveMFTBitmap writes back byte i of the bitmap (or the whole resident value).
-func (v *Volume) saveMFTBitmap(r0 *record, bm *mftBits, i int64) error {
+func (v *Volume) saveMFTBitmap(bm *mftBits, i int64) error {
 	if bm.a.resident {
-		copy(r0.residentValue(bm.off), bm.bits)
-		return v.writeRecord(r0)
+		// Edits of other attributes may have moved it in its record.
+		if bm.off = bm.rec.findAttr(atBitmap, "", false); bm.off < 0 {
+			return fmt.Errorf("ntfs: $MFT $BITMAP left MFT record %d: %w", bm.rec.num, syscall.EIO)
+		}
+		copy(bm.rec.residentValue(bm.off), bm.bits)
+		if bm.keep {
+			return nil
+		}
+		return v.writeRecord(bm.rec)
 	}
 	return v.writeRuns(bm.a.runs, bm.bits[i:i+1], i)
-}
-
-// growMFT adds mftGrowRecords formatted, unused records to $MFT and
-// widens its bitmap to cover them.
-func (v *Volume) growMFT(r0 *record) error {
-	rs := int64(v.geo.recordSize)
-	cs := v.geo.clusterSize
-	doff := r0.findAttr(atData, "", false)
-	if doff < 0 {
-		return fmt.Errorf("ntfs: $MFT has no $DATA in its base record: %w", syscall.ENOSPC)
-	}
-	d, err := parseAttr(r0.buf[doff:r0.used], v.clusters)
-	if err != nil || d.resident || d.startVCN != 0 || (d.lastVCN+1)*cs != d.allocSize || len(d.runs) == 0 {
-		return fmt.Errorf("ntfs: $MFT data is split across records; growing it is not supported: %w", syscall.ENOSPC)
-	}
-	newSize := v.mftSize + mftGrowRecords*rs
-	// Record 0 and the new records are written below; a failed operation
-	// puts them back (undo.go) and gives the clusters back with the rest.
-	s := &stream{runs: d.runs, dataSize: newSize, initSize: newSize, allocSize: d.allocSize}
-	if need := (newSize+cs-1)/cs - d.allocSize/cs; need > 0 {
-		b, err := v.clusterBitmap()
-		if err != nil {
-			return err
-		}
-		last := d.runs[len(d.runs)-1]
-		saved := b.hint
-		b.hint = last.lcn + last.length // keep $MFT contiguous
-		runs, err := v.allocClusters(need, d.allocSize/cs)
-		b.hint = saved
-		if err != nil {
-			return err
-		}
-		s.runs = mergeRuns(append(append([]run(nil), d.runs...), runs...))
-		s.allocSize += need * cs
-	}
-	// Format the new records before $MFT claims them.
-	oldRuns := v.mftRuns
-	v.mftRuns = s.runs
-	for n := v.mftSize / rs; n < newSize/rs; n++ {
-		if err := v.writeRecord(emptyRecord(uint64(n), v.geo.recordSize)); err != nil {
-			v.mftRuns = oldRuns
-			return err
-		}
-	}
-	if err := r0.replaceAttr(doff, nonResidentAttr(atData, "", d.flags, s, cs)); err != nil {
-		v.mftRuns = oldRuns
-		return fmt.Errorf("ntfs: $MFT runlist does not fit its record: %w", err)
-	}
-	if err := v.widenMFTBitmap(r0, newSize/rs); err != nil {
-		return err
-	}
-	if err := v.writeRecord(r0); err != nil {
-		return err
-	}
-	v.mftSize = newSize
-	return nil
-}
-
-// widenMFTBitmap makes $MFT's bitmap hold at least nrec bits.
-func (v *Volume) widenMFTBitmap(r0 *record, nrec int64) error {
-	bm, err := v.mftBitmap(r0)
-	if err != nil {
-		return err
-	}
-	need := int64(align8(int((nrec + 7) / 8)))
-	if need <= int64(len(bm.bits)) {
-		return nil
-	}
-	if bm.a.resident {
-		val := make([]byte, need)
-		copy(val, bm.bits)
-		return r0.replaceAttr(bm.off, residentAttr(atBitmap, "", val))
-	}
-	if need > bm.a.allocSize {
-		return fmt.Errorf("ntfs: $MFT bitmap would outgrow its %d allocated bytes: %w", bm.a.allocSize, syscall.ENOSPC)
-	}
-	zero := make([]byte, need-bm.a.initSize)
-	if err := v.writeRuns(bm.a.runs, zero, bm.a.initSize); err != nil {
-		return err
-	}
-	s := &stream{runs: bm.a.runs, dataSize: need, initSize: need, allocSize: bm.a.allocSize}
-	return r0.replaceAttr(bm.off, nonResidentAttr(atBitmap, "", bm.a.flags, s, v.geo.clusterSize))
 }
 
 // emptyRecord is a formatted record that is not in use.

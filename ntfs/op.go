@@ -11,6 +11,7 @@ type op struct {
 	recs  map[uint64]*record
 	dirty map[uint64]bool
 	dirs  map[uint64]*dirW
+	mft   *mftBits // set while $MFT itself grows (mft_grow.go)
 }
 
 func (v *Volume) newOp() *op {
@@ -86,4 +87,21 @@ func (o *op) saveIndexBits() error {
 		}
 	}
 	return nil
+}
+
+// allocExtRecord allocates an extension record: for $MFT's own runlist
+// one of the records kept for it, for any other file the next free one.
+func (o *op) allocExtRecord() (uint64, error) {
+	if o.mft != nil {
+		return o.v.allocMFTExtension(o)
+	}
+	return o.v.allocRecord()
+}
+
+// freeRecord gives back an extension record the op no longer needs.
+func (o *op) freeRecord(n uint64) error {
+	if o.mft != nil {
+		return o.v.setBitIn(o.mft, n, false, true)
+	}
+	return o.v.freeRecordBit(n)
 }

@@ -52,7 +52,7 @@ func TestNameRules(t *testing.T) {
 		{"control", func() error { _, err := v.Create(root, "a\x01", 0o644); return err }, syscall.EINVAL},
 		{"trailing dot", func() error { _, err := v.Create(root, "name.", 0o644); return err }, syscall.EINVAL},
 		{"trailing space", func() error { _, err := v.Create(root, "name ", 0o644); return err }, syscall.EINVAL},
-		{"too long", func() error { _, err := v.Create(root, strings.Repeat("x", 256), 0o644); return err }, syscall.EINVAL},
+		{"too long", func() error { _, err := v.Create(root, strings.Repeat("x", 256), 0o644); return err }, syscall.ENAMETOOLONG},
 		{"rename to bad name", func() error { return v.Rename(root, "Hosts.txt", root, "a:b") }, syscall.EINVAL},
 		{"lookup missing", func() error { _, err := v.Lookup(root, "nope"); return err }, syscall.ENOENT},
 		{"unlink missing", func() error { return v.Unlink(root, "nope") }, syscall.ENOENT},

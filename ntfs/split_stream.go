@@ -240,7 +240,7 @@ func (v *Volume) finishSplit(d *dataAttr, old, fresh []*record) error {
 		} else { // allocated by an attempt, then not used
 			delete(o.recs, rr.num)
 		}
-		if err := v.freeRecordBit(rr.num); err != nil {
+		if err := o.freeRecord(rr.num); err != nil {
 			return err
 		}
 	}
@@ -366,7 +366,7 @@ func (l *layout) freshRecord(i int) (*record, error) {
 		return (*l.fresh)[i], nil
 	}
 	v := l.o.v
-	n, err := v.allocRecord()
+	n, err := l.o.allocExtRecord()
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,29 @@ type upcase [65536]uint16
 // loadUpcase reads $UpCase; a short or missing table falls back to Unicode's
 // simple upper-case mapping so that lookups still work.
 func (v *Volume) loadUpcase() *upcase {
+	in, err := v.loadInode(recUpCase)
+	if err != nil {
+		return unicodeUpcase()
+	}
+	s := in.find(atData, "")
+	if s == nil || s.dataSize < 2*65536 {
+		return unicodeUpcase()
+	}
+	buf := make([]byte, 2*65536)
+	if _, err := v.readStream(s, buf, 0); err != nil {
+		return unicodeUpcase()
+	}
+	u := new(upcase)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(buf[2*i:])
+	}
+	return internUpcase(u, sha256.Sum256(buf))
+}
+
+// unicodeUpcase is the fallback table, built once (65,536 calls to
+// unicode.ToUpper cost about a millisecond: too much to pay per volume
+// opened when listing a library). It is never written.
+var unicodeUpcase = sync.OnceValue(func() *upcase {
 	u := new(upcase)
 	for i := range u {
 		r := unicode.ToUpper(rune(i))
@@ -22,23 +45,8 @@ func (v *Volume) loadUpcase() *upcase {
 		}
 		u[i] = uint16(r)
 	}
-	in, err := v.loadInode(recUpCase)
-	if err != nil {
-		return u
-	}
-	s := in.find(atData, "")
-	if s == nil || s.dataSize < 2*65536 {
-		return u
-	}
-	buf := make([]byte, 2*65536)
-	if _, err := v.readStream(s, buf, 0); err != nil {
-		return u
-	}
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(buf[2*i:])
-	}
-	return internUpcase(u, sha256.Sum256(buf))
-}
+	return u
+})
 
 // Nearly every volume holds one of a few $UpCase tables (128 KiB each):
 // volumes share one copy, dropped once no volume uses it.

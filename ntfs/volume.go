@@ -38,8 +38,12 @@ type Volume struct {
 }
 
 var (
-	_ volume.FS     = (*Volume)(nil)
-	_ volume.Writer = (*Volume)(nil)
+	_ volume.FS        = (*Volume)(nil)
+	_ volume.Writer    = (*Volume)(nil)
+	_ volume.Linker    = (*Volume)(nil)
+	_ volume.Symlinker = (*Volume)(nil)
+	_ volume.Timer     = (*Volume)(nil)
+	_ volume.Xattrer   = (*Volume)(nil)
 )
 
 // Open reads the boot sector, $MFT, $UpCase and $Volume of dev.

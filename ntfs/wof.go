@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/offvm/offvm/internal/compress"
 	"github.com/offvm/offvm/internal/lru"
 )
 
@@ -148,9 +149,9 @@ func (v *Volume) wofChunk(w *wofFile, idx int64) ([]byte, error) {
 	if int64(len(stored)) < plain {
 		out = make([]byte, plain)
 		if w.format == wofFormatLZX {
-			err = lzxDecompress(stored, out)
+			err = compress.LZX(stored, out)
 		} else {
-			err = xpressDecompress(stored, out)
+			err = compress.XpressHuffman(stored, out)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ntfs: MFT record %d: WOF chunk %d: %w: %w", w.in.num, idx, err, syscall.EIO)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/offvm/offvm/internal/compress"
 	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/volume"
 )
@@ -197,9 +198,9 @@ func decodeResource(bl wimBlob, c wimCase) (out []byte, compressed, raw int, err
 		}
 		dst := make([]byte, plain)
 		if c.format == wofFormatLZX {
-			err = lzxDecompress(stored, dst)
+			err = compress.LZX(stored, dst)
 		} else {
-			err = xpressDecompress(stored, dst)
+			err = compress.XpressHuffman(stored, dst)
 		}
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("chunk %d of %d: %w", i, n, err)

@@ -2,48 +2,29 @@ package patcher
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/offvm/offvm/internal/names"
 )
 
-// winReserved are the device names Win32 cannot open as files, with or
-// without an extension.
-var winReserved = regexp.MustCompile(`(?i)^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?$`)
-
-// winName says why Windows cannot hold name, or "" when it can.
+// winName says why Windows cannot hold name, or "" when it can: the
+// engines' rules (internal/names) and, as a bundle must install on Windows,
+// no device names (CON, NUL.txt ...), which Win32 cannot open as files.
 func winName(name string) string {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Sprintf("%q leaves its directory", name)
-	case !utf8.ValidString(name):
-		return fmt.Sprintf("%q is not UTF-8", name)
-	case len(utf16.Encode([]rune(name))) > 255:
-		return fmt.Sprintf("%q is longer than 255 characters", name)
-	case strings.HasSuffix(name, ".") || strings.HasSuffix(name, " "):
-		return fmt.Sprintf("%q ends in a dot or a space, which Windows cannot hold", name)
-	case winReserved.MatchString(name):
-		return fmt.Sprintf("%q is a reserved device name on Windows", name)
+	if err := names.Windows(name); err != nil {
+		return err.Error()
 	}
-	for _, r := range name {
-		if r < 0x20 || strings.ContainsRune(`\/:*?"<>|`, r) {
-			return fmt.Sprintf("%q holds %q, which Windows cannot hold in a name", name, r)
-		}
+	if names.ReservedDevice(name) {
+		return fmt.Sprintf("name %q is a reserved device name on Windows", name)
 	}
 	return ""
 }
 
 // posixName says why name cannot be a file name on any volume, or "".
 func posixName(name string) string {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Sprintf("%q leaves its directory", name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Sprintf("%q holds a slash or a NUL", name)
-	case len(name) > 255:
-		return fmt.Sprintf("%q is longer than 255 bytes", name)
+	if err := names.POSIX(name); err != nil {
+		return err.Error()
 	}
 	return ""
 }

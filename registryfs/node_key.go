@@ -130,7 +130,7 @@ func (n *keyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	// A non-canonical spelling (%30 for "0") names the value that a key
 	// of the same name shadows.
-	if Canonical(name, false) {
+	if Canonical(name, false) && n.key.HasSubkeys() {
 		if k, err := n.key.Subkey(DecodeName(name, false)); err == nil {
 			n.c.dirAttr(&out.Attr, n.hive, k.LastWritten())
 			return n.keyInode(ctx, k, &out.Attr), 0

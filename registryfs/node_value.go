@@ -94,22 +94,26 @@ func (n *valueNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Att
 
 func (n *valueNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
 	defer guard(&e)
-	_, c, e := n.content()
-	if e != 0 {
-		return nil, 0, e
-	}
-	h := &valueHandle{buf: c}
 	writing := flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0
 	if !writing {
 		// The kernel keeps the pages across opens: a value changes only
 		// through this view, which drops them (changed). The attributes
-		// give the rendered size, so one READ serves a value. Nothing to
-		// store at close.
-		return h, fuse.FOPEN_NOFLUSH | fuse.FOPEN_KEEP_CACHE, 0
+		// give the rendered size, so one READ serves a value, rendered
+		// then (no handle): a scanner's second pass, served from the
+		// pages, renders nothing. Nothing to store at close.
+		if _, e := n.value(); e != 0 {
+			return nil, 0, e
+		}
+		return nil, fuse.FOPEN_NOFLUSH | fuse.FOPEN_KEEP_CACHE, 0
+	}
+	_, c, e := n.content()
+	if e != 0 {
+		return nil, 0, e
 	}
 	if _, err := n.c.reg.Editable(n.hive); err != nil {
 		return nil, 0, errno(err)
 	}
+	h := &valueHandle{buf: c}
 	if flags&syscall.O_TRUNC != 0 {
 		h.buf, h.dirty = []byte{}, true
 	}

@@ -53,10 +53,7 @@ func TestParallelScannersAndWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	img := filepath.Join(dir, "vol.img")
-	must(t, os.WriteFile(filepath.Join(dir, "SYSTEM"), hiveBytes.Bytes(), 0o644))
-	testutil.Run(t, "truncate", "-s", "40M", img)
-	testutil.Run(t, "mkfs.vfat", "-F", "32", img)
+	img := fatWithHive(t, dir, "SYSTEM", hiveBytes.Bytes())
 	mtools := func(args ...string) {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
@@ -64,8 +61,6 @@ func TestParallelScannersAndWriters(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	mtools("mmd", "-i", img, "::Windows", "::Windows/System32", "::Windows/System32/config")
-	mtools("mcopy", "-i", img, filepath.Join(dir, "SYSTEM"), "::Windows/System32/config/SYSTEM")
 
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	must(t, err)

@@ -85,9 +85,9 @@ td.ok{color:#2e7d32}
 {{.Chart}}
 <table id="images"><thead><tr>
 <th data-type="text">Image</th><th data-type="text">OS</th><th data-type="text">Build</th><th data-type="text">Host</th>
-<th data-type="text">Last update</th><th data-type="num">Age (days)</th><th data-type="num">Patches</th><th data-type="text">Issues</th>
+<th data-type="text">Last update</th><th data-type="num">Age (days)</th><th data-type="num">Patches</th><th data-type="text">Last commit</th><th data-type="text">Issues</th>
 </tr></thead><tbody>
-{{range .R.Sorted}}<tr{{if .Issues}} class="flagged"{{end}}><td>{{.Path}}</td><td>{{.OS}}</td><td>{{.Build}}</td><td>{{.Hostname}}</td><td>{{.LastUpdate}}</td><td>{{if .AgeDays}}{{.AgeDays}}{{end}}</td><td>{{.Patches}}</td>
+{{range .R.Sorted}}<tr{{if .Issues}} class="flagged"{{end}}><td>{{.Path}}</td><td>{{.OS}}</td><td>{{.Build}}</td><td>{{.Hostname}}</td><td>{{.LastUpdate}}</td><td>{{if .AgeDays}}{{.AgeDays}}{{end}}</td><td>{{.Patches}}</td><td class="commit">{{with .LastCommit}}<span title="{{.Time.UTC.Format "2006-01-02 15:04:05 UTC"}}">{{.String}}</span>{{end}}</td>
 <td{{if not .Issues}} class="ok"{{end}}>{{range $i, $s := .Issues}}{{if $i}}; {{end}}{{$s}}{{end}}{{if .Error}}: {{.Error}}{{end}}{{if not .Issues}}ok{{end}}</td></tr>
 {{end}}</tbody></table>
 <script>

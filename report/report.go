@@ -5,6 +5,7 @@
 package report
 
 import (
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vmconfig"
 )
 
@@ -40,6 +42,47 @@ type Row struct {
 	VMState string   `json:"vm_state"` // its state (off, saved, suspended, running)
 	Error   string   `json:"error,omitempty"`
 	Issues  []string `json:"issues"` // why the image is flagged; empty when compliant
+	// LastCommit is the newest commit of the image's history (offvm log);
+	// nil when offvm never committed to it.
+	LastCommit *Commit `json:"last_commit"`
+}
+
+// Commit is one commit of an image's history, as the report shows it.
+type Commit struct {
+	ID         int       `json:"id"`
+	Time       time.Time `json:"time"`
+	Command    string    `json:"command"`          // unmount, reg import, patch apply, ...
+	Bundle     string    `json:"bundle,omitempty"` // the patch bundle's id
+	RolledBack bool      `json:"rolled_back,omitempty"`
+}
+
+// String is the commit in a cell, time first so that the column sorts
+// by it: "2026-12-03 09:14 UTC #3 patch apply kb-1".
+func (c *Commit) String() string {
+	if c == nil {
+		return ""
+	}
+	s := c.Time.UTC().Format("2006-01-02 15:04 UTC") + " #" + itoa(c.ID) + " " + c.Command
+	if c.Bundle != "" {
+		s += " " + c.Bundle
+	}
+	if c.RolledBack {
+		s += " (rolled back)"
+	}
+	return s
+}
+
+// lastCommit reads the image's history beside it; an image that is not
+// a local file (an inventory from elsewhere) or has no history has none.
+func lastCommit(path string) *Commit {
+	h, err := txn.LastCommit(path)
+	if err != nil {
+		slog.Warn("report: history unreadable", "image", path, "err", err)
+	}
+	if h == nil {
+		return nil
+	}
+	return &Commit{ID: h.ID, Time: h.Time, Command: h.Note.Command, Bundle: h.Note.Bundle, RolledBack: h.RolledBack != nil}
 }
 
 // Report is the whole library's view.
@@ -64,7 +107,8 @@ func Build(lib string, infos []mount.Info, opts Options) Report {
 }
 
 func row(inf mount.Info, opts Options) Row {
-	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Staged: []string{}, Issues: []string{}}
+	rw := Row{Path: inf.Path, Patches: len(inf.Patches), Missing: []string{}, Staged: []string{}, Issues: []string{},
+		LastCommit: lastCommit(inf.Path)}
 	vmIssue(&rw, inf)
 	if inf.Error != nil {
 		rw.Error = *inf.Error

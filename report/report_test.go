@@ -2,12 +2,17 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/txn"
 )
 
 func sp(s string) *string { return &s }
@@ -51,3 +56,64 @@ func TestRules(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestLastCommit: the report's last-commit column comes from the newest
+// manifest of each image's history, in text, JSON and HTML; an image
+// without a history has none.
+func TestLastCommit(t *testing.T) {
+	dir := t.TempDir()
+	withHistory, without := filepath.Join(dir, "web01.qcow2"), filepath.Join(dir, "db01.qcow2")
+	if err := os.Mkdir(txn.HistoryDir(withHistory), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []txn.Note{{Command: "reg import"}, {Command: "patch apply", Bundle: "contoso-agent-1.2.4"}} {
+		c := txn.HistoryCommit{ID: i + 1, Time: time.Date(2026, 12, 3, 9, 10+i, 0, 0, time.UTC), Note: n}
+		data, _ := json.Marshal(c)
+		if err := os.WriteFile(filepath.Join(txn.HistoryDir(withHistory), fmt.Sprintf("%06d.json", i+1)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lin := &inspect.OS{Family: "linux"}
+	r := Build(dir, []mount.Info{{Path: withHistory, OS: lin}, {Path: without, OS: lin}}, Options{})
+	const want = "2026-12-03 09:11 UTC #2 patch apply contoso-agent-1.2.4"
+	for _, row := range r.Rows {
+		switch row.Path {
+		case withHistory:
+			if got := row.LastCommit.String(); got != want {
+				t.Errorf("last commit %q, want %q", got, want)
+			}
+		case without:
+			if row.LastCommit != nil {
+				t.Errorf("an image without history has last commit %+v", row.LastCommit)
+			}
+		}
+	}
+	var txt, html, js bytes.Buffer
+	if err := r.Text(&txt); err != nil || !strings.Contains(txt.String(), "LAST COMMIT") || !strings.Contains(txt.String(), want) {
+		t.Errorf("text:\n%s (%v)", txt.String(), err)
+	}
+	if err := r.HTML(&html); err != nil || !strings.Contains(html.String(), "<th data-type=\"text\">Last commit</th>") || !strings.Contains(html.String(), want) {
+		t.Errorf("html lacks the column (%v)", err)
+	}
+	if err := json.NewEncoder(&js).Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Images []struct {
+			Path       string `json:"path"`
+			LastCommit *struct {
+				ID      int    `json:"id"`
+				Command string `json:"command"`
+				Bundle  string `json:"bundle"`
+			} `json:"last_commit"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range back.Images {
+		if lc := im.LastCommit; im.Path == withHistory && (lc == nil || lc.ID != 2 || lc.Command != "patch apply" || lc.Bundle != "contoso-agent-1.2.4") {
+			t.Errorf("JSON last_commit %+v", lc)
+		}
+	}
+}

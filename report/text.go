@@ -12,7 +12,7 @@ import (
 func (r Report) Text(w io.Writer) error {
 	fmt.Fprintf(w, "%s: %d images, %d need attention\n\n", r.Library, len(r.Rows), r.Flagged())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tOS\tBUILD\tHOST\tLAST UPDATE\tAGE\tPATCHES\tISSUES")
+	fmt.Fprintln(tw, "IMAGE\tOS\tBUILD\tHOST\tLAST UPDATE\tAGE\tPATCHES\tLAST COMMIT\tISSUES")
 	for _, row := range r.Rows {
 		age := "-"
 		if row.AgeDays != nil {
@@ -25,7 +25,8 @@ func (r Report) Text(w io.Writer) error {
 		if issues == "" {
 			issues = "ok"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", row.Path, dash(row.OS), dash(row.Build), dash(row.Hostname), dash(row.LastUpdate), age, row.Patches, issues)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", row.Path, dash(row.OS), dash(row.Build), dash(row.Hostname), dash(row.LastUpdate), age, row.Patches,
+			dash(row.LastCommit.String()), issues)
 	}
 	return tw.Flush()
 }

@@ -1,7 +1,8 @@
 // Package rpmpkg lists the packages of an rpm database (Fedora, RHEL,
 // SUSE guests), read offline: rpm's SQLite database (rpmdb.sqlite, rpm
-// 4.16 and later) through modernc.org/sqlite, and each package's header
-// blob by rpm's own header format.
+// 4.16 and later) through modernc.org/sqlite, Berkeley DB Packages (older
+// rpm) and ndb Packages.db (SUSE) by readers of their own, and each
+// package's header blob by rpm's own header format.
 package rpmpkg
 
 import (

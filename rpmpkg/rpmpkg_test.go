@@ -113,11 +113,18 @@ func rpmRun(t *testing.T, args ...string) string {
 
 func buildRPM(t *testing.T, dir, name, epoch, version, release string) string {
 	t.Helper()
+	return buildRPMDesc(t, dir, name, epoch, version, release, "offvm test package")
+}
+
+// buildRPMDesc builds a noarch package whose description is desc (a long
+// one makes a header that spans several database pages).
+func buildRPMDesc(t *testing.T, dir, name, epoch, version, release, desc string) string {
+	t.Helper()
 	spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nSummary: offvm test\nLicense: MIT\nBuildArch: noarch\n", name, version, release)
 	if epoch != "" {
 		spec += "Epoch: " + epoch + "\n"
 	}
-	spec += "%description\noffvm test package\n%files\n"
+	spec += "%description\n" + desc + "\n%files\n"
 	sp := filepath.Join(dir, name+".spec")
 	os.WriteFile(sp, []byte(spec), 0o644)
 	top := filepath.Join(dir, "top")

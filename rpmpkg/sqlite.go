@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"sort"
 
 	_ "modernc.org/sqlite" // pure Go: no cgo, no host library
 )
@@ -23,30 +22,21 @@ func ListSQLite(path string) ([]Package, error) {
 		return nil, fmt.Errorf("%s: reading the Packages table: %w", path, err)
 	}
 	defer rows.Close()
-	var out []Package
+	var recs []Record
 	for rows.Next() {
 		var hnum int64
 		var blob []byte
 		if err := rows.Scan(&hnum, &blob); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		p, err := ParseHeader(blob)
-		if err != nil {
-			return nil, fmt.Errorf("%s: package %d: %w", path, hnum, err)
-		}
-		if p.Name == "gpg-pubkey" {
-			continue // imported signing keys, not software
-		}
-		out = append(out, p)
+		recs = append(recs, Record{Index: uint32(hnum), Blob: blob})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return out[i].Arch < out[j].Arch
-	})
-	return out, nil
+	pkgs, err := Packages(recs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pkgs, nil
 }

@@ -1,34 +1,58 @@
 #!/usr/bin/env bash
 # The registry view's speed (issue 12), called by make bench (bench.sh) or
-# on its own. A hive of KEYS keys with 10 values each is the image's
+# on its own. A hive of REG_KEYS keys with 10 values each is the image's
 # SOFTWARE hive; the same tree, copied out of the view, is served from
 # tmpfs by go-fuse's own loopback (the FUSE floor) and read from tmpfs
-# directly. Each case runs A/B interleaved, REPS times; medians and ratios
-# are printed (ratio = other / offvm: >1.0 means offvm is faster). A
-# benchmark, not a test: it never fails on a number. Needs root.
+# directly. Every figure goes through bench-tool's pair (A/B interleaved,
+# PAIRS pairs, medians and the pair ratio, > 1: offvm is faster) into
+# RUNS, and so into bench.json; each side's work is checked after every
+# run (the same tree read, the same hive written, as hivexregedit exports
+# it). The load average is printed before each figure: on a shared
+# machine it says what the seconds are worth.
+#
+# On its own: `scripts/bench-registry.sh` (root) prints the table;
+# BENCH_JSON=FILE also writes it as bench.json; BENCH_QUICK=1 is a smoke
+# test (200 keys, 2 pairs). From bench.sh: B, OFFVM, RUNS, BENCH_TOOL,
+# PAIRS, REG_KEYS and BENCH_QUICK come from it. A benchmark, not a test:
+# it fails only when the two sides did not do the same work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OFFVM=${OFFVM:-$PWD/bin/offvm}
-KEYS=${BENCH_REG_KEYS:-2000}
-REPS=${BENCH_REPS:-5}
-B=$(mktemp -d /var/tmp/offvm-regbench.XXXXXX)
+ROOT=$PWD
+export OFFVM=${OFFVM:-$ROOT/bin/offvm}
+standalone=
+if [ -z "${BENCH_TOOL:-}" ]; then
+  standalone=1
+  if [ -n "${BENCH_QUICK:-}" ]; then REG_KEYS=${REG_KEYS:-200} PAIRS=${BENCH_PAIRS:-2}; fi
+  export PAIRS=${PAIRS:-${BENCH_PAIRS:-5}}
+  export B=$(mktemp -d /var/tmp/offvm-regbench.XXXXXX)
+  export RUNS=$B/runs.jsonl
+  go build -o "$B/bench-tool" ./scripts/bench-tool
+  export BENCH_TOOL=$B/bench-tool
+  pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
+  tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64); }
+  export -f pair tree_sum
+fi
+KEYS=${REG_KEYS:-2000}
+export REG=$B/reg TREE=registry/HKLM/SOFTWARE/Bench
+mkdir -p "$REG"/{lib,fill,tmpfs,m-peer,m-offvm,set-peer,set-offvm,m-set}
+
 cleanup() {
-  for m in "$B"/moff "$B"/mlb "$B"/fill "$B"/tmpfs; do
+  for m in "$REG"/m-* "$REG"/tmpfs "$REG"/fill; do
     mountpoint -q "$m" 2>/dev/null || continue
     case $m in
-      */moff) "$OFFVM" unmount --discard "$m" 2>/dev/null || umount -l "$m" ;;
+      */m-offvm | */m-set) "$OFFVM" unmount --discard "$m" 2>/dev/null || umount -l "$m" ;;
       *) fusermount3 -u "$m" 2>/dev/null || umount -l "$m" ;;
     esac
   done
-  rm -rf "$B"
+  if [ -n "$standalone" ]; then rm -rf "$B"; else rm -rf "$REG"/{tmpfs,fill,set-peer,set-offvm,m-*}; fi
 }
 trap cleanup EXIT
-mkdir -p "$B/lib" "$B/moff" "$B/mlb" "$B/fill" "$B/tmpfs"
+load() { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
-echo "registry view: a hive of $KEYS keys, $((KEYS * 10)) values; median of $REPS, A/B interleaved"
-go build -o "$B/newhive" ./internal/tools/newhive
-go build -o "$B/loopback" github.com/hanwen/go-fuse/v2/example/loopback
-"$B/newhive" "$B/SOFTWARE"
+echo "registry view: a hive of $KEYS keys, $((KEYS * 10)) values; $PAIRS pairs, A/B interleaved"
+go build -o "$REG/newhive" ./internal/tools/newhive
+go build -o "$REG/loopback" github.com/hanwen/go-fuse/v2/example/loopback
+"$REG/newhive" "$REG/SOFTWARE"
 awk -v n="$KEYS" 'BEGIN {
   print "Windows Registry Editor Version 5.00\n"
   print "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Bench]\n"   # hivex wants parents first
@@ -41,84 +65,117 @@ awk -v n="$KEYS" 'BEGIN {
     }
     print ""
   }
-}' > "$B/fill.reg"
-hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$B/SOFTWARE" "$B/fill.reg"
-size=$(( $(stat -c %s "$B/SOFTWARE") / 1048576 + 32 ))
-truncate -s ${size}M "$B/lib/win.img"
-mkntfs -q -F -Q -L bench "$B/lib/win.img" 2>/dev/null
-ntfs-3g "$B/lib/win.img" "$B/fill"
-mkdir -p "$B/fill/Windows/System32/config"
-cp "$B/SOFTWARE" "$B/fill/Windows/System32/config/SOFTWARE"
-umount "$B/fill"
+}' > "$REG/fill.reg"
+hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$REG/SOFTWARE" "$REG/fill.reg"
+size=$(( $(stat -c %s "$REG/SOFTWARE") / 1048576 + 32 ))
+truncate -s ${size}M "$REG/win.img"
+mkntfs -q -F -Q -L bench "$REG/win.img" 2>/dev/null
+ntfs-3g "$REG/win.img" "$REG/fill"
+mkdir -p "$REG/fill/Windows/System32/config"
+cp "$REG/SOFTWARE" "$REG/fill/Windows/System32/config/SOFTWARE"
+umount "$REG/fill"
+while pgrep -f "ntfs-3g $REG/win.img" >/dev/null; do sleep 0.05; done
+cp "$REG/win.img" "$REG/lib/win.img"
 
-# The floor: the same tree as plain files.
-mount -t tmpfs tmpfs "$B/tmpfs"
-"$OFFVM" mount --ro "$B/lib" "$B/moff"
-cp -r "$B/moff/win.img/registry/HKLM/SOFTWARE/Bench" "$B/tmpfs/Bench"
-"$OFFVM" unmount "$B/moff" >/dev/null
-TREE=registry/HKLM/SOFTWARE/Bench
+# The floor: the same tree as plain files on tmpfs.
+mount -t tmpfs tmpfs "$REG/tmpfs"
+"$OFFVM" mount --ro "$REG/lib" "$REG/m-offvm"
+cp -r "$REG/m-offvm/win.img/$TREE" "$REG/tmpfs/Bench"
+"$OFFVM" unmount "$REG/m-offvm" >/dev/null
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", e-s}'; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-readall() { find "$1" -type f -exec cat {} + ; }
-listall() { ls -lR "$1"; }
-
-# One round of each side: fresh mount, cold pass, warm pass, listing on a
-# second fresh mount.
-offvm_round() {
-  drop; "$OFFVM" mount --ro "$B/lib" "$B/moff"
-  oc+=" $(secs readall "$B/moff/win.img/$TREE")"; ow+=" $(secs readall "$B/moff/win.img/$TREE")"
-  "$OFFVM" unmount "$B/moff" >/dev/null
-  drop; "$OFFVM" mount --ro "$B/lib" "$B/moff"
-  ol+=" $(secs listall "$B/moff/win.img/$TREE")"
-  "$OFFVM" unmount "$B/moff" >/dev/null
+# What the commands of a figure share: the side's tree under $R, a fresh
+# mount of it (offvm read-only, or go-fuse's loopback over the tmpfs
+# copy), and a full read.
+regdir() { if [ "$SIDE" = peer ]; then echo "$R/Bench"; else echo "$R/win.img/$TREE"; fi; }
+reg_mount() {
+  if [ "$SIDE" = offvm ]; then "$OFFVM" mount --ro "$REG/lib" "$R"; return; fi
+  "$REG/loopback" "$R" "$REG/tmpfs" >/dev/null 2>&1 &
+  for _ in $(seq 200); do mountpoint -q "$R" && return 0; sleep 0.05; done
+  echo "loopback did not mount $R" >&2; return 1
 }
-loop_round() {
-  drop; "$B/loopback" "$B/mlb" "$B/tmpfs" >/dev/null & local pid=$!
-  for _ in $(seq 50); do mountpoint -q "$B/mlb" && break; sleep 0.1; done
-  lc+=" $(secs readall "$B/mlb/Bench")"; lw+=" $(secs readall "$B/mlb/Bench")"
-  fusermount3 -u "$B/mlb"; wait "$pid" || true
-  drop; "$B/loopback" "$B/mlb" "$B/tmpfs" >/dev/null & pid=$!
-  for _ in $(seq 50); do mountpoint -q "$B/mlb" && break; sleep 0.1; done
-  ll+=" $(secs listall "$B/mlb/Bench")"
-  fusermount3 -u "$B/mlb"; wait "$pid" || true
-  tw+=" $(secs readall "$B/tmpfs/Bench")"
+reg_umount() {
+  if [ "$SIDE" = offvm ]; then "$OFFVM" unmount "$R" >/dev/null; return; fi
+  fusermount3 -u "$R"
+  while pgrep -f "$REG/loopback $R " >/dev/null; do sleep 0.05; done
 }
-oc= ow= ol= lc= lw= ll= tw=
-for _ in $(seq "$REPS"); do offvm_round; loop_round; done
+readall() { find "$(regdir)" -type f -exec cat {} +; }
+export -f regdir reg_mount reg_umount readall
+N=$((KEYS * 10))
 
-# Setting 1,000 values and committing, against hivexregedit --merge.
+load
+pair -id reg-read-cold -label "read all $N values (find -exec cat), fresh mount, cold" -peer "go-fuse loopback over tmpfs" \
+  -cold -same-size -ra "$REG/m-peer" -rb "$REG/m-offvm" -setup reg_mount -teardown reg_umount \
+  -run readall -check 'tree_sum "$(regdir)"'
+load
+pair -id reg-read-warm-loopback -label "read all $N values again (second pass)" -peer "go-fuse loopback, second pass" \
+  -same-size -ra "$REG/m-peer" -rb "$REG/m-offvm" -setup 'reg_mount && readall >/dev/null' -teardown reg_umount \
+  -run readall -check 'tree_sum "$(regdir)"'
+load
+# plain tmpfs: the peer's root is the tmpfs itself, read once before too
+pair -id reg-read-warm-tmpfs -label "read all $N values again (second pass), against plain tmpfs" -peer "tmpfs, no FUSE" \
+  -same-size -ra "$REG/tmpfs" -rb "$REG/m-offvm" \
+  -setup 'if [ $SIDE = offvm ]; then reg_mount; fi; readall >/dev/null' \
+  -teardown 'if [ $SIDE = offvm ]; then reg_umount; fi' \
+  -run readall -check 'tree_sum "$(regdir)"'
+load
+pair -id reg-ls-cold -label "ls -lR of $KEYS keys, $N values, fresh mount, cold" -peer "go-fuse loopback over tmpfs" \
+  -cold -ra "$REG/m-peer" -rb "$REG/m-offvm" -setup reg_mount -teardown reg_umount \
+  -run 'ls -lR "$(regdir)"' -check 'cd "$(regdir)" && ls -R . | sha256sum'
+
+# Setting 1,000 values (100 keys, 5 strings and 5 dwords each) and
+# committing: through the view (echo > value, then unmount), and with
+# `offvm reg import` of the .reg that hivexregedit --merges. Both sides
+# must leave the same tree, as hivexregedit --export shows it.
 awk 'BEGIN { print "Windows Registry Editor Version 5.00\n"
   for (k = 0; k < 100; k++) { printf "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Bench\\Group%02d\\Key%05d]\n", k % 50, k
-    for (v = 0; v < 10; v++) printf "\"Value%d\"=\"changed %d\"\n", v, v; print "" } }' > "$B/set.reg"
-setoff() {
-  "$OFFVM" mount "$B/lib" "$B/moff"
-  local k v
-  for k in $(seq 0 99); do
-    local d; d=$(printf '%s/win.img/%s/Group%02d/Key%05d' "$B/moff" "$TREE" $((k % 50)) "$k")
-    for v in 0 2 4 6 8 0 2 4 6 8; do echo "changed $v" > "$d/Value$v"; done
+    for (v = 0; v < 10; v++) {
+      if (v % 2) printf "\"Value%d\"=dword:%08x\n", v, 1000000 + k * 10 + v
+      else printf "\"Value%d\"=\"changed %d\"\n", v, v
+    }
+    print "" } }' > "$REG/set.reg"
+set_view() { # DIR: the 1,000 values of set.reg, one echo each
+  local k v d
+  for ((k = 0; k < 100; k++)); do
+    printf -v d '%s/Group%02d/Key%05d' "$1" $((k % 50)) "$k"
+    for ((v = 0; v < 10; v += 2)); do
+      echo "changed $v" > "$d/Value$v"
+      echo $((1000000 + k * 10 + v + 1)) > "$d/Value$((v + 1))"
+    done
   done
-  "$OFFVM" unmount "$B/moff"
 }
-sethivex() { cp "$B/SOFTWARE" "$B/S2"; hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$B/S2" "$B/set.reg"; }
-cp "$B/lib/win.img" "$B/win.orig"
-so= sh= eo= eh=
-for _ in $(seq "$REPS"); do
-  cp "$B/win.orig" "$B/lib/win.img"; rm -rf "$B/lib/.offvm" 2>/dev/null || true
-  drop; so+=" $(secs setoff)"
-  drop; sh+=" $(secs sethivex)"
-  drop; eo+=" $(secs "$OFFVM" reg export "$B/lib/win.img" 'HKLM\SOFTWARE\Bench')"
-  drop; eh+=" $(secs hivexregedit --export --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$B/SOFTWARE" '\Bench')"
-done
+set_setup() {
+  if [ "$SIDE" = peer ]; then cp "$REG/SOFTWARE" "$R/SOFTWARE"; return; fi
+  rm -rf "$R"/win.img*; cp "$REG/win.img" "$R/win.img"
+}
+# the written hive as hivexregedit exports it, and how many values changed
+set_check() {
+  local h=$R/SOFTWARE
+  if [ "$SIDE" = offvm ]; then h=$R/hive.out; ntfscat "$R/win.img" Windows/System32/config/SOFTWARE > "$h"; fi
+  hivexregedit --export --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$h" '\Bench' > "$R/export.reg"
+  local n; n=$(grep -c -e '^"Value[02468]"=hex(1):63,00,68,00' -e '^"Value[13579]"=dword:000f' "$R/export.reg" || true)
+  [ "$n" = 1000 ] || { echo "$SIDE: $n of the 1,000 values changed" >&2; return 1; }
+  echo "$n changed; $(sha256sum < "$R/export.reg" | cut -c1-64)"
+}
+export -f set_view set_setup set_check
+merge='hivexregedit --merge --prefix "HKEY_LOCAL_MACHINE\\SOFTWARE" "$R/SOFTWARE" "$REG/set.reg"'
+load
+pair -id reg-set-view -label "set 1,000 values through the view (echo > value) + commit at unmount" -peer "hivexregedit --merge" \
+  -ra "$REG/set-peer" -rb "$REG/set-offvm" -setup set_setup -check set_check -cold \
+  -run-a "$merge" \
+  -run-b '"$OFFVM" mount "$R" "$REG/m-set" && set_view "$REG/m-set/win.img/$TREE" && "$OFFVM" unmount "$REG/m-set" >/dev/null' ||
+  echo "the 'set through the view' figure failed (see above)" >&2
+load
+pair -id reg-import -label "set 1,000 values with offvm reg import (commits)" -peer "hivexregedit --merge" \
+  -ra "$REG/set-peer" -rb "$REG/set-offvm" -setup set_setup -check set_check -cold \
+  -run-a "$merge" -run-b '"$OFFVM" reg import "$R/win.img" "$REG/set.reg" >/dev/null'
+load
+pair -id reg-export -label "reg export of $KEYS keys" -peer "hivexregedit --export" -cold -same-output \
+  -ra "$REG/SOFTWARE" -rb "$REG/lib/win.img" \
+  -run-a 'hivexregedit --export --prefix "HKEY_LOCAL_MACHINE\\SOFTWARE" "$R" "\\Bench"' \
+  -run-b '"$OFFVM" reg export "$R" "HKLM\\SOFTWARE\\Bench"'
+load
 
-row() { # label, offvm times, other label, other times
-  local a b; a=$(echo "$2" | median); b=$(echo "$4" | median)
-  printf '%-40s offvm %7.3fs   %-16s %7.3fs   ratio %5.2f\n' "$1" "$a" "$3" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", b/a}')"
-}
-row "read $((KEYS * 10)) values, cold" "$oc" "loopback" "$lc"
-row "read $((KEYS * 10)) values, second pass" "$ow" "plain tmpfs" "$tw"
-row "read $((KEYS * 10)) values, second pass" "$ow" "loopback warm" "$lw"
-row "ls -lR, cold" "$ol" "loopback" "$ll"
-row "set 1,000 values + commit" "$so" "hivex --merge" "$sh"
-row "reg export of $KEYS keys" "$eo" "hivex --export" "$eh"
+if [ -n "$standalone" ]; then
+  echo
+  "$BENCH_TOOL" report -in "$RUNS" ${BENCH_JSON:+-json "$BENCH_JSON"}
+fi

@@ -53,6 +53,7 @@ check rsync rsync
 check clamscan clamav
 check mmdebstrap mmdebstrap
 check rpm rpm
+check db5.3_load db5.3-util
 # Debian's python3 (not a pyenv one earlier on PATH) carries the bindings
 /usr/bin/python3 -c 'import hivex' 2>/dev/null || need+=(python3-hivex)
 /usr/bin/python3 -c 'import pyvhdi' 2>/dev/null || need+=(python3-libvhdi)

@@ -218,7 +218,7 @@ func TestBitLockerCrashDuringCommit(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "dislocker-file", "dislocker")
 	s := bltest.Samples["aes_128_diffuser"]
-	for _, c := range []struct{ point, want string }{{"journal-partial", "old"}, {"mid-apply", "new"}} {
+	for _, c := range []struct{ point, want string }{{"journal-partial", "old"}, {"mid-apply", "old"}, {"before-undo", "new"}} {
 		t.Run(c.point, func(t *testing.T) {
 			seed := t.TempDir()
 			writeFile(t, filepath.Join(seed, "old.txt"), 5000)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/offvm/offvm/internal/testutil"
 )
@@ -392,6 +394,13 @@ func TestDebApplyKilled(t *testing.T) {
 	cmd.Wait()
 	t.Cleanup(func() { unmountDangling(t) })
 	waitForT(t, "the postinst to die with offvm", func() bool { return !procWith(marker) })
+	// nothing may be left blocked on the dead daemon's connection (a child
+	// that inherited /dev/fuse kept it alive, and dpkg's exit then waited
+	// forever for an answer in D state)
+	if stuck := fuseBlockedAfter(5 * time.Second); len(stuck) > 0 {
+		t.Errorf("processes left blocked on a FUSE connection after offvm died:\n%s", strings.Join(stuck, "\n"))
+		abortDanglingConnections(t)
+	}
 	if after := fileSHA(t, img); after != before {
 		t.Errorf("killed apply changed the image: sha256 %s -> %s", before, after)
 	}
@@ -422,6 +431,51 @@ func waitForT(t *testing.T, what string, cond func() bool) {
 		sleepMs(100)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// fuseBlockedAfter lists, after waiting up to d for them to go, the
+// processes asleep uninterruptibly in a FUSE request (pid, state, wait
+// channel, name).
+func fuseBlockedAfter(d time.Duration) []string {
+	var stuck []string
+	for end := time.Now().Add(d); ; {
+		stuck = stuck[:0]
+		stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+		for _, st := range stats {
+			b, err := os.ReadFile(st)
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+3 >= len(b) || b[i+2] != 'D' {
+				continue
+			}
+			dir := filepath.Dir(st)
+			wchan, _ := os.ReadFile(dir + "/wchan")
+			if w := string(wchan); strings.Contains(w, "request_wait_answer") || strings.Contains(w, "fuse") {
+				stuck = append(stuck, fmt.Sprintf("%s D %s %s", filepath.Base(dir), w, b[bytes.IndexByte(b, '(')+1:i]))
+			}
+		}
+		if len(stuck) == 0 || time.Now().After(end) {
+			return stuck
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// abortDanglingConnections aborts the FUSE connections of the private
+// trees a killed offvm left (by their device number in mountinfo: a stat
+// of the mount point would block), so that a failing run frees what it
+// blocked instead of leaving it to the machine.
+func abortDanglingConnections(t *testing.T) {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 || !strings.Contains(f[4], "offvm-dpkg-") || !strings.HasPrefix(f[2], "0:") {
+			continue
+		}
+		abort := "/sys/fs/fuse/connections/" + strings.TrimPrefix(f[2], "0:") + "/abort"
+		if err := os.WriteFile(abort, []byte("1"), 0o200); err != nil {
+			t.Logf("aborting %s: %v", abort, err)
+		}
+	}
 }
 
 // unmountDangling detaches the private FUSE tree a killed offvm left.

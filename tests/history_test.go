@@ -145,7 +145,7 @@ func TestHistoryRollbackTo(t *testing.T) {
 	if strings.Contains(d2, "readme.txt") || strings.Contains(d2, `Spooler\Start`) {
 		t.Errorf("diff of commit 2 lists what the bundle left as it was:\n%s", d2)
 	}
-	crossCheckDiff(t, d2, state1, state2)
+	crossCheckDiff(t, d2, state1, state2, 8)
 	// the counts of the diff are kept for the log; --changes counts the rest
 	if g := offvmLog(t, img)[1].Guest; g == nil || g.Files != strings.Count(d2, "\n+ p")+strings.Count(d2, "\n~ p")+strings.Count(d2, "\n- p") {
 		t.Errorf("log after diff 2: guest %+v", g)
@@ -286,7 +286,7 @@ func TestHistoryMountRefusals(t *testing.T) {
 // crossCheckDiff checks every file line of a diff of partition 3 against
 // what ntfs-3g's ntfscat finds in the copies saved before and after, and
 // every value line against hivexget: offvm's reader is not the judge.
-func crossCheckDiff(t *testing.T, diff, before, after string) {
+func crossCheckDiff(t *testing.T, diff, before, after string, minChecked int) {
 	t.Helper()
 	toRaw := func(q string) string {
 		r := filepath.Join(t.TempDir(), "v.raw")
@@ -299,6 +299,23 @@ func crossCheckDiff(t *testing.T, diff, before, after string) {
 	checked := 0
 	for _, line := range strings.Split(diff, "\n") {
 		op, rest, _ := strings.Cut(line, " ")
+		if from, to, ok := strings.Cut(rest, " -> "); op == ">" && ok && strings.HasPrefix(from, "p3:") {
+			// a rename: the same bytes and the same MFT record, under the
+			// old name only before and the new name only after
+			from, to = from[3:], strings.TrimPrefix(to, "p3:")
+			old, errB := ntfsFile(t, vb, from)
+			cur, errA := ntfsFile(t, va, to)
+			_, gone := ntfsFile(t, va, from)
+			_, born := ntfsFile(t, vb, to)
+			if errB != nil || errA != nil || gone == nil || born == nil || string(old) != string(cur) {
+				t.Errorf("diff says %q; ntfscat: old name before %v, new name after %v, old name after %v, new name before %v, same bytes %v",
+					line, errB, errA, gone, born, string(old) == string(cur))
+			} else if ib, ia := ntfsInode(t, vb, from), ntfsInode(t, va, to); ib != ia {
+				t.Errorf("diff says %q; ntfsinfo: %s before, %s after", line, ib, ia)
+			}
+			checked++
+			continue
+		}
 		if p, ok := strings.CutPrefix(rest, "p3:"); ok && !strings.HasSuffix(p, "(dir)") {
 			p = p[:strings.LastIndex(p, " (")]
 			old, errB := ntfsFile(t, vb, p)
@@ -320,7 +337,195 @@ func crossCheckDiff(t *testing.T, diff, before, after string) {
 			checked++
 		}
 	}
-	if checked < 8 {
-		t.Errorf("only %d diff lines cross-checked", checked)
+	if checked < minChecked {
+		t.Errorf("only %d diff lines cross-checked, want %d", checked, minChecked)
+	}
+}
+
+// ntfsInode is the MFT record number ntfs-3g's ntfsinfo finds at path.
+func ntfsInode(t *testing.T, vol, path string) string {
+	t.Helper()
+	out, err := exec.Command("ntfsinfo", "-F", path, vol).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ntfsinfo -F %s: %v\n%s", path, err, out)
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	if !strings.HasPrefix(line, "Dumping Inode ") {
+		t.Fatalf("ntfsinfo -F %s: %q", path, line)
+	}
+	return line
+}
+
+// TestHistoryMountCommit: one unmount commits files (created, changed,
+// deleted, renamed on NTFS and on FAT) and a registry value through the
+// mounted view. Right after the commit, with no diff asked, the log has
+// its counts; diff lists the changes recorded at commit time, each
+// checked against ntfs-3g (ntfscat, and ntfsinfo for the rename: one MFT
+// record under the old name before and the new name after), mtools and
+// hivexget on copies saved before and after. The library report shows
+// the commit in JSON and HTML.
+func TestHistoryMountCommit(t *testing.T) {
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makePatchImage(t, img)
+	before := saveCopy(t, img, "before.img")
+	mnt := mountLib(t, lib)
+	c3 := filepath.Join(mnt, "web01.img", "p3", "Program Files", "Contoso")
+	must(t, os.WriteFile(filepath.Join(c3, "new.cfg"), make([]byte, 100), 0o644))
+	must(t, os.WriteFile(filepath.Join(c3, "agent.dll"), []byte("agent 2.0"), 0o644))
+	must(t, os.Remove(filepath.Join(c3, "old.dll")))
+	must(t, os.Rename(filepath.Join(c3, "readme.txt"), filepath.Join(c3, "README.md")))
+	boot := filepath.Join(mnt, "web01.img", "p1", "EFI", "Boot")
+	must(t, os.Rename(filepath.Join(boot, "bootx64.efi"), filepath.Join(boot, "bootx64.bak")))
+	spooler := filepath.Join(mnt, "web01.img", "registry", "HKLM", "SYSTEM", "ControlSet001", "Services", "Spooler")
+	must(t, os.WriteFile(filepath.Join(spooler, "Start"), []byte("4\n"), 0o644))
+	mustOffvm(t, "unmount", mnt)
+	after := saveCopy(t, img, "after.img")
+
+	var cs []struct {
+		logEntry
+		Unknown string `json:"guest_unknown"`
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "log", "--json", img)), &cs))
+	if len(cs) != 1 || cs[0].MadeBy.Command != "unmount" || cs[0].Guest == nil || cs[0].Unknown != "" {
+		t.Fatalf("log right after the commit: %+v", cs)
+	}
+	d := mustOffvm(t, "diff", img)
+	t.Logf("offvm diff:\n%s", d)
+	if strings.Contains(d, "computed now") {
+		t.Error("diff computed the changes instead of reading the record")
+	}
+	for _, want := range []string{
+		"> p3:/Program Files/Contoso/readme.txt -> p3:/Program Files/Contoso/README.md",
+		"> p1:/EFI/Boot/bootx64.efi -> p1:/EFI/Boot/bootx64.bak",
+		"+ p3:/Program Files/Contoso/new.cfg (100 B)",
+		"~ p3:/Program Files/Contoso/agent.dll (9 B)",
+		"- p3:/Program Files/Contoso/old.dll (8 B)",
+		`~ HKLM\SYSTEM\ControlSet001\Services\Spooler\Start: 2 -> 4`,
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("diff lacks %q", want)
+		}
+	}
+	if strings.Contains(d, "- p3:/Program Files/Contoso/readme.txt") || strings.Contains(d, "+ p3:/Program Files/Contoso/README.md") {
+		t.Error("the rename is listed as a delete and a create")
+	}
+	lines := strings.Count(d, "\n+ p") + strings.Count(d, "\n~ p") + strings.Count(d, "\n- p") + strings.Count(d, "\n> p")
+	if cs[0].Guest.Files != lines {
+		t.Errorf("log counts %d files, diff lists %d", cs[0].Guest.Files, lines)
+	}
+	crossCheckDiff(t, d, before, after, 6)
+	// FAT: mtools sees the rename the diff says
+	rb, ra := filepath.Join(t.TempDir(), "b.raw"), filepath.Join(t.TempDir(), "a.raw")
+	run(t, "cp", before, rb)
+	run(t, "cp", after, ra)
+	fb, fa := extractPart(t, rb, partOffsets(t, rb)[0], 40), extractPart(t, ra, partOffsets(t, ra)[0], 40)
+	if run(t, "mtype", "-i", fb, "::/EFI/Boot/bootx64.efi") != run(t, "mtype", "-i", fa, "::/EFI/Boot/bootx64.bak") {
+		t.Error("mtools: the renamed FAT file's bytes differ")
+	}
+	if err := exec.Command("mtype", "-i", fa, "::/EFI/Boot/bootx64.efi").Run(); err == nil {
+		t.Error("mtools: the old FAT name is still there")
+	}
+	run(t, "fsck.fat", "-n", fa)
+	sb, sa := ntfsCat(t, before, 3, "/Windows/System32/config/SYSTEM"), ntfsCat(t, after, 3, "/Windows/System32/config/SYSTEM")
+	if o, n := strings.TrimSpace(run(t, "hivexget", sb, `ControlSet001\Services\Spooler`, "Start")), strings.TrimSpace(run(t, "hivexget", sa, `ControlSet001\Services\Spooler`, "Start")); o != "2" || n != "4" {
+		t.Errorf("hivexget Start before %q after %q, diff says 2 -> 4", o, n)
+	}
+
+	// the library report's last-commit column
+	html := filepath.Join(t.TempDir(), "r.html")
+	var rep struct {
+		Images []struct {
+			Path       string `json:"path"`
+			LastCommit *struct {
+				ID      int    `json:"id"`
+				Command string `json:"command"`
+			} `json:"last_commit"`
+		} `json:"images"`
+	}
+	must(t, json.Unmarshal([]byte(mustOffvm(t, "report", "--json", "--html", html, lib)), &rep))
+	if len(rep.Images) != 1 || rep.Images[0].LastCommit == nil || rep.Images[0].LastCommit.ID != 1 || rep.Images[0].LastCommit.Command != "unmount" {
+		t.Errorf("report --json: %+v", rep.Images)
+	}
+	page, err := os.ReadFile(html)
+	must(t, err)
+	if !strings.Contains(string(page), ">Last commit</th>") || !strings.Contains(string(page), "#1 unmount") {
+		t.Error("the HTML report lacks the last-commit column")
+	}
+	if txt := mustOffvm(t, "report", lib); !strings.Contains(txt, "LAST COMMIT") || !strings.Contains(txt, "#1 unmount") {
+		t.Errorf("report:\n%s", txt)
+	}
+}
+
+// TestHistoryCrashCommit: kill -9 at each point of a reg import onto an
+// image with a history (before its record is written, after, half
+// applied, applied but not yet the undo record); the next command
+// finishes the commit, hivexget reads the new value, and the history
+// stays whole: two commits, the second with its record (or, killed
+// before it was written, "changes unknown" and a diff computed from
+// the undo record), and rollback --to 2 gives back the first state.
+func TestHistoryCrashCommit(t *testing.T) {
+	raw := filepath.Join(t.TempDir(), "w.raw")
+	makePatchImage(t, raw)
+	img := filepath.Join(t.TempDir(), "web01.qcow2")
+	run(t, "qemu-img", "convert", "-O", "qcow2", raw, img)
+	reg := func(name, text string) string {
+		p := filepath.Join(t.TempDir(), name)
+		must(t, os.WriteFile(p, []byte("Windows Registry Editor Version 5.00\r\n\r\n"+text), 0o644))
+		return p
+	}
+	mustOffvm(t, "reg", "import", img, reg("a.reg", "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso\\Agent]\r\n\"Version\"=\"1.0\"\r\n"))
+	state1 := saveCopy(t, img, "s1.qcow2")
+	second := reg("b.reg", "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso\\Agent]\r\n\"Version\"=\"2.0\"\r\n")
+	for _, point := range []string{"history-guest", "journal-written", "mid-apply", "before-undo"} {
+		t.Run(point, func(t *testing.T) {
+			crashed := copyWithHistory(t, img)
+			cmd := exec.Command(offvm, "reg", "import", crashed, second)
+			cmd.Env = append(os.Environ(), "OFFVM_FAULT="+point)
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
+				t.Fatalf("reg import with the fault point: %v", err)
+			}
+			mustOffvm(t, "check", crashed)
+			if point != "before-undo" {
+				// The undo journal (txn/doc.go): killed before the commit's
+				// APLD mark, recovery undoes it — the image is the first
+				// state, and the history holds the first commit only.
+				if v := checkWindowsGuest(t, crashed); v != "1.0" {
+					t.Errorf("after recovery Version = %q, want the old 1.0", v)
+				}
+				qemuSame(t, crashed, state1)
+				var cs []logEntry
+				must(t, json.Unmarshal([]byte(mustOffvm(t, "log", "--json", crashed)), &cs))
+				if len(cs) != 1 || cs[0].ID != 1 {
+					t.Errorf("history after an undone commit: %+v", cs)
+				}
+				return
+			}
+			if v := checkWindowsGuest(t, crashed); v != "2.0" {
+				t.Errorf("after recovery Version = %q, want the new 2.0", v)
+			}
+			var cs []struct {
+				logEntry
+				Unknown string `json:"guest_unknown"`
+			}
+			must(t, json.Unmarshal([]byte(mustOffvm(t, "log", "--json", crashed)), &cs))
+			if len(cs) != 2 || cs[0].ID != 2 || cs[1].MadeBy.Command != "reg import" || cs[0].State != "undoable" {
+				t.Fatalf("history after the crash: %+v", cs)
+			}
+			d := mustOffvm(t, "diff", crashed)
+			if point == "history-guest" {
+				if cs[0].MadeBy.Command != "unknown" || !strings.Contains(cs[0].Unknown, "recovery") || !strings.Contains(d, "computed now") {
+					t.Errorf("killed before its record: %+v\n%s", cs[0], d)
+				}
+			} else if cs[0].MadeBy.Command != "reg import" || cs[0].Guest == nil || cs[0].Guest.Values != 1 || strings.Contains(d, "computed now") {
+				t.Errorf("killed after its record was written: %+v\n%s", cs[0], d)
+			}
+			if !strings.Contains(d, `~ HKLM\SOFTWARE\Contoso\Agent\Version: 1.0 -> 2.0`) {
+				t.Errorf("diff after the crash:\n%s", d)
+			}
+			mustOffvm(t, "rollback", "--to", "2", crashed)
+			qemuSame(t, crashed, state1)
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,11 +48,27 @@ func TestLinuxRockyGuest(t *testing.T) {
 	for i := range agent {
 		agent[i] = byte(i*13 + i>>9)
 	}
+	// the first LV ("data", p100) holds a backup copy of the root with
+	// its os-release and fstab: the fstab, not the order, says / is p101
+	backupUUID := "6b1f3a52-6d0e-4c1e-9a43-0d2f6e1c7b10"
+	fstab := "/dev/mapper/" + img.VG + "-root / xfs defaults 0 0\n" +
+		"UUID=" + backupUUID + " /srv/backup ext4 defaults 0 2\n" +
+		"/dev/mapper/" + img.VG + "-swap none swap defaults 0 0\n"
+	backup := filepath.Join(t.TempDir(), "backup")
+	must(t, os.MkdirAll(filepath.Join(backup, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(backup, "etc", "os-release"), []byte("NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"Rocky Linux 9.3 (old copy)\"\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(backup, "etc", "fstab"), []byte(fstab), 0o644))
+	backupFS := filepath.Join(t.TempDir(), "backup.ext4")
+	sparseFile(t, backupFS, img.Size("data"))
+	run(t, "mkfs.ext4", "-q", "-F", "-U", backupUUID, "-d", backup, backupFS)
+	bb, err := os.ReadFile(backupFS)
+	must(t, err)
+	img.WriteLV(t, "data", bb)
 	rootFS := makeXFS(t, 60, "root", func(r string) {
 		files := map[string]string{
 			"etc/os-release": "NAME=\"Rocky Linux\"\nVERSION=\"9.4 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Rocky Linux 9.4 (Blue Onyx)\"\n",
 			"etc/hostname":   "rocky9\n",
-			"etc/fstab":      "/dev/mapper/rl-root / xfs defaults 0 0\n",
+			"etc/fstab":      fstab,
 		}
 		for p, c := range files {
 			must(t, os.MkdirAll(filepath.Join(r, filepath.Dir(p)), 0o755))
@@ -69,9 +87,10 @@ func TestLinuxRockyGuest(t *testing.T) {
 	out := mustOffvm(t, "inspect", "--json", path)
 	var inf struct {
 		OS struct {
-			ProductName string `json:"product_name"`
-			Hostname    string `json:"hostname"`
-			System      string `json:"system_partition"`
+			ProductName string            `json:"product_name"`
+			Hostname    string            `json:"hostname"`
+			System      string            `json:"system_partition"`
+			Mounts      map[string]string `json:"mounts"`
 		} `json:"os"`
 		Partitions []struct {
 			Number     int     `json:"number"`
@@ -83,6 +102,9 @@ func TestLinuxRockyGuest(t *testing.T) {
 	must(t, json.Unmarshal([]byte(out), &inf))
 	if inf.OS.ProductName != "Rocky Linux 9.4 (Blue Onyx)" || inf.OS.Hostname != "rocky9" || inf.OS.System != "p101" {
 		t.Fatalf("inspect: %+v\n%s", inf.OS, out)
+	}
+	if len(inf.OS.Mounts) != 2 || inf.OS.Mounts["/"] != "p101" || inf.OS.Mounts["/srv/backup"] != "p100" {
+		t.Fatalf("mounts from fstab: %v\n%s", inf.OS.Mounts, out)
 	}
 	found := false
 	for _, p := range inf.Partitions {
@@ -127,10 +149,18 @@ func TestLinuxRockyGuest(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(root, "etc", "yum.repos.d", "offvm.repo"), repo, 0o644))
 	must(t, os.Rename(filepath.Join(root, "etc", "hostname"), filepath.Join(root, "etc", "yum.repos.d", "hostname.old")))
 	must(t, os.Symlink("yum.repos.d/hostname.old", filepath.Join(root, "etc", "hostname")))
-	// what the XFS writer does not do yet is refused, not half done
-	if err := exec.Command("setfattr", "-n", "user.x", "-v", "1", filepath.Join(root, "etc", "motd")).Run(); err == nil {
-		t.Error("setting an xattr on XFS succeeded; the writer does not write xattrs")
+	// what rpm does after writing a file: owner, mode, SELinux label
+	must(t, os.Chown(filepath.Join(root, "etc", "motd"), 1000, 48))
+	must(t, os.Chmod(filepath.Join(root, "etc", "motd"), 0o750))
+	label := "system_u:object_r:etc_t:s0"
+	if out, err := exec.Command("setfattr", "-n", "security.selinux", "-v", label, filepath.Join(root, "etc", "motd")).CombinedOutput(); err != nil {
+		t.Errorf("setfattr security.selinux through FUSE: %v %s", err, out)
 	}
+	if out, err := exec.Command("setfattr", "-n", "user.offvm", "-v", "patched", filepath.Join(root, "etc", "motd")).CombinedOutput(); err != nil {
+		t.Errorf("setfattr user.offvm through FUSE: %v %s", err, out)
+	}
+	longLink := "/usr/lib/" + strings.Repeat("a-long-directory-name/", 20) + "target"
+	must(t, os.Symlink(longLink, filepath.Join(root, "opt", "long-link")))
 	mustOffvm(t, "unmount", mnt)
 	part := filepath.Join(t.TempDir(), "root.xfs")
 	must(t, os.WriteFile(part, img.ReadLV(t, path, "root"), 0o600))
@@ -163,5 +193,17 @@ func TestLinuxRockyGuest(t *testing.T) {
 	}
 	if l, err := os.Readlink(filepath.Join(kmnt, "etc", "hostname")); err != nil || l != "yum.repos.d/hostname.old" {
 		t.Errorf("kernel readlink etc/hostname: %q %v", l, err)
+	}
+	if l, err := os.Readlink(filepath.Join(kmnt, "opt", "long-link")); err != nil || l != longLink {
+		t.Errorf("kernel readlink opt/long-link: %q %v", l, err)
+	}
+	fi, err := os.Stat(filepath.Join(kmnt, "etc", "motd"))
+	if st, ok := fi.Sys().(*syscall.Stat_t); err != nil || !ok || st.Uid != 1000 || st.Gid != 48 || st.Mode&0o7777 != 0o750 {
+		t.Errorf("kernel stat etc/motd: %+v %v", fi.Sys(), err)
+	}
+	for name, want := range map[string]string{"security.selinux": label, "user.offvm": "patched"} {
+		if got := run(t, "getfattr", "--absolute-names", "--only-values", "-n", name, filepath.Join(kmnt, "etc", "motd")); got != want {
+			t.Errorf("kernel getfattr %s: %q, want %q", name, got, want)
+		}
 	}
 }

@@ -35,6 +35,9 @@ func applyJournal(image, jpath string, undo bool, faultPoint string, pr *progres
 	if err != nil {
 		return nil, nil, err
 	}
+	if !undo && j.Undo {
+		return nil, nil, fmt.Errorf("txn: %s is an undo journal, it holds no new bytes to replay", jpath)
+	}
 	files, err := openJournalFiles(image, j)
 	if err != nil {
 		return nil, nil, err
@@ -43,8 +46,42 @@ func applyJournal(image, jpath string, undo bool, faultPoint string, pr *progres
 	if err := writeRegions(jpath, files, undo, j.Regions, faultPoint, pr); err != nil {
 		return nil, nil, err
 	}
-	stats, err := finishFiles(files, j, undo)
+	stats, err := finishFiles(files, j.Files, undo)
 	return j, stats, err
+}
+
+// applyInPlace writes the new bytes of a sealed undo journal's regions
+// into the files, from the stager that computed them, sets each file's
+// new length and syncs it, and returns what the files look like then.
+// Every byte it writes lies in a region whose old bytes the journal holds
+// (or past a file's old length), which is what makes an interrupted apply
+// undoable.
+func applyInPlace(image string, j *journalWriter, faultPoint string, pr *progress) ([]fileStat, error) {
+	files, err := openJournalFiles(image, &journal{Files: j.jfiles})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(files)
+	buf := make([]byte, maxChunk)
+	half := max(1, len(j.todo)/2)
+	for i, p := range j.todo {
+		b := buf[:p.n]
+		if err := j.src[p.file].readNew(b, p.off); err != nil {
+			return nil, err
+		}
+		if _, err := files[p.file].WriteAt(b, p.off); err != nil {
+			return nil, fmt.Errorf("txn: write %s at %d: %w", files[p.file].Name(), p.off, err)
+		}
+		traceWrite(files[p.file].Name(), p.off, b)
+		pr.add(p.n)
+		if i+1 == half {
+			fault(faultPoint)
+			if injectApplyError() {
+				return nil, errInjected
+			}
+		}
+	}
+	return finishFiles(files, j.jfiles, false)
 }
 
 func openJournalFiles(image string, j *journal) ([]*os.File, error) {
@@ -108,12 +145,12 @@ func writeRegions(jpath string, files []*os.File, undo bool, total int64, faultP
 }
 
 // finishFiles sets each file's final length, syncs it and stats it.
-func finishFiles(files []*os.File, j *journal, undo bool) ([]fileStat, error) {
+func finishFiles(files []*os.File, jfiles []jfile, undo bool) ([]fileStat, error) {
 	stats := make([]fileStat, len(files))
 	for i, f := range files {
-		n := j.Files[i].NewLen
+		n := jfiles[i].NewLen
 		if undo {
-			n = j.Files[i].OldLen
+			n = jfiles[i].OldLen
 		}
 		fi, err := f.Stat()
 		if err != nil {
@@ -124,6 +161,12 @@ func finishFiles(files []*os.File, j *journal, undo bool) ([]fileStat, error) {
 				return nil, fmt.Errorf("txn: set length of %s: %w", f.Name(), err)
 			}
 			traceTruncate(f.Name(), n)
+		}
+		if mt := jfiles[i].OldMtimeNs; undo && mt != 0 {
+			// before the fsync, which makes the mtime durable with the bytes
+			if err := setMtime(f.Name(), mt); err != nil {
+				return nil, err
+			}
 		}
 		if err := fsync(f); err != nil {
 			return nil, fmt.Errorf("txn: sync %s: %w", f.Name(), err)

@@ -32,10 +32,10 @@ type Result struct {
 // time in proportion to the bytes changed, never to the image's size.
 //
 // On success the overlay is empty again and reads the committed image,
-// which Commit reopens read-only through open. On failure before the
-// journal was sealed, the image is untouched and the overlay keeps its
-// changes; after it, the image holds every change or Recover completes
-// them.
+// which Commit reopens read-only through open. On failure the image is
+// as it was, or (when even undoing failed) the next Recover makes it so,
+// and the overlay keeps its changes: the commit can run again. A crash
+// leaves the image old, or new once the journal was marked applied.
 func Commit(path string, o *Overlay, open OpenFunc) (Result, error) {
 	return CommitProgress(path, o, open, nil)
 }
@@ -102,8 +102,9 @@ func commitOverlay(path string, o *Overlay, open OpenFunc, pr *progress) (Result
 		return res, err
 	}
 	res.Written, res.Files = j.newBytes, j.files
+	recordGuest(abs, o) // history: the guest's changes, durable before the apply (history_guest.go)
 	fault(FaultJournalWritten)
-	return res, finishCommit(abs, FaultMidApply, pr)
+	return res, finishCommit(abs, j, pr)
 }
 
 // pickSpillDir chooses where staging keeps the format's writes until
@@ -192,11 +193,13 @@ func writeDiffering(d vdisk.Disk, off int64, p, c []byte) (int64, error) {
 	return written, nil
 }
 
-// writeJournal journals the staged changes; nil with no error means the
-// format changed no byte of any host file, so there is nothing to commit.
+// writeJournal writes the undo journal of the staged changes and makes
+// it durable, file and name: only then may any byte go into place. nil
+// with no error means the format changed no byte of any host file, so
+// there is nothing to commit.
 func writeJournal(image string, s *stager, pr *progress) (*journalWriter, error) {
 	jpath := JournalPath(image)
-	j, err := createJournal(jpath)
+	j, err := createJournal(jpath, true)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +217,9 @@ func writeJournal(image string, s *stager, pr *progress) (*journalWriter, error)
 		return nil, err
 	}
 	if err := syncDir(filepath.Dir(jpath)); err != nil {
-		return nil, fmt.Errorf("%w (the journal is sealed: the next Recover completes the commit)", err)
+		// nothing is in place: an undo of this journal would change nothing
+		os.Remove(jpath)
+		return nil, fmt.Errorf("%w (nothing was written to the image)", err)
 	}
 	return j, nil
 }
@@ -228,19 +233,36 @@ func lengthsChange(s *stager) bool {
 	return false
 }
 
-// finishCommit applies a sealed journal, marks it applied and turns it
-// into the undo record.
-func finishCommit(image, faultPoint string, pr *progress) error {
+// finishCommit writes the new bytes of a sealed undo journal into place,
+// then marks the journal applied (the commit point) and turns it into the
+// undo record. Any failure before the mark is undone from the journal.
+func finishCommit(image string, j *journalWriter, pr *progress) error {
 	jpath := JournalPath(image)
-	j, stats, err := applyJournal(image, jpath, false, faultPoint, pr)
+	stats, err := applyInPlace(image, j, FaultMidApply, pr)
 	if err != nil {
 		return undoFailedApply(image, jpath, err)
 	}
 	fault(FaultApplied)
+	if err := appendApplied(jpath, j.commitEnd, stats); err != nil {
+		// the mark may or may not have reached the disk: undo, so that the
+		// image is as it was, as the error says
+		return undoFailedApply(image, jpath, err)
+	}
+	fault(FaultBeforeUndo)
+	return promoteJournal(image, jpath)
+}
+
+// finishRedo replays a sealed redo journal (left by an older offvm),
+// marks it applied and turns it into the undo record.
+func finishRedo(image, faultPoint string) error {
+	jpath := JournalPath(image)
+	j, stats, err := applyJournal(image, jpath, false, faultPoint, nil)
+	if err != nil {
+		return undoFailedApply(image, jpath, err)
+	}
 	if err := appendApplied(jpath, j.CommitEnd, stats); err != nil {
 		return err
 	}
-	fault(FaultBeforeUndo)
 	return promoteJournal(image, jpath)
 }
 
@@ -252,13 +274,20 @@ func undoFailedApply(image, jpath string, cause error) error {
 	if errors.Is(cause, ErrIncomplete) {
 		return fmt.Errorf("txn: apply journal of %s: %w", image, cause)
 	}
-	if _, _, err := applyJournal(image, jpath, true, "", nil); err != nil {
+	if err := undoJournal(image, jpath, ""); err != nil {
 		return fmt.Errorf("txn: apply journal of %s: %w; undoing it failed too, the next Recover retries: %v", image, cause, err)
 	}
-	if err := removeDurably(jpath); err != nil {
+	return fmt.Errorf("txn: commit to %s failed and was undone, the image is as it was: %w", image, cause)
+}
+
+// undoJournal writes a sealed journal's old bytes back, sets every file to
+// its old length, and drops the journal: the image is as before the
+// commit, byte for byte, whatever part of it had reached the files.
+func undoJournal(image, jpath, faultPoint string) error {
+	if _, _, err := applyJournal(image, jpath, true, faultPoint, nil); err != nil {
 		return err
 	}
-	return fmt.Errorf("txn: commit to %s failed and was undone, the image is as it was: %w", image, cause)
+	return removeDurably(jpath)
 }
 
 // rebase points the overlay, now empty, at the committed image: the old

@@ -123,8 +123,11 @@ type crashCase struct {
 }
 
 var (
-	commitFaults   = []string{FaultStaged, FaultJournalPartial, FaultJournalWritten, FaultMidApply, FaultApplied, FaultBeforeUndo}
-	faultsBeforeJn = []string{FaultStaged, FaultJournalPartial}
+	commitFaults = []string{FaultStaged, FaultJournalPartial, FaultJournalWritten, FaultMidApply, FaultApplied, FaultBeforeUndo}
+	// faultsNew are the points after the commit point, the APLD mark of
+	// the undo journal: a crash there leaves the new image, anywhere
+	// before it the old one
+	faultsNew      = []string{FaultBeforeUndo}
 	rollbackFaults = []string{FaultRollbackMarked, FaultMidRollback, FaultRollbackDone}
 )
 
@@ -209,9 +212,9 @@ func runCrashCase(t *testing.T, cc crashCase, randomKills int) {
 	t.Run("commit faults", func(t *testing.T) {
 		for _, pt := range commitFaults {
 			dir := f.killCommitAt(t, pt)
-			want := "new"
-			if slices.Contains(faultsBeforeJn, pt) {
-				want = "old"
+			want := "old"
+			if slices.Contains(faultsNew, pt) {
+				want = "new"
 			}
 			if got := f.recoverAndClassify(t, dir); got != want {
 				t.Errorf("killed at %s: image %s after Recover, want %s", pt, got, want)
@@ -219,13 +222,15 @@ func runCrashCase(t *testing.T, cc crashCase, randomKills int) {
 		}
 	})
 	t.Run("recover killed", func(t *testing.T) {
-		dir := f.killCommitAt(t, FaultJournalWritten)
+		// half the new bytes are in place; the recovery undoing them dies
+		// half-way too
+		dir := f.killCommitAt(t, FaultMidApply)
 		c := startChild(t, "recover", filepath.Join(dir, "disk.img"), f.format, f.target, FaultMidRecover)
 		if !c.wait(t) {
 			t.Fatal("recover child passed its fault point alive")
 		}
-		if got := f.recoverAndClassify(t, dir); got != "new" {
-			t.Errorf("image %s, want new", got)
+		if got := f.recoverAndClassify(t, dir); got != "old" {
+			t.Errorf("image %s, want old", got)
 		}
 	})
 	t.Run("rollback faults", func(t *testing.T) {
@@ -293,11 +298,35 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-// TestRecoverCutJournal: a sealed journal cut anywhere, or with any byte
-// flipped, is dropped and leaves the old image; whole, it gives the new.
+// TestRecoverCutJournal: a journal cut anywhere, or with any byte
+// flipped, before anything went into place is dropped and leaves the old
+// image; whole, an undo journal is undone (old image, whatever part of the
+// commit had reached the files), and a redo journal an older offvm left
+// is replayed (new image).
 func TestRecoverCutJournal(t *testing.T) {
 	f := newCrashFixture(t, crashCase{format: scenarios[3].format, setup: scenarios[3].setup})
-	dir := f.killCommitAt(t, FaultJournalWritten)
+	t.Run("undo journal", func(t *testing.T) {
+		dir := f.killCommitAt(t, FaultJournalWritten)
+		half := f.killCommitAt(t, FaultMidApply)
+		if hashDir(t, half) == f.oldHash || hashDir(t, half) == f.newHash {
+			t.Fatal("a commit killed half-way through its apply left the old or the new image: nothing to undo")
+		}
+		if got := f.recoverAndClassify(t, half); got != "old" {
+			t.Fatalf("half applied, whole journal: image %s, want old", got)
+		}
+		cutJournals(t, f, dir, "old")
+	})
+	t.Run("redo journal", func(t *testing.T) {
+		dir := copyDir(t, f.base)
+		target, _ := os.ReadFile(f.target)
+		sealRedoJournal(t, filepath.Join(dir, "disk.img"), f.format, target)
+		cutJournals(t, f, dir, "new")
+	})
+}
+
+// cutJournals tries the journal dir holds cut, flipped and whole on
+// copies of the old image: whole gives want, damaged the old image.
+func cutJournals(t *testing.T, f *crashFixture, dir, whole string) {
 	jn, err := os.ReadFile(JournalPath(filepath.Join(dir, "disk.img")))
 	if err != nil {
 		t.Fatal(err)
@@ -307,14 +336,14 @@ func TestRecoverCutJournal(t *testing.T) {
 		mod  func([]byte) []byte
 		want string
 	}{
-		{"whole", func(b []byte) []byte { return b }, "new"},
+		{"whole", func(b []byte) []byte { return b }, whole},
 		{"empty", func(b []byte) []byte { return b[:0] }, "old"},
 		{"header only", func(b []byte) []byte { return b[:headerSize] }, "old"},
 		{"half", func(b []byte) []byte { return b[:len(b)/2] }, "old"},
 		{"last byte missing", func(b []byte) []byte { return b[:len(b)-1] }, "old"},
 		{"flipped data byte", func(b []byte) []byte { b[len(b)/2] ^= 1; return b }, "old"},
 		{"flipped sha byte", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, "old"},
-		{"trailing garbage", func(b []byte) []byte { return append(b, "garbage"...) }, "new"},
+		{"trailing garbage", func(b []byte) []byte { return append(b, "garbage"...) }, whole},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,5 +355,40 @@ func TestRecoverCutJournal(t *testing.T) {
 				t.Errorf("image %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCrashKeepsPreviousUndo: a commit killed half-way through its apply
+// is undone by Recover with the image's mtime too, so the commit before
+// it can still be rolled back (its undo record checks the mtime).
+func TestCrashKeepsPreviousUndo(t *testing.T) {
+	sc := scenarios[1]
+	f := newCrashFixture(t, crashCase{format: sc.format, setup: sc.setup})
+	dir := copyDir(t, f.base)
+	image := filepath.Join(dir, "disk.img")
+	first := readVirtual(t, image, sc.format)
+	copy(first[300000:], randomBytes(40, 5000))
+	if _, err := commitTarget(image, sc.format, first); err != nil {
+		t.Fatal(err)
+	}
+	afterFirst := hashDir(t, dir)
+	c := startChild(t, "commit", image, f.format, f.target, FaultMidApply)
+	if !c.wait(t) {
+		t.Fatal("child passed mid-apply alive")
+	}
+	if hashDir(t, dir) == afterFirst {
+		t.Fatal("the killed commit wrote nothing in place: nothing to undo")
+	}
+	if rec, err := Recover(image); !rec || err != nil {
+		t.Fatalf("Recover: %v, %v", rec, err)
+	}
+	if hashDir(t, dir) != afterFirst {
+		t.Fatal("Recover did not undo the killed commit")
+	}
+	if err := Rollback(image); err != nil {
+		t.Fatalf("rolling back the first commit after the second was undone: %v", err)
+	}
+	if hashDir(t, dir) != f.oldHash {
+		t.Fatal("Rollback did not restore the image before the first commit")
 	}
 }

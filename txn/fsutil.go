@@ -25,6 +25,15 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// setMtime sets a file's mtime, to the nanosecond, leaving its atime.
+func setMtime(path string, ns int64) error {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(ns)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, ts, 0); err != nil {
+		return fmt.Errorf("txn: restore the mtime of %s: %w", path, err)
+	}
+	return nil
+}
+
 func fileExists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil

@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,11 +14,12 @@ import (
 // fuzzImage is the content Recover is let loose on.
 var fuzzImage = bytes.Repeat([]byte("0123456789abcdef"), 16)
 
-// seedJournal builds a sealed journal with journalWriter, as Commit would.
-func seedJournal(tb testing.TB, build func(j *journalWriter) error) []byte {
+// seedJournal builds a sealed journal with journalWriter, an undo journal
+// as Commit writes or a redo journal as an older offvm wrote.
+func seedJournal(tb testing.TB, undo bool, build func(j *journalWriter) error) []byte {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "j")
-	j, err := createJournal(path)
+	j, err := createJournal(path, undo)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -34,27 +36,45 @@ func seedJournal(tb testing.TB, build func(j *journalWriter) error) []byte {
 	return b
 }
 
+// seedJournals are redo journals (seeds 0-2: Recover replays them over
+// fuzzImage) and undo journals (seeds 3-4: fuzzImage is the state their
+// commit left half-way, and Recover undoes it).
 func seedJournals(tb testing.TB) [][]byte {
 	n := int64(len(fuzzImage))
 	return [][]byte{
-		seedJournal(tb, func(j *journalWriter) error { // grow with one overwrite
-			j.file("img", n, n+40)
+		seedJournal(tb, false, func(j *journalWriter) error { // grow with one overwrite
+			j.file("img", n, n+40, 0)
 			j.region(0, 100, []byte("hello"), fuzzImage[100:105])
 			return j.region(0, n, bytes.Repeat([]byte{7}, 40), nil)
 		}),
-		seedJournal(tb, func(j *journalWriter) error { // shrink
-			j.file("img", n, n-64)
+		seedJournal(tb, false, func(j *journalWriter) error { // shrink
+			j.file("img", n, n-64, 0)
 			j.region(0, 0, []byte("XY"), fuzzImage[:2])
 			return j.region(0, n-64, nil, fuzzImage[n-64:])
 		}),
-		seedJournal(tb, func(j *journalWriter) error { // two files
-			j.file("img", n, n)
-			j.file("other", 10, 10)
+		seedJournal(tb, false, func(j *journalWriter) error { // two files
+			j.file("img", n, n, 0)
+			j.file("other", 10, 10, 0)
 			j.region(0, 5, []byte{1}, fuzzImage[5:6])
 			return j.region(1, 0, []byte("abcdefghij"), []byte("0123456789"))
 		}),
+		seedJournal(tb, true, func(j *journalWriter) error { // a grow to undo
+			j.file("img", n-40, n, 0)
+			j.region(0, 100, fuzzImage[100:105], []byte("HELLO"))
+			return j.region(0, n-40, fuzzImage[n-40:], nil)
+		}),
+		seedJournal(tb, true, func(j *journalWriter) error { // two files, zeros
+			j.file("img", n, n, 0)
+			j.file("other", 10, 10, 0)
+			j.region(0, 5, fuzzImage[5:6], []byte{1})
+			j.region(0, 16, fuzzImage[16:32], make([]byte, 16))
+			return j.region(1, 0, []byte("0123456789"), []byte("abcdefghij"))
+		}),
 	}
 }
+
+// undoSeeds is where the undo journals start in seedJournals.
+const undoSeeds = 3
 
 // sealedIndependently checks, without our parser, that jn holds a COMT
 // record whose SHA-256 matches everything before it.
@@ -150,6 +170,16 @@ func TestSeedJournalsApply(t *testing.T) {
 		}
 		if a, _ := os.ReadFile(image); bytes.Equal(a, fuzzImage) {
 			t.Fatalf("seed %d: image unchanged", i)
+		}
+		if i >= undoSeeds {
+			// undone: the commit never happened, there is nothing to roll back
+			if fileExists(JournalPath(image)) || fileExists(UndoPath(image)) {
+				t.Fatalf("seed %d: a journal or undo record is left after undoing", i)
+			}
+			if err := Rollback(image); !errors.Is(err, ErrNoUndo) {
+				t.Fatalf("seed %d: Rollback after an undone commit: %v, want ErrNoUndo", i, err)
+			}
+			continue
 		}
 		if err := Rollback(image); err != nil {
 			t.Fatalf("seed %d: %v", i, err)

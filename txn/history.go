@@ -62,19 +62,32 @@ type HistoryCommit struct {
 	Bytes      int64         `json:"bytes"`
 	Files      []HistoryFile `json:"files"`
 	RolledBack *time.Time    `json:"rolled_back,omitempty"`
-	// Guest counts what the commit changed in the guest, once offvm diff
-	// or log --changes computed it (nil before).
+	// Guest counts what the commit changed in the guest, computed at
+	// commit time (or, for a commit recorded before offvm did that, once
+	// offvm diff or log --changes computed it); nil when unknown.
 	Guest *GuestSummary `json:"guest,omitempty"`
+	// Changes lists the guest's changes (a guestdiff.Change array), as
+	// computed at commit time.
+	Changes json.RawMessage `json:"guest_changes,omitempty"`
+	// GuestUnknown says why the commit has no guest changes recorded
+	// ("changes unknown: ...").
+	GuestUnknown string  `json:"guest_unknown,omitempty"`
+	GuestSeconds float64 `json:"guest_seconds,omitempty"` // what computing them took
 	// State is computed when the history is read: "undoable", "rolled
 	// back" or "record dropped".
-	State  string `json:"state"`
-	record string // path of its undo record, "" when there is none
+	State string `json:"state"`
+	// CanUndo says its undo record is kept: rollback --to can undo it.
+	CanUndo bool   `json:"undoable"`
+	record  string // path of its undo record, "" when there is none
 }
 
 // GuestSummary counts a commit's changes inside the guest.
 type GuestSummary struct {
-	Files  int `json:"files"`  // files, directories and links created, changed or deleted
+	Files  int `json:"files"`  // files, directories and links created, changed, renamed or deleted
 	Values int `json:"values"` // registry keys and values
+	// Omitted counts the changes left out of the list (counted above):
+	// the list is bounded, the counts are not.
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // SetGuestSummary keeps what commit id changed in the guest in its
@@ -140,6 +153,8 @@ func promoteJournal(image, jpath string) error {
 	}
 	if err := recordCommit(image); err != nil {
 		slog.Warn("history: no manifest for the commit", "image", image, "err", err)
+	} else {
+		dropPending(image)
 	}
 	if err := Prune(image, KeepOf(image)); err != nil {
 		slog.Warn("history: pruning", "image", image, "err", err)
@@ -168,7 +183,8 @@ func recordCommit(image string) error {
 }
 
 // manifestFor finds the manifest sealed like the record at rpath, and
-// writes one (the next id, this process's note) when there is none.
+// writes one (the next id, what its pending record says) when there is
+// none.
 func manifestFor(image, rpath string) (*HistoryCommit, error) {
 	j, err := verifyJournal(rpath)
 	if err != nil {
@@ -190,10 +206,12 @@ func manifestFor(image, rpath string) (*HistoryCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.ID, c.Note, c.Seal = next, currentNote(), seal
+	c.ID, c.Seal = next, seal
 	if fi, err := os.Stat(rpath); err == nil {
 		c.Time = fi.ModTime().UTC()
 	}
+	p, _ := pendingFor(image, rpath)
+	c.takePending(p)
 	return c, writeManifest(image, c)
 }
 
@@ -347,7 +365,7 @@ func History(image string) ([]HistoryCommit, error) {
 		default:
 			c.State = "record dropped"
 		}
-		if c.record != "" {
+		if c.CanUndo = c.record != ""; c.CanUndo {
 			c.State = "undoable"
 		}
 	}
@@ -360,17 +378,19 @@ func History(image string) ([]HistoryCommit, error) {
 
 // unknownCommit describes an undo record that has no manifest.
 func unknownCommit(image string, all []HistoryCommit) HistoryCommit {
-	c := HistoryCommit{Note: Note{Command: "unknown"}, State: "undoable", record: UndoPath(image), ID: 1}
+	c := HistoryCommit{State: "undoable", CanUndo: true, record: UndoPath(image), ID: 1}
+	p, _ := pendingFor(image, UndoPath(image))
+	c.takePending(p)
 	if len(all) > 0 {
 		c.ID = all[len(all)-1].ID + 1
 	}
 	if j, err := verifyJournal(UndoPath(image)); err == nil {
 		if d, err := describeRecord(UndoPath(image), j); err == nil {
-			c.Files, c.Bytes, c.Time = d.Files, d.Bytes, d.Time
+			c.Files, c.Bytes = d.Files, d.Bytes
 		}
 		c.Seal = hex.EncodeToString(j.Sum[:])
 	}
-	if fi, err := os.Stat(UndoPath(image)); err == nil {
+	if fi, err := os.Stat(UndoPath(image)); err == nil && p == nil {
 		c.Time = fi.ModTime().UTC()
 	}
 	return c
@@ -444,4 +464,39 @@ func Prune(image string, keep int) error {
 		}
 	}
 	return nil
+}
+
+// LastCommit reads the newest manifest of image's history without
+// verifying any undo record (the library report asks it of every image):
+// nil when the image has none. Its State is "rolled back" or "".
+func LastCommit(image string) (*HistoryCommit, error) {
+	des, err := os.ReadDir(HistoryDir(image))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %w", image, err)
+	}
+	best := 0
+	for _, de := range des {
+		if id, ok := entryID(de.Name(), ".json"); ok {
+			best = max(best, id)
+		}
+	}
+	if best == 0 {
+		return nil, nil
+	}
+	data, err := os.ReadFile(manifestPath(image, best))
+	if err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %w", image, err)
+	}
+	var c HistoryCommit
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("txn: history of %s: %s: %w", image, manifestPath(image, best), err)
+	}
+	c.State, c.CanUndo, c.Changes = "", false, nil
+	if c.RolledBack != nil {
+		c.State = "rolled back"
+	}
+	return &c, nil
 }

@@ -4,6 +4,8 @@ package txn
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -140,15 +142,23 @@ func TestCrashStatesHistoryRollbackTo(t *testing.T) {
 }
 
 // TestCrashStatesHistoryCommit explores a fourth commit onto an image
-// with a history (the previous undo record moves into it, a manifest is
+// with a history (its guest changes go into a pending record before the
+// apply, the previous undo record moves into the history, a manifest is
 // written): each state recovers to old or new, and from either the
 // history still rolls the image back to the state before the first
-// commit.
+// commit. Recovered to new, the fourth commit's record is the one made
+// at commit time (its note and changes) or says it was finished by
+// recovery; recovered to old, no record names it, and a fifth commit
+// gets its own record, never the leftover one.
 func TestCrashStatesHistoryCommit(t *testing.T) {
+	withDiffer(t, blockDiffer)
 	f := newHistoryFixture(t, "raw")
 	image := f.image()
-	next := readVirtual(t, image, "raw")
+	prev := readVirtual(t, image, "raw")
+	next := append([]byte(nil), prev...)
 	copy(next[30*BlockSize:], randomBytes(99, 2*BlockSize))
+	wantBlocks, _ := json.Marshal(diffBlocks(prev, next))
+	SetCommitNote(Note{Command: "fourth"})
 	start := snapshotTree(t, f.dir)
 	ops := recordOps(t, f.dir, func() error { _, err := commitTarget(image, "raw", next); return err })
 	end := snapshotTree(t, f.dir)
@@ -159,7 +169,7 @@ func TestCrashStatesHistoryCommit(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(len(ops)), 5))
 	seen := map[[32]byte]bool{}
-	var distinct, old, nw int
+	var distinct, old, nw, recorded, recovered int
 	img := filepath.Join(stateDir, filepath.Base(image))
 	for k := 0; k <= len(ops); k++ {
 		crashStates(start, ops, k, rng, func(m model, what string) {
@@ -173,11 +183,33 @@ func TestCrashStatesHistoryCommit(t *testing.T) {
 			if _, err := Recover(img); err != nil {
 				t.Fatalf("%s: Recover: %v", what, err)
 			}
+			cs, err := History(img)
+			if err != nil {
+				t.Fatalf("%s: history: %v", what, err)
+			}
 			switch snapshotTree(t, stateDir).guestHash() {
 			case oldH:
 				old++
+				if len(cs) != 3 {
+					t.Fatalf("%s: recovered to old, the history has %d commits", what, len(cs))
+				}
+				if distinct%5 == 3 {
+					fifthCommit(t, what, img, prev)
+					return
+				}
 			case newH:
 				nw++
+				c := cs[0]
+				switch {
+				case len(cs) != 4 || c.ID != 4 || !c.CanUndo:
+					t.Fatalf("%s: recovered to new, the history is %+v", what, cs)
+				case c.Note.Command == "fourth" && sameJSON(c.Changes, wantBlocks) && c.GuestUnknown == "":
+					recorded++
+				case c.Note.Command == "unknown" && strings.Contains(c.GuestUnknown, "recovery") && c.Changes == nil:
+					recovered++
+				default:
+					t.Fatalf("%s: the fourth commit's record: note %+v, changes %s, unknown %q", what, c.Note, c.Changes, c.GuestUnknown)
+				}
 			default:
 				t.Fatalf("%s: after Recover the image is neither old nor new", what)
 			}
@@ -191,8 +223,35 @@ func TestCrashStatesHistoryCommit(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("fourth commit: %d operations, %d distinct crash states: %d old, %d new", len(ops), distinct, old, nw)
-	if old == 0 || nw == 0 {
-		t.Errorf("old %d, new %d: the explorer missed the commit point", old, nw)
+	t.Logf("fourth commit: %d operations, %d distinct crash states: %d old, %d new (%d with the record made at commit time, %d finished by recovery without it)",
+		len(ops), distinct, old, nw, recorded, recovered)
+	if old == 0 || nw == 0 || recorded == 0 {
+		t.Errorf("old %d, new %d, recorded %d: the explorer missed the commit point or the record", old, nw, recorded)
 	}
+}
+
+// fifthCommit commits other blocks onto a state recovered to old and
+// checks that the commit's record is its own, not a pending one left by
+// the commit the crash undid.
+func fifthCommit(t *testing.T, what, img string, prev []byte) {
+	t.Helper()
+	SetCommitNote(Note{Command: "fifth"})
+	defer SetCommitNote(Note{Command: "fourth"})
+	next := append([]byte(nil), prev...)
+	copy(next[40*BlockSize:], randomBytes(77, BlockSize))
+	if _, err := commitTarget(img, "raw", next); err != nil {
+		t.Fatalf("%s: a fifth commit after recovering to old: %v", what, err)
+	}
+	cs, err := History(img)
+	want, _ := json.Marshal(diffBlocks(prev, next))
+	if err != nil || len(cs) != 4 || cs[0].Note.Command != "fifth" || !sameJSON(cs[0].Changes, want) {
+		t.Fatalf("%s: after a fifth commit the newest record is %+v (%v)", what, cs[0], err)
+	}
+}
+
+// sameJSON compares two JSON texts by what they say (a manifest is
+// written indented).
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
 }

@@ -31,10 +31,11 @@ type journalReader struct {
 // so callers verify with fn == nil before applying anything.
 func readJournal(r io.ReaderAt, size int64, fn func(region) error) (*journal, error) {
 	jr := &journalReader{br: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), maxRun), size: size, sum: sha256.New()}
-	if err := jr.header(); err != nil {
+	version, err := jr.header()
+	if err != nil {
 		return nil, err
 	}
-	j := &journal{}
+	j := &journal{Undo: version == undoVersion}
 	for {
 		start := jr.off
 		tag, p, err := jr.next()
@@ -44,10 +45,10 @@ func readJournal(r io.ReaderAt, size int64, fn func(region) error) (*journal, er
 		switch tag {
 		case tagFile:
 			err = j.addFile(p)
-		case tagRegion:
-			err = j.addRegion(p, fn, false)
-		case tagRegionZ:
-			err = j.addRegion(p, fn, true)
+		case tagRegion, tagRegionZ:
+			err = j.addRegion(p, fn, tag == tagRegionZ)
+		case tagUndo, tagUndoZ:
+			err = j.addUndo(p, fn, tag == tagUndoZ)
 		case tagCommit:
 			err = j.seal(p, jr.sum.Sum(nil))
 			if err == nil {
@@ -68,20 +69,22 @@ func readJournal(r io.ReaderAt, size int64, fn func(region) error) (*journal, er
 	}
 }
 
-func (jr *journalReader) header() error {
+// header reads and checks the header and returns the journal's version.
+func (jr *journalReader) header() (uint32, error) {
 	var h [headerSize]byte
 	if _, err := io.ReadFull(jr.br, h[:]); err != nil {
-		return fmt.Errorf("header: %v: %w", err, ErrIncomplete)
+		return 0, fmt.Errorf("header: %v: %w", err, ErrIncomplete)
 	}
 	jr.sum.Write(h[:])
 	jr.off = headerSize
 	if string(h[:8]) != journalMagic || crc32.Checksum(h[:28], castagnoli) != binary.LittleEndian.Uint32(h[28:]) {
-		return fmt.Errorf("bad header: %w", ErrIncomplete)
+		return 0, fmt.Errorf("bad header: %w", ErrIncomplete)
 	}
-	if v := binary.LittleEndian.Uint32(h[8:]); v != journalVersion {
-		return fmt.Errorf("journal version %d, want %d: %w", v, journalVersion, ErrIncomplete)
+	v := binary.LittleEndian.Uint32(h[8:])
+	if v != redoVersion && v != undoVersion {
+		return 0, fmt.Errorf("journal version %d, want %d or %d: %w", v, redoVersion, undoVersion, ErrIncomplete)
 	}
-	return nil
+	return v, nil
 }
 
 // next reads one record, checks its CRC and returns its tag and payload
@@ -146,6 +149,14 @@ func (j *journal) addFile(p []byte) error {
 	oldLen := int64(binary.LittleEndian.Uint64(p[4:]))
 	newLen := int64(binary.LittleEndian.Uint64(p[12:]))
 	n := int(binary.LittleEndian.Uint16(p[20:]))
+	var oldMtime int64
+	if j.Undo {
+		if len(p) != 22+n+8 {
+			return errors.New("FILE record of an undo journal without its mtime")
+		}
+		oldMtime = int64(binary.LittleEndian.Uint64(p[22+n:]))
+		p = p[:22+n]
+	}
 	switch {
 	case int(id) != len(j.Files) || len(j.Files) >= maxFiles:
 		return fmt.Errorf("FILE id %d out of order", id)
@@ -160,7 +171,7 @@ func (j *journal) addFile(p []byte) error {
 			return fmt.Errorf("FILE %q twice", path)
 		}
 	}
-	j.Files = append(j.Files, jfile{Path: path, OldLen: oldLen, NewLen: newLen})
+	j.Files = append(j.Files, jfile{Path: path, OldLen: oldLen, NewLen: newLen, OldMtimeNs: oldMtime})
 	return nil
 }
 
@@ -170,34 +181,85 @@ type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
 
-// addRegion reads a REGN record, or with zeroOld a REGZ record, whose old
-// bytes are zeros and not stored.
+// addRegion reads a REGN record of a redo journal, or with zeroOld a REGZ
+// record, whose old bytes are zeros and not stored.
 func (j *journal) addRegion(p []byte, fn func(region) error, zeroOld bool) error {
+	if j.Undo {
+		return errors.New("REGN record in an undo journal")
+	}
 	if len(p) < regnFixed {
 		return errors.New("short REGN record")
 	}
-	id := int(binary.LittleEndian.Uint32(p))
-	off := int64(binary.LittleEndian.Uint64(p[4:]))
-	nn := int64(binary.LittleEndian.Uint32(p[12:]))
-	on := int64(binary.LittleEndian.Uint32(p[16:]))
+	r, nn, on := j.regionHead(p)
 	stored := on
 	if zeroOld {
 		stored = 0
 	}
-	switch {
-	case id >= len(j.Files):
-		return fmt.Errorf("REGN names file %d of %d", id, len(j.Files))
-	case nn > maxChunk || on > maxChunk || nn+on == 0 || int64(len(p)) != regnFixed+nn+stored:
+	if int64(len(p)) != regnFixed+nn+stored {
 		return fmt.Errorf("REGN sizes %d, %d in %d bytes", nn, on, len(p))
-	case off < 0 || off > maxFileLen || (nn > 0 && off+nn > j.Files[id].NewLen) || (on > 0 && off+on > j.Files[id].OldLen):
-		return fmt.Errorf("REGN at %d+%d/%d outside file lengths", off, nn, on)
 	}
-	j.Regions++
-	j.NewBytes += nn
+	if err := j.checkRegion(r.File, r.Off, nn, on); err != nil {
+		return err
+	}
 	if fn == nil {
 		return nil
 	}
-	r := region{File: id, Off: off, New: p[regnFixed : regnFixed+nn], Old: p[regnFixed+nn:]}
+	r.New, r.Old = p[regnFixed:regnFixed+nn], p[regnFixed+nn:]
+	return j.callRegion(fn, r, zeroOld, on)
+}
+
+// addUndo reads an UNDO record of an undo journal, or with zeroOld an
+// UNDZ record, whose old bytes are zeros and not stored.
+func (j *journal) addUndo(p []byte, fn func(region) error, zeroOld bool) error {
+	if !j.Undo {
+		return errors.New("UNDO record in a redo journal")
+	}
+	if len(p) < undoFixed {
+		return errors.New("short UNDO record")
+	}
+	r, nn, on := j.regionHead(p)
+	stored := on
+	if zeroOld {
+		stored = 0
+	}
+	if int64(len(p)) != undoFixed+stored {
+		return fmt.Errorf("UNDO sizes %d, %d in %d bytes", nn, on, len(p))
+	}
+	if err := j.checkRegion(r.File, r.Off, nn, on); err != nil {
+		return err
+	}
+	if fn == nil {
+		return nil
+	}
+	r.Undo, r.Sum = true, binary.LittleEndian.Uint64(p[regnFixed:])
+	r.New, r.Old = zeroChunk[:nn], p[undoFixed:]
+	return j.callRegion(fn, r, zeroOld, on)
+}
+
+// regionHead decodes the fields both region records start with.
+func (j *journal) regionHead(p []byte) (r region, newN, oldN int64) {
+	r.File = int(binary.LittleEndian.Uint32(p))
+	r.Off = int64(binary.LittleEndian.Uint64(p[4:]))
+	return r, int64(binary.LittleEndian.Uint32(p[12:])), int64(binary.LittleEndian.Uint32(p[16:]))
+}
+
+// checkRegion checks a region's place against its file's lengths and
+// counts it.
+func (j *journal) checkRegion(id int, off, nn, on int64) error {
+	switch {
+	case id >= len(j.Files):
+		return fmt.Errorf("region names file %d of %d", id, len(j.Files))
+	case nn > maxChunk || on > maxChunk || nn+on == 0:
+		return fmt.Errorf("region sizes %d, %d", nn, on)
+	case off < 0 || off > maxFileLen || (nn > 0 && off+nn > j.Files[id].NewLen) || (on > 0 && off+on > j.Files[id].OldLen):
+		return fmt.Errorf("region at %d+%d/%d outside file lengths", off, nn, on)
+	}
+	j.Regions++
+	j.NewBytes += nn
+	return nil
+}
+
+func (j *journal) callRegion(fn func(region) error, r region, zeroOld bool, on int64) error {
 	if zeroOld {
 		r.Old = make([]byte, on)
 	}

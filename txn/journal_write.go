@@ -17,30 +17,49 @@ import (
 // journalWriter writes a journal sequentially, hashing every byte for the
 // commit record.
 type journalWriter struct {
-	f        *os.File
-	bw       *bufio.Writer
-	sum      hash.Hash
-	w        io.Writer // bw and sum
-	files    int
-	regions  int64
-	newBytes int64
-	off      int64
-	pr       *progress
+	f         *os.File
+	bw        *bufio.Writer
+	sum       hash.Hash
+	w         io.Writer // bw and sum
+	files     int
+	regions   int64
+	newBytes  int64
+	off       int64
+	pr        *progress
+	undo      bool      // an undo journal (version 2): new bytes not stored
+	todo      []pending // an undo journal's regions, to write in place
+	jfiles    []jfile   // the FILE records, by id
+	src       []*staged // where each file's new bytes are, by id (Commit)
+	commitEnd int64     // offset just past the COMT record, once sealed
 }
 
-// createJournal creates the journal file; O_EXCL because a journal that
-// exists belongs to a commit Recover has not dealt with.
-func createJournal(path string) (*journalWriter, error) {
+// pending is a region of an undo journal whose new bytes are still to be
+// written into place, from the stager.
+type pending struct {
+	file int
+	off  int64
+	n    int
+}
+
+// createJournal creates the journal file, an undo journal (what Commit
+// writes) or a redo one (what an older offvm wrote; tests make them);
+// O_EXCL because a journal that exists belongs to a commit Recover has
+// not dealt with.
+func createJournal(path string, undo bool) (*journalWriter, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("txn: create journal: %w", err)
 	}
 	traceCreate(path)
-	j := &journalWriter{f: f, bw: bufio.NewWriterSize(traceWriter(f), maxRun), sum: sha256.New()}
+	j := &journalWriter{f: f, bw: bufio.NewWriterSize(traceWriter(f), maxRun), sum: sha256.New(), undo: undo}
 	j.w = io.MultiWriter(j.bw, j.sum)
 	var h [headerSize]byte
 	copy(h[:8], journalMagic)
-	binary.LittleEndian.PutUint32(h[8:], journalVersion)
+	version := uint32(redoVersion)
+	if undo {
+		version = undoVersion
+	}
+	binary.LittleEndian.PutUint32(h[8:], version)
 	binary.LittleEndian.PutUint64(h[16:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint32(h[28:], crc32.Checksum(h[:28], castagnoli))
 	if err := j.write(h[:]); err != nil {
@@ -83,18 +102,29 @@ func (j *journalWriter) record(tag [4]byte, parts ...[]byte) error {
 	return nil
 }
 
-func (j *journalWriter) file(rel string, oldLen, newLen int64) error {
+// file writes a FILE record; an undo journal's also keeps the file's old
+// mtime (0: unknown, not restored).
+func (j *journalWriter) file(rel string, oldLen, newLen, oldMtime int64) error {
 	b := make([]byte, 4+8+8+2)
 	binary.LittleEndian.PutUint32(b, uint32(j.files))
 	binary.LittleEndian.PutUint64(b[4:], uint64(oldLen))
 	binary.LittleEndian.PutUint64(b[12:], uint64(newLen))
 	binary.LittleEndian.PutUint16(b[20:], uint16(len(rel)))
 	j.files++
-	return j.record(tagFile, b, []byte(rel))
+	j.jfiles = append(j.jfiles, jfile{Path: rel, OldLen: oldLen, NewLen: newLen, OldMtimeNs: oldMtime})
+	if !j.undo {
+		return j.record(tagFile, b, []byte(rel))
+	}
+	var mt [8]byte
+	binary.LittleEndian.PutUint64(mt[:], uint64(oldMtime))
+	return j.record(tagFile, b, []byte(rel), mt[:])
 }
 
+// region journals one region: in an undo journal its old bytes and the
+// hash of its new ones (which it remembers, to write them in place once
+// the journal is sealed), in a redo journal both.
 func (j *journalWriter) region(file int, off int64, newData, oldData []byte) error {
-	var b [regnFixed]byte
+	var b [undoFixed]byte
 	binary.LittleEndian.PutUint32(b[:], uint32(file))
 	binary.LittleEndian.PutUint64(b[4:], uint64(off))
 	binary.LittleEndian.PutUint32(b[12:], uint32(len(newData)))
@@ -102,11 +132,29 @@ func (j *journalWriter) region(file int, off int64, newData, oldData []byte) err
 	j.regions++
 	j.newBytes += int64(len(newData))
 	j.pr.add(len(newData))
-	tag := tagRegion
-	if len(oldData) > 0 && vdisk.IsZero(oldData) {
-		tag, oldData = tagRegionZ, nil
+	zeroOld := len(oldData) > 0 && vdisk.IsZero(oldData)
+	if zeroOld {
+		oldData = nil
 	}
-	if err := j.record(tag, b[:], newData, oldData); err != nil {
+	var err error
+	if j.undo {
+		tag := tagUndo
+		if zeroOld {
+			tag = tagUndoZ
+		}
+		binary.LittleEndian.PutUint64(b[regnFixed:], newSum(newData))
+		err = j.record(tag, b[:], oldData)
+		if len(newData) > 0 {
+			j.todo = append(j.todo, pending{file: file, off: off, n: len(newData)})
+		}
+	} else {
+		tag := tagRegion
+		if zeroOld {
+			tag = tagRegionZ
+		}
+		err = j.record(tag, b[:regnFixed], newData, oldData)
+	}
+	if err != nil {
 		return err
 	}
 	if j.regions == 1 && faultIs(FaultJournalPartial) {
@@ -126,6 +174,7 @@ func (j *journalWriter) commit() error {
 	if err := j.record(tagCommit, b); err != nil {
 		return err
 	}
+	j.commitEnd = j.off
 	if err := j.bw.Flush(); err != nil {
 		return fmt.Errorf("txn: write journal %s: %w", j.f.Name(), err)
 	}

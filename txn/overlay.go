@@ -122,6 +122,12 @@ func (o *Overlay) blockLen(idx int64) int {
 func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
+	return o.readAt(p, off)
+}
+
+// readAt is ReadAt for a caller that holds o.mu (the commit, reading the
+// new guest for the history).
+func (o *Overlay) readAt(p []byte, off int64) (int, error) {
 	if o.closed {
 		return 0, os.ErrClosed
 	}

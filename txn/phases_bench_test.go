@@ -60,11 +60,12 @@ func BenchmarkCommitPhases(b *testing.B) {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
-				if _, err := writeJournal(image, s, nil); err != nil {
+				j, err := writeJournal(image, s, nil)
+				if err != nil {
 					b.Fatal(err)
 				}
 				t2 := time.Now()
-				if err := finishCommit(image, "", nil); err != nil {
+				if err := finishCommit(image, j, nil); err != nil {
 					b.Fatal(err)
 				}
 				t3 := time.Now()

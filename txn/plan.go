@@ -2,7 +2,9 @@ package txn
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"slices"
 )
@@ -30,11 +32,12 @@ func journalStaged(j *journalWriter, dir string, s *stager) error {
 		if len(files) == maxFiles {
 			return fmt.Errorf("txn: the format changed more than %d host files", maxFiles)
 		}
-		if err := j.file(rel, st.realSize, st.size); err != nil {
+		if err := j.file(rel, st.realSize, st.size, st.realMtime); err != nil {
 			return err
 		}
 		files = append(files, st)
 	}
+	j.src = files
 	for id, st := range files {
 		if err := journalFile(j, id, st); err != nil {
 			return err
@@ -104,25 +107,70 @@ func mergeIntervals(ivs []interval) []interval {
 // journalDiff journals the runs where nb differs from ob; bytes past the
 // end of ob (past the old length) always count as different.
 func journalDiff(j *journalWriter, id int, off int64, nb, ob []byte) error {
-	for i := 0; i < len(nb); {
-		if i < len(ob) && nb[i] == ob[i] {
-			i++
-			continue
-		}
-		start, end := i, i+1
-		for k := end; k < len(nb) && k-end < diffGap; k++ {
-			if k >= len(ob) || nb[k] != ob[k] {
-				end = k + 1
-			}
-		}
+	return diffRuns(nb, ob, func(start, end int) error {
 		oe := min(end, len(ob))
-		if err := j.region(id, off+int64(start), nb[start:end], ob[min(start, oe):oe]); err != nil {
+		return j.region(id, off+int64(start), nb[start:end], ob[min(start, oe):oe])
+	})
+}
+
+// diffRuns calls fn with each run [start, end) of nb that differs from ob:
+// from a differing byte to the last one before diffGap equal bytes (or the
+// end). It compares eight bytes at a time, since a commit passes every
+// byte it writes through here.
+func diffRuns(nb, ob []byte, fn func(start, end int) error) error {
+	for i := nextDiff(nb, ob, 0); i < len(nb); i = nextDiff(nb, ob, i) {
+		end := runEnd(nb, ob, i)
+		if err := fn(i, end); err != nil {
 			return err
 		}
 		i = end
 	}
 	return nil
 }
+
+// nextDiff is the first index from i where nb differs from ob (every
+// index past ob differs), or len(nb).
+func nextDiff(nb, ob []byte, i int) int {
+	m := min(len(nb), len(ob))
+	for ; i+8 <= m; i += 8 {
+		if x := le64(nb[i:]) ^ le64(ob[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < m && nb[i] == ob[i] {
+		i++
+	}
+	return i
+}
+
+// runEnd is the end of the run of differences starting at i: just past
+// the last differing byte that is not followed by diffGap equal ones.
+func runEnd(nb, ob []byte, i int) int {
+	n, m := len(nb), min(len(nb), len(ob))
+	last := i // the last differing byte seen
+	for p := i + 1; p < n && p-last-1 < diffGap; {
+		switch {
+		case p >= m:
+			return n
+		case p+8 <= m:
+			if x := le64(nb[p:]) ^ le64(ob[p:]); x != 0 {
+				if first := p + bits.TrailingZeros64(x)/8; first-last-1 >= diffGap {
+					return last + 1
+				}
+				last = p + 7 - bits.LeadingZeros64(x)/8
+			}
+			p += 8
+		default:
+			if nb[p] != ob[p] {
+				last = p
+			}
+			p++
+		}
+	}
+	return last + 1
+}
+
+func le64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
 
 // journalTail keeps the old bytes past a shrunk file's new end, so that
 // Rollback can give them back.

@@ -14,16 +14,18 @@ import (
 var ErrRecoverRefused = errors.New("recovery refused: the image changed since its journal was written")
 
 // Recover brings the image at path out of any interrupted transaction: it
-// finishes a rollback in progress, replays a sealed journal and drops one
-// that was never sealed (none of which reached the image). It reports
+// finishes a rollback in progress, undoes a sealed undo journal that was
+// never marked applied (or replays a sealed redo journal an older offvm
+// left) and drops one that was never sealed (none of which reached the
+// image). It reports
 // whether there was anything to do. Every offvm command calls it, under the
 // image's Lock, before opening an image.
 //
 // It never writes a journal's bytes over newer ones: a journal marked
 // applied (APLD) is only turned into the undo record, and only when every
 // file still has the size and mtime the mark recorded; a sealed journal is
-// replayed only when every file's length lies between its old and new
-// length, as an interrupted apply leaves it. Otherwise Recover stops with
+// undone (or replayed) only when every file's length lies between its old
+// and new length, as an interrupted apply leaves it. Otherwise Recover stops with
 // ErrRecoverRefused.
 func Recover(path string) (recovered bool, err error) {
 	if recovered, err = recoverRollbackTo(path); err != nil {
@@ -55,7 +57,14 @@ func Recover(path string) (recovered bool, err error) {
 	if err := checkReplayable(path, j); err != nil {
 		return true, err
 	}
-	if err := finishCommit(path, FaultMidRecover, nil); err != nil {
+	if j.Undo {
+		// the commit point was never reached: undo what reached the files
+		if err := undoJournal(path, jpath, FaultMidRecover); err != nil {
+			return true, fmt.Errorf("txn: recover %s: undo the interrupted commit: %w", path, err)
+		}
+		return true, nil
+	}
+	if err := finishRedo(path, FaultMidRecover); err != nil {
 		return true, fmt.Errorf("txn: recover %s: %w", path, err)
 	}
 	return true, nil

@@ -10,8 +10,9 @@ import (
 
 // TestRecoverRules: Recover never writes a journal's bytes over newer
 // ones. An applied journal (APLD) only becomes the undo record, and only
-// while the files are as it recorded; a sealed journal is replayed only
-// when the files' lengths are ones its apply can leave.
+// while the files are as it recorded; a sealed journal is undone only
+// when the files' lengths are ones its apply can leave, and then the
+// image is the old one, with no journal and no undo record left.
 func TestRecoverRules(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -19,8 +20,9 @@ func TestRecoverRules(t *testing.T) {
 		tamper  func(t *testing.T, image string)      // what changed the image since
 		refused bool                                  // Recover must refuse
 		state   func(t *testing.T, image, old string) // extra expectations
+		undone  bool                                  // Recover must undo the commit
 	}{
-		{"applied, untouched", true, nil, false, nil},
+		{"applied, untouched", true, nil, false, nil, false},
 		{"applied, then rewritten in place", true, func(t *testing.T, image string) {
 			f, err := os.OpenFile(image, os.O_WRONLY, 0)
 			if err != nil {
@@ -30,13 +32,13 @@ func TestRecoverRules(t *testing.T) {
 			if _, err := f.WriteAt([]byte("NEWER"), 100); err != nil {
 				t.Fatal(err)
 			}
-		}, true, nil},
+		}, true, nil, false},
 		{"applied, then touched", true, func(t *testing.T, image string) {
 			later := time.Now().Add(time.Hour)
 			if err := os.Chtimes(image, later, later); err != nil {
 				t.Fatal(err)
 			}
-		}, true, nil},
+		}, true, nil, false},
 		{"sealed, length outside the journal's range", false, func(t *testing.T, image string) {
 			f, err := os.OpenFile(image, os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
@@ -46,14 +48,16 @@ func TestRecoverRules(t *testing.T) {
 			if _, err := f.Write(make([]byte, 8192)); err != nil {
 				t.Fatal(err)
 			}
-		}, true, nil},
-		{"sealed, not applied", false, nil, false, nil},
+		}, true, nil, false},
+		{"sealed, not marked applied", false, nil, false, nil, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			image := filepath.Join(dir, "disk.img")
 			target := scenarios[0].setup(t, image)
+			oldHash := hashDir(t, dir)
+			oldFi, _ := os.Stat(image)
 			if _, err := commitTarget(image, "raw", target); err != nil {
 				t.Fatal(err)
 			}
@@ -90,6 +94,15 @@ func TestRecoverRules(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.undone {
+				if fileExists(JournalPath(image)) || HasUndo(image) || hashDir(t, dir) != oldHash {
+					t.Fatalf("after Recover: journal %v, undo %v, image old %v", fileExists(JournalPath(image)), HasUndo(image), hashDir(t, dir) == oldHash)
+				}
+				if !fi1.ModTime().Equal(oldFi.ModTime()) {
+					t.Fatalf("undoing left the image's mtime at %v, it was %v before the commit", fi1.ModTime(), oldFi.ModTime())
+				}
+				return
 			}
 			if fileExists(JournalPath(image)) || !HasUndo(image) {
 				t.Fatalf("after Recover: journal %v, undo %v", fileExists(JournalPath(image)), HasUndo(image))

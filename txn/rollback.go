@@ -103,7 +103,11 @@ func checkRegions(image, upath string, files []*os.File) error {
 }
 
 // eachCommitted calls fn for every region of the undo record at upath,
-// with a buffer of the region's length to read the current bytes into.
+// with a buffer of the region's length to read the current bytes into;
+// fn compares them with r.New. An undo journal's region holds only the
+// hash of its new bytes: fn then gets r.New aliased to cur (its compare
+// holds trivially, its length check does not), and eachCommitted compares
+// the hash of what fn read. Callers need not know which kind they read.
 func eachCommitted(upath string, fn func(r region, cur []byte) error) error {
 	uf, err := os.Open(upath)
 	if err != nil {
@@ -115,8 +119,40 @@ func eachCommitted(upath string, fn func(r region, cur []byte) error) error {
 		return fmt.Errorf("txn: %w", err)
 	}
 	buf := make([]byte, maxChunk)
+	var files []jfile
 	_, err = readJournal(uf, fi.Size(), func(r region) error {
-		return fn(r, buf[:len(r.New)])
+		cur := buf[:len(r.New)]
+		if !r.Undo {
+			return fn(r, cur)
+		}
+		r.New = cur
+		if err := fn(r, cur); err != nil {
+			return err
+		}
+		if newSum(cur) != r.Sum {
+			if files == nil {
+				files, _ = journalFiles(upath)
+			}
+			return fmt.Errorf("txn: %s at %d no longer holds the committed bytes (undo record %s): %w",
+				fileName(files, r.File), r.Off, filepath.Base(upath), ErrImageChanged)
+		}
+		return nil
 	})
 	return err
+}
+
+// journalFiles lists the files a verified record names.
+func journalFiles(path string) ([]jfile, error) {
+	j, err := verifyJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	return j.Files, nil
+}
+
+func fileName(files []jfile, id int) string {
+	if id < len(files) {
+		return files[id].Path
+	}
+	return fmt.Sprintf("file %d", id)
 }

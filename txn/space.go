@@ -59,8 +59,8 @@ func checkSpace(image, dir, what string, need int64) error {
 }
 
 // stagedNeed bounds what the durable part of a commit will take beside the
-// image once staging is done: the journal (the new and the old bytes of
-// every run that may differ, plus framing) and the growth of every file.
+// image once staging is done: the undo journal (the old bytes of every run
+// that may differ, plus framing) and the growth of every file.
 func stagedNeed(s *stager) (journal, growth int64) {
 	journal = headerSize + 2*recHeaderSize + comtSize + 4096
 	for _, st := range s.order {
@@ -70,10 +70,10 @@ func stagedNeed(s *stager) (journal, growth int64) {
 		journal += recHeaderSize + 22 + int64(len(st.path))
 		for _, iv := range candidates(st) {
 			n := iv.end - iv.start
-			// a region of L bytes costs 2L+32 and, but for the last one in a
-			// chunk, is followed by diffGap equal bytes: at most 2n, plus
-			// the framing of one region per chunk
-			journal += 2*n + (n/maxChunk+2)*(recHeaderSize+regnFixed)
+			// a region of L bytes costs L+40 and, but for the last one in a
+			// chunk, is followed by diffGap (64) equal bytes: at most n,
+			// plus the framing of one region per chunk
+			journal += n + (n/maxChunk+2)*(recHeaderSize+undoFixed)
 		}
 		if st.realSize > st.size {
 			journal += st.realSize - st.size // the cut tail's old bytes

@@ -60,7 +60,7 @@ func TestCommitNoSpace(t *testing.T) {
 			copy(target[4096:], randomBytes(73, 400<<10))
 			return target
 		}},
-		{"apply runs out (files grow)", "tfmt", 1*mib + 256<<10, true, func(t *testing.T, image string) []byte {
+		{"apply runs out (files grow)", "tfmt", 1 * mib, true, func(t *testing.T, image string) []byte {
 			tfmtImage(t, image, 4<<20, nil)
 			target := make([]byte, 4<<20)
 			copy(target[8192:], randomBytes(74, 600<<10))

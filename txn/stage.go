@@ -84,15 +84,15 @@ func (s *stager) newStaged(abs string) (*staged, error) {
 		return nil, fmt.Errorf("txn: %s is not a regular file: %w", abs, vdisk.ErrUnsupported)
 	}
 	n := fi.Size()
-	return &staged{s: s, path: abs, real: f, realSize: n, size: n, visible: n, pages: map[int64]int64{}}, nil
+	return &staged{s: s, path: abs, real: f, realSize: n, realMtime: fi.ModTime().UnixNano(), size: n, visible: n, pages: map[int64]int64{}}, nil
 }
 
-// allocPage returns the spill offset of a new page.
-func (s *stager) allocPage() int64 {
+// allocPages returns the spill offset of n new pages, one after another.
+func (s *stager) allocPages(n int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.slots++
-	return (s.slots - 1) * pageSize
+	s.slots += n
+	return (s.slots - n) * pageSize
 }
 
 // staged is one host file as the format sees it during Commit.
@@ -101,10 +101,14 @@ type staged struct {
 	path     string
 	real     *os.File // read-only
 	realSize int64    // length of the real file
-	mu       sync.RWMutex
-	size     int64           // current length as the format sees it
-	visible  int64           // real bytes at or past this were cut by Truncate
-	pages    map[int64]int64 // page index → spill offset
+	// realMtime is the real file's mtime, which undoing the commit
+	// restores: a commit undone leaves no trace, and the previous commit's
+	// undo record (which checks the mtime) stays usable
+	realMtime int64
+	mu        sync.RWMutex
+	size      int64           // current length as the format sees it
+	visible   int64           // real bytes at or past this were cut by Truncate
+	pages     map[int64]int64 // page index → spill offset
 }
 
 // changed reports whether the format changed the file's length or wrote to it.
@@ -123,27 +127,39 @@ func (st *staged) sortedPages() []int64 {
 }
 
 // readNew reads the file as the format left it: staged pages, real bytes
-// below visible, zeros elsewhere. p must lie within size.
+// below visible, zeros elsewhere. p must lie within size. Pages that lie
+// one after another in the spill too are read in one call.
 func (st *staged) readNew(p []byte, off int64) error {
 	for len(p) > 0 {
 		idx, in := off/pageSize, off%pageSize
 		n := int(min(int64(len(p)), pageSize-in))
-		if err := st.readPage(p[:n], idx, in); err != nil {
-			return err
+		slot, ok := st.pages[idx]
+		if !ok {
+			if err := st.readOld(p[:n], off, st.visible); err != nil {
+				return err
+			}
+		} else {
+			for k := int64(1); n < len(p) && st.slotIs(idx+k, slot+k*pageSize); k++ {
+				n = min(len(p), n+pageSize)
+			}
+			if _, err := st.s.spill.ReadAt(p[:n], slot+in); err != nil {
+				return fmt.Errorf("txn: staging file read for %s: %w", st.path, err)
+			}
 		}
 		p, off = p[n:], off+int64(n)
 	}
 	return nil
 }
 
-func (st *staged) readPage(p []byte, idx, in int64) error {
-	if slot, ok := st.pages[idx]; ok {
-		if _, err := st.s.spill.ReadAt(p, slot+in); err != nil {
-			return fmt.Errorf("txn: staging file read for %s: %w", st.path, err)
-		}
-		return nil
-	}
-	return st.readOld(p, idx*pageSize+in, st.visible)
+func (st *staged) hasPage(idx int64) bool {
+	_, ok := st.pages[idx]
+	return ok
+}
+
+// slotIs reports whether page idx is staged at spill offset slot.
+func (st *staged) slotIs(idx, slot int64) bool {
+	s, ok := st.pages[idx]
+	return ok && s == slot
 }
 
 // readOld reads the real file, with zeros at and past limit (and past the
@@ -160,11 +176,36 @@ func (st *staged) readOld(p []byte, off, limit int64) error {
 	return nil
 }
 
+// writeFull stages the whole pages of p, which starts at page idx: runs
+// of pages not staged yet get slots one after another in the spill, so
+// that a run is one write (and one read when it is journaled).
+func (st *staged) writeFull(p []byte, idx int64) error {
+	for len(p) >= pageSize {
+		slot, ok := st.pages[idx]
+		n, pages := int64(1), int64(len(p)/pageSize)
+		// the run: pages all unstaged, or all staged one after another
+		for n < pages && (ok && st.slotIs(idx+n, slot+n*pageSize) || !ok && !st.hasPage(idx+n)) {
+			n++
+		}
+		if !ok {
+			slot = st.s.allocPages(n)
+			for k := range n {
+				st.pages[idx+k] = slot + k*pageSize
+			}
+		}
+		if _, err := st.s.spill.WriteAt(p[:n*pageSize], slot); err != nil {
+			return fmt.Errorf("txn: staging file write for %s: %w", st.path, err)
+		}
+		p, idx = p[n*pageSize:], idx+n
+	}
+	return nil
+}
+
 // writePage copies p into page idx at in, staging the page first.
 func (st *staged) writePage(p []byte, idx, in int64) error {
 	slot, ok := st.pages[idx]
 	if !ok {
-		slot = st.s.allocPage()
+		slot = st.s.allocPages(1)
 		if in != 0 || len(p) != pageSize {
 			buf := make([]byte, pageSize)
 			if err := st.readOld(buf, idx*pageSize, st.visible); err != nil {
@@ -256,6 +297,13 @@ func (f *stagedFile) WriteAt(p []byte, off int64) (int, error) {
 	for done := 0; done < len(p); {
 		o := off + int64(done)
 		idx, in := o/pageSize, o%pageSize
+		if full := (len(p) - done) / pageSize * pageSize; in == 0 && full > 0 {
+			if err := st.writeFull(p[done:done+full], idx); err != nil {
+				return done, err
+			}
+			done += full
+			continue
+		}
 		n := int(min(int64(len(p)-done), pageSize-in))
 		if err := st.writePage(p[done:done+n], idx, in); err != nil {
 			return done, err

@@ -14,7 +14,10 @@ type fileOp struct {
 }
 
 func wr(off int64, s string) fileOp { return fileOp{off, []byte(s)} }
-func tr(n int64) fileOp             { return fileOp{off: n} }
+
+// pages is n pages of random bytes, as a string for wr.
+func pages(seed uint64, n int) string { return string(randomBytes(seed, n*pageSize)) }
+func tr(n int64) fileOp               { return fileOp{off: n} }
 
 // TestStagedOps runs sequences of writes and truncates through the stager,
 // journal and apply, and checks the result against the same operations
@@ -34,6 +37,12 @@ func TestStagedOps(t *testing.T) {
 		{"write then cut through it", []fileOp{wr(pageSize, "xxxxxxxxxx"), tr(pageSize + 3), wr(pageSize+8, "yy")}},
 		{"grow by truncate only", []fileOp{tr(10 * pageSize)}},
 		{"identical bytes", []fileOp{wr(200, string(orig[200:300]))}},
+		// whole-page runs: staged in one spill write, read back in one
+		{"whole pages, fresh", []fileOp{wr(0, pages(61, 3))}},
+		{"whole pages over staged ones out of order", []fileOp{wr(2*pageSize, pages(62, 1)), wr(0, pages(63, 1)), wr(0, pages(64, 3))}},
+		{"whole pages across a partly staged page", []fileOp{wr(pageSize+9, "p"), wr(0, pages(65, 3)+"tail")}},
+		{"whole pages past the end, unaligned head", []fileOp{wr(int64(len(orig))-5, pages(66, 4))}},
+		{"whole pages then cut", []fileOp{wr(pageSize, pages(67, 2)), tr(2*pageSize + 1), wr(0, pages(68, 1))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +87,7 @@ func TestStagedOps(t *testing.T) {
 				}
 				return
 			}
-			if err := finishCommit(image, "", nil); err != nil {
+			if err := finishCommit(image, j, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(readFile(t, image), want) {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/offvm/offvm/internal/compress"
 )
 
 // maxBlock is the most a CFDATA block may hold uncompressed (MS-CAB).
@@ -22,7 +24,7 @@ type folderStream struct {
 	block int
 	// LZX: one decoder for the folder, fed by readBlock; ucbs are the
 	// uncompressed sizes of blocks read but not yet decoded.
-	lzx     *lzxState
+	lzx     *compress.CabLZX
 	ucbs    []int
 	read    int // CFDATA blocks read
 	padding int
@@ -41,7 +43,7 @@ func newFolderStream(c *Cabinet, fo folder, index int) (*folderStream, error) {
 	}
 	s := &folderStream{c: c, off: fo.start, left: fo.blocks, kind: kind, folder: index}
 	if kind == compLZX {
-		lz, err := newLZX(uint(fo.compress>>8)&0x1f, s.moreLZX)
+		lz, err := compress.NewCabLZX(uint(fo.compress>>8)&0x1f, s.moreLZX)
 		if err != nil {
 			return nil, err
 		}
@@ -93,12 +95,12 @@ func (s *folderStream) next() error {
 			if err != nil {
 				return err
 			}
-			s.lzx.br.refill(data)
+			s.lzx.Refill(data)
 			s.ucbs = append(s.ucbs, ucb)
 		}
 		ucb := s.ucbs[0]
 		s.ucbs = s.ucbs[1:]
-		out, err := s.lzx.frame(ucb)
+		out, err := s.lzx.Frame(ucb)
 		if err != nil {
 			return fmt.Errorf("%w: LZX frame %d: %w", ErrCabinet, s.block, err)
 		}

@@ -72,27 +72,78 @@ type FS interface {
 	StatFS() (StatFS, error)
 }
 
-// Writer is implemented by engines that can change their volume. Every
-// change goes to the device the engine was opened on (for offvm: the
-// transaction overlay), never elsewhere.
-type Writer interface {
+// What an engine can change is said by small interfaces, one per
+// capability, as go-fuse's fs package does for nodes: an engine implements
+// the ones its file system has, and the FUSE tree probes for the others
+// and answers them with one errno (fusefs/capability.go) — FAT has no
+// Linker, ext no Xattrer yet. Every change goes to the device the engine
+// was opened on (for offvm: the transaction overlay), never elsewhere.
+
+// Creator makes files and directories.
+type Creator interface {
 	Create(dir Ino, name string, mode os.FileMode) (Attr, error)
 	Mkdir(dir Ino, name string, mode os.FileMode) (Attr, error)
+}
+
+// Remover removes files and empty directories.
+type Remover interface {
 	Unlink(dir Ino, name string) error
 	Rmdir(dir Ino, name string) error
-	// Rename moves oldName in oldDir to newName in newDir, replacing an
-	// existing file (not a non-empty directory) as rename(2) does.
+}
+
+// Renamer moves oldName in oldDir to newName in newDir, replacing an
+// existing file (not a non-empty directory) as rename(2) does.
+type Renamer interface {
 	Rename(oldDir Ino, oldName string, newDir Ino, newName string) error
-	Link(ino Ino, dir Ino, name string) (Attr, error)
-	Symlink(dir Ino, name, target string) (Attr, error)
+}
+
+// ContentWriter writes file content.
+type ContentWriter interface {
 	WriteAt(ino Ino, p []byte, off int64) (int, error)
+}
+
+// Truncater sets a file's size.
+type Truncater interface {
 	Truncate(ino Ino, size int64) error
-	// SetTimes changes the times that are non-nil.
+}
+
+// Syncer writes every pending metadata change to the device.
+type Syncer interface {
+	Sync() error
+}
+
+// Writer is the core every writable engine has, and all that the registry
+// (hive files) and the patcher (bundle files) need: an engine that has it
+// is opened read-write.
+type Writer interface {
+	Creator
+	Remover
+	Renamer
+	ContentWriter
+	Truncater
+	Syncer
+}
+
+// Linker makes a hard link to ino in dir.
+type Linker interface {
+	Link(ino Ino, dir Ino, name string) (Attr, error)
+}
+
+// Symlinker makes a symbolic link.
+type Symlinker interface {
+	Symlink(dir Ino, name, target string) (Attr, error)
+}
+
+// Timer changes the times that are non-nil.
+type Timer interface {
 	SetTimes(ino Ino, atime, mtime *time.Time) error
+}
+
+// Xattrer sets and removes extended attributes (NTFS: named streams and
+// system.ntfs_attrib).
+type Xattrer interface {
 	SetXattr(ino Ino, name string, value []byte) error
 	RemoveXattr(ino Ino, name string) error
-	// Sync writes every pending metadata change to the device.
-	Sync() error
 }
 
 // Device is what an engine is opened on: a partition of a virtual disk.

@@ -24,3 +24,6 @@ var skipCRC = false
 func crcOK(b []byte, off int) bool {
 	return off+4 <= len(b) && (skipCRC || crc32c(b, off) == binary.LittleEndian.Uint32(b[off:]))
 }
+
+// setCRC stores b's checksum at off.
+func setCRC(b []byte, off int) { binary.LittleEndian.PutUint32(b[off:], crc32c(b, off)) }

@@ -226,6 +226,13 @@ const maxExtentLen = 1<<21 - 1
 // the first free extent large enough, starting in the goal's AG. It
 // returns one run; callers loop for the rest.
 func (s *space) alloc(goal uint64, n uint64) (uint64, uint64, error) {
+	return s.allocAvoiding(goal, n, ^uint64(0))
+}
+
+// allocAvoiding is alloc that, past the goal, leaves the free extent
+// starting at block avoid (where another part of the same file grows)
+// to last.
+func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 	f := s.f
 	n = min(n, maxExtentLen)
 	if uint64(int64(f.w.fdblocks)+s.delta) < n+f.w.reserve {
@@ -256,7 +263,7 @@ func (s *space) alloc(goal uint64, n uint64) (uint64, uint64, error) {
 			}
 		}
 		for i, r := range a.recs {
-			if uint64(r.count) >= n {
+			if uint64(r.count) >= n && uint64(ag)<<f.sb.agBlkLog|uint64(r.start) != avoid {
 				return s.use(a, i, r.start, n)
 			}
 			if best.a == nil || r.count > best.a.recs[best.i].count {

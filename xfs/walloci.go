@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"syscall"
@@ -42,6 +43,9 @@ type agInodes struct {
 	inoBlk, finBlk uint32
 	recs           []irec // the inobt's, by start
 	changed        bool
+	added          uint32    // inodes in new chunks (wchunk.go)
+	newino         uint32    // the newest chunk's first inode
+	chunks         []pending // their initialised inodes
 }
 
 func (f *FS) hasFinobt() bool {
@@ -122,10 +126,13 @@ type inodes struct {
 	sect  int
 	ags   map[uint32]*agInodes
 	delta int64 // free inodes gained
+	// icount is the inodes new chunks add; sp gives them blocks
+	icount int64
+	sp     *space
 }
 
-func (f *FS) newInodes() *inodes {
-	return &inodes{f: f, sect: len(f.w.sb), ags: map[uint32]*agInodes{}}
+func (f *FS) newInodes(sp *space) *inodes {
+	return &inodes{f: f, sect: len(f.w.sb), ags: map[uint32]*agInodes{}, sp: sp}
 }
 
 func (s *inodes) ag(ag uint32) (*agInodes, error) {
@@ -144,8 +151,8 @@ func (s *inodes) inoNum(ag uint32, agino uint32) uint64 {
 	return uint64(ag)<<(s.f.sb.agBlkLog+s.f.sb.inoPBLog) | uint64(agino)
 }
 
-// alloc takes a free inode of an existing chunk, from AG first on.
-// New chunks are not made.
+// alloc takes a free inode of an existing chunk, from AG first on, or
+// of a new chunk when none has one.
 func (s *inodes) alloc(first uint32) (uint64, error) {
 	var deep error
 	for k := uint32(0); k < s.f.sb.agCount; k++ {
@@ -171,10 +178,18 @@ func (s *inodes) alloc(first uint32) (uint64, error) {
 			}
 		}
 	}
-	if deep != nil {
-		return 0, fmt.Errorf("%v (inode B+trees): %w", deep, syscall.EOPNOTSUPP)
+	a, ri, err := s.newChunk(first)
+	if err != nil {
+		if deep != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
+			return 0, fmt.Errorf("%v (inode B+trees): %w", deep, syscall.EOPNOTSUPP)
+		}
+		return 0, err
 	}
-	return 0, fmt.Errorf("xfs: no free inode in an existing chunk, and offvm does not allocate inode chunks: %w", syscall.ENOSPC)
+	r := &a.recs[ri]
+	r.free &^= 1
+	r.freecount--
+	s.delta--
+	return s.inoNum(a.ag, r.start), nil
 }
 
 // free marks inode ino free in its chunk.
@@ -218,8 +233,11 @@ func (s *inodes) queue(t *txn) error {
 				fin = append(fin, r)
 			}
 		}
-		if len(fin) > maxr {
+		if len(fin) > maxr || len(a.recs) > maxr {
 			return fmt.Errorf("xfs: AG %d: the free inode B+tree would split, which offvm does not do: %w", ag, syscall.EOPNOTSUPP)
+		}
+		for _, c := range a.chunks { // initialised before the trees name them
+			t.put(c.off, c.b)
 		}
 		b := append([]byte(nil), a.ino...)
 		f.putInoRecs(b, a.recs)
@@ -231,6 +249,10 @@ func (s *inodes) queue(t *txn) error {
 		}
 		agi := append([]byte(nil), a.agi...)
 		be.PutUint32(agi[agiFreecount:], free)
+		if a.added > 0 {
+			be.PutUint32(agi[agiCount:], be.Uint32(agi[agiCount:])+a.added)
+			be.PutUint32(agi[agiNewino:], a.newino)
+		}
 		t.putCRC(f.agOff(ag, 0)+2*int64(len(agi)), agi, agiCRC)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"sort"
@@ -125,7 +126,7 @@ func (d *sfDir) encodeBlock(f *FS, r *rawInode, t *txn) error {
 	}
 	leafStart := bs - 8 - len(all)*8
 	if used > leafStart {
-		return fmt.Errorf("xfs: directory %d no longer fits one block; offvm does not convert it to leaf form: %w", r.ino, syscall.EOPNOTSUPP)
+		return errBlockFull
 	}
 	b := append([]byte(nil), bl.b...)
 	leaves, _ := layoutData(b, leafStart, 0, all)
@@ -138,6 +139,23 @@ func (d *sfDir) encodeBlock(f *FS, r *rawInode, t *txn) error {
 	be.PutUint32(b[bs-4:], 0)
 	t.putCRC(bl.off, b, dbCRC)
 	return nil
+}
+
+// errBlockFull: a block-form directory outgrew its block (blockToLeaf
+// makes it a leaf directory).
+var errBlockFull = errors.New("block-form directory outgrows its block")
+
+// blockToLeaf turns a block-form directory that outgrew its block into
+// a leaf one, as the kernel's xfs_dir2_block_to_leaf does: the block
+// becomes data block 0 and a leaf block is added.
+func (o *nsOp) blockToLeaf(r *rawInode, d *sfDir, t *txn) error {
+	b := append([]byte(nil), d.block.b...)
+	d.leaf = &leafDir{blocks: []*dataBlk{{db: 0, off: d.block.off, b: b}}}
+	d.block = nil
+	for i := range d.ents {
+		d.ents[i].blk = -1
+	}
+	return o.encodeLeaf(r, d, t)
 }
 
 // toBlock turns a short-form directory that outgrew its inode into a

@@ -108,7 +108,7 @@ func (r *rawInode) queue(f *FS, t *txn, mapChanged bool) error {
 		}
 		ex := mergeExtents(r.ex)
 		if len(ex)*16 > len(fork) {
-			return fmt.Errorf("xfs: inode %d: %d extents do not fit the inode and offvm does not make extent B+trees: %w", r.ino, len(ex), syscall.EOPNOTSUPP)
+			return fmt.Errorf("xfs: inode %d: %d extents do not fit the inode (room for %d) and offvm does not make extent B+trees: %w", r.ino, len(ex), len(fork)/16, syscall.EOPNOTSUPP)
 		}
 		clear(fork)
 		for i, e := range ex {

@@ -6,36 +6,48 @@ import (
 	"syscall"
 )
 
-// Leaf-form directories: data blocks below leafOffset and one leaf
-// block (hash-sorted pointers to every entry, and each data block's
-// largest free region) at leafOffset. As with single blocks, changed
-// directories are laid out again: every data block packed from its
-// entries, the leaf rebuilt from them. Node-form directories (free-index
-// blocks, a leaf per hash range) are refused.
+// Leaf- and node-form directories: data blocks below leafOffset; above
+// it either one leaf block (hash-sorted pointers to every entry, and
+// each data block's largest free region) or, when that does not fit, a
+// node: a DA3N root at leafOffset over LEAFN leaves, with the free
+// regions in free-index blocks at freeOffset. A changed directory has
+// its changed data blocks laid out again (entries packed, one free
+// region), new data blocks added when the entries no longer fit, and
+// everything above leafOffset rebuilt from the data blocks; blocks the
+// new layout no longer needs are freed. xfs_repair and the kernel take
+// this as any other valid layout.
 
 const (
 	leafHdr    = 64
 	leafCRC    = 12
 	leaf1Magic = 0x3df1
+	leafNMagic = 0x3dff
+	daNodeMag  = 0x3ebe
+	freeMagic  = "XDF3"
+	freeHdr    = 64
+	freeCRC    = 4
+	freeOffset = 2 * leafOffset
 )
 
 type dataBlk struct {
-	db  uint64 // directory block number
-	off int64  // on the device
-	b   []byte
+	db   uint64 // directory block number
+	off  int64  // on the device
+	b    []byte
+	orig []sfEnt // the entries as read (block 0: "." and ".." first)
 }
 
 type leafDir struct {
-	blocks  []*dataBlk
-	leafOff int64
-	leafB   []byte
+	blocks []*dataBlk
+	// above lists the directory blocks mapped at or above leafOffset
+	// (leaf, node and free-index blocks), which are rebuilt
+	above []uint64
 }
 
-// loadLeafDir reads a leaf-form directory into an sfDir whose entries
-// carry the data block (index into blocks) they are in.
+// loadLeafDir reads a leaf- or node-form directory into an sfDir whose
+// entries carry the data block (index into blocks) they are in.
 func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 	refuse := func(why string) error {
-		return fmt.Errorf("xfs: directory %d %s; offvm changes short-form, single-block and leaf directories only: %w", r.ino, why, syscall.EOPNOTSUPP)
+		return fmt.Errorf("xfs: directory %d %s; offvm changes short-form, block, leaf and node directories only: %w", r.ino, why, syscall.EOPNOTSUPP)
 	}
 	dbs := f.sb.dirBlkSize
 	fsbPer := uint64(dbs / f.sb.blockSize)
@@ -45,19 +57,14 @@ func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 		switch {
 		case e.unwritten:
 			return nil, refuse("has unwritten blocks")
-		case e.off >= leafBlk && (e.off != leafBlk || e.count != fsbPer || d.leaf.leafB != nil):
-			return nil, refuse("is in node form")
-		case e.off == leafBlk:
-			off, ok := f.sb.fsbToByte(e.start)
-			if !ok {
-				return nil, fmt.Errorf("xfs: directory %d: leaf outside the file system: %w", r.ino, ErrCorrupt)
-			}
-			d.leaf.leafOff, d.leaf.leafB = off, make([]byte, dbs)
-			continue
 		case e.off%fsbPer != 0 || e.count%fsbPer != 0:
 			return nil, refuse("has directory blocks split across extents")
 		}
 		for i := uint64(0); i < e.count; i += fsbPer {
+			if e.off+i >= leafBlk {
+				d.leaf.above = append(d.leaf.above, (e.off+i)/fsbPer)
+				continue
+			}
 			off, ok := f.sb.fsbToByte(e.start + i)
 			if !ok {
 				return nil, fmt.Errorf("xfs: directory %d: block outside the file system: %w", r.ino, ErrCorrupt)
@@ -65,15 +72,8 @@ func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 			d.leaf.blocks = append(d.leaf.blocks, &dataBlk{db: (e.off + i) / fsbPer, off: off, b: make([]byte, dbs)})
 		}
 	}
-	if d.leaf.leafB == nil || len(d.leaf.blocks) == 0 {
-		return nil, refuse("has no leaf block")
-	}
-	lb := d.leaf.leafB
-	if _, err := f.dev.ReadAt(lb, d.leaf.leafOff); err != nil {
-		return nil, fmt.Errorf("xfs: reading directory %d: %w", r.ino, err)
-	}
-	if be.Uint16(lb[8:]) != leaf1Magic || !crcOK(lb, leafCRC) || be.Uint64(lb[48:]) != r.ino {
-		return nil, refuse("has a leaf block that is not a single leaf")
+	if len(d.leaf.above) == 0 || len(d.leaf.blocks) == 0 || d.leaf.blocks[0].db != 0 {
+		return nil, refuse("has no leaf block or no first data block")
 	}
 	for bi, blk := range d.leaf.blocks {
 		if _, err := f.dev.ReadAt(blk.b, blk.off); err != nil {
@@ -83,10 +83,11 @@ func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range ents {
+		blk.orig = ents
+		for i, e := range ents {
 			switch {
-			case e.name == "." && bi == 0:
-			case e.name == ".." && bi == 0:
+			case e.name == "." && bi == 0 && i == 0:
+			case e.name == ".." && bi == 0 && i == 1:
 				d.parent = make([]byte, 10)
 				d.setParent(e.ino)
 			default:
@@ -96,12 +97,13 @@ func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 		}
 	}
 	if d.parent == nil {
-		return nil, fmt.Errorf("xfs: directory %d: no \"..\" entry: %w", r.ino, ErrCorrupt)
+		return nil, fmt.Errorf("xfs: directory %d: no \".\" and \"..\" first: %w", r.ino, ErrCorrupt)
 	}
 	return d, nil
 }
 
-// dataEntries decodes the entries of a data block up to end.
+// dataEntries decodes the entries of a data block up to end, with
+// their offsets in the block.
 func (f *FS) dataEntries(ino uint64, b []byte, magic string, end int) ([]sfEnt, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("xfs: directory %d block: %s: %w", ino, what, ErrCorrupt)
@@ -127,7 +129,7 @@ func (f *FS) dataEntries(ino uint64, b []byte, magic string, end int) ([]sfEnt, 
 		if n == 0 || p+sz > end {
 			return nil, bad("entry past the end")
 		}
-		out = append(out, sfEnt{ino: be.Uint64(b[p:]) & (1<<56 - 1), name: string(b[p+9 : p+9+n]), ft: b[p+9+n], blk: -1})
+		out = append(out, sfEnt{ino: be.Uint64(b[p:]) & (1<<56 - 1), name: string(b[p+9 : p+9+n]), ft: b[p+9+n], blk: -1, off: uint16(p)})
 		p += sz
 	}
 	return out, nil
@@ -163,10 +165,24 @@ func layoutData(b []byte, end int, base uint64, ents []sfEnt) ([]leafPtr, int) {
 	return ptrs, free
 }
 
-// encodeLeaf places new entries in data blocks with room, lays every
-// data block out again and rebuilds the leaf; it refuses when a new
-// data block or a bigger leaf would be needed.
-func (d *sfDir) encodeLeaf(f *FS, r *rawInode, t *txn) error {
+// sameEnts says whether a data block still holds what it was read with.
+func sameEnts(a, b []sfEnt) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].name != b[i].name || a[i].ino != b[i].ino || a[i].ft != b[i].ft {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeLeaf places new entries in data blocks with room (adding data
+// blocks when none has), writes the data blocks that changed, and
+// rebuilds the leaf or node blocks and free index.
+func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
+	f := o.f
 	l := d.leaf
 	dbs := int(f.sb.dirBlkSize)
 	used := make([]int, len(l.blocks))
@@ -184,15 +200,25 @@ func (d *sfDir) encodeLeaf(f *FS, r *rawInode, t *txn) error {
 		if e.blk >= 0 {
 			continue
 		}
+		sz := dataEntSize(len(e.name))
 		for bi := range used {
-			if used[bi]+dataEntSize(len(e.name)) <= dbs {
-				e.blk, used[bi] = bi, used[bi]+dataEntSize(len(e.name))
+			if used[bi]+sz <= dbs {
+				e.blk, used[bi] = bi, used[bi]+sz
 				break
 			}
 		}
 		if e.blk < 0 {
-			return fmt.Errorf("xfs: directory %d needs a new data block, which offvm does not add: %w", r.ino, syscall.EOPNOTSUPP)
+			if err := o.addDataBlock(r, l); err != nil {
+				return err
+			}
+			e.blk = len(l.blocks) - 1
+			used = append(used, dbHdr+sz)
 		}
+	}
+	per := make([][]sfEnt, len(l.blocks))
+	per[0] = []sfEnt{{name: ".", ft: 2, ino: r.ino}, {name: "..", ft: 2, ino: d.parentIno()}}
+	for _, e := range d.ents {
+		per[e.blk] = append(per[e.blk], e)
 	}
 	maxdb := l.blocks[len(l.blocks)-1].db
 	bests := make([]uint16, maxdb+1)
@@ -201,37 +227,124 @@ func (d *sfDir) encodeLeaf(f *FS, r *rawInode, t *txn) error {
 	}
 	var ptrs []leafPtr
 	for bi, blk := range l.blocks {
-		var ents []sfEnt
-		if bi == 0 {
-			ents = append(ents, sfEnt{name: ".", ft: 2, ino: r.ino}, sfEnt{name: "..", ft: 2, ino: d.parentIno()})
-		}
-		for _, e := range d.ents {
-			if e.blk == bi {
-				ents = append(ents, e)
+		base := blk.db * uint64(dbs)
+		if blk.orig != nil && sameEnts(blk.orig, per[bi]) {
+			for _, e := range blk.orig { // unchanged: not written
+				ptrs = append(ptrs, leafPtr{hashName(e.name), uint32((base + uint64(e.off)) / 8)})
 			}
+			bests[blk.db] = be.Uint16(blk.b[dbBestfree+2:])
+			continue
 		}
 		b := append([]byte(nil), blk.b...)
-		p, free := layoutData(b, dbs, blk.db*uint64(dbs), ents)
+		copy(b, "XDD3")
+		p, free := layoutData(b, dbs, base, per[bi])
 		ptrs = append(ptrs, p...)
-		bests[blk.db] = uint16(free)
+		bests[blk.db] = uint16(max(free, 0))
 		t.putCRC(blk.off, b, dbCRC)
 	}
-	if leafHdr+len(ptrs)*8+len(bests)*2+4 > dbs {
-		return fmt.Errorf("xfs: directory %d's leaf would overflow into node form, which offvm does not make: %w", r.ino, syscall.EOPNOTSUPP)
-	}
 	sort.SliceStable(ptrs, func(i, j int) bool { return ptrs[i].hash < ptrs[j].hash })
-	lb := append([]byte(nil), l.leafB...)
-	clear(lb[leafHdr:])
-	be.PutUint16(lb[56:], uint16(len(ptrs)))
-	be.PutUint16(lb[58:], 0)
-	for i, p := range ptrs {
-		be.PutUint32(lb[leafHdr+i*8:], p.hash)
-		be.PutUint32(lb[leafHdr+i*8+4:], p.addr)
+	be.PutUint64(r.b[diSize:], (maxdb+1)*uint64(dbs))
+	return o.writeAbove(r, l, t, ptrs, bests)
+}
+
+// addDataBlock maps a new, empty data block after the last one.
+func (o *nsOp) addDataBlock(r *rawInode, l *leafDir) error {
+	f := o.f
+	db := l.blocks[len(l.blocks)-1].db + 1
+	if db*uint64(f.sb.dirBlkSize) >= leafOffset {
+		return fmt.Errorf("xfs: directory %d has no room for another data block: %w", r.ino, syscall.ENOSPC)
 	}
-	be.PutUint32(lb[dbs-4:], uint32(len(bests)))
-	for i, b := range bests {
-		be.PutUint16(lb[dbs-4-2*len(bests)+2*i:], b)
+	off, err := o.allocDirBlock(r, db)
+	if err != nil {
+		return err
 	}
-	t.putCRC(l.leafOff, lb, leafCRC)
+	b := make([]byte, f.sb.dirBlkSize)
+	blkHeader(b, "XDD3", off, r)
+	l.blocks = append(l.blocks, &dataBlk{db: db, off: off, b: b})
 	return nil
+}
+
+// allocDirBlock maps directory block db of r to new contiguous blocks
+// near the directory's others and returns where they lie.
+func (o *nsOp) allocDirBlock(r *rawInode, db uint64) (int64, error) {
+	f := o.f
+	fsbPer := uint64(f.sb.dirBlkSize / f.sb.blockSize)
+	// right after the block before it, so that the extent list grows
+	// only when that block is taken
+	// Leaf-space blocks keep out of the free extent the data blocks
+	// grow into, which would split both into many extents.
+	var goal, dataEnd uint64
+	leafBlk := uint64(leafOffset / o.f.sb.blockSize)
+	for _, e := range r.ex {
+		if e.off+e.count <= db*fsbPer {
+			goal = e.start + db*fsbPer - e.off
+		}
+		if e.off < leafBlk {
+			dataEnd = e.start + e.count
+		}
+	}
+	avoid := ^uint64(0)
+	if db*fsbPer >= leafBlk {
+		avoid = dataEnd
+	}
+	start, n, err := o.sp.allocAvoiding(goal, fsbPer, avoid)
+	if err != nil {
+		return 0, err
+	}
+	if n < fsbPer {
+		return 0, fmt.Errorf("xfs: no %d contiguous free blocks for directory %d: %w", fsbPer, r.ino, syscall.ENOSPC)
+	}
+	off, ok := f.sb.fsbToByte(start)
+	if !ok {
+		return 0, fmt.Errorf("xfs: allocated block %d outside the file system: %w", start, ErrCorrupt)
+	}
+	r.ex = append(r.ex, extent{off: db * fsbPer, start: start, count: fsbPer})
+	sort.Slice(r.ex, func(i, j int) bool { return r.ex[i].off < r.ex[j].off })
+	r.remap = true
+	be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+fsbPer)
+	return off, nil
+}
+
+// unmapDirBlock frees directory block db of r.
+func (o *nsOp) unmapDirBlock(r *rawInode, db uint64) error {
+	fsbPer := uint64(o.f.sb.dirBlkSize / o.f.sb.blockSize)
+	lo, hi := db*fsbPer, (db+1)*fsbPer
+	var out []extent
+	for _, e := range r.ex {
+		if e.off+e.count <= lo || e.off >= hi {
+			out = append(out, e)
+			continue
+		}
+		if e.off < lo {
+			out = append(out, extent{off: e.off, start: e.start, count: lo - e.off})
+		}
+		if end := e.off + e.count; end > hi {
+			out = append(out, extent{off: hi, start: e.start + (hi - e.off), count: end - hi})
+		}
+		a, b := max(lo, e.off), min(hi, e.off+e.count)
+		if err := o.sp.free(e.start+(a-e.off), b-a); err != nil {
+			return err
+		}
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-(b-a))
+	}
+	r.ex, r.remap = out, true
+	return nil
+}
+
+// blkHeader starts a v5 data or free-index block (xfs_dir3_blk_hdr).
+func blkHeader(b []byte, magic string, off int64, r *rawInode) {
+	copy(b, magic)
+	be.PutUint64(b[8:], uint64(off/512))
+	copy(b[24:40], r.b[diUUID:diUUID+16])
+	be.PutUint64(b[40:], r.ino)
+}
+
+// daHeader starts a v5 leaf or node block (xfs_da3_blkinfo).
+func daHeader(b []byte, magic uint16, off int64, r *rawInode, forw, back uint32) {
+	be.PutUint32(b[0:], forw)
+	be.PutUint32(b[4:], back)
+	be.PutUint16(b[8:], magic)
+	be.PutUint64(b[16:], uint64(off/512))
+	copy(b[32:48], r.b[diUUID:diUUID+16])
+	be.PutUint64(b[48:], r.ino)
 }

@@ -20,10 +20,14 @@ type nsOp struct {
 	sp    *space
 	ins   *inodes
 	now   time.Time
+	// blocks are new metadata blocks (remote symlink targets) written
+	// before the inodes that name them
+	blocks []pending
 }
 
 func (f *FS) newNS() *nsOp {
-	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: f.newSpace(), ins: f.newInodes(), now: time.Now()}
+	sp := f.newSpace()
+	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: sp, ins: f.newInodes(sp), now: time.Now()}
 }
 
 func (o *nsOp) raw(ino uint64) (*rawInode, error) {
@@ -114,14 +118,18 @@ func (o *nsOp) newChild(dir uint64, mode uint16) (*rawInode, error) {
 
 func (o *nsOp) commit() error {
 	f := o.f
-	t := &txn{f: f}
+	t := &txn{f: f, writes: o.blocks}
 	for ino, d := range o.sfs {
 		if d.leaf != nil {
-			if err := d.encodeLeaf(f, o.raws[ino], t); err != nil {
+			if err := o.encodeLeaf(o.raws[ino], d, t); err != nil {
 				return err
 			}
 		} else if d.block != nil {
-			if err := d.encodeBlock(f, o.raws[ino], t); err != nil {
+			err := d.encodeBlock(f, o.raws[ino], t)
+			if err == errBlockFull {
+				err = o.blockToLeaf(o.raws[ino], d, t)
+			}
+			if err != nil {
 				return err
 			}
 		} else if err := d.encode(f, o.raws[ino]); err == errSFFull {
@@ -143,11 +151,11 @@ func (o *nsOp) commit() error {
 			return err
 		}
 	}
-	t.putSuper(f.w, o.sp.delta, o.ins.delta)
+	t.putSuperCounts(f.w, o.sp.delta, o.ins.delta, o.ins.icount)
 	if err := t.commit(); err != nil {
 		return err
 	}
-	f.w.committed(o.sp.delta, o.ins.delta)
+	f.w.committedCounts(o.sp.delta, o.ins.delta, o.ins.icount)
 	return nil
 }
 
@@ -228,7 +236,7 @@ func (f *FS) Symlink(dir volume.Ino, name, target string) (volume.Attr, error) {
 	return f.make(uint64(dir), name, syscall.S_IFLNK|0o777, func(o *nsOp, r *rawInode) error {
 		fork := r.fork()
 		if len(target) > len(fork) {
-			return fmt.Errorf("xfs: a %d-byte symlink target needs a block, which offvm does not write (up to %d bytes fit the inode): %w", len(target), len(fork), syscall.EOPNOTSUPP)
+			return o.remoteSymlink(r, target)
 		}
 		r.b[5] = fmtLocal
 		copy(fork, target)
@@ -293,9 +301,6 @@ func (o *nsOp) remove(dir uint64, name string, dirs bool) error {
 
 // empty is nil for an empty directory.
 func (o *nsOp) empty(r *rawInode) error {
-	if r.format() != fmtLocal {
-		return fmt.Errorf("xfs: directory %d is in block form; offvm removes only short-form directories: %w", r.ino, syscall.EOPNOTSUPP)
-	}
 	cd, err := o.f.loadSF(r)
 	if err != nil {
 		return err

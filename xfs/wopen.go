@@ -160,19 +160,31 @@ func (f *FS) writeData(p []byte, off int64) error {
 
 // putSuper queues the superblock with its free-block and free-inode
 // counts changed (v5 counts are lazy; xfs_repair still compares them).
-func (t *txn) putSuper(w *writer, blocks, inodes int64) {
-	if blocks == 0 && inodes == 0 {
+func (t *txn) putSuper(w *writer, blocks, inodes int64) { t.putSuperCounts(w, blocks, inodes, 0) }
+
+// putSuperCounts also adds icount inodes of new chunks.
+func (t *txn) putSuperCounts(w *writer, blocks, inodes, icount int64) {
+	if blocks == 0 && inodes == 0 && icount == 0 {
 		return
 	}
 	b := append([]byte(nil), w.sb...)
-	be.PutUint64(b[sbFdblocks:], uint64(int64(w.fdblocks)+blocks))
-	be.PutUint64(b[sbIfree:], uint64(int64(be.Uint64(b[sbIfree:]))+inodes))
+	addCounts(b, blocks, inodes, icount)
 	t.putCRC(0, b, sbCRC)
 }
 
+func addCounts(sb []byte, blocks, inodes, icount int64) {
+	for _, c := range []struct {
+		off int
+		d   int64
+	}{{sbFdblocks, blocks}, {sbIfree, inodes}, {sbIcount, icount}} {
+		be.PutUint64(sb[c.off:], uint64(int64(be.Uint64(sb[c.off:]))+c.d))
+	}
+}
+
 // committed records a committed operation's counts.
-func (w *writer) committed(blocks, inodes int64) {
-	w.fdblocks = uint64(int64(w.fdblocks) + blocks)
-	be.PutUint64(w.sb[sbFdblocks:], w.fdblocks)
-	be.PutUint64(w.sb[sbIfree:], uint64(int64(be.Uint64(w.sb[sbIfree:]))+inodes))
+func (w *writer) committed(blocks, inodes int64) { w.committedCounts(blocks, inodes, 0) }
+
+func (w *writer) committedCounts(blocks, inodes, icount int64) {
+	addCounts(w.sb, blocks, inodes, icount)
+	w.fdblocks = be.Uint64(w.sb[sbFdblocks:])
 }

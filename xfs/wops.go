@@ -1,27 +1,5 @@
 package xfs
 
-import (
-	"fmt"
-	"syscall"
-
-	"github.com/offvm/offvm/volume"
-)
+import "github.com/offvm/offvm/volume"
 
 var _ volume.Writer = (*FS)(nil)
-
-// notYet refuses the changes the writer does not make yet (EROFS when
-// read-only): nothing is written.
-func (f *FS) notYet(what string) error {
-	if f.w == nil {
-		return fmt.Errorf("%s: %w", f.ReadOnlyReason(), syscall.EROFS)
-	}
-	return fmt.Errorf("xfs: %s is not supported by offvm's XFS writer (file contents, sizes, times and names in short-form directories are): %w", what, syscall.EOPNOTSUPP)
-}
-
-func (f *FS) SetXattr(ino volume.Ino, name string, value []byte) error {
-	return f.notYet("setting extended attributes")
-}
-
-func (f *FS) RemoveXattr(ino volume.Ino, name string) error {
-	return f.notYet("removing extended attributes")
-}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -117,4 +118,12 @@ func inventoryCache(c *cli.Context) *inventory.Cache {
 		return nil
 	}
 	return inventory.Open()
+}
+
+// flushCache writes what the cache learnt; a cache that cannot be
+// written costs the next run its speed, not this one its result.
+func flushCache(cache *inventory.Cache) {
+	if err := cache.Flush(); err != nil {
+		slog.Warn("inventory cache not written", "err", err)
+	}
 }

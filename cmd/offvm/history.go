@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/dustin/go-humanize"
@@ -19,8 +20,24 @@ import (
 )
 
 // init tells txn what this process's commits are made by, for their
-// manifests: the command line is all that knows it.
-func init() { txn.SetCommitNote(noteFromArgs(os.Args)) }
+// manifests (the command line is all that knows it), and how to read
+// what they change in the guest.
+func init() {
+	txn.SetCommitNote(noteFromArgs(os.Args))
+	txn.SetGuestDiffer(guestdiff.Commit)
+	if s := os.Getenv(budgetEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			slog.Warn("ignored: not a duration", "variable", budgetEnv, "value", s, "err", err)
+			return
+		}
+		txn.SetGuestBudget(d)
+	}
+}
+
+// budgetEnv bounds the time each commit spends listing its guest
+// changes ("0" turns the listing off).
+const budgetEnv = "OFFVM_HISTORY_BUDGET"
 
 // noteFromArgs names the command that will commit: a mount's daemon
 // commits at unmount; patch apply names its bundle's id.
@@ -76,15 +93,20 @@ func logCommand() *cli.Command {
 		Usage:     "list IMAGE's commits, newest first, and which can still be undone",
 		ArgsUsage: "IMAGE",
 		Description: `One line per commit: its id, time, what made it (unmount, reg import, patch
-apply and the bundle's id, ...), the bytes and host files it changed, and its
-state: undoable ('offvm rollback --to ID' undoes it and every later one),
-"record dropped" (older than --keep) or "rolled back". The history lives in
-IMAGE.offvm-history beside the image. --keep N keeps the undo records of
-the last N commits from now on (default 5) and drops older ones at once.`,
+apply and the bundle's id, ...), what it changed in the guest (files and
+registry keys and values, counted when it committed; 'offvm diff IMAGE ID'
+lists them), the bytes and host files it changed, and its state: undoable
+('offvm rollback --to ID' undoes it and every later one), "record dropped"
+(older than --keep) or "rolled back". A last line says which commits can still
+be undone. The history lives in IMAGE.offvm-history beside the image. --keep N
+keeps the undo records of the last N commits from now on (default 5) and drops
+older ones at once. Each commit spends at most OFFVM_HISTORY_BUDGET (default
+60s; 0 turns it off) listing its guest changes; past it, or when the guest
+cannot be read, the commit goes on and its record says "changes unknown".`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 			&cli.IntFlag{Name: "keep", Usage: "keep the undo records of the last `N` commits"},
-			&cli.BoolFlag{Name: "changes", Usage: "count each undoable commit's guest files and registry values (reads the guest twice per commit)"},
+			&cli.BoolFlag{Name: "changes", Usage: "count the guest changes of undoable commits recorded without them (reads the guest twice per commit)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] [--keep N] IMAGE"); err != nil {
@@ -109,6 +131,9 @@ the last N commits from now on (default 5) and drops older ones at once.`,
 					}
 				}
 			}
+			for i := range cs {
+				cs[i].Changes = nil // offvm diff lists them
+			}
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, cs)
 			}
@@ -116,7 +141,13 @@ the last N commits from now on (default 5) and drops older ones at once.`,
 			for _, h := range cs {
 				fmt.Fprintln(tw, logLine(h))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(cs) > 0 {
+				fmt.Fprintln(c.App.Writer, undoLine(image, cs))
+			}
+			return nil
 		},
 	}
 }
@@ -158,11 +189,36 @@ func madeBy(h txn.HistoryCommit) string {
 
 func logLine(h txn.HistoryCommit) string {
 	guest := "-"
-	if h.Guest != nil {
+	switch {
+	case h.Guest != nil:
 		guest = fmt.Sprintf("%d files, %d values", h.Guest.Files, h.Guest.Values)
+	case h.GuestUnknown != "":
+		guest = "changes unknown"
 	}
 	return fmt.Sprintf("%d\t%s\t%s\t%s\t%s in %d host files\t%s", h.ID, h.Time.Local().Format("2006-01-02 15:04:05"),
 		madeBy(h), guest, humanize.IBytes(uint64(h.Bytes)), len(h.Files), h.State)
+}
+
+// undoLine says which commits rollback --to can still undo: the newest
+// run of undoable ones (an older undoable commit behind a dropped record
+// cannot be reached).
+func undoLine(image string, cs []txn.HistoryCommit) string {
+	var ids []string
+	oldest := 0
+	for _, h := range cs {
+		if h.State == "rolled back" {
+			continue
+		}
+		if !h.CanUndo {
+			break
+		}
+		ids, oldest = append(ids, strconv.Itoa(h.ID)), h.ID
+	}
+	if len(ids) == 0 {
+		return "no commit can be undone"
+	}
+	return fmt.Sprintf("can be undone: %s (offvm rollback --to %d undoes them all); undo records are kept for the last %d commits (--keep)",
+		strings.Join(ids, ", "), oldest, txn.KeepOf(image))
 }
 
 // guestChanges computes what commit h changed in the guest and keeps the
@@ -190,14 +246,18 @@ func diffCommand() *cli.Command {
 		Usage:     "show what one commit of IMAGE changed (the newest by default), or what differs between two images' guests",
 		ArgsUsage: "IMAGE [COMMIT] | IMAGE_A IMAGE_B",
 		Description: `With a COMMIT (an id from 'offvm log'; the newest by default): the host files
-the commit wrote (their lengths and the byte ranges written) and, while its
-undo record is kept, what changed in the guest: every file created (+),
-deleted (-) or changed (~) in each file system, and every registry key and
-value, with old and new data ('~ HKLM\SYSTEM\...\Start: 2 -> 4'). The guest
-before the commit is read from the undo records, nothing is written.
+the commit wrote (their lengths and the byte ranges written) and what
+changed in the guest, as the commit recorded it: every file created (+),
+deleted (-), changed (~) or renamed (> old -> new) in each file system, and
+every registry key and value, with old and new data
+('~ HKLM\SYSTEM\...\Start: 2 -> 4'). For a commit whose record has no list
+("changes unknown", or made by an older offvm) the list is computed from the
+undo records while they are kept; nothing is written.
 With two images: what differs between their guests, files and registry (as
-virt-diff does for files), e.g. a patched clone and its template. Files of the
-same size and modification time count as unchanged, as rsync's quick check.`,
+virt-diff does for files), e.g. a patched clone and its template; there a
+rename is a file of the same size, mtime and bytes under another name. Files
+of the same size and modification time count as unchanged, as rsync's quick
+check.`,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 2, "[--json] IMAGE [COMMIT] | IMAGE_A IMAGE_B"); err != nil {
@@ -213,28 +273,53 @@ same size and modification time count as unchanged, as rsync's quick check.`,
 			if err != nil {
 				return err
 			}
-			var changes []guestdiff.Change
-			if h.Undoable() {
-				if changes, err = guestChanges(image, &h); err != nil {
-					return err
-				}
+			changes, note, err := commitDiff(image, &h)
+			if err != nil {
+				return err
 			}
 			if c.Bool("json") {
+				h.Changes = nil
 				return writeJSON(c.App.Writer, struct {
 					txn.HistoryCommit
 					Changes []guestdiff.Change `json:"changes"`
 				}{h, changes})
 			}
 			printDiff(c.App.Writer, h)
-			if !h.Undoable() {
-				fmt.Fprintln(c.App.Writer, "(its undo record is gone: the guest's changes cannot be shown)")
+			if note != "" {
+				fmt.Fprintf(c.App.Writer, "(%s)\n", note)
 			}
 			for _, ch := range changes {
 				fmt.Fprintln(c.App.Writer, ch)
 			}
+			if h.Guest != nil && h.Guest.Omitted > 0 {
+				fmt.Fprintf(c.App.Writer, "... and %d more changes the record does not list (%d files, %d values in all)\n", h.Guest.Omitted, h.Guest.Files, h.Guest.Values)
+			}
 			return nil
 		},
 	}
+}
+
+// commitDiff gives what commit h changed in the guest: the list its
+// record keeps (computed when it committed); for a commit recorded
+// without one, computed now from the undo records while they are kept.
+// note says where the list comes from when it is not the record.
+func commitDiff(image string, h *txn.HistoryCommit) ([]guestdiff.Change, string, error) {
+	if h.Changes != nil {
+		cs, err := guestdiff.Recorded(*h)
+		return cs, "", err
+	}
+	if !h.Undoable() {
+		if h.GuestUnknown != "" {
+			return nil, h.GuestUnknown, nil
+		}
+		return nil, "its undo record is gone: the guest's changes cannot be shown", nil
+	}
+	cs, err := guestChanges(image, h)
+	note := "the guest's changes computed now from the undo records"
+	if h.GuestUnknown != "" {
+		note = h.GuestUnknown + "; " + note
+	}
+	return cs, note, err
 }
 
 // commitChanges opens the image as it was before and after commit id
@@ -264,7 +349,7 @@ func commitChanges(image string, id int) ([]guestdiff.Change, error) {
 	}
 	defer vb.Close()
 	defer b.Close()
-	return guestdiff.Images(a, b)
+	return guestdiff.Versions(a, b)
 }
 
 // diffImages prints what differs between two images' guests.

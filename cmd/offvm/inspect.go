@@ -63,5 +63,6 @@ func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
 	cache := inventoryCache(c)
 	out := make([]mount.Info, len(paths))
 	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
+	flushCache(cache)
 	return out
 }

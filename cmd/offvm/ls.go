@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,19 +40,28 @@ func lsCommand() *cli.Command {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
-// lsTable prints one aligned row per image.
+// lsTable prints one aligned row per image. tabwriter writes each cell
+// on its own, so its output is buffered: one write, not 20 per row.
 func lsTable(w io.Writer, infos []mount.Info, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tFORMAT\tON DISK\tVIRTUAL\tVM\tOS\tHOST\tLAST UPDATE\tPATCHES\tWRITABLE\tPARTITIONS")
 	for _, inf := range infos {
 		fmt.Fprintln(tw, lsLine(inf, now))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 func lsLine(inf mount.Info, now time.Time) string {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/offvm/offvm/patcher"
@@ -14,7 +13,6 @@ import (
 
 func updatesCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per image a line"}
-	jobs := &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "images worked on at once", Value: runtime.NumCPU()}
 	return &cli.Command{
 		Name:  "updates",
 		Usage: "Microsoft update packages (.msu, .cab): which images need them; stage them for the next boot",
@@ -33,7 +31,7 @@ not applicable: <why> (architecture, build, edition), staged (offvm put it
 there; it installs at the next boot), or needed. An image with a reboot pending
 (RebootPending, PendingFileRenameOperations, WinSxS\pending.xml) says so.
 Opens images read-only. Exit 1 when an image could not be read.`,
-				Flags:  []cli.Flag{jsonFlag, jobs},
+				Flags:  []cli.Flag{jsonFlag, shardFlag(), jobsFlag()},
 				Action: updatesScan,
 			},
 			{
@@ -51,27 +49,33 @@ offvm never writes Component Based Servicing state: a staged package is
 installed only when Windows says so.
 Prints per image: staged <KBs>, nothing to stage, would stage (--dry-run), or
 failed: <why> (the image is unchanged). Exit 1 when an image failed.`,
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"}, jsonFlag, jobs},
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"}, jsonFlag, shardFlag(), jobsFlag()},
 				Action: updatesStage,
 			},
 		},
 	}
 }
 
-// splitPackages takes the leading .msu/.cab arguments as packages.
-func splitPackages(c *cli.Context) ([]string, []string, error) {
+// updatesArgs takes the leading .msu/.cab arguments as packages, and the
+// images of the TARGETs that are in --shard (see shardTargets), to be
+// worked on --jobs at a time.
+func updatesArgs(c *cli.Context) (pkgs []string, imgs []patcher.Image, jobs int, err error) {
 	args := c.Args().Slice()
 	i := 0
 	for i < len(args) && isPackageName(args[i]) {
 		i++
 	}
 	if i == 0 || i == len(args) {
-		return nil, nil, usagef("usage: offvm updates %s PACKAGE.msu|.cab... TARGET...", c.Command.Name)
+		return nil, nil, 0, usagef("usage: offvm updates %s [--shard I/N] [--jobs N] PACKAGE.msu|.cab... TARGET...", c.Command.Name)
 	}
-	if c.Int("jobs") < 1 {
-		return nil, nil, usagef("--jobs must be at least 1")
+	if jobs, err = jobsOf(c); err != nil {
+		return nil, nil, 0, err
 	}
-	return args[:i], args[i:], nil
+	sh, err := shardOf(c)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return args[:i], shardTargets(args[i:], sh), jobs, nil
 }
 
 func isPackageName(p string) bool {
@@ -80,7 +84,7 @@ func isPackageName(p string) bool {
 }
 
 func updatesScan(c *cli.Context) error {
-	pkgPaths, targets, err := splitPackages(c)
+	pkgPaths, imgs, jobs, err := updatesArgs(c)
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func updatesScan(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res := updates.Scan(pkgs, patcher.Expand(targets), c.Int("jobs"))
+	res := updates.Scan(pkgs, imgs, jobs)
 	var bad []string
 	for _, r := range res {
 		if r.Error != "" {
@@ -133,7 +137,7 @@ func verdictLine(image string, v updates.Verdict) string {
 }
 
 func updatesStage(c *cli.Context) error {
-	pkgPaths, targets, err := splitPackages(c)
+	pkgPaths, imgs, jobs, err := updatesArgs(c)
 	if err != nil {
 		return err
 	}
@@ -141,7 +145,7 @@ func updatesStage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res := updates.Stage(pkgs, patcher.Expand(targets), c.Int("jobs"), updates.StageOptions{DryRun: c.Bool("dry-run")})
+	res := updates.Stage(pkgs, imgs, jobs, updates.StageOptions{DryRun: c.Bool("dry-run")})
 	var bad []string
 	for _, r := range res {
 		if r.Status == updates.StageFailed {

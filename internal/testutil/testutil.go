@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -38,8 +39,12 @@ func RequireTool(t testing.TB, tool, pkg string) {
 }
 
 // Run runs a command and fails the test with its output when it fails.
+// Commands that pick a free loop device are run one at a time on the host.
 func Run(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	if takesLoopDevice(name, args) {
+		defer lockLoopDevices(t)()
+	}
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
@@ -53,4 +58,34 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (make test runs as root)")
 	}
+}
+
+// takesLoopDevice: `mount -o loop` and `losetup -f` find a free loop device
+// and then bind it in two steps; two test processes (go test runs packages
+// in parallel) can pick the same device, and the loser fails with "already
+// mounted or mount point busy".
+func takesLoopDevice(name string, args []string) bool {
+	for i, a := range args {
+		switch {
+		case name == "mount" && a == "-o" && i+1 < len(args) && strings.Contains(args[i+1], "loop"):
+			return true
+		case name == "losetup" && (a == "-f" || a == "--find"):
+			return true
+		}
+	}
+	return false
+}
+
+// lockLoopDevices holds a host-wide lock (flock on a file in /run/lock)
+// until the returned function is called.
+func lockLoopDevices(t testing.TB) func() {
+	f, err := os.OpenFile("/run/lock/offvm-test-loop.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Logf("loop-device lock: %v (going on without it)", err)
+		return func() {}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Logf("loop-device lock: %v (going on without it)", err)
+	}
+	return func() { f.Close() }
 }

@@ -3,7 +3,12 @@
 //
 //	bench-tool pair   -out runs.jsonl -id ID -label L -peer NAME -ra DIR -rb DIR -run CMD [-verify CMD] ...
 //	bench-tool single -out runs.jsonl -id ID -label L -rb DIR -run CMD ...
+//	bench-tool value  -out runs.jsonl -id ID -label L -unit MB V [V ...]
 //	bench-tool report -in runs.jsonl -json bench.json [-readme README.md]
+//
+// value records figures a script measured itself (a daemon's peak RSS, a
+// time it logged) as a single record, so that they land in bench.json and
+// the README's table with the timed ones.
 //
 // Commands are bash snippets; each sees $R (the side's root), $SIDE (peer
 // or offvm) and $RUN (the run's number). A benchmark, not a test: it
@@ -28,6 +33,8 @@ func main() {
 		err = pairCmd(os.Args[2:], true)
 	case "single":
 		err = pairCmd(os.Args[2:], false)
+	case "value":
+		err = valueCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
 	default:

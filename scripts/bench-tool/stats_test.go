@@ -85,3 +85,28 @@ func TestMarkdownEscapesPipes(t *testing.T) {
 		t.Errorf("table:\n%s", got)
 	}
 }
+
+// Values a script measured become a single record; a failed measurement
+// (nothing, or not a number) is refused, never recorded as zero.
+func TestValueRecord(t *testing.T) {
+	rec, err := valueRecord("memory-peak", "peak RSS", "MB", []string{"150", "162.5", "149"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	summarize(rec)
+	if rec.OffvmMedian != 150 || rec.OffvmMin != 149 || rec.OffvmMax != 162.5 || rec.Peer != "" {
+		t.Errorf("record %+v", rec)
+	}
+	b := &Bench{Figures: []Record{*rec}}
+	if got := markdown(b); !strings.Contains(got, "| peak RSS | | | 150MB (149–162MB) | | 3 runs |") {
+		t.Errorf("table:\n%s", got)
+	}
+	for _, bad := range [][]string{nil, {""}, {"12 MB"}, {"NaN"}, {"+Inf"}} {
+		if _, err := valueRecord("x", "x", "MB", bad); err == nil {
+			t.Errorf("values %q accepted", bad)
+		}
+	}
+	if _, err := valueRecord("", "x", "MB", []string{"1"}); err == nil {
+		t.Error("a record without an id accepted")
+	}
+}

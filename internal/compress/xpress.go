@@ -1,4 +1,4 @@
-package ntfs
+package compress
 
 // XPRESS Huffman ([MS-XCA] 2.1-2.2) as WOF uses it: each chunk of 4, 8 or
 // 16 KiB is one block, so it starts with one table of 512 4-bit code
@@ -10,8 +10,8 @@ const (
 	xpressMinMatch = 3
 )
 
-// xpressDecompress decodes in into exactly len(out) bytes.
-func xpressDecompress(in, out []byte) error {
+// XpressHuffman decodes in into exactly len(out) bytes.
+func XpressHuffman(in, out []byte) error {
 	if len(in) < xpressSymbols/2 {
 		return errBadChunk
 	}

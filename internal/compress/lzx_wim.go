@@ -1,4 +1,4 @@
-package ntfs
+package compress
 
 import "encoding/binary"
 
@@ -52,8 +52,8 @@ type lzxDecoder struct {
 	blockType, blockSize int
 }
 
-// lzxDecompress decodes in into exactly len(out) bytes (at most 32 KiB).
-func lzxDecompress(in, out []byte) error {
+// LZX decodes in into exactly len(out) bytes (at most 32 KiB).
+func LZX(in, out []byte) error {
 	if len(out) > lzxDefaultBlock {
 		return errBadChunk
 	}

@@ -1,4 +1,4 @@
-package ntfs
+package compress
 
 import (
 	"encoding/binary"
@@ -8,9 +8,9 @@ import (
 
 const lznt1Chunk = 4096
 
-// lznt1Decompress expands src into dst (one compression unit) and returns
+// LZNT1 expands src into dst (one compression unit) and returns
 // the bytes produced. Chunks end at a zero header or the end of src.
-func lznt1Decompress(dst, src []byte) (int, error) {
+func LZNT1(dst, src []byte) (int, error) {
 	out := 0
 	for len(src) >= 2 {
 		h := binary.LittleEndian.Uint16(src)
@@ -19,14 +19,14 @@ func lznt1Decompress(dst, src []byte) (int, error) {
 		}
 		size := int(h&0x0fff) + 1
 		if 2+size > len(src) {
-			return out, fmt.Errorf("ntfs: LZNT1 chunk of %d bytes past the end of its unit: %w", size, syscall.EIO)
+			return out, fmt.Errorf("LZNT1: chunk of %d bytes past the end of its unit: %w", size, syscall.EIO)
 		}
 		chunk := src[2 : 2+size]
 		src = src[2+size:]
 		end := min(out+lznt1Chunk, len(dst))
 		if h&0x8000 == 0 {
 			if out+size > len(dst) {
-				return out, fmt.Errorf("ntfs: LZNT1 stored chunk overflows the unit: %w", syscall.EIO)
+				return out, fmt.Errorf("LZNT1: stored chunk overflows the unit: %w", syscall.EIO)
 			}
 			out += copy(dst[out:], chunk)
 			continue
@@ -49,7 +49,7 @@ func lznt1Chunk1(dst, src []byte) (int, error) {
 		for bit := 0; bit < 8 && i < len(src); bit++ {
 			if flags&(1<<bit) == 0 {
 				if pos >= len(dst) {
-					return pos, fmt.Errorf("ntfs: LZNT1 chunk overflows: %w", syscall.EIO)
+					return pos, fmt.Errorf("LZNT1: chunk overflows: %w", syscall.EIO)
 				}
 				dst[pos] = src[i]
 				pos++
@@ -57,7 +57,7 @@ func lznt1Chunk1(dst, src []byte) (int, error) {
 				continue
 			}
 			if i+2 > len(src) {
-				return pos, fmt.Errorf("ntfs: LZNT1 truncated back-reference: %w", syscall.EIO)
+				return pos, fmt.Errorf("LZNT1: truncated back-reference: %w", syscall.EIO)
 			}
 			tok := int(binary.LittleEndian.Uint16(src[i:]))
 			i += 2
@@ -68,7 +68,7 @@ func lznt1Chunk1(dst, src []byte) (int, error) {
 			back := tok>>lenBits + 1
 			n := tok&(1<<lenBits-1) + 3
 			if back > pos || pos+n > len(dst) {
-				return pos, fmt.Errorf("ntfs: LZNT1 back-reference out of range: %w", syscall.EIO)
+				return pos, fmt.Errorf("LZNT1: back-reference out of range: %w", syscall.EIO)
 			}
 			for k := 0; k < n; k++ { // overlapping copies repeat bytes
 				dst[pos] = dst[pos-back]

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/offvm/offvm/internal/devio"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -75,9 +76,9 @@ func (v *Volume) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.At
 	dotdot.cluster = v.dirCluster(p)
 	dot.encode(buf[0:])
 	dotdot.encode(buf[direntSize:])
-	if _, err := v.dev.WriteAt(buf, v.g.clusterOffset(cs[0])); err != nil {
+	if err := devio.Write(v.dev, buf, v.g.clusterOffset(cs[0])); err != nil {
 		v.release(cs)
-		return volume.Attr{}, fmt.Errorf("fat: writing directory %q: %w", name, syscall.EIO)
+		return volume.Attr{}, fmt.Errorf("fat: writing directory %q: %w", name, err)
 	}
 	n, err := v.addEntry(p, name, ent, nil)
 	if err != nil {
@@ -179,16 +180,6 @@ func (v *Volume) remove(n *node) error {
 	n.gone, n.chain, n.dir = true, nil, nil
 	delete(v.nodes, n.ino)
 	return nil
-}
-
-// Link: FAT has no hard links.
-func (v *Volume) Link(ino volume.Ino, dir volume.Ino, name string) (volume.Attr, error) {
-	return volume.Attr{}, fmt.Errorf("fat: hard links: %w", syscall.EPERM)
-}
-
-// Symlink: FAT has no symbolic links (Linux's vfat answers EPERM too).
-func (v *Volume) Symlink(dir volume.Ino, name, target string) (volume.Attr, error) {
-	return volume.Attr{}, fmt.Errorf("fat: symbolic links: %w", syscall.EPERM)
 }
 
 // SetTimes sets the access date and the modification time (2 s steps).

@@ -1,4 +1,4 @@
-package updates
+package compress
 
 import (
 	"encoding/binary"
@@ -72,6 +72,9 @@ func (b *lzxBits) word() uint64 {
 	b.pos += 2
 	return w
 }
+
+// Refill gives the decoder the next CFDATA's bytes ahead of a Frame.
+func (s *CabLZX) Refill(next []byte) { s.br.refill(next) }
 
 // refill appends the next CFDATA's bytes, keeping the last 8 bytes read
 // (up to four buffered words may be given back to a stored block).
@@ -192,8 +195,8 @@ func (c *lzxCode) decode(b *lzxBits) (int, error) {
 	return int(e & 0xfff), nil
 }
 
-// lzxState decodes one folder.
-type lzxState struct {
+// CabLZX decodes one cabinet folder's LZX stream, frame by frame.
+type CabLZX struct {
 	br        lzxBits
 	window    []byte
 	wpos      int
@@ -217,17 +220,19 @@ type lzxState struct {
 	total         int64 // bytes output so far
 }
 
-func newLZX(windowBits uint, more func() ([]byte, error)) (*lzxState, error) {
+// NewCabLZX starts a folder's decoder with a window of 2^windowBits
+// bytes; more gives the next CFDATA's bytes when the bit stream needs them.
+func NewCabLZX(windowBits uint, more func() ([]byte, error)) (*CabLZX, error) {
 	slots, ok := lzxSlots[windowBits]
 	if !ok {
 		return nil, fmt.Errorf("LZX window 2^%d: cabinets use 2^15 to 2^21", windowBits)
 	}
-	return &lzxState{br: lzxBits{more: more}, window: make([]byte, 1<<windowBits), slots: slots,
+	return &CabLZX{br: lzxBits{more: more}, window: make([]byte, 1<<windowBits), slots: slots,
 		mainLens: make([]uint8, lzxNumChars+slots*8), r: [3]uint32{1, 1, 1}}, nil
 }
 
-// frame decodes the next n (≤ 32 KiB) bytes of the folder.
-func (s *lzxState) frame(n int) ([]byte, error) {
+// Frame decodes the next n (≤ 32 KiB) bytes of the folder.
+func (s *CabLZX) Frame(n int) ([]byte, error) {
 	br := &s.br
 	if !s.started {
 		s.started = true
@@ -285,7 +290,7 @@ func (s *lzxState) frame(n int) ([]byte, error) {
 }
 
 // header reads a block's type, size and codes.
-func (s *lzxState) header() error {
+func (s *CabLZX) header() error {
 	br := &s.br
 	s.blockType = int(br.bits(3))
 	hi := br.bits(16)
@@ -342,7 +347,7 @@ func (s *lzxState) header() error {
 
 // lengths reads a pretree and the code lengths it codes, as deltas from
 // the previous lengths (mod 17) and runs.
-func (s *lzxState) lengths(lens []uint8) error {
+func (s *CabLZX) lengths(lens []uint8) error {
 	br := &s.br
 	var pl [lzxPreSyms]uint8
 	for i := range pl {
@@ -387,7 +392,7 @@ func (s *lzxState) lengths(lens []uint8) error {
 }
 
 // decode decodes n bytes of a verbatim or aligned block into the window.
-func (s *lzxState) decode(n int) error {
+func (s *CabLZX) decode(n int) error {
 	br := &s.br
 	w := s.window
 	mask := len(w) - 1
@@ -430,7 +435,7 @@ func (s *lzxState) decode(n int) error {
 	return nil
 }
 
-func (s *lzxState) offset(slot int) (uint32, error) {
+func (s *CabLZX) offset(slot int) (uint32, error) {
 	if slot >= s.slots {
 		return 0, errLZX
 	}

@@ -9,7 +9,15 @@ import (
 	"github.com/offvm/offvm/volume"
 )
 
-var _ volume.Writer = (*FS)(nil)
+// The capabilities ext's writer has; extended attributes are not written
+// yet (the FUSE tree answers ENOTSUP for them).
+var (
+	_ volume.Writer     = (*FS)(nil)
+	_ volume.Linker     = (*FS)(nil)
+	_ volume.Symlinker  = (*FS)(nil)
+	_ volume.Timer      = (*FS)(nil)
+	_ volume.ModeWriter = (*FS)(nil)
+)
 
 const maxLinks = 65000 // EXT4_LINK_MAX
 
@@ -313,14 +321,4 @@ func (f *FS) SetTimes(ino volume.Ino, atime, mtime *time.Time) error {
 		return n, f.storeRaw(r)
 	})
 	return err
-}
-
-// SetXattr is refused: the writer does not edit xattr storage yet.
-func (f *FS) SetXattr(ino volume.Ino, name string, value []byte) error {
-	return fmt.Errorf("ext: writing extended attributes is not supported by offvm's ext writer: %w", syscall.EROFS)
-}
-
-// RemoveXattr is refused, as SetXattr.
-func (f *FS) RemoveXattr(ino volume.Ino, name string) error {
-	return fmt.Errorf("ext: removing extended attributes is not supported by offvm's ext writer: %w", syscall.EROFS)
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/offvm/offvm/internal/devio"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -153,11 +154,8 @@ func (f *FS) end() {
 
 // writeDev writes p at off; a short write is EIO.
 func (f *FS) writeDev(p []byte, off int64) error {
-	if off < 0 || off > f.dev.Size()-int64(len(p)) {
-		return fmt.Errorf("ext: write of %d bytes at %d is past the device: %w", len(p), off, syscall.EIO)
-	}
-	if _, err := f.dev.WriteAt(p, off); err != nil {
-		return fmt.Errorf("ext: writing %d bytes at %d: %v: %w", len(p), off, err, syscall.EIO)
+	if err := devio.Write(f.dev, p, off); err != nil {
+		return fmt.Errorf("ext: %w", err)
 	}
 	return nil
 }

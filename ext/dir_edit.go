@@ -2,8 +2,9 @@ package ext
 
 import (
 	"fmt"
-	"strings"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/names"
 )
 
 const flagIndex = 0x1000 // EXT4_INDEX_FL: a hash-tree directory
@@ -15,14 +16,10 @@ const (
 	ftSymlink = 7
 )
 
+// checkName refuses what no POSIX directory can hold (internal/names).
 func checkName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("ext: name %q: %w", name, syscall.EINVAL)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("ext: name %q holds '/' or NUL: %w", name, syscall.EINVAL)
-	case len(name) > 255:
-		return fmt.Errorf("ext: name of %d bytes is longer than 255: %w", len(name), syscall.ENAMETOOLONG)
+	if err := names.POSIX(name); err != nil {
+		return fmt.Errorf("ext: %w", err)
 	}
 	return nil
 }

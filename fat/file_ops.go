@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/offvm/offvm/internal/devio"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -36,8 +37,8 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		}
 	}
 	err = v.extents(n.chain, off, int64(len(p)), func(dev, lo, hi int64) error {
-		if _, err := v.dev.WriteAt(p[lo:hi], dev); err != nil {
-			return fmt.Errorf("fat: writing %q: %w", n.name, syscall.EIO)
+		if err := devio.Write(v.dev, p[lo:hi], dev); err != nil {
+			return fmt.Errorf("fat: writing %q: %w", n.name, err)
 		}
 		return nil
 	})
@@ -174,8 +175,8 @@ func (v *Volume) zeroFill(n *node, from, to int64) error {
 	for pos := from; pos < to; pos += chunk {
 		m := min(chunk, to-pos)
 		err := v.extents(n.chain, pos, m, func(dev, lo, hi int64) error {
-			if _, err := v.dev.WriteAt(z[:hi-lo], dev); err != nil {
-				return fmt.Errorf("fat: zero-filling %q: %w", n.name, syscall.EIO)
+			if err := devio.Write(v.dev, z[:hi-lo], dev); err != nil {
+				return fmt.Errorf("fat: zero-filling %q: %w", n.name, err)
 			}
 			return nil
 		})
