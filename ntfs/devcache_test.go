@@ -3,9 +3,12 @@ package ntfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"testing"
 	"unicode"
+
+	"github.com/offvm/offvm/volume"
 )
 
 // flakyDev is a memory device whose writes can fail after writing part
@@ -117,4 +120,31 @@ func TestCollateKeysMatchesCollateExact(t *testing.T) {
 	if got := v.collateKeys([]byte{1, 2}, key("a")); got != -1 {
 		t.Errorf("a short key collates %d against a name, want -1 (as no name)", got)
 	}
+}
+
+// cacheMatchesDevice reports the first block the write-mode device cache
+// of v holds with bytes other than dev's: after an operation failed and
+// was undone, a reader must see what the device holds (the state before
+// the operation), not what the operation had written.
+func cacheMatchesDevice(v *Volume, dev volume.Device) error {
+	c, ok := v.dev.(*devCache)
+	if !ok {
+		return nil // the volume was never written
+	}
+	var keys []int64
+	c.blocks.RemoveIf(func(b int64) bool { keys = append(keys, b); return false })
+	for _, b := range keys {
+		blk, ok := c.blocks.Get(b)
+		if !ok {
+			continue
+		}
+		now := make([]byte, len(blk))
+		if _, err := dev.ReadAt(now, b*devBlock); err != nil {
+			return fmt.Errorf("reading block %d of the device: %w", b, err)
+		}
+		if !bytes.Equal(now, blk) {
+			return fmt.Errorf("cached block %d (byte %d) differs from the device", b, b*devBlock)
+		}
+	}
+	return nil
 }

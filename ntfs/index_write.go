@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/alloc"
 )
 
 // errNodeFull says a node's entries do not fit its block or the record.
@@ -402,12 +404,10 @@ func (dw *dirW) newBlock() (int64, error) {
 	}
 	a := dw.alloc.s
 	nblocks := a.dataSize / bs
-	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
-		if dw.bits[i/8]&(1<<(i%8)) == 0 {
-			dw.bits[i/8] |= 1 << (i % 8)
-			dw.bitsDirty = true
-			return i * bs / v.vcnBytes(dw.blockSize), nil
-		}
+	if i := alloc.Bitmap(dw.bits).NextClear(0, min(nblocks, int64(len(dw.bits))*8)); i >= 0 {
+		alloc.Bitmap(dw.bits).Put(i, true)
+		dw.bitsDirty = true
+		return i * bs / v.vcnBytes(dw.blockSize), nil
 	}
 	i := nblocks
 	a.dataSize += bs
@@ -425,7 +425,7 @@ func (dw *dirW) newBlock() (int64, error) {
 	for int64(len(dw.bits))*8 <= i {
 		dw.bits = append(dw.bits, make([]byte, 8)...)
 	}
-	dw.bits[i/8] |= 1 << (i % 8)
+	alloc.Bitmap(dw.bits).Put(i, true)
 	dw.bitsDirty = true
 	return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
 }
@@ -434,7 +434,7 @@ func (dw *dirW) newBlock() (int64, error) {
 func (dw *dirW) freeBlock(vcn int64) {
 	i := vcn * dw.v.vcnBytes(dw.blockSize) / int64(dw.blockSize)
 	if i/8 < int64(len(dw.bits)) {
-		dw.bits[i/8] &^= 1 << (i % 8)
+		alloc.Bitmap(dw.bits).Put(i, false)
 		dw.bitsDirty = true
 	}
 	delete(dw.pending, vcn)
