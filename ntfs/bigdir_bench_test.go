@@ -3,18 +3,11 @@ package ntfs
 import (
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// cpuTime is the process's user+system time: on a shared machine the
-// wall time of a benchmark says more about the neighbours than the code.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/offvm/offvm/internal/testutil"
+)
 
 // BenchmarkBigDirCreateDelete is the engine's part of make bench's NTFS
 // directory figure: create then delete 2,000 files in a 40,000-entry
@@ -32,7 +25,7 @@ func BenchmarkBigDirCreateDelete(b *testing.B) {
 		v := openVol(b, img, 0, Options{})
 		sys := lookupPath(b, v, "Windows", "System32")
 		b.StartTimer()
-		c0 := cpuTime()
+		c0 := testutil.CPUTime()
 		for k := 0; k < 2000; k++ {
 			name := fmt.Sprintf("new-patch-file-%d-with-a-long-name.dll", k)
 			if _, err := v.Lookup(sys, name); err == nil {
@@ -47,7 +40,7 @@ func BenchmarkBigDirCreateDelete(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu += cpuTime() - c0
+		cpu += testutil.CPUTime() - c0
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
@@ -71,7 +64,7 @@ func BenchmarkBigDirRemoveAll(b *testing.B) {
 				win := lookupPath(b, v, "Windows")
 				sys := lookupPath(b, v, "Windows", "System32")
 				b.StartTimer()
-				c0 := cpuTime()
+				c0 := testutil.CPUTime()
 				ents, err := v.ReadDir(sys)
 				if err != nil {
 					b.Fatal(err)
@@ -84,7 +77,7 @@ func BenchmarkBigDirRemoveAll(b *testing.B) {
 				if err := v.Rmdir(win, "System32"); err != nil {
 					b.Fatal(err)
 				}
-				cpu += cpuTime() - c0
+				cpu += testutil.CPUTime() - c0
 			}
 			b.ReportMetric(cpu.Seconds()*1e6/float64(b.N*n), "cpu-µs/entry")
 		})
@@ -104,7 +97,7 @@ func BenchmarkBigDirListStat(b *testing.B) {
 		v := openVol(b, img, 0, Options{ReadOnly: true})
 		sys := lookupPath(b, v, "Windows", "System32")
 		b.StartTimer()
-		c0 := cpuTime()
+		c0 := testutil.CPUTime()
 		ents, err := v.ReadDir(sys)
 		if err != nil {
 			b.Fatal(err)
@@ -114,7 +107,7 @@ func BenchmarkBigDirListStat(b *testing.B) {
 				b.Fatalf("%s: %v", e.Name, err)
 			}
 		}
-		cpu += cpuTime() - c0
+		cpu += testutil.CPUTime() - c0
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
