@@ -171,7 +171,7 @@ func TestMFTGrowsAcrossRecords(t *testing.T) {
 				injected += createFailingEachWrite(t, fd, v, dir.Ino, name)
 			}
 			after := mftExtentRecords(t, img)
-			t.Logf("%d creates, %d grew $MFT to %d bytes; %d injected failures (every write of one grow in %d) undone; $MFT extents in records %v, before %v",
+			t.Logf("%d creates, %d grew $MFT to %d bytes; %d injected failures (every write of one grow in %d and of those near a record's end) undone; $MFT extents in records %v, before %v",
 				n, grows, v.mftSize, injected, failEvery, after, before)
 			if injected == 0 {
 				t.Fatal("no failure was injected while $MFT grew")
