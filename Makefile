@@ -79,10 +79,13 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/man/man1/offvm.1 $(DESTDIR)$(PREFIX)/share/man/man1/offvm-*.1 \
 	      $(DESTDIR)$(PREFIX)/share/bash-completion/completions/offvm
 
-# Heavy end-to-end runs: a real single-node Slurm patching a 200-image library.
+# Heavy end-to-end runs: a real single-node Slurm patching a 200-image library;
+# NTFS $MFT growth with failures injected at every grow.
 test-long: build
 	OFFVM_DEPS_LONG=1 ./scripts/deps.sh
 	OFFVM_LONG=1 $(GO) test -count=1 -timeout 60m -run 'Long' ./tests/...
+	# NTFS MFT growth, every write of every grow failed once (make test: one grow in four)
+	OFFVM_LONG=1 $(GO) test -race -count=1 -timeout 30m -run 'TestMFTGrowsAcrossRecords' ./ntfs/
 
 clean:
 	rm -rf bin demo

@@ -41,7 +41,7 @@ func (n *vnode) Create(ctx context.Context, name string, flags uint32, mode uint
 		return nil, nil, 0, errno(err)
 	}
 	n.vc.entry(a, out)
-	return n.vc.node(ctx, &n.Inode, a), nil, 0, 0
+	return n.vc.node(ctx, &n.Inode, a), nil, openFlags, 0
 }
 
 func (n *vnode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, e syscall.Errno) {

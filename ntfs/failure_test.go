@@ -209,6 +209,9 @@ func TestFailureAtEveryWrite(t *testing.T) {
 			if err := fd.unchanged(t); err != nil {
 				t.Fatalf("%s, write %d failed: %v", op.name, k, err)
 			}
+			if err := cacheMatchesDevice(v, fd.Device); err != nil {
+				t.Fatalf("%s, write %d failed: %v", op.name, k, err)
+			}
 		}
 		if err := op.host(mnt); err != nil {
 			t.Fatalf("%s through ntfs-3g: %v", op.name, err)
@@ -409,6 +412,9 @@ func TestNoSpaceWhileSplitting(t *testing.T) {
 		if err := fd.unchanged(t); err != nil {
 			t.Fatalf("create %d failed with ENOSPC: %v", i, err)
 		}
+		if err := cacheMatchesDevice(v, fd.Device); err != nil {
+			t.Fatalf("create %d failed with ENOSPC: %v", i, err)
+		}
 	}
 	if failed == 0 {
 		t.Fatalf("%d creates on a full volume all succeeded: no split ran out of space", made)
@@ -485,6 +491,9 @@ func createFailingEachWrite(t *testing.T, fd *faultDev, v *Volume, dir volume.In
 			t.Fatalf("create %s, write %d failed: %v", name, k, err)
 		}
 		if err := fd.unchanged(t); err != nil {
+			t.Fatalf("create %s, write %d failed: %v", name, k, err)
+		}
+		if err := cacheMatchesDevice(v, fd.Device); err != nil {
 			t.Fatalf("create %s, write %d failed: %v", name, k, err)
 		}
 	}

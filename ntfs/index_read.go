@@ -49,6 +49,12 @@ func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 		return nil, fmt.Errorf("ntfs: index node %d: bad sizes (%d, %d of %d): %w", vcn, first, total, len(b), syscall.EIO)
 	}
 	n := &indexNode{vcn: vcn, leaf: b[12]&1 == 0}
+	// The names share one allocation (they take at most half the bytes):
+	// a node is parsed on every lookup after a write changed it.
+	var units []uint16
+	if fileNames {
+		units = make([]uint16, 0, (total-first)/2)
+	}
 	for off := first; ; {
 		if off+0x10 > total {
 			return nil, fmt.Errorf("ntfs: index node %d: no last entry: %w", vcn, syscall.EIO)
@@ -79,10 +85,10 @@ func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 			}
 			e.ns = e.key[0x41]
 			nl := int(e.key[0x40])
-			e.name = make([]uint16, nl)
-			for i := range e.name {
-				e.name[i] = binary.LittleEndian.Uint16(e.key[0x42+2*i:])
+			for i := 0; i < nl; i++ {
+				units = append(units, binary.LittleEndian.Uint16(e.key[0x42+2*i:]))
 			}
+			e.name = units[len(units)-nl : len(units) : len(units)]
 		}
 		n.entries = append(n.entries, e)
 		if e.flags&ieLast != 0 {

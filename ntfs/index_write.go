@@ -1,11 +1,14 @@
 package ntfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/alloc"
 )
 
 // errNodeFull says a node's entries do not fit its block or the record.
@@ -72,10 +75,39 @@ func (o *op) openDirW(r *record) (*dirW, error) {
 	return o.openIndexW(r, "$I30", o.v.collateKeys)
 }
 
-// collateKeys orders $FILE_NAME keys by name (COLLATION_FILE_NAME).
+// collateKeys orders $FILE_NAME keys by name (COLLATION_FILE_NAME), as
+// collateExact does on the decoded names; it reads the names in place, as
+// it runs for every entry an insert or a removal passes.
 func (v *Volume) collateKeys(a, b []byte) int {
-	return v.up.collateExact(keyName(a), keyName(b))
+	na, nb := keyUnits(a), keyUnits(b)
+	n := min(na, nb)
+	u := v.up
+	for i := 0; i < n; i++ {
+		ca, cb := u[keyUnit(a, i)], u[keyUnit(b, i)]
+		if ca != cb {
+			return cmpInt(int(ca), int(cb))
+		}
+	}
+	if na != nb {
+		return cmpInt(na, nb)
+	}
+	for i := 0; i < n; i++ {
+		if ca, cb := keyUnit(a, i), keyUnit(b, i); ca != cb {
+			return cmpInt(int(ca), int(cb))
+		}
+	}
+	return 0
 }
+
+// keyUnits is how many UTF-16 units of name key k holds (as keyName).
+func keyUnits(k []byte) int {
+	if len(k) < 0x42 {
+		return 0
+	}
+	return min(int(k[0x40]), (len(k)-0x42)/2)
+}
+
+func keyUnit(k []byte, i int) uint16 { return binary.LittleEndian.Uint16(k[0x42+2*i:]) }
 
 func keyName(k []byte) []uint16 {
 	if len(k) < 0x42 {
@@ -166,14 +198,17 @@ func (dw *dirW) readBits() ([]byte, error) {
 	return b, nil
 }
 
+// toWNode makes an editable copy of n. Keys and data are shared, not
+// copied: no one changes them in place (an edit puts a new slice in the
+// entry), so a cached node stays as it was read.
 func toWNode(n *indexNode) *wnode {
-	w := &wnode{vcn: n.vcn, endChild: -1}
+	w := &wnode{vcn: n.vcn, endChild: -1, entries: make([]wentry, 0, len(n.entries))}
 	for _, e := range n.entries {
 		if e.flags&ieLast != 0 {
 			w.endChild = e.child
 			break
 		}
-		w.entries = append(w.entries, wentry{ref: e.ref, key: append([]byte(nil), e.key...), data: append([]byte(nil), e.data...), child: e.child})
+		w.entries = append(w.entries, wentry{ref: e.ref, key: e.key, data: e.data, child: e.child})
 	}
 	return w
 }
@@ -181,7 +216,9 @@ func toWNode(n *indexNode) *wnode {
 func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if vcn < 0 {
 		rv := dw.root.residentValue(dw.root.findAttr(atIndexRoot, dw.idx, false))
-		n, err := parseNode(rv[0x10:], -1, dw.idx == "$I30")
+		// The root's keys would alias the record, which writeNode edits
+		// in place: they are copied.
+		n, err := parseNode(bytes.Clone(rv[0x10:]), -1, dw.idx == "$I30")
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +229,15 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	}
 	if p := dw.pending[vcn]; p != nil {
 		return cloneW(p), nil
+	}
+	// $I30 blocks as the readers cache them (what the device holds: the
+	// op's own changes are in pending until written, and writing a block
+	// forgets it). Other indexes share a file ($SII and $SDH) and a key.
+	i30 := dw.idx == "$I30"
+	if i30 {
+		if n := dw.v.cache.getNode(dw.r.num, vcn); n != nil {
+			return toWNode(n), nil
+		}
 	}
 	buf := make([]byte, dw.blockSize)
 	off := vcn * dw.v.vcnBytes(dw.blockSize)
@@ -204,17 +250,19 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	if err := applyFixup(buf, "INDX"); err != nil {
 		return nil, err
 	}
-	n, err := parseNode(buf[0x18:], vcn, dw.idx == "$I30")
+	n, err := parseNode(buf[0x18:], vcn, i30)
 	if err != nil {
 		return nil, err
+	}
+	if i30 {
+		dw.v.cache.putNode(dw.r.num, n)
 	}
 	return toWNode(n), nil
 }
 
 // entriesBytes serialises a node's entries and its last entry.
 func entriesBytes(n *wnode) []byte {
-	var out []byte
-	add := func(ref uint64, key, data []byte, child int64, last bool) {
+	size := func(ref uint64, key, data []byte, child int64) int {
 		l := 0x10 + align8(len(key))
 		if len(data) > 0 {
 			l = align8(max(0x10+len(key), int(ref&0xffff)+len(data)))
@@ -222,7 +270,17 @@ func entriesBytes(n *wnode) []byte {
 		if child >= 0 {
 			l += 8
 		}
-		b := make([]byte, l)
+		return l
+	}
+	total := size(0, nil, nil, n.endChild)
+	for _, e := range n.entries {
+		total += size(e.ref, e.key, e.data, e.child)
+	}
+	out := make([]byte, 0, total) // one allocation for the node
+	add := func(ref uint64, key, data []byte, child int64, last bool) {
+		l := size(ref, key, data, child)
+		out = append(out, make([]byte, l)...)
+		b := out[len(out)-l:]
 		binary.LittleEndian.PutUint64(b, ref)
 		binary.LittleEndian.PutUint16(b[8:], uint16(l))
 		binary.LittleEndian.PutUint16(b[10:], uint16(len(key)))
@@ -239,7 +297,6 @@ func entriesBytes(n *wnode) []byte {
 		if len(data) > 0 {
 			copy(b[ref&0xffff:], data)
 		}
-		out = append(out, b...)
 	}
 	for _, e := range n.entries {
 		add(e.ref, e.key, e.data, e.child, false)
@@ -347,12 +404,10 @@ func (dw *dirW) newBlock() (int64, error) {
 	}
 	a := dw.alloc.s
 	nblocks := a.dataSize / bs
-	for i := int64(0); i < nblocks && i/8 < int64(len(dw.bits)); i++ {
-		if dw.bits[i/8]&(1<<(i%8)) == 0 {
-			dw.bits[i/8] |= 1 << (i % 8)
-			dw.bitsDirty = true
-			return i * bs / v.vcnBytes(dw.blockSize), nil
-		}
+	if i := alloc.Bitmap(dw.bits).NextClear(0, min(nblocks, int64(len(dw.bits))*8)); i >= 0 {
+		alloc.Bitmap(dw.bits).Put(i, true)
+		dw.bitsDirty = true
+		return i * bs / v.vcnBytes(dw.blockSize), nil
 	}
 	i := nblocks
 	a.dataSize += bs
@@ -370,7 +425,7 @@ func (dw *dirW) newBlock() (int64, error) {
 	for int64(len(dw.bits))*8 <= i {
 		dw.bits = append(dw.bits, make([]byte, 8)...)
 	}
-	dw.bits[i/8] |= 1 << (i % 8)
+	alloc.Bitmap(dw.bits).Put(i, true)
 	dw.bitsDirty = true
 	return i * bs / v.vcnBytes(dw.blockSize), dw.saveAlloc()
 }
@@ -379,7 +434,7 @@ func (dw *dirW) newBlock() (int64, error) {
 func (dw *dirW) freeBlock(vcn int64) {
 	i := vcn * dw.v.vcnBytes(dw.blockSize) / int64(dw.blockSize)
 	if i/8 < int64(len(dw.bits)) {
-		dw.bits[i/8] &^= 1 << (i % 8)
+		alloc.Bitmap(dw.bits).Put(i, false)
 		dw.bitsDirty = true
 	}
 	delete(dw.pending, vcn)

@@ -2,7 +2,6 @@ package ntfs
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"syscall"
@@ -159,8 +158,7 @@ func (o *op) refreshIndexCopy(r *record, parent uint64, fn []byte) error {
 	if err == nil {
 		err = dw.update(fileRef(r), append([]byte(nil), fn...))
 	}
-	var de *deviceError
-	if errors.As(err, &de) {
+	if isDeviceError(err) {
 		return fmt.Errorf("ntfs: updating the index copy of MFT record %d in directory %d: %w", r.num, parent, err)
 	}
 	if err != nil {

@@ -117,11 +117,19 @@ func mftWillGrow(t *testing.T, v *Volume) bool {
 
 // TestMFTGrowsAcrossRecords creates files through our engine on volumes
 // whose free space is fragmented until $MFT's runlist spans record 0 and
-// two or more extension records, failing every write of each create that
-// grows $MFT first; then ntfsresize, ntfsinfo, ntfs-3g and sleuthkit
-// read the result, and ntfs-3g grows the same $MFT further.
+// two or more extension records, failing every write of creates that
+// grow $MFT first; then ntfsresize, ntfsinfo, ntfs-3g and sleuthkit
+// read the result, and ntfs-3g grows the same $MFT further. make test
+// fails every write of one grow in four and of every grow made while
+// the record ending $MFT's runlist is nearly full (those that add an
+// extension record or the attribute list); make test-long (OFFVM_LONG=1)
+// of every grow: several minutes under -race.
 func TestMFTGrowsAcrossRecords(t *testing.T) {
 	requireNTFSTools(t)
+	failEvery := 4
+	if os.Getenv("OFFVM_LONG") != "" {
+		failEvery = 1
+	}
 	testutil.RequireTool(t, "ntfsresize", "ntfs-3g")
 	testutil.RequireTool(t, "ntfsinfo", "ntfs-3g")
 	for _, tc := range []struct {
@@ -154,11 +162,20 @@ func TestMFTGrowsAcrossRecords(t *testing.T) {
 					continue
 				}
 				grows++
+				if (grows-1)%failEvery != 0 && !mftRecordNearlyFull(t, v) {
+					if _, err := v.Create(dir.Ino, name, 0o644); err != nil {
+						t.Fatalf("create %s: %v", name, err)
+					}
+					continue
+				}
 				injected += createFailingEachWrite(t, fd, v, dir.Ino, name)
 			}
 			after := mftExtentRecords(t, img)
-			t.Logf("%d creates, %d grew $MFT to %d bytes; %d injected failures undone; $MFT extents in records %v, before %v",
-				n, grows, v.mftSize, injected, after, before)
+			t.Logf("%d creates, %d grew $MFT to %d bytes; %d injected failures (every write of one grow in %d and of those near a record's end) undone; $MFT extents in records %v, before %v",
+				n, grows, v.mftSize, injected, failEvery, after, before)
+			if injected == 0 {
+				t.Fatal("no failure was injected while $MFT grew")
+			}
 			if len(after) < max(3, len(before)+1) {
 				t.Fatalf("$MFT's runlist did not spread over more records (before %v, after %v)", before, after)
 			}
@@ -181,6 +198,19 @@ func TestMFTGrowsAcrossRecords(t *testing.T) {
 			removeAllWith3g(t, img)
 		})
 	}
+}
+
+// mftRecordNearlyFull says whether the record holding the end of $MFT's
+// runlist has little room left: the next grow may then move $DATA into
+// a new extension record or give record 0 its attribute list, the cases
+// the failures must be injected into.
+func mftRecordNearlyFull(t *testing.T, v *Volume) bool {
+	recs := mftExtentRecordsOf(t, v)
+	r, err := v.newOp().rec(recs[len(recs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(r.buf)-int(r.used) < 128 // about what one grow over one-cluster holes adds
 }
 
 // mftExtentRecordsOf lists the records holding $MFT's $DATA, as our engine reads them.

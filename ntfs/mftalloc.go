@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/alloc"
 )
 
 // firstFreeRecord is where record allocation starts: records 16-23 are
@@ -28,11 +30,10 @@ func (v *Volume) allocRecord() (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		nrec := v.mftSize / int64(v.geo.recordSize)
-		for i := int64(firstFreeRecord); i < nrec && i/8 < int64(len(bm.bits)); i++ {
-			if !bm.bit(uint64(i)) {
-				return uint64(i), v.setBitIn(bm, uint64(i), true, true)
-			}
+		bits := alloc.Bitmap(bm.bits)
+		nrec := min(v.mftSize/int64(v.geo.recordSize), bits.Len())
+		if i := bits.NextClear(firstFreeRecord, nrec); i >= 0 { // skips full bytes
+			return uint64(i), v.setBitIn(bm, uint64(i), true, true)
 		}
 		if err := v.growMFT(r0); err != nil {
 			return 0, err
@@ -70,11 +71,7 @@ func (v *Volume) setBitIn(bm *mftBits, n uint64, on, undo bool) error {
 	if undo {
 		v.w.undoRecords = append(v.w.undoRecords, undoBit{n, on})
 	}
-	if on {
-		bm.bits[n/8] |= 1 << (n % 8)
-	} else {
-		bm.bits[n/8] &^= 1 << (n % 8)
-	}
+	alloc.Bitmap(bm.bits).Put(int64(n), on)
 	return v.saveMFTBitmap(bm, int64(n/8))
 }
 
@@ -88,7 +85,7 @@ type mftBits struct {
 }
 
 func (b *mftBits) bit(n uint64) bool {
-	return int(n/8) < len(b.bits) && b.bits[n/8]&(1<<(n%8)) != 0
+	return int(n/8) < len(b.bits) && alloc.Bitmap(b.bits).Get(int64(n))
 }
 
 // mftBitmap reads $MFT's $BITMAP from record 0, or from the extension

@@ -1,9 +1,12 @@
 package ntfs
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"syscall"
+
+	"github.com/offvm/offvm/internal/devio"
 )
 
 // An operation writes the device as it goes (index blocks, bitmaps,
@@ -14,7 +17,8 @@ import (
 // MFT, an I/O error of the device — the kept bytes are put back, newest
 // first, and the volume is exactly as before the operation.
 
-// deviceError is a failed read or write of the device.
+// deviceError is a failed read of the device (a failed write is a
+// *devio.Error).
 type deviceError struct {
 	off int64
 	err error
@@ -25,6 +29,14 @@ func (e *deviceError) Error() string {
 }
 
 func (e *deviceError) Unwrap() error { return syscall.EIO }
+
+// isDeviceError says whether err is the device failing, as opposed to a
+// structure the operation could not edit.
+func isDeviceError(err error) bool {
+	var de *deviceError
+	var we *devio.Error
+	return errors.As(err, &de) || errors.As(err, &we)
+}
 
 // undoWrite is the old content of bytes an operation overwrote.
 type undoWrite struct {
@@ -42,10 +54,7 @@ func (v *Volume) devWrite(p []byte, pos int64) error {
 		}
 		w.undoWrites = append(w.undoWrites, undoWrite{pos, old})
 	}
-	if _, err := v.dev.WriteAt(p, pos); err != nil {
-		return &deviceError{pos, err}
-	}
-	return nil
+	return devio.Write(v.dev, p, pos)
 }
 
 // freshBytes says whether bytes [pos, pos+n) lie in clusters the running
@@ -91,7 +100,7 @@ func (v *Volume) undoOp(st opState) {
 	v.rollback() // the bitmaps in memory (their bytes on disk are restored below)
 	for i := len(w.undoWrites) - 1; i >= 0; i-- {
 		u := w.undoWrites[i]
-		if _, err := v.dev.WriteAt(u.old, u.off); err != nil {
+		if err := devio.Write(v.dev, u.old, u.off); err != nil {
 			v.roReason = fmt.Sprintf("an I/O error stopped a write and undoing it (%v)", err)
 			slog.Error("ntfs: cannot undo a failed operation; the volume is now read-only", "err", err)
 			break

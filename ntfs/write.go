@@ -42,6 +42,10 @@ func (v *Volume) beginWrite() error {
 		return err
 	}
 	v.w = w
+	// From now on the volume changes: repeated small reads of what the
+	// operations edit are served from memory (devcache.go). No reader runs
+	// while the write lock is held.
+	v.dev = newDevCache(v.dev)
 	return nil
 }
 

@@ -255,8 +255,8 @@ single -id "ls-library" -label "offvm ls of ${IMAGES} images (qcow2)" -cold -rb 
   -verify '"$OFFVM" ls "$R" | tail -n +2 | wc -l' -expect "echo $IMAGES"
 
 
-# figures of their own: NTFS in a System32-sized directory (printed, not yet
-# in bench.json), and the daemon's memory against the library's size (into
+# figures of their own: NTFS in a System32-sized directory (bench-tool pairs,
+# id ntfs-bigdir), and the daemon's memory against the library's size (into
 # bench.json as value records)
 ./scripts/bench_ntfs_bigdir.sh
 if [ -n "${BENCH_QUICK:-}" ]; then

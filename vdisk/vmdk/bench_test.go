@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/offvm/offvm/internal/testutil"
 )
 
 // BenchmarkRead reads a 256 MiB qemu-made image sequentially in 1 MiB
@@ -24,13 +26,13 @@ func BenchmarkRead(b *testing.B) {
 			b.SetBytes(size)
 			cpu := time.Duration(0)
 			for b.Loop() {
-				start := cpuTime()
+				start := testutil.CPUTime()
 				for off := int64(0); off < size; off += mib {
 					if _, err := d.ReadAt(buf, off); err != nil {
 						b.Fatal(err)
 					}
 				}
-				cpu += cpuTime() - start
+				cpu += testutil.CPUTime() - start
 			}
 			b.ReportMetric(float64(size)*float64(b.N)/cpu.Seconds()/1e6, "MB/cpu-s")
 		})
@@ -53,14 +55,14 @@ func BenchmarkCommit(b *testing.B) {
 	off := int64(0)
 	cpu := time.Duration(0)
 	for b.Loop() {
-		start := cpuTime()
+		start := testutil.CPUTime()
 		if _, err := d.WriteAt(buf, off); err != nil {
 			b.Fatal(err)
 		}
 		if err := d.Flush(); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - start
+		cpu += testutil.CPUTime() - start
 		off = (off + 7*1024*mib) % (99 * 1024 * mib)
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
