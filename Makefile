@@ -54,7 +54,6 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
-	./scripts/bench-fleet.sh
 
 fuzz:
 	./scripts/fuzz.sh
