@@ -77,7 +77,7 @@ for os in windows linux; do
   library "$FB/ls-$os" "$LS_IMAGES" "$FB/$os.qcow2"
   # ls prints one line per image after its header; an image it could
   # not read shows no OS
-  export LS_OS=$([ $os = windows ] && echo Windows || echo Debian)
+  export LS_OS=$([ $os = windows ] && echo windows || echo Debian)
   single -id "fleet-ls-cold-$os" -label "offvm ls of $LS_IMAGES $os images (qcow2), cold: page cache dropped, inventory cache empty (goal <= 2 s)" -cold \
     -rb "$FB/ls-$os" -setup 'rm -rf "$OFFVM_CACHE_DIR"' -run '"$OFFVM" -q ls "$R"' \
     -verify '"$OFFVM" -q ls "$R" | tail -n +2 | grep -c " $LS_OS"' -expect "echo $LS_IMAGES"
