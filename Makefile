@@ -11,7 +11,7 @@ ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/...
            ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/... ./updates/... ./internal/compress/... \
            ./internal/names/... ./internal/alloc/... ./internal/devio/...
 
-.PHONY: all build deps test unit e2e vet demo bench fuzz clean man install uninstall test-long
+.PHONY: all build deps test unit e2e vet demo bench bench-smoke fuzz clean man install uninstall test-long
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -54,7 +54,12 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
-	./scripts/bench-fleet.sh
+
+# every figure of make bench on small sizes with 2 pairs (~5 min): it fails
+# only when a figure's two sides did not do the same work; no number is
+# asserted. CI runs it after make test (.ci/run).
+bench-smoke: deps build
+	BENCH_QUICK=1 ./scripts/bench.sh
 
 fuzz:
 	./scripts/fuzz.sh

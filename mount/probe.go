@@ -9,7 +9,9 @@ import (
 // probeFS names the file system at the start of dev by its magic numbers,
 // or "" when none is recognised (swap, LVM, an empty partition).
 func probeFS(dev io.ReaderAt) string {
-	b := make([]byte, 0x8006)
+	// the first 4 KiB hold every magic but ISO 9660's (at 32 KiB), read
+	// only when none matched: listing a library reads less per volume
+	b := make([]byte, 0x1000)
 	n, _ := dev.ReadAt(b, 0)
 	b = b[:n]
 	if len(b) >= 512 {
@@ -29,8 +31,10 @@ func probeFS(dev io.ReaderAt) string {
 	if len(b) >= 0x478 && binary.LittleEndian.Uint16(b[0x438:]) == 0xEF53 {
 		return extType(b[0x400:])
 	}
-	if len(b) >= 0x8006 && bytes.Equal(b[0x8001:0x8006], []byte("CD001")) {
-		return "iso9660"
+	if iso := make([]byte, 5); len(b) == 0x1000 {
+		if n, _ := dev.ReadAt(iso, 0x8001); n == len(iso) && bytes.Equal(iso, []byte("CD001")) {
+			return "iso9660"
+		}
 	}
 	if isBtrfs(dev) {
 		return "btrfs"

@@ -58,6 +58,15 @@ func TestProbeFS(t *testing.T) {
 	if got := probeFS(memDev(make([]byte, 1<<20))); got != "" {
 		t.Errorf("zeros probed as %q", got)
 	}
+	// ISO 9660's descriptor lies past the first 4 KiB, read on its own
+	iso := make([]byte, 0x9000)
+	copy(iso[0x8001:], "CD001")
+	if got := probeFS(memDev(iso)); got != "iso9660" {
+		t.Errorf("ISO 9660 probed as %q", got)
+	}
+	if got := probeFS(memDev(iso[:0x8004])); got != "" {
+		t.Errorf("a truncated ISO descriptor probed as %q", got)
+	}
 }
 
 func FuzzProbeFS(f *testing.F) {

@@ -51,6 +51,7 @@ check chattr e2fsprogs
 check regfexport libregf-utils
 check rsync rsync
 check clamscan clamav
+check jq jq
 check mmdebstrap mmdebstrap
 check rpm rpm
 check db5.3_load db5.3-util

@@ -21,6 +21,7 @@ type figure struct {
 	run                   [2]string
 	setup, teardown       string
 	verify, check, expect string
+	pids                  string
 	pairs, warmup         int
 	cold, sameOutput      bool
 	sameSize              bool
@@ -39,8 +40,15 @@ type Record struct {
 	BytesPeer  int64     `json:"bytes_peer,omitempty"`
 	BytesOffvm int64     `json:"bytes_offvm"`
 	Verified   string    `json:"verified,omitempty"`
+	// CPU seconds of each run (cpu.go says what they count), and the
+	// 1-minute load average before the first timed run and after the last.
+	PeerCPU  []float64 `json:"peer_cpu_s,omitempty"`
+	OffvmCPU []float64 `json:"offvm_cpu_s,omitempty"`
+	Load     []float64 `json:"load,omitempty"`
 	// Filled by report.
 	PeerMedian  float64 `json:"peer_median,omitempty"`
+	PeerCPUMed  float64 `json:"peer_cpu_median,omitempty"`
+	OffvmCPUMed float64 `json:"offvm_cpu_median,omitempty"`
 	OffvmMedian float64 `json:"offvm_median"`
 	OffvmMin    float64 `json:"offvm_min"`
 	OffvmMax    float64 `json:"offvm_max"`
@@ -74,6 +82,7 @@ func parseFigure(args []string, paired bool) (*figure, string, error) {
 	fs.StringVar(&f.verify, "verify", "", "untimed, after the warm-up: output must be the same on both sides, and not empty")
 	fs.StringVar(&f.check, "check", "", "untimed, after every run (before teardown): output must be the same for every run of both sides")
 	fs.StringVar(&f.expect, "expect", "", "untimed, once: what -verify or -check must print")
+	fs.StringVar(&f.pids, "pids", "", "untimed, before each run: the pids of daemons serving the side that the run did not start (their CPU time counts)")
 	fs.IntVar(&f.pairs, "pairs", 5, "timed pairs (runs in single mode)")
 	fs.IntVar(&f.warmup, "warmup", 1, "untimed warm-up runs of each side")
 	fs.BoolVar(&f.cold, "cold", false, "drop the page cache before every run")
@@ -101,6 +110,7 @@ func pairCmd(args []string, paired bool) error {
 	if err != nil {
 		return err
 	}
+	becomeSubreaper()
 	rec, err := f.measure()
 	if err != nil {
 		return fmt.Errorf("figure %s: %w", f.id, err)
@@ -155,6 +165,7 @@ func (f *figure) measure() (*Record, error) {
 	if err := f.verifySides(sums, sizes, want, rec); err != nil {
 		return nil, err
 	}
+	rec.Load = append(rec.Load, loadAvg())
 	for p := 0; p < f.pairs; p++ {
 		order := f.sides()
 		if p%2 == 1 && len(order) == 2 {
@@ -172,13 +183,14 @@ func (f *figure) measure() (*Record, error) {
 				return nil, fmt.Errorf("%s run %d: check printed %q, want %q", sideNames[s], p, short(r.check), short(want))
 			}
 			if s == peerSide {
-				rec.PeerS = append(rec.PeerS, r.secs)
+				rec.PeerS, rec.PeerCPU = append(rec.PeerS, r.secs), append(rec.PeerCPU, r.cpu)
 			} else {
-				rec.OffvmS = append(rec.OffvmS, r.secs)
+				rec.OffvmS, rec.OffvmCPU = append(rec.OffvmS, r.secs), append(rec.OffvmCPU, r.cpu)
 			}
 			sizes[s] = r.bytes
 		}
 	}
+	rec.Load = append(rec.Load, loadAvg())
 	rec.BytesPeer, rec.BytesOffvm = sizes[peerSide], sizes[offvmSide]
 	if !f.paired {
 		rec.BytesPeer = 0
@@ -231,6 +243,7 @@ func (f *figure) verifySides(sums [2]string, sizes [2]int64, want string, rec *R
 
 type runResult struct {
 	secs  float64
+	cpu   float64 // seconds of CPU, see cpu.go
 	bytes int64
 	sum   string
 	check string
@@ -250,6 +263,16 @@ func (f *figure) once(side, run int, hash bool) (runResult, error) {
 			return r, err
 		}
 	}
+	var daemons []int
+	if f.pids != "" {
+		o, err := f.shell(f.pids, side, run)
+		if err != nil {
+			return r, fmt.Errorf("pids %s: %w", sideNames[side], err)
+		}
+		daemons = parsePids(o)
+	}
+	reapOrphans() // what earlier runs left is not this run's
+	daemonCPU := procCPU(daemons)
 	cmd := f.command(f.run[side], side, run)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -270,6 +293,7 @@ func (f *figure) once(side, run int, hash bool) (runResult, error) {
 	if cerr != nil || werr != nil {
 		return r, fmt.Errorf("%s run %d of %q: %v %v", sideNames[side], run, f.run[side], cerr, werr)
 	}
+	r.cpu = cmd.ProcessState.UserTime().Seconds() + cmd.ProcessState.SystemTime().Seconds() + procCPU(daemons) - daemonCPU
 	r.bytes, r.sum = n, hex.EncodeToString(h.Sum(nil))
 	if f.check != "" {
 		if r.check, err = f.shell(f.check, side, run); err != nil {
@@ -284,6 +308,8 @@ func (f *figure) once(side, run int, hash bool) (runResult, error) {
 			return r, fmt.Errorf("teardown %s: %w", sideNames[side], err)
 		}
 	}
+	settle()
+	r.cpu += reapOrphans()
 	return r, nil
 }
 

@@ -119,8 +119,8 @@ func markdown(b *Bench) string {
 		kind = "BENCH_QUICK run (small sizes, few pairs: a smoke test, not a measurement)"
 	}
 	fmt.Fprintf(&w, "%s, %s, %s. Times are medians; the ratio is the median of the pairs' ratios (peer time / offvm time: above 1, offvm is faster), with its min–max.\n\n", b.Date, b.Machine, kind)
-	fmt.Fprintln(&w, "| what | peer | peer median | offvm median | ratio (min–max) | pairs |")
-	fmt.Fprintln(&w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(&w, "| what | peer | peer median | offvm median | ratio (min–max) | pairs | CPU peer / offvm | load |")
+	fmt.Fprintln(&w, "|---|---|---|---|---|---|---|---|")
 	cell := strings.NewReplacer("|", `\|`).Replace // a pipe in a label would end its cell
 	for _, r := range b.Figures {
 		if r.PeerMedian == 0 {
@@ -128,10 +128,10 @@ func markdown(b *Bench) string {
 			if len(r.OffvmS) == 1 {
 				runs = "1 run"
 			}
-			fmt.Fprintf(&w, "| %s | | | %s (%s–%s) | | %s |\n", cell(r.Label), num(r.OffvmMedian, r.Unit), num(r.OffvmMin, ""), num(r.OffvmMax, r.Unit), runs)
+			fmt.Fprintf(&w, "| %s | | | %s (%s–%s) | | %s | %s | %s |\n", cell(r.Label), num(r.OffvmMedian, r.Unit), num(r.OffvmMin, ""), num(r.OffvmMax, r.Unit), runs, cpuCell(r), loadCell(r))
 			continue
 		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %.2f (%.2f–%.2f) | %d |\n", cell(r.Label), cell(r.Peer), num(r.PeerMedian, r.Unit), num(r.OffvmMedian, r.Unit), r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS))
+		fmt.Fprintf(&w, "| %s | %s | %s | %s | %.2f (%.2f–%.2f) | %d | %s | %s |\n", cell(r.Label), cell(r.Peer), num(r.PeerMedian, r.Unit), num(r.OffvmMedian, r.Unit), r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS), cpuCell(r), loadCell(r))
 	}
 	return w.String()
 }
@@ -159,4 +159,22 @@ func rewriteReadme(path, table string) error {
 	}
 	s = s[:i+len(beginMark)] + "\n" + table + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// cpuCell is the CPU medians of a record, peer / offvm.
+func cpuCell(r Record) string {
+	switch {
+	case len(r.OffvmCPU) == 0:
+		return ""
+	case len(r.PeerCPU) == 0:
+		return fmt.Sprintf("%.2fs", r.OffvmCPUMed)
+	}
+	return fmt.Sprintf("%.2fs / %.2fs", r.PeerCPUMed, r.OffvmCPUMed)
+}
+
+func loadCell(r Record) string {
+	if len(r.Load) == 0 {
+		return ""
+	}
+	return loads(r.Load)
 }

@@ -26,6 +26,7 @@ func median(xs []float64) float64 {
 func summarize(r *Record) {
 	r.OffvmMedian = median(r.OffvmS)
 	r.OffvmMin, r.OffvmMax = slices.Min(r.OffvmS), slices.Max(r.OffvmS)
+	r.OffvmCPUMed, r.PeerCPUMed = median(r.OffvmCPU), median(r.PeerCPU)
 	if len(r.PeerS) == 0 {
 		return
 	}
@@ -46,9 +47,34 @@ func summarize(r *Record) {
 
 func printRecord(w io.Writer, r *Record) {
 	if r.PeerMedian == 0 {
-		fmt.Fprintf(w, "%-46s offvm %8.3f%s (%.3f–%.3f, %d runs)\n", r.Label, r.OffvmMedian, r.Unit, r.OffvmMin, r.OffvmMax, len(r.OffvmS))
+		fmt.Fprintf(w, "%-46s offvm %8.3f%s (%.3f–%.3f, %d runs)%s\n", r.Label, r.OffvmMedian, r.Unit, r.OffvmMin, r.OffvmMax, len(r.OffvmS), cpuLoad(r))
 		return
 	}
-	fmt.Fprintf(w, "%-46s %-8s %8.3f%s  offvm %8.3f%s  ratio %5.2f (%.2f–%.2f, %d pairs)\n",
-		r.Label, r.Peer, r.PeerMedian, r.Unit, r.OffvmMedian, r.Unit, r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS))
+	fmt.Fprintf(w, "%-46s %-8s %8.3f%s  offvm %8.3f%s  ratio %5.2f (%.2f–%.2f, %d pairs)%s\n",
+		r.Label, r.Peer, r.PeerMedian, r.Unit, r.OffvmMedian, r.Unit, r.Ratio, r.RatioMin, r.RatioMax, len(r.OffvmS), cpuLoad(r))
+}
+
+// cpuLoad is the record's CPU medians and load average, as printed after
+// its times ("" for records without them).
+func cpuLoad(r *Record) string {
+	out := ""
+	if len(r.OffvmCPU) > 0 {
+		out = fmt.Sprintf("  CPU offvm %.2fs", r.OffvmCPUMed)
+		if len(r.PeerCPU) > 0 {
+			out += fmt.Sprintf(" peer %.2fs", r.PeerCPUMed)
+		}
+	}
+	if len(r.Load) > 0 {
+		out += "  load " + loads(r.Load)
+	}
+	return out
+}
+
+// loads prints load averages as "a–b" (or one value when they agree).
+func loads(l []float64) string {
+	lo, hi := slices.Min(l), slices.Max(l)
+	if fmt.Sprintf("%.1f", lo) == fmt.Sprintf("%.1f", hi) {
+		return fmt.Sprintf("%.1f", lo)
+	}
+	return fmt.Sprintf("%.1f–%.1f", lo, hi)
 }
