@@ -57,7 +57,10 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	os.Exit(run(app, args, os.Stderr))
+	stop := startProfile()
+	code := run(app, args, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func run(app *cli.App, args []string, stderr io.Writer) int {
