@@ -63,7 +63,7 @@ func TestPatchBundleUpdates(t *testing.T) {
 	t.Logf("dry run:\n%s", out)
 	for _, want := range []string{
 		"stage        KB5034439", "stage        KB5005112",
-		"update       KB5031361 superseded: by KB5034439 (17763.5329.1.9), given with it",
+		"update       KB5031361 not applicable: superseded by KB5034439 (17763.5329.1.9), given with it",
 		"update       KB5025229 installed: the image is at 17763.4002, later than the 17763.3000 this cumulative update brings",
 		"p3:/Windows/offvm/staged/KB5034439/Windows10.0-KB5034439-x64.msu", `C:\ProgramData\Acme\agent.conf`,
 		`HKLM\SYSTEM\ControlSet002\Services\offvm-firstboot\"Start" = REG_DWORD 2`,

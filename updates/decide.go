@@ -11,9 +11,6 @@ const (
 	NotApplicable = "not applicable"
 	Staged        = "staged"
 	Needed        = "needed"
-	// Superseded: a newer version of the same package, given in the same
-	// run, is needed or staged; only that one is staged.
-	Superseded = "superseded"
 )
 
 // CBS package states (CurrentState) that mean the package's content is
@@ -278,8 +275,11 @@ func supersede(pkgs []*Package, vs []Verdict) {
 		}
 		if best >= 0 {
 			q := pkgs[best]
-			vs[i].Status, vs[i].By = Superseded, q.KB
-			vs[i].Reason = fmt.Sprintf("by %s (%s), given with it", q.KB, q.Identity.Version)
+			// A newer version of the same package is given in the same
+			// run and needed or staged: only that one is staged, and this
+			// one is not applicable (the contract's four states).
+			vs[i].Status, vs[i].By = NotApplicable, q.KB
+			vs[i].Reason = fmt.Sprintf("superseded by %s (%s), given with it", q.KB, q.Identity.Version)
 		}
 	}
 }

@@ -119,8 +119,8 @@ func TestSupersede(t *testing.T) {
 			vs := DecideAll(c.pkgs, c.f)
 			for i, v := range vs {
 				got := v.Status
-				if v.Status == Superseded {
-					got += " by " + v.By
+				if v.Status == NotApplicable && v.By != "" {
+					got = "superseded by " + v.By
 				}
 				if got != c.want[i] {
 					t.Errorf("%s: %s (%s), want %s", v.KB, got, v.Reason, c.want[i])
