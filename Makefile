@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/offvm
 PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
-ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fusefs/... ./daemon/... \
+ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fs/... ./daemon/... \
            ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
            ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
            ./lvm/... ./luks/... ./xfs/... ./btrfs/... \

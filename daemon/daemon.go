@@ -20,7 +20,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/offvm/offvm/fusefs"
+	"github.com/offvm/offvm/fs"
 	"github.com/offvm/offvm/mount"
 )
 
@@ -47,7 +47,7 @@ type Options struct {
 type Daemon struct {
 	opts Options
 	lib  string
-	tree *fusefs.Tree
+	tree *fs.Tree
 	srv  *fuse.Server
 	ln   net.Listener
 
@@ -120,14 +120,14 @@ func Start(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-func (d *Daemon) newTree() *fusefs.Tree {
-	return fusefs.NewTree(fusefs.Options{Library: d.lib, ReadOnly: d.opts.ReadOnly,
+func (d *Daemon) newTree() *fs.Tree {
+	return fs.NewTree(fs.Options{Library: d.lib, ReadOnly: d.opts.ReadOnly,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Info: d.opts.Info, Drives: d.opts.Drives, NoSecrets: d.opts.NoSecrets, VMDirs: d.opts.VMDirs})
 }
 
 // mount serves d.tree at the mountpoint and waits until it is visible.
 func (d *Daemon) mount() error {
-	srv, err := fusefs.Mount(d.opts.Mountpoint, d.tree, fusefs.MountOptions{AllowOther: d.opts.AllowOther, Debug: d.opts.Debug})
+	srv, err := fs.Mount(d.opts.Mountpoint, d.tree, fs.MountOptions{AllowOther: d.opts.AllowOther, Debug: d.opts.Debug})
 	if err != nil {
 		return err
 	}

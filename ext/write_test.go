@@ -556,7 +556,7 @@ func TestWriteErrors(t *testing.T) {
 		{"dir into itself", v.Rename(root, "d", d.Ino, "x"), syscall.EINVAL},
 	}
 	// Extended attributes are not written: the engine does not offer it,
-	// and the FUSE tree refuses setxattr (fusefs/capability_test.go).
+	// and the FUSE tree refuses setxattr (fs/capability_test.go).
 	if _, ok := any(v).(volume.Xattrer); ok {
 		t.Error("the ext engine offers extended-attribute writes")
 	}

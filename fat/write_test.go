@@ -290,7 +290,7 @@ var writeCases = []struct {
 		_, err := e.v.GetXattr(ino, "user.stream")
 		e.errno(syscall.ENODATA, err)
 		// FAT has no links: the engine does not offer them, and the FUSE
-		// tree answers EPERM as Linux's vfat does (fusefs/capability_test.go).
+		// tree answers EPERM as Linux's vfat does (fs/capability_test.go).
 		if _, ok := any(e.v).(volume.Linker); ok {
 			e.t.Fatal("the FAT engine offers hard links")
 		}

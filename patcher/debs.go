@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/offvm/offvm/debpkg"
-	"github.com/offvm/offvm/fusefs"
+	"github.com/offvm/offvm/fs"
 	"github.com/offvm/offvm/mount"
 )
 
@@ -202,8 +202,8 @@ func inTree(image string, opts Options, fn func(dir string) error) (*mount.Image
 		return nil, nil, err
 	}
 	defer os.Remove(mnt)
-	tree := fusefs.NewTree(fusefs.Options{Library: image})
-	srv, err := fusefs.Mount(mnt, tree, fusefs.MountOptions{})
+	tree := fs.NewTree(fs.Options{Library: image})
+	srv, err := fs.Mount(mnt, tree, fs.MountOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

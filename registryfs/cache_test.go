@@ -73,7 +73,7 @@ func cacheHive(t *testing.T) []byte {
 
 // mountCacheView puts the hive on a FAT volume and serves its registry
 // view through real FUSE with the kernel settings `offvm mount` uses
-// (fusefs.Mount): one-minute timeouts, atomic O_TRUNC and, for a
+// (fs.Mount): one-minute timeouts, atomic O_TRUNC and, for a
 // read-only mount, a read-only super block.
 func mountCacheView(t *testing.T, data []byte, readOnly bool) (string, *requests) {
 	dir := t.TempDir()

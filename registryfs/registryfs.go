@@ -27,7 +27,7 @@ import (
 // so the several spellings of a case-insensitive name share one inode.
 var timeout = time.Minute
 
-// Inode numbers: bit 62 marks the registry (fusefs gives volumes
+// Inode numbers: bit 62 marks the registry (fs gives volumes
 // id<<40|ino with small ids, go-fuse's automatic numbers start at 1<<63);
 // then a number per hive (or per registry for its top directories) and
 // the key's or value's cell offset / 8 in the low 29 bits. Keys and values

@@ -75,7 +75,7 @@ type FS interface {
 // What an engine can change is said by small interfaces, one per
 // capability, as go-fuse's fs package does for nodes: an engine implements
 // the ones its file system has, and the FUSE tree probes for the others
-// and answers them with one errno (fusefs/capability.go) — FAT has no
+// and answers them with one errno (fs/capability.go) — FAT has no
 // Linker, ext no Xattrer yet. Every change goes to the device the engine
 // was opened on (for offvm: the transaction overlay), never elsewhere.
 

@@ -1,8 +1,8 @@
-// Package fusefs is the FUSE tree: the library's folders, each image as a
+// Package fs is the FUSE tree: the library's folders, each image as a
 // directory (disk, p1.., info.json), and each file system through the
 // volume interface. It holds no format knowledge: images come from package
 // mount, file systems from their engines.
-package fusefs
+package fs
 
 import (
 	"sort"

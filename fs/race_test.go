@@ -1,4 +1,4 @@
-package fusefs
+package fs
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 )
 
 // The race test drives one writable mount, in this process and through
-// the kernel, so that `go test -race` watches fusefs, the NTFS, FAT and
+// the kernel, so that `go test -race` watches fs, the NTFS, FAT and
 // ext4 engines, winreg and hive serving parallel FUSE requests. Eight
 // workers each walk every volume, read the seeded files (checking their
 // bytes) and registry values, and write files and registry keys of their

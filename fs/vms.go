@@ -1,4 +1,4 @@
-package fusefs
+package fs
 
 import (
 	"github.com/offvm/offvm/library"
