@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // busy burns CPU for about a third of a second of wall time in bash.
@@ -19,6 +20,7 @@ func TestRunCPUCountsTheTree(t *testing.T) {
 	dir := t.TempDir()
 	done := filepath.Join(dir, "done")
 	daemon := startBusyDaemon(t, filepath.Join(dir, "go"))
+	time.Sleep(50 * time.Millisecond) // older than the runs: they do not wait for it to exit
 	for _, c := range []struct {
 		name, run, teardown, pids string
 		wantCPU                   bool
@@ -66,5 +68,30 @@ func TestParsePidsAndLoad(t *testing.T) {
 	}
 	if procCPU([]int{os.Getpid()}) < 0 || procCPU([]int{1 << 30}) != 0 {
 		t.Error("procCPU of a missing process must be 0")
+	}
+}
+
+// A daemon a run's setup started and its teardown stopped, but that exits
+// only after the teardown returned (guestunmount returns before its qemu
+// is gone), is counted with its own run, not with the next one.
+func TestRunCPUWaitsForStoppedDaemons(t *testing.T) {
+	dir := t.TempDir()
+	stop := filepath.Join(dir, "stop")
+	daemon := "setsid bash -c 'while [ ! -e " + stop + " ]; do sleep 0.02; done; sleep 0.3; " + busy + "' </dev/null >/dev/null 2>&1 &"
+	f := &figure{id: "late", run: [2]string{"true", "true"}, setup: daemon, teardown: "touch " + stop}
+	becomeSubreaper()
+	r, err := f.once(offvmSide, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.cpu < 0.05 {
+		t.Errorf("the late daemon's CPU was not counted with its run: %.3fs", r.cpu)
+	}
+	next, err := (&figure{id: "next", run: [2]string{"sleep 0.5", "sleep 0.5"}}).once(offvmSide, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.cpu >= 0.05 {
+		t.Errorf("the next run was charged %.3fs of CPU it did not use", next.cpu)
 	}
 }

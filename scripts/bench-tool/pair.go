@@ -253,6 +253,7 @@ type runResult struct {
 // and teardown.
 func (f *figure) once(side, run int, hash bool) (runResult, error) {
 	var r runResult
+	began := bootTicks()
 	if f.setup != "" {
 		if _, err := f.shell(f.setup, side, run); err != nil {
 			return r, fmt.Errorf("setup %s: %w", sideNames[side], err)
@@ -309,7 +310,7 @@ func (f *figure) once(side, run int, hash bool) (runResult, error) {
 		}
 	}
 	settle()
-	r.cpu += reapOrphans()
+	r.cpu += reapRunOrphans(began, 30*time.Second)
 	return r, nil
 }
 
