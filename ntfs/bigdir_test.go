@@ -78,6 +78,14 @@ func bigDirImage(t testing.TB, dir string, n int) string {
 	for i := 0; i < 10; i++ {
 		testutil.Run(t, "setfattr", "-n", "user.Zone.Identifier", "-v", fmt.Sprintf("[ZoneTransfer] %d", i), filepath.Join(sys, sys32Name(i*7)))
 	}
+	// Named streams on many files, as Windows leaves them (Zone.Identifier
+	// on every downloaded file): 1,000 System32 files with one each.
+	for i := 0; adsName(i) < n && i < adsFiles; i++ {
+		p := filepath.Join(sys, sys32Name(adsName(i)))
+		if err := syscall.Setxattr(p, "user.Zone.Identifier", zoneID(i), 0); err != nil {
+			t.Fatalf("ntfs-3g: a named stream on %s: %v", p, err)
+		}
+	}
 	// WinSxS: 2,000 component folders, each hard-linking a System32 file.
 	for i := 20; i < 2000; i++ {
 		comp := filepath.Join(sxs, fmt.Sprintf("amd64_microsoft-windows-component_31bf3856ad364e35_10.0.17763.%04d_none", i))
@@ -93,6 +101,17 @@ func bigDirImage(t testing.TB, dir string, n int) string {
 }
 
 const sharedName = "microsoft-windows-shared-component-file-with-a-long-name-kept-by-winsxs.dll"
+
+// adsFiles files of System32 carry a named stream: adsName(i) is the
+// index of the i-th (names 17, 57, 97 ...: none the workload edits
+// otherwise).
+const adsFiles = 1000
+
+func adsName(i int) int { return 17 + 40*i }
+
+func zoneID(i int) []byte {
+	return []byte(fmt.Sprintf("[ZoneTransfer]\r\nZoneId=3\r\nHostUrl=https://downloads.example.com/%d\r\n", i))
+}
 
 func sxsComp(i int) string {
 	return fmt.Sprintf("amd64_microsoft-windows-shared-component-servicing_31bf3856ad364e35_10.0.17763.%04d_none_0123456789abcdef", i)
@@ -281,6 +300,57 @@ func bigDirWorkload() []bigDirOp {
 			}
 			return v.SetXattr(ino, "user.offvm", []byte("patched"))
 		}})
+	// Named streams on 300 of the 1,000 files that have one (20017 up:
+	// no other step touches them; "delete 2000" removes 50 others): a
+	// third changed, a third removed, a third given a second stream.
+	streams := func(set func(p string, i int, value []byte) error, remove func(p string) error) error {
+		for i := 500; i < 800; i++ {
+			p := sys32Name(adsName(i))
+			var err error
+			switch i % 3 {
+			case 0:
+				err = set(p+"\x00user.Zone.Identifier", i, []byte("[ZoneTransfer]\r\nZoneId=4\r\n"))
+			case 1:
+				err = remove(p + "\x00user.Zone.Identifier")
+			default:
+				err = set(p+"\x00user.offvm.scan", i, []byte(fmt.Sprintf("clean %d", i)))
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	}
+	ops = append(ops, bigDirOp{"named streams on 300 files: change, remove, add",
+		func(root string) error {
+			return streams(func(p string, _ int, value []byte) error {
+				file, name, _ := strings.Cut(p, "\x00")
+				return syscall.Setxattr(filepath.Join(root, sys, file), name, value, 0)
+			}, func(p string) error {
+				file, name, _ := strings.Cut(p, "\x00")
+				return syscall.Removexattr(filepath.Join(root, sys, file), name)
+			})
+		},
+		func(v *Volume, d volume.Ino) error {
+			ino := func(p string) (volume.Ino, string, error) {
+				file, name, _ := strings.Cut(p, "\x00")
+				i, err := engLookup(v, d, file)
+				return i, name, err
+			}
+			return streams(func(p string, _ int, value []byte) error {
+				i, name, err := ino(p)
+				if err == nil {
+					err = v.SetXattr(i, name, value)
+				}
+				return err
+			}, func(p string) error {
+				i, name, err := ino(p)
+				if err == nil {
+					err = v.RemoveXattr(i, name)
+				}
+				return err
+			})
+		}})
 	ops = append(ops, bigDirOp{"change a named stream",
 		func(root string) error {
 			return syscall.Setxattr(filepath.Join(root, sys, sys32Name(28)), "user.Zone.Identifier", []byte("[ZoneTransfer] changed"), 0)
@@ -340,8 +410,28 @@ func TestBigDirectoryWrites(t *testing.T) {
 	}
 	u1()
 	u2()
+	// The trees are equal (diffTrees); that they hold the shape this is
+	// about: 1,000 + 10 files with a stream ntfs-3g made, 50 of them
+	// deleted, 100 streams removed, 100 added (links count once a path).
+	if n := countStreams(want, "user.Zone.Identifier"); n < adsFiles+10-50-100 {
+		t.Errorf("ntfs-3g sees a Zone.Identifier stream on %d paths, want at least %d: the test misses its shape", n, adsFiles+10-50-100)
+	}
+	if n := countStreams(got, "user.offvm.scan"); n < 100 {
+		t.Errorf("ntfs-3g sees the stream offvm added on %d paths, want at least 100", n)
+	}
 	checkIcat(t, img, got)
 	removeAllWith3g(t, img)
+}
+
+// countStreams counts the files of a walkHost tree with the named stream.
+func countStreams(tree map[string]entry, name string) int {
+	n := 0
+	for _, e := range tree {
+		if _, ok := e.Xattrs[name]; ok {
+			n++
+		}
+	}
+	return n
 }
 
 // regexpNonResidentBitmap says whether ntfsinfo shows a non-resident $BITMAP.

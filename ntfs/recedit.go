@@ -71,7 +71,7 @@ func (r *record) insertAttr(b []byte) (int, error) {
 	off := r.attrOff
 	for off+8 <= r.used {
 		t := binary.LittleEndian.Uint32(r.buf[off:])
-		if t == attrEndMark || t > typ || (t == typ && attrNameOf(r.buf[off:]) > name) {
+		if t == attrEndMark || t > typ || (t == typ && collateAttrName(attrNameOf(r.buf[off:]), name) > 0) {
 			break
 		}
 		off += int(binary.LittleEndian.Uint32(r.buf[off+4:]))
@@ -83,6 +83,21 @@ func (r *record) insertAttr(b []byte) (int, error) {
 	r.used += len(b)
 	r.syncHeader()
 	return off, nil
+}
+
+// collateAttrName orders two attribute names of one type as ntfs-3g's
+// ntfs_attr_find and Windows expect them in a record: upper-cased code
+// units first, then exact code units ("offvm.scan" before
+// "Zone.Identifier", not after as bytes would put it: a reader stops
+// at the first name that collates after the one it looks for). The
+// Unicode table stands in for the volume's $UpCase, which a record does
+// not reach: attribute names Windows makes are ASCII, where every table
+// agrees.
+func collateAttrName(a, b string) int {
+	if a == b {
+		return 0
+	}
+	return unicodeUpcase().collateExact(encodeName(a), encodeName(b))
 }
 
 // removeAttr deletes the attribute at off.
