@@ -5,8 +5,8 @@ BIN := bin/offvm
 PKGS := ./...
 # Engines get the race detector; the end-to-end tests drive the binary.
 ENGINES := ./vdisk/... ./partition/... ./mount/... ./library/... ./diskfsvol/... ./fs/... ./daemon/... \
-           ./txn/... ./ntfs/... ./fat/... ./ext/... ./hive/... ./regtext/... ./volume/... ./winreg/... \
-           ./registryfs/... ./regops/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
+           ./txn/... ./ntfs/... ./fat/... ./ext/... ./registry/... ./volume/... \
+           ./registryfs/... ./inspect/... ./report/... ./patcher/... ./keys/... ./vmconfig/... ./inventory/... ./bitlocker/... \
            ./lvm/... ./luks/... ./xfs/... ./btrfs/... \
            ./debpkg/... ./rpmpkg/... ./scripts/bench-tool/... ./guestdiff/... ./updates/... ./internal/compress/... \
            ./internal/names/... ./internal/alloc/... ./internal/devio/... ./internal/lru/... ./internal/fsrace/...

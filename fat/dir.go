@@ -8,13 +8,18 @@ import (
 	"github.com/offvm/offvm/internal/devio"
 )
 
-// dirData is a directory's raw entries, held in memory and written through
-// to the device slot by slot.
+// dirData is a directory's raw entries, held in memory (in Volume.dirs)
+// and written through to the device slot by slot, and its parsed listing.
 type dirData struct {
 	fixed    bool  // the FAT12/16 root: a fixed region, cannot grow
 	base     int64 // device offset of the fixed region
 	clusters []uint32
 	data     []byte
+
+	list   []*node // listing in slot order; nil when stale
+	byName map[string]*node
+	// caseTwins: another system left names equal but for case here.
+	caseTwins bool
 }
 
 func (v *Volume) slotOffset(d *dirData, i int) int64 {
@@ -42,20 +47,22 @@ func (v *Volume) writeSlots(d *dirData, from, to int) error {
 	return nil
 }
 
-// loadDir reads a directory's entries and parses its listing once.
-func (v *Volume) loadDir(n *node) error {
-	if n.dir == nil {
-		d, err := v.readDirData(n)
-		if err != nil {
-			return err
+// loadDir returns a directory's entries with their listing: from the
+// cache, else read from the device and parsed. A reader holds v.lazy, a
+// writer mu exclusively.
+func (v *Volume) loadDir(n *node) (*dirData, error) {
+	d, ok := v.dirs.Get(n.ino)
+	if !ok {
+		var err error
+		if d, err = v.readDirData(n); err != nil {
+			return nil, err
 		}
-		n.dir = d
-		n.children = map[int]*node{}
 	}
-	if n.list == nil {
-		v.parseListing(n)
+	if !ok || d.list == nil {
+		v.parseListing(n, d)
+		v.cacheDir(n, d)
 	}
-	return nil
+	return d, nil
 }
 
 func (v *Volume) readDirData(n *node) (*dirData, error) {
@@ -166,10 +173,14 @@ func checkStoredName(s string) error {
 
 // parseListing rebuilds a directory's listing, keeping the nodes (and so
 // the Inos) already known for each 8.3 slot.
-func (v *Volume) parseListing(n *node) {
-	entries := parseEntries(n.dir.data)
-	n.list = make([]*node, 0, len(entries))
-	n.byName = make(map[string]*node, len(entries))
+func (v *Volume) parseListing(n *node, d *dirData) {
+	entries := parseEntries(d.data)
+	d.list = make([]*node, 0, len(entries))
+	d.byName = make(map[string]*node, len(entries))
+	d.caseTwins = false
+	if n.children == nil {
+		n.children = map[int]*node{}
+	}
 	for _, e := range entries {
 		c := n.children[e.slot]
 		if c == nil {
@@ -179,18 +190,18 @@ func (v *Volume) parseListing(n *node) {
 			n.children[e.slot] = c
 		}
 		c.name, c.first = e.name, e.first
-		n.list = append(n.list, c)
-		if k := fold(c.name); n.byName[k] == nil {
-			n.byName[k] = c
+		d.list = append(d.list, c)
+		if k := fold(c.name); d.byName[k] == nil {
+			d.byName[k] = c
 		} else {
-			n.caseTwins = true
+			d.caseTwins = true
 		}
 	}
 }
 
 // findLabel looks for the volume label entry in the root directory.
-func (v *Volume) findLabel() string {
-	d := v.root.dir.data
+func (v *Volume) findLabel(root *dirData) string {
+	d := root.data
 	for i := 0; i+direntSize <= len(d); i += direntSize {
 		b := d[i : i+direntSize]
 		if b[0] == slotEnd {

@@ -30,9 +30,8 @@ func freeRun(data []byte, count int) int {
 	return -1
 }
 
-// growDir adds a zeroed cluster to a directory.
-func (v *Volume) growDir(n *node) error {
-	d := n.dir
+// growDir adds a zeroed cluster to directory n, whose entries are d.
+func (v *Volume) growDir(n *node, d *dirData) error {
 	if d.fixed {
 		return fmt.Errorf("fat: root directory is full: %w", syscall.ENOSPC)
 	}
@@ -53,11 +52,12 @@ func (v *Volume) growDir(n *node) error {
 	return nil
 }
 
-// shortTaken reports whether an 8.3 name is used in directory n (the set
-// is built once per new entry, so ~N tails do not rescan the directory).
-func shortTaken(n *node) func([11]byte) bool {
+// shortTaken reports whether an 8.3 name is used in directory entries dd
+// (the set is built once per new entry, so ~N tails do not rescan the
+// directory).
+func shortTaken(dd *dirData) func([11]byte) bool {
 	taken := map[[11]byte]bool{}
-	d := n.dir.data
+	d := dd.data
 	for i := 0; i+direntSize <= len(d); i += direntSize {
 		b := d[i : i+direntSize]
 		if b[0] == slotEnd {
@@ -76,13 +76,14 @@ func (v *Volume) addEntry(dir *node, name string, ent dirent, reuse *node) (*nod
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	if err := v.loadDir(dir); err != nil {
+	d, err := v.loadDir(dir)
+	if err != nil {
 		return nil, err
 	}
-	if c := dir.byName[fold(name)]; c != nil && c != reuse {
+	if c := d.byName[fold(name)]; c != nil && c != reuse {
 		return nil, fmt.Errorf("fat: %q exists (as %q): %w", name, c.name, syscall.EEXIST)
 	}
-	short, ntres, long, ok := shortFor(name, shortTaken(dir))
+	short, ntres, long, ok := shortFor(name, shortTaken(d))
 	if !ok {
 		return nil, fmt.Errorf("fat: no free 8.3 name for %q: %w", name, syscall.EEXIST)
 	}
@@ -94,17 +95,18 @@ func (v *Volume) addEntry(dir *node, name string, ent dirent, reuse *node) (*nod
 	var se [direntSize]byte
 	ent.encode(se[:])
 	slots = append(slots, se)
-	at := freeRun(dir.dir.data, len(slots))
+	at := freeRun(d.data, len(slots))
 	for at < 0 {
-		if err := v.growDir(dir); err != nil {
+		if err := v.growDir(dir, d); err != nil {
 			return nil, err
 		}
-		at = freeRun(dir.dir.data, len(slots))
+		v.cacheDir(dir, d)
+		at = freeRun(d.data, len(slots))
 	}
 	for i, s := range slots {
-		copy(dir.dir.data[(at+i)*direntSize:], s[:])
+		copy(d.data[(at+i)*direntSize:], s[:])
 	}
-	if err := v.writeSlots(dir.dir, at, at+len(slots)); err != nil {
+	if err := v.writeSlots(d, at, at+len(slots)); err != nil {
 		return nil, err
 	}
 	n := reuse
@@ -115,19 +117,25 @@ func (v *Volume) addEntry(dir *node, name string, ent dirent, reuse *node) (*nod
 	}
 	n.parent, n.first, n.slot, n.name, n.ent, n.gone = dir, at, at+len(slots)-1, name, ent, false
 	dir.children[n.slot] = n
-	listInsert(dir, n)
+	listInsert(d, n)
+	v.cacheDir(dir, d)
 	return n, nil
 }
 
 // dropEntry marks a node's slots deleted in its parent directory.
 func (v *Volume) dropEntry(n *node) error {
 	p := n.parent
+	d, err := v.loadDir(p)
+	if err != nil {
+		return err
+	}
 	for i := n.first; i <= n.slot; i++ {
-		p.dir.data[i*direntSize] = slotFree
+		d.data[i*direntSize] = slotFree
 	}
 	delete(p.children, n.slot)
-	listRemove(p, n)
-	return v.writeSlots(p.dir, n.first, n.slot+1)
+	listRemove(d, n)
+	v.cacheDir(p, d)
+	return v.writeSlots(d, n.first, n.slot+1)
 }
 
 // writeEnt writes a node's 8.3 entry back to its parent directory.
@@ -135,12 +143,16 @@ func (v *Volume) writeEnt(n *node) error {
 	if n.parent == nil {
 		return nil // the root has no entry
 	}
-	n.ent.encode(n.parent.dir.data[n.slot*direntSize:])
-	return v.writeSlots(n.parent.dir, n.slot, n.slot+1)
+	d, err := v.loadDir(n.parent)
+	if err != nil {
+		return err
+	}
+	n.ent.encode(d.data[n.slot*direntSize:])
+	return v.writeSlots(d, n.slot, n.slot+1)
 }
 
 // listInsert adds n to a parsed listing in slot order (no re-parse).
-func listInsert(dir *node, n *node) {
+func listInsert(dir *dirData, n *node) {
 	if dir.list == nil {
 		return
 	}
@@ -152,7 +164,7 @@ func listInsert(dir *node, n *node) {
 }
 
 // listRemove drops n from a parsed listing.
-func listRemove(dir *node, n *node) {
+func listRemove(dir *dirData, n *node) {
 	if dir.list == nil {
 		return
 	}

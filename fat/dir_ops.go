@@ -31,7 +31,7 @@ func (v *Volume) Create(dir volume.Ino, name string, mode os.FileMode) (volume.A
 	if err := v.writable(); err != nil {
 		return volume.Attr{}, err
 	}
-	d, err := v.getDir(dir)
+	d, _, err := v.getDir(dir)
 	if err != nil {
 		return volume.Attr{}, err
 	}
@@ -54,14 +54,14 @@ func (v *Volume) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.At
 	if err := v.writable(); err != nil {
 		return volume.Attr{}, err
 	}
-	p, err := v.getDir(dir)
+	p, pd, err := v.getDir(dir)
 	if err != nil {
 		return volume.Attr{}, err
 	}
 	if err := checkName(name); err != nil {
 		return volume.Attr{}, err
 	}
-	if c := p.byName[fold(name)]; c != nil {
+	if c := pd.byName[fold(name)]; c != nil {
 		return volume.Attr{}, fmt.Errorf("fat: %q exists (as %q): %w", name, c.name, syscall.EEXIST)
 	}
 	cs, err := v.allocate(1)
@@ -85,8 +85,8 @@ func (v *Volume) Mkdir(dir volume.Ino, name string, mode os.FileMode) (volume.At
 		v.release(cs)
 		return volume.Attr{}, err
 	}
-	n.dir = &dirData{clusters: cs, data: buf}
 	n.children = map[int]*node{}
+	v.cacheDir(n, &dirData{clusters: cs, data: buf, list: []*node{}, byName: map[string]*node{}})
 	return v.attr(n), v.flushMeta()
 }
 
@@ -100,11 +100,11 @@ func (v *Volume) dirCluster(p *node) uint32 {
 
 // lookupChild finds a live child by name.
 func (v *Volume) lookupChild(dir volume.Ino, name string) (*node, *node, error) {
-	d, err := v.getDir(dir)
+	d, dd, err := v.getDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	n := d.byName[fold(name)]
+	n := dd.byName[fold(name)]
 	if n == nil {
 		return d, nil, fmt.Errorf("fat: %q: %w", name, syscall.ENOENT)
 	}
@@ -155,10 +155,11 @@ func (v *Volume) checkEmptyDir(n *node) error {
 	if !n.isDir() {
 		return fmt.Errorf("fat: %q: %w", n.name, syscall.ENOTDIR)
 	}
-	if err := v.loadDir(n); err != nil {
+	d, err := v.loadDir(n)
+	if err != nil {
 		return err
 	}
-	if len(n.list) > 0 {
+	if len(d.list) > 0 {
 		return fmt.Errorf("fat: directory %q: %w", n.name, syscall.ENOTEMPTY)
 	}
 	return nil
@@ -169,7 +170,11 @@ func (v *Volume) remove(n *node) error {
 	var chain []uint32
 	var err error
 	if n.isDir() {
-		chain = n.dir.clusters
+		var d *dirData
+		if d, err = v.loadDir(n); err != nil {
+			return err
+		}
+		chain = d.clusters
 	} else if chain, err = v.fileChain(n); err != nil {
 		return err
 	}
@@ -177,7 +182,8 @@ func (v *Volume) remove(n *node) error {
 		return err
 	}
 	v.release(chain)
-	n.gone, n.chain, n.dir = true, nil, nil
+	n.gone = true
+	v.uncache(n)
 	delete(v.nodes, n.ino)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/offvm/offvm/internal/lru"
 	"github.com/offvm/offvm/volume"
 )
 
@@ -16,12 +17,23 @@ import (
 type Options struct {
 	// ReadOnly refuses every change with EROFS and writes nothing.
 	ReadOnly bool
+	// cacheBytes, when set, bounds each cache instead of the defaults
+	// (tests make it tiny so that every operation meets evictions).
+	cacheBytes int
 }
 
 // Volume is an open FAT file system. It is safe for concurrent use: reads
 // share mu (file content is read in parallel); what they fill lazily (the
 // nodes map, directory listings, cluster chain caches) is filled under
 // lazy; changes take mu exclusively.
+//
+// nodes holds every name seen for the Volume's life: FAT has no inode
+// numbers, so the Ino a node was given is its only identity and must stay
+// what the kernel was told. What a node costs in bytes beyond that (a
+// directory's raw entries and parsed listing, a file's cluster chain) is
+// kept in the byte-bounded LRU caches dirs and chains and read again from
+// the device and the FAT when it was evicted; writes go through to both,
+// so what is read again is what was cached.
 type Volume struct {
 	mu   sync.RWMutex
 	lazy sync.Mutex // under mu.RLock: nodes, nextIno and the nodes' caches
@@ -38,6 +50,9 @@ type Volume struct {
 	root    *node
 	nodes   map[volume.Ino]*node
 	nextIno volume.Ino
+
+	dirs   *lru.Cache[volume.Ino, *dirData]
+	chains *lru.Cache[volume.Ino, []uint32]
 }
 
 var (
@@ -62,6 +77,7 @@ func Open(dev volume.Device, opts Options) (*Volume, error) {
 		return nil, err
 	}
 	v := &Volume{dev: dev, ro: opts.ReadOnly, g: g, nodes: map[volume.Ino]*node{}, nextIno: 2}
+	v.dirs, v.chains = newCaches(opts.cacheBytes)
 	if err := v.loadFAT(); err != nil {
 		return nil, err
 	}
@@ -69,10 +85,11 @@ func Open(dev volume.Device, opts Options) (*Volume, error) {
 	v.readFSInfo()
 	v.root = &node{ino: 1, ent: dirent{attr: attrDir, cluster: g.rootCluster}}
 	v.nodes[1] = v.root
-	if err := v.loadDir(v.root); err != nil {
+	d, err := v.loadDir(v.root)
+	if err != nil {
 		return nil, err
 	}
-	v.label = v.findLabel()
+	v.label = v.findLabel(d)
 	return v, nil
 }
 
@@ -98,15 +115,10 @@ type node struct {
 	ent    dirent
 	gone   bool // removed; its Ino answers ENOENT
 
-	chain []uint32 // cluster chain cache of a file, nil until needed
-
-	// Directories only.
-	dir      *dirData
-	children map[int]*node // by 8.3 slot
-	list     []*node       // listing in slot order; nil when stale
-	byName   map[string]*node
-	// caseTwins: another system left names equal but for case here.
-	caseTwins bool
+	// children holds a directory's nodes by 8.3 slot, so that a listing
+	// parsed again (after its cache entry was evicted) finds the Inos it
+	// had.
+	children map[int]*node
 }
 
 func (n *node) isDir() bool { return n.ent.attr&attrDir != 0 }
@@ -127,15 +139,17 @@ func (v *Volume) rget(ino volume.Ino) (*node, error) {
 	return v.get(ino)
 }
 
-func (v *Volume) getDir(ino volume.Ino) (*node, error) {
+// getDir finds a live directory by Ino with its entries.
+func (v *Volume) getDir(ino volume.Ino) (*node, *dirData, error) {
 	n, err := v.get(ino)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !n.isDir() {
-		return nil, fmt.Errorf("fat: inode %d: %w", ino, syscall.ENOTDIR)
+		return nil, nil, fmt.Errorf("fat: inode %d: %w", ino, syscall.ENOTDIR)
 	}
-	return n, v.loadDir(n)
+	d, err := v.loadDir(n)
+	return n, d, err
 }
 
 // Close writes what is pending. The device stays open (it is the caller's).

@@ -28,15 +28,16 @@ func (v *Volume) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	// Allocate first: on ENOSPC nothing has changed.
-	if err := v.ensureClusters(n, end); err != nil {
+	chain, err := v.ensureClusters(n, end)
+	if err != nil {
 		return 0, err
 	}
 	if size := int64(n.ent.size); off > size {
-		if err := v.zeroFill(n, size, off); err != nil {
+		if err := v.zeroFill(n, chain, size, off); err != nil {
 			return 0, err
 		}
 	}
-	err = v.extents(n.chain, off, int64(len(p)), func(dev, lo, hi int64) error {
+	err = v.extents(chain, off, int64(len(p)), func(dev, lo, hi int64) error {
 		if err := devio.Write(v.dev, p[lo:hi], dev); err != nil {
 			return fmt.Errorf("fat: writing %q: %w", n.name, err)
 		}
@@ -107,10 +108,11 @@ func (v *Volume) resize(n *node, size int64) error {
 			return err
 		}
 	case size > old:
-		if err := v.ensureClusters(n, size); err != nil {
+		chain, err := v.ensureClusters(n, size)
+		if err != nil {
 			return err
 		}
-		if err := v.zeroFill(n, old, size); err != nil {
+		if err := v.zeroFill(n, chain, old, size); err != nil {
 			return err
 		}
 	}
@@ -122,27 +124,28 @@ func (v *Volume) clustersFor(size int64) int {
 	return int((size + v.g.clusterSize - 1) / v.g.clusterSize)
 }
 
-// ensureClusters grows n's chain to hold size bytes.
-func (v *Volume) ensureClusters(n *node, size int64) error {
+// ensureClusters grows n's chain to hold size bytes and returns it.
+func (v *Volume) ensureClusters(n *node, size int64) ([]uint32, error) {
 	chain, err := v.fileChain(n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	need := v.clustersFor(size) - len(chain)
 	if need <= 0 {
-		return nil
+		return chain, nil
 	}
 	add, err := v.allocate(need)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(chain) == 0 {
 		n.ent.cluster = add[0]
 	} else {
 		v.fat.set(chain[len(chain)-1], add[0])
 	}
-	n.chain = append(chain, add...)
-	return nil
+	chain = append(chain, add...)
+	v.cacheChain(n, chain)
+	return chain, nil
 }
 
 // shrink frees the clusters past size.
@@ -161,20 +164,18 @@ func (v *Volume) shrink(n *node, size int64) error {
 		v.fat.set(chain[keep-1], v.fat.eoc())
 	}
 	v.release(chain[keep:])
-	n.chain = chain[:keep:keep]
-	if keep == 0 {
-		n.chain = nil
-	}
+	v.cacheChain(n, chain[:keep:keep])
 	return nil
 }
 
-// zeroFill writes zeros over [from, to) of n, whose clusters exist.
-func (v *Volume) zeroFill(n *node, from, to int64) error {
+// zeroFill writes zeros over [from, to) of n, whose clusters (chain)
+// exist.
+func (v *Volume) zeroFill(n *node, chain []uint32, from, to int64) error {
 	const chunk = 1 << 20
 	z := make([]byte, min(to-from, chunk))
 	for pos := from; pos < to; pos += chunk {
 		m := min(chunk, to-pos)
-		err := v.extents(n.chain, pos, m, func(dev, lo, hi int64) error {
+		err := v.extents(chain, pos, m, func(dev, lo, hi int64) error {
 			if err := devio.Write(v.dev, z[:hi-lo], dev); err != nil {
 				return fmt.Errorf("fat: zero-filling %q: %w", n.name, err)
 			}

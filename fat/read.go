@@ -15,7 +15,7 @@ func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
 	defer v.mu.RUnlock()
 	v.lazy.Lock() // getDir and attr may read a directory in
 	defer v.lazy.Unlock()
-	d, err := v.getDir(dir)
+	_, d, err := v.getDir(dir)
 	if err != nil {
 		return volume.Attr{}, err
 	}
@@ -55,9 +55,9 @@ func (v *Volume) attr(n *node) volume.Attr {
 		a.Mode = os.ModeDir | 0o755
 		a.Nlink = 2
 		a.Size = 0
-		if v.loadDir(n) == nil {
-			a.Size = int64(len(n.dir.data))
-			for _, c := range n.list {
+		if d, err := v.loadDir(n); err == nil {
+			a.Size = int64(len(d.data))
+			for _, c := range d.list {
 				if c.isDir() {
 					a.Nlink++
 				}
@@ -82,7 +82,7 @@ func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
 	defer v.mu.RUnlock()
 	v.lazy.Lock()
 	defer v.lazy.Unlock()
-	d, err := v.getDir(dir)
+	_, d, err := v.getDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -97,17 +97,21 @@ func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
 	return out, nil
 }
 
-// fileChain returns (and caches) a file's cluster chain. A reader holds
-// v.lazy, a writer mu exclusively.
+// fileChain returns (and caches) a file's cluster chain, read again from
+// the FAT when it was evicted. A reader holds v.lazy, a writer mu
+// exclusively.
 func (v *Volume) fileChain(n *node) ([]uint32, error) {
-	if n.chain != nil || n.ent.cluster == 0 {
-		return n.chain, nil
+	if n.ent.cluster == 0 {
+		return nil, nil
+	}
+	if c, ok := v.chains.Get(n.ino); ok {
+		return c, nil
 	}
 	c, err := v.chain(n.ent.cluster)
 	if err != nil {
 		return nil, fmt.Errorf("fat: %q: %w", n.name, err)
 	}
-	n.chain = c
+	v.cacheChain(n, c)
 	return c, nil
 }
 

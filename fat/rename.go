@@ -20,7 +20,7 @@ func (v *Volume) Rename(oldDir volume.Ino, oldName string, newDir volume.Ino, ne
 	if err != nil {
 		return err
 	}
-	nd, err := v.getDir(newDir)
+	nd, ndd, err := v.getDir(newDir)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (v *Volume) Rename(oldDir volume.Ino, oldName string, newDir volume.Ino, ne
 			}
 		}
 	}
-	target := nd.byName[fold(newName)]
+	target := ndd.byName[fold(newName)]
 	if target == n && newName == n.name {
 		return nil
 	}
@@ -68,17 +68,22 @@ func (v *Volume) checkReplace(n, target *node) error {
 // move rewrites n's entry under a new name in nd. When the new entry
 // cannot be written the old one is put back.
 func (v *Volume) move(n, od, nd *node, newName string) error {
-	saved := append([]byte(nil), od.dir.data[n.first*direntSize:(n.slot+1)*direntSize]...)
+	odd, err := v.loadDir(od)
+	if err != nil {
+		return err
+	}
+	saved := append([]byte(nil), odd.data[n.first*direntSize:(n.slot+1)*direntSize]...)
 	first, slot := n.first, n.slot
 	if err := v.dropEntry(n); err != nil {
 		return err
 	}
 	if _, err := v.addEntry(nd, newName, n.ent, n); err != nil {
-		copy(od.dir.data[first*direntSize:], saved)
+		copy(odd.data[first*direntSize:], saved)
 		od.children[slot] = n
 		n.parent, n.first, n.slot = od, first, slot
-		od.list = nil
-		if werr := v.writeSlots(od.dir, first, slot+1); werr != nil {
+		odd.list = nil // parsed again by the next loadDir
+		v.cacheDir(od, odd)
+		if werr := v.writeSlots(odd, first, slot+1); werr != nil {
 			return werr
 		}
 		return err
@@ -91,17 +96,18 @@ func (v *Volume) move(n, od, nd *node, newName string) error {
 
 // setDotDot points a directory's ".." entry at cluster c.
 func (v *Volume) setDotDot(n *node, c uint32) error {
-	if err := v.loadDir(n); err != nil {
+	dd, err := v.loadDir(n)
+	if err != nil {
 		return err
 	}
-	d := n.dir.data
+	d := dd.data
 	for i := 0; i < 2 && (i+1)*direntSize <= len(d); i++ {
 		b := d[i*direntSize : (i+1)*direntSize]
 		if string(b[:11]) == "..         " {
 			e := decodeDirent(b)
 			e.cluster = c
 			e.encode(b)
-			return v.writeSlots(n.dir, i, i+1)
+			return v.writeSlots(dd, i, i+1)
 		}
 	}
 	return corrupt("directory %q has no \"..\" entry", n.name)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/fat"
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 	"github.com/offvm/offvm/txn"
 )
 

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/registryfs"
 	"github.com/offvm/offvm/volume"
-	"github.com/offvm/offvm/winreg"
 )
 
 // maxShown bounds the data shown of one value.

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/partition"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 const (

@@ -16,11 +16,11 @@ import (
 
 	"github.com/offvm/offvm/keys"
 	"github.com/offvm/offvm/partition"
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vdisk"
 	"github.com/offvm/offvm/vdisk/detect"
 	"github.com/offvm/offvm/volume"
-	"github.com/offvm/offvm/winreg"
 )
 
 // Options say how an image is opened.

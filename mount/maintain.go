@@ -3,7 +3,7 @@ package mount
 import (
 	"fmt"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 
 	"github.com/offvm/offvm/txn"
 )

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/volume"
-	"github.com/offvm/offvm/winreg"
 )
 
 // Registry returns the Windows registry of the image's system volume

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/volume"
-	"github.com/offvm/offvm/winreg"
 )
 
 // secretHives are the hives --no-secrets keeps from the user: password

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/registry/regtext"
 	"github.com/offvm/offvm/registryfs"
-	"github.com/offvm/offvm/regtext"
 )
 
 // An image inside a mounted offvm tree is locked by the mount's daemon, so

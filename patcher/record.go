@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // Where a patch is recorded in the guest (CONTRACT.md, "Patch bundles").

@@ -9,10 +9,10 @@ import (
 	"syscall"
 	"unicode/utf16"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/regtext"
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/registryfs"
-	"github.com/offvm/offvm/regtext"
-	"github.com/offvm/offvm/winreg"
 )
 
 // regView is the Windows registry as the patch reaches it: the image's

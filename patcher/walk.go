@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/offvm/offvm/regtext"
+	"github.com/offvm/offvm/registry/regtext"
 )
 
 // RegOp is one operation of a .reg file.

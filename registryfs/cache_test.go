@@ -16,9 +16,9 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/offvm/offvm/fat"
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // requests counts the FUSE requests the kernel sends, by opcode, from

@@ -10,7 +10,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // Values read and write in the style of sysfs (CONTRACT.md): strings as

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 func TestNames(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/offvm/offvm/hive"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // keyNode is a registry key: subkeys are directories, values are files.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // rootNode is registry/ (HKLM, HKU), or one of them (prefix set).

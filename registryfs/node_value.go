@@ -7,8 +7,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/offvm/offvm/hive"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // valueNode is a registry value as a file.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // fileDev is a FAT volume in a host file.

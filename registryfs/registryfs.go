@@ -15,8 +15,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/offvm/offvm/hive"
-	"github.com/offvm/offvm/winreg"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 )
 
 // timeout: the registry changes only through this view, which tells the

@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // makeHive builds a hive with hivexregedit --merge from regedit text whose

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 func pkg(kb, name, ver string, build int) *Package {

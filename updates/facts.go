@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/inspect"
 	"github.com/offvm/offvm/mount"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/volume"
-	"github.com/offvm/offvm/winreg"
 )
 
 const (

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/offvm/offvm/regops"
+	"github.com/offvm/offvm/registry/regops"
 	"github.com/urfave/cli/v2"
 )
 

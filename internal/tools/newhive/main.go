@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 func main() {

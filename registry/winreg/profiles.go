@@ -4,7 +4,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 const profileList = `Microsoft\Windows NT\CurrentVersion\ProfileList`

@@ -10,9 +10,9 @@ import (
 
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
-	"github.com/offvm/offvm/regtext"
+	"github.com/offvm/offvm/registry/regtext"
+	"github.com/offvm/offvm/registry/winreg"
 	"github.com/offvm/offvm/txn"
-	"github.com/offvm/offvm/winreg"
 )
 
 // Export prints the key at path (HKLM\SOFTWARE\...) of the image.

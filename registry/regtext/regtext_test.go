@@ -11,9 +11,9 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/regtext"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/regtext"
 )
 
 // sample uses every construct hivexregedit also understands.

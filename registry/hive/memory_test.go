@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // A lazily read clean hive takes memory for the bins it reads, not for its

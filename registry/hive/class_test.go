@@ -8,8 +8,8 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // regfClasses runs libregf's regfexport (an independent reader) and returns

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // Windows' recovery rules on a real dirty hive (regipy's SYSTEM_B, left

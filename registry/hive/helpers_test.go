@@ -10,9 +10,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/regtext"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/regtext"
 )
 
 // corpusCopy puts a corpus file into dir under name, decompressing .xz

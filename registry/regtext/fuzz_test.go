@@ -3,7 +3,7 @@ package regtext
 import (
 	"testing"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 func FuzzParse(f *testing.F) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 	"www.velocidex.com/golang/regparser"
 )
 

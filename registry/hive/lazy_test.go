@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // countingReader counts the bytes and calls read through it.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // Clean real hives: what we read equals what hivex reads, and what we write

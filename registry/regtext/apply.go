@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // Apply performs ops on the hive whose root is root. prefix is the part of

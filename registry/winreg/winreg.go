@@ -14,7 +14,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/offvm/offvm/hive"
+	"github.com/offvm/offvm/registry/hive"
 	"github.com/offvm/offvm/volume"
 )
 

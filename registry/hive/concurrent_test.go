@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
+	"github.com/offvm/offvm/registry/hive"
 )
 
 // walkSum walks k's subtree in an order picked by rng and sums every key
