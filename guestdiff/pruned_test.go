@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/offvm/offvm/fat"
 	"github.com/offvm/offvm/internal/fswork"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/ntfs"
@@ -225,4 +226,58 @@ func listing(cs []Change) string {
 		fmt.Fprintf(&b, "  %s\n", c)
 	}
 	return b.String()
+}
+
+// TestPruneFallsBack: what cannot be mapped is walked whole. A FAT
+// volume (no ChangeFinder) and a file system behind a layer (its device
+// is not a window of the disk) get no pruning, and the summary is the
+// whole walk's.
+func TestPruneFallsBack(t *testing.T) {
+	if _, err := exec.LookPath("mkfs.vfat"); err != nil {
+		t.Skip("mkfs.vfat not installed (scripts/deps.sh installs it)")
+	}
+	img := filepath.Join(t.TempDir(), "fat.img")
+	if err := os.WriteFile(img, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.vfat", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &memDisk{b}
+	o, err := txn.NewOverlay(disk, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	after, err := mount.OpenDisk("fat.img", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	vs := after.Volumes()
+	if len(vs) != 1 || vs[0].FS == nil {
+		t.Fatalf("volumes of a bare FAT: %+v", vs)
+	}
+	w, err := fat.Open(window{o, 0, o.Size()}, fat.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Create(w.Root(), "new.txt", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pruneVolume(vs[0], vs[0], nil); err == nil || !strings.Contains(err.Error(), "cannot map") {
+		t.Errorf("FAT: pruneVolume says %v, want that it cannot map bytes to files", err)
+	}
+	layered := &mount.Volume{Partition: vs[0].Partition, FS: vs[0].FS, Dev: window{o, 0, o.Size()}}
+	if _, err := pruneVolume(layered, layered, nil); err == nil || !strings.Contains(err.Error(), "not a plain partition") {
+		t.Errorf("behind a layer: pruneVolume says %v, want that it is not a plain partition", err)
+	}
+	full, pruned, lim := summaries(t, disk, o)
+	if lim.pruned != 0 || !reflect.DeepEqual(full, pruned) || len(full) != 1 || full[0].Op != "+" {
+		t.Fatalf("FAT: %d volumes pruned, full %v, pruned %v; want none pruned and one + from both", lim.pruned, full, pruned)
+	}
 }

@@ -22,7 +22,7 @@ import (
 // maxSniffed bounds the changed bytes Touched reads to find index
 // blocks in: past it, it says it cannot tell and the summary walks the
 // whole volume, as it did before.
-const maxSniffed = 64 << 20
+const maxSniffed = 256 << 20
 
 var errTooMuch = errors.New("ntfs: too many changed bytes to map to files")
 
