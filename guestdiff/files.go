@@ -103,9 +103,11 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	eb, err := w.b.ReadDir(db)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	eb := ea
+	if !w.prune.sameListing(da, db) {
+		if eb, err = w.b.ReadDir(db); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	inB := map[string]volume.DirEntry{}
 	for _, e := range eb {

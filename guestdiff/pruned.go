@@ -37,6 +37,14 @@ func (p *pruned) skips(x, y volume.DirEntry) bool {
 	return p != nil && x.Ino == y.Ino && !p.dirty[x.Ino] && !p.within[x.Ino]
 }
 
+// sameListing reports whether directory a (before) and b (after) list
+// the same names: one directory neither side touched, walked only for
+// what is below it (its listing lives in its records and index blocks,
+// and a changed index block touches the directory it belongs to).
+func (p *pruned) sameListing(a, b volume.Ino) bool {
+	return p != nil && a == b && !p.dirty[a]
+}
+
 // pruneFor maps the commit's changed extents to what the walk of
 // partition x (before) and y (after) must visit; nil means walk it all.
 func pruneFor(x, y *mount.Volume, changed []txn.Extent) *pruned {

@@ -114,30 +114,37 @@ func (t *touched) indexBlocks(e volume.Extent) error {
 		}
 		for k := int64(0); k < chunk && off+k < end && k+int64(bs) <= n; k += step {
 			if string(buf[k:k+4]) == "INDX" {
-				t.indexParents(buf[k : k+int64(bs)])
+				if err := t.indexParents(buf[k : k+int64(bs)]); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// indexParents adds the directory an INDX block's entries belong to. A
-// block that does not parse as a $I30 node (a view index, file content
-// that happens to start with INDX) adds nothing: it lists no names.
-func (t *touched) indexParents(b []byte) {
+// indexParents adds the directory an INDX block's entries belong to
+// (a view index's keys are shorter than a $FILE_NAME and add nothing).
+// A block with the INDX magic that does not parse as an index node is
+// an error: the walk would fail to list it, so only the whole walk can
+// say what it does.
+func (t *touched) indexParents(b []byte) error {
 	blk := append([]byte(nil), b...)
-	if applyFixup(blk, "INDX") != nil {
-		return
-	}
-	node, err := parseIndexNode(blk[0x18:], 0)
+	node, err := func() (*indexNode, error) {
+		if err := applyFixup(blk, "INDX"); err != nil {
+			return nil, err
+		}
+		return parseNode(blk[0x18:], 0, false)
+	}()
 	if err != nil {
-		return
+		return fmt.Errorf("ntfs: a changed index block: %w", err)
 	}
 	for _, e := range node.entries {
-		if len(e.key) >= 8 {
+		if e.flags&ieLast == 0 && len(e.key) >= 0x42 {
 			t.add(binary.LittleEndian.Uint64(e.key) & refNumMask)
 		}
 	}
+	return nil
 }
 
 // Parents implements volume.ChangeFinder from the $FILE_NAME attributes
