@@ -13,10 +13,11 @@ import (
 // changed. The overlay says which extents of the virtual disk the commit
 // writes (txn's Extents); an engine that is a volume.ChangeFinder maps
 // them, on each side, to the files whose metadata they hold (NTFS: MFT
-// records and INDX blocks). The walk is then the whole walk with one
-// shortcut: a name both sides have, for the same file, that neither side
+// records and INDX blocks). The walk is then the whole walk with two
+// shortcuts: a name both sides have, for the same file, that neither side
 // lists as touched and that holds nothing touched, is skipped without a
-// stat. Everything the walk compares of such a file (kind, size, mtime,
+// stat; a directory neither side touched (walked for what is below it) is
+// listed once, since its listing lives in bytes that did not change. Everything the walk compares of such a file (kind, size, mtime,
 // link target, listing) lives in bytes that did not change, so the full
 // walk would have found nothing there either: the record is the same,
 // renames, counts and MaxListed included. Anything else (an engine
