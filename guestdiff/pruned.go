@@ -14,16 +14,16 @@ import (
 // writes (txn's Extents); an engine that is a volume.ChangeFinder maps
 // them, on each side, to the files whose metadata they hold (NTFS: MFT
 // records and INDX blocks). The walk is then the whole walk with two
-// shortcuts: a name both sides have, for the same file, that neither side
-// lists as touched and that holds nothing touched, is skipped without a
-// stat; a directory neither side touched (walked for what is below it) is
-// listed once, since its listing lives in bytes that did not change. Everything the walk compares of such a file (kind, size, mtime,
-// link target, listing) lives in bytes that did not change, so the full
-// walk would have found nothing there either: the record is the same,
-// renames, counts and MaxListed included. Anything else (an engine
-// without the capability, an encrypted or LVM volume, an error while
-// mapping) walks the whole volume, as offvm diff between two images
-// always does.
+// shortcuts: a name both sides have, for the same file, that neither
+// side lists as touched and that holds nothing touched, is skipped
+// without a stat; a directory neither side touched (walked for what is
+// below it) is listed once. Everything the walk compares of those (kind,
+// size, mtime, link target, listing) lives in bytes that did not change,
+// so the whole walk would have found nothing there either: the record
+// is the same, renames, counts and MaxListed included. Anything else (an
+// engine without the capability, an encrypted or LVM volume, an error
+// while mapping) walks the whole volume, as offvm diff between two
+// images always does.
 
 // pruned is what the walk may skip: names both sides have whose files
 // are neither dirty nor within (a directory holding something dirty, on
