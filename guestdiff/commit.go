@@ -28,6 +28,11 @@ type limits struct {
 	maxBytes   int64     // bytes sameBytes may read; 0: no bound
 	spent      int64
 	sameVolume bool // a and b are one volume before and after a commit
+	// changed is what the commit writes, when changesKnown (pruned.go)
+	changed      []txn.Extent
+	changesKnown bool
+	// what the pruning did: volumes walked pruned, names skipped
+	pruned, skipped int
 }
 
 func (l *limits) check() error {
@@ -61,7 +66,11 @@ func Commit(image string, before, after vdisk.Disk, deadline time.Time) (txn.Gue
 		return txn.GuestRecord{}, fmt.Errorf("the guest after the commit: %w", err)
 	}
 	defer b.Close()
-	cs, err := compare(a, b, &limits{deadline: deadline, maxBytes: maxCompared, sameVolume: true})
+	lim := &limits{deadline: deadline, maxBytes: maxCompared, sameVolume: true}
+	if x, ok := after.(interface{ Extents() []txn.Extent }); ok {
+		lim.changed, lim.changesKnown = x.Extents(), true
+	}
+	cs, err := compare(a, b, lim)
 	if err != nil {
 		return txn.GuestRecord{}, err
 	}

@@ -26,6 +26,11 @@ func volumes(a, b *mount.Image, lim *limits) ([]Change, error) {
 			out = append(out, Change{Op: "-", Kind: "volume", Path: name})
 		case x.FS != nil && y.FS != nil:
 			w := newWalker(x.FS, y.FS, lim)
+			if lim.changesKnown {
+				if w.prune = pruneFor(x, y, lim.changed); w.prune != nil {
+					lim.pruned++
+				}
+			}
 			if err := w.volume(name+"/", x.FS.Root(), y.FS.Root()); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", a.Path, name, err)
 			}
@@ -59,6 +64,7 @@ type walker struct {
 	bufA, bufB []byte
 	lim        *limits
 	gone, born []orphan // only in a, only in b; parents before children
+	prune      *pruned  // what a commit's walk may skip; nil: nothing
 }
 
 func newWalker(a, b volume.FS, lim *limits) *walker {
@@ -97,9 +103,11 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	eb, err := w.b.ReadDir(db)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	eb := ea
+	if !w.prune.sameListing(da, db) {
+		if eb, err = w.b.ReadDir(db); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	inB := map[string]volume.DirEntry{}
 	for _, e := range eb {
@@ -108,6 +116,10 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	for _, x := range ea {
 		y, ok := inB[x.Name]
 		delete(inB, x.Name)
+		if ok && w.prune.skips(x, y) {
+			w.lim.skipped++
+			continue // nothing it holds changed (pruned.go)
+		}
 		p := path + x.Name
 		if !ok {
 			if err := w.collect(&w.gone, w.a, p, x, -1, depth); err != nil {

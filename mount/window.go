@@ -38,3 +38,13 @@ func (w *window) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return w.disk.WriteAt(p, w.start+off)
 }
+
+// DiskRange is where the file system's bytes lie on the virtual disk;
+// ok is false when a layer (LVM, BitLocker, LUKS) maps them elsewhere.
+func (v *Volume) DiskRange() (start, size int64, ok bool) {
+	w, ok := v.Dev.(*window)
+	if !ok {
+		return 0, 0, false
+	}
+	return w.start, w.size, true
+}

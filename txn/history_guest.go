@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,3 +271,29 @@ func (l lockedOverlay) Size() int64                             { return l.o.siz
 func (l lockedOverlay) Info() vdisk.Info                        { return l.o.base.Info() }
 func (l lockedOverlay) Flush() error                            { return nil }
 func (l lockedOverlay) Close() error                            { return nil }
+
+// Extent is a range of the virtual disk's bytes.
+type Extent struct{ Off, Len int64 }
+
+// Extents lists the ranges of the virtual disk the commit changes (the
+// overlay's blocks, merged, in disk order), so that the summary can
+// compare only the files those bytes hold (guestdiff/pruned.go). A block
+// written with the bytes it had is listed too: more, never less.
+func (l lockedOverlay) Extents() []Extent {
+	o := l.o
+	idxs := make([]int64, 0, len(o.blocks))
+	for i := range o.blocks {
+		idxs = append(idxs, i)
+	}
+	slices.Sort(idxs)
+	var out []Extent
+	for _, i := range idxs {
+		off, n := i*BlockSize, int64(o.blockLen(i))
+		if k := len(out) - 1; k >= 0 && out[k].Off+out[k].Len == off {
+			out[k].Len += n
+			continue
+		}
+		out = append(out, Extent{off, n})
+	}
+	return out
+}
