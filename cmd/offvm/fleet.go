@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/offvm/offvm/inspect"
@@ -62,6 +64,7 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 	if err != nil {
 		return nil, err
 	}
+	batchGC()
 	var bar *progress
 	defer func() { bar.done() }()
 	return inspect.LibraryWith(root, inspect.LibraryOptions{
@@ -69,6 +72,22 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
 		Done:  func(mount.Info) { bar.step() },
 	})
+}
+
+// batchGC tunes the garbage collector for describing many images.
+// Each image allocates short-lived buffers (the tables, records and hive
+// pages read: about 0.9 MB per Windows image) while what stays live is one
+// description per image: with Go's default (GOGC=100: a collection per
+// 4 MB allocated) collecting was a quarter of ls's CPU. The heap may grow
+// to 5 times what is live (ls of 200 Windows images: 37 MB resident, was
+// 24), within a soft limit of 512 MiB; GOGC and GOMEMLIMIT, when set, win.
+func batchGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(512 << 20)
+	}
 }
 
 // writeJSONLine writes v as one compact JSON line (JSON Lines), so the

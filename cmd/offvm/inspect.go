@@ -61,6 +61,9 @@ func inspectCommand() *cli.Command {
 // results keep the order of paths.
 func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
 	cache := inventoryCache(c)
+	if len(paths) > 1 {
+		batchGC()
+	}
 	out := make([]mount.Info, len(paths))
 	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
 	flushCache(cache)
