@@ -29,6 +29,22 @@ func jobsFlag() cli.Flag {
 	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0 also means the number of CPUs)"}
 }
 
+// readJobsFlag is --jobs of the commands that only read images (ls,
+// report, inspect): a cold image's reads wait on storage, so more images
+// than CPUs are read at once (ls of 1,000 Windows images, cold: 4 per CPU
+// 1.16-1.21 times as fast as 1 per CPU in 8 interleaved pairs).
+func readJobsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "4 per CPU", Usage: "read `N` images at once (0 also means 4 per CPU)"}
+}
+
+// readJobsOf reads readJobsFlag.
+func readJobsOf(c *cli.Context) (int, error) {
+	if c.Int("jobs") == 0 {
+		return 4 * runtime.NumCPU(), nil
+	}
+	return jobsOf(c)
+}
+
 // shardOf reads --shard; a malformed one is a usage mistake.
 func shardOf(c *cli.Context) (library.Shard, error) {
 	s := c.String("shard")
@@ -60,7 +76,7 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := jobsOf(c)
+	jobs, err := readJobsOf(c)
 	if err != nil {
 		return nil, err
 	}
