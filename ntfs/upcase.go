@@ -1,8 +1,8 @@
 package ntfs
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
+	"hash/maphash"
 	"sync"
 	"unicode"
 	"weak"
@@ -12,7 +12,10 @@ import (
 type upcase [65536]uint16
 
 // loadUpcase reads $UpCase; a short or missing table falls back to Unicode's
-// simple upper-case mapping so that lookups still work.
+// simple upper-case mapping so that lookups still work. The table is read
+// into a pooled buffer and matched against the tables already in use:
+// volumes share one copy, and a volume whose table is one of them (nearly
+// every volume: Windows writes a few) allocates nothing.
 func (v *Volume) loadUpcase() *upcase {
 	in, err := v.loadInode(recUpCase)
 	if err != nil {
@@ -22,16 +25,18 @@ func (v *Volume) loadUpcase() *upcase {
 	if s == nil || s.dataSize < 2*65536 {
 		return unicodeUpcase()
 	}
-	buf := make([]byte, 2*65536)
-	if _, err := v.readStream(s, buf, 0); err != nil {
+	buf := upcaseBufs.Get().(*[upcaseBytes]byte)
+	defer upcaseBufs.Put(buf)
+	if _, err := v.readStream(s, buf[:], 0); err != nil {
 		return unicodeUpcase()
 	}
-	u := new(upcase)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(buf[2*i:])
-	}
-	return internUpcase(u, sha256.Sum256(buf))
+	return internUpcase(buf)
 }
+
+// upcaseBytes is the size of an $UpCase table on disk.
+const upcaseBytes = 2 * 65536
+
+var upcaseBufs = sync.Pool{New: func() any { return new([upcaseBytes]byte) }}
 
 // unicodeUpcase is the fallback table, built once (65,536 calls to
 // unicode.ToUpper cost about a millisecond: too much to pay per volume
@@ -48,26 +53,52 @@ var unicodeUpcase = sync.OnceValue(func() *upcase {
 	return u
 })
 
+// sharedUpcase is one $UpCase table in use, decoded, with its bytes as on
+// disk to recognize it on another volume. Volumes hold &table, which keeps
+// the whole of it alive.
+type sharedUpcase struct {
+	table upcase
+	raw   [upcaseBytes]byte
+}
+
 // Nearly every volume holds one of a few $UpCase tables (128 KiB each):
-// volumes share one copy, dropped once no volume uses it.
+// volumes share one copy, dropped once no volume uses it. Tables are found
+// by a hash of their bytes (maphash: a sha256 of each table was a tenth of
+// the CPU of listing a library of Windows images), then compared whole.
 var upcases = struct {
 	sync.Mutex
-	m map[[32]byte]weak.Pointer[upcase]
-}{m: map[[32]byte]weak.Pointer[upcase]{}}
+	seed maphash.Seed
+	m    map[uint64][]weak.Pointer[sharedUpcase]
+}{seed: maphash.MakeSeed(), m: map[uint64][]weak.Pointer[sharedUpcase]{}}
 
-func internUpcase(u *upcase, sum [32]byte) *upcase {
+func internUpcase(raw *[upcaseBytes]byte) *upcase {
+	sum := maphash.Bytes(upcases.seed, raw[:])
 	upcases.Lock()
 	defer upcases.Unlock()
-	if p := upcases.m[sum].Value(); p != nil {
-		return p
-	}
-	for k, w := range upcases.m { // forget tables no volume holds
-		if w.Value() == nil {
-			delete(upcases.m, k)
+	for _, w := range upcases.m[sum] {
+		if p := w.Value(); p != nil && p.raw == *raw {
+			return &p.table
 		}
 	}
-	upcases.m[sum] = weak.Make(u)
-	return u
+	for k, ws := range upcases.m { // forget tables no volume holds
+		live := ws[:0]
+		for _, w := range ws {
+			if w.Value() != nil {
+				live = append(live, w)
+			}
+		}
+		if len(live) == 0 {
+			delete(upcases.m, k)
+		} else {
+			upcases.m[k] = live
+		}
+	}
+	p := &sharedUpcase{raw: *raw}
+	for i := range p.table {
+		p.table[i] = binary.LittleEndian.Uint16(raw[2*i:])
+	}
+	upcases.m[sum] = append(upcases.m[sum], weak.Make(p))
+	return &p.table
 }
 
 // collate orders two names as NTFS's COLLATION_FILE_NAME does: upper-cased

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/offvm/offvm/inspect"
@@ -25,6 +27,22 @@ func shardFlag() cli.Flag {
 
 func jobsFlag() cli.Flag {
 	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the number of CPUs", Usage: "work on `N` images at once (0 also means the number of CPUs)"}
+}
+
+// readJobsFlag is --jobs of the commands that only read images (ls,
+// report, inspect): a cold image's reads wait on storage, so more images
+// than CPUs are read at once (ls of 1,000 Windows images, cold: 4 per CPU
+// 1.16-1.21 times as fast as 1 per CPU in 8 interleaved pairs).
+func readJobsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "4 per CPU", Usage: "read `N` images at once (0 also means 4 per CPU)"}
+}
+
+// readJobsOf reads readJobsFlag.
+func readJobsOf(c *cli.Context) (int, error) {
+	if c.Int("jobs") == 0 {
+		return 4 * runtime.NumCPU(), nil
+	}
+	return jobsOf(c)
 }
 
 // shardOf reads --shard; a malformed one is a usage mistake.
@@ -58,10 +76,11 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := jobsOf(c)
+	jobs, err := readJobsOf(c)
 	if err != nil {
 		return nil, err
 	}
+	batchGC()
 	var bar *progress
 	defer func() { bar.done() }()
 	return inspect.LibraryWith(root, inspect.LibraryOptions{
@@ -69,6 +88,22 @@ func describeLibrary(c *cli.Context, root string) ([]mount.Info, error) {
 		Found: func(n int) { bar = newProgress(c, n, "inspecting") },
 		Done:  func(mount.Info) { bar.step() },
 	})
+}
+
+// batchGC tunes the garbage collector for describing many images.
+// Each image allocates short-lived buffers (the tables, records and hive
+// pages read: about 0.9 MB per Windows image) while what stays live is one
+// description per image: with Go's default (GOGC=100: a collection per
+// 4 MB allocated) collecting was a quarter of ls's CPU. The heap may grow
+// to 5 times what is live (ls of 200 Windows images: 37 MB resident, was
+// 24), within a soft limit of 512 MiB; GOGC and GOMEMLIMIT, when set, win.
+func batchGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(512 << 20)
+	}
 }
 
 // writeJSONLine writes v as one compact JSON line (JSON Lines), so the

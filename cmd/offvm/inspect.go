@@ -18,12 +18,12 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "tell what each image is: container, partitions, file systems",
 		ArgsUsage: "IMAGE...",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, jobsFlag()},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, readJobsFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, -1, "[--json] IMAGE..."); err != nil {
 				return err
 			}
-			jobs, err := jobsOf(c)
+			jobs, err := readJobsOf(c)
 			if err != nil {
 				return err
 			}
@@ -61,6 +61,9 @@ func inspectCommand() *cli.Command {
 // results keep the order of paths.
 func inspectAll(c *cli.Context, paths []string, jobs int) []mount.Info {
 	cache := inventoryCache(c)
+	if len(paths) > 1 {
+		batchGC()
+	}
 	out := make([]mount.Info, len(paths))
 	eachImage(c, len(paths), jobs, "inspecting", func(i int) { out[i] = inspect.ImageCached(cache, paths[i]) })
 	flushCache(cache)

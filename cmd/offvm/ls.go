@@ -22,7 +22,7 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the images of a library: format, sizes, OS, last update, partitions",
 		ArgsUsage: "LIBRARY",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, shardFlag(), jobsFlag(), libvirtFlag()},
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "machine-readable output"}, shardFlag(), readJobsFlag(), libvirtFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, 1, "[--json] [--shard I/N] [--jobs N] LIBRARY"); err != nil {
 				return err

@@ -29,7 +29,7 @@ without opening any image.`,
 			&cli.StringFlag{Name: "require", Usage: "flag Windows images missing any of these updates (`KB,...`)"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 			&cli.BoolFlag{Name: "merge", Usage: "build the report from FILEs that ls --json (or inspect --json) wrote, one per shard, instead of opening images"},
-			shardFlag(), jobsFlag(), libvirtFlag(),
+			shardFlag(), readJobsFlag(), libvirtFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			maxArgs := 1

@@ -33,10 +33,39 @@ type lazyBins struct {
 	mu     sync.Mutex
 	loaded []atomic.Bool  // per 4 KiB page of the bins data
 	bin    []atomic.Int32 // per page: index+1 of its bin's first page, 0 unknown, -1 bad
-	// pages[p] is page p's bytes up to the end of its bin (a slice of the
-	// bin's buffer), set before bin[p] is published.
-	pages [][]byte
-	bad   map[int]error // under mu
+	// pages holds, by groups of pageGroupLen pages, each page's bytes up
+	// to the end of its bin (a slice of the bin's buffer), set before
+	// bin[p] is published (page, setPage). Groups are made as their pages
+	// are first checked: a slice per page (24 bytes each) was a third of
+	// what opening an 11 MiB SYSTEM hive allocated.
+	pages   []atomic.Pointer[pageGroup]
+	bad     map[int]error // under mu
+	scratch []byte        // a page read while looking for a bin's header, under mu
+}
+
+const pageGroupLen = 64
+
+type pageGroup [pageGroupLen][]byte
+
+// page is page p's bytes up to the end of its bin; nil before its bin is
+// known. Readers call it after seeing bin[p] > 0.
+func (z *lazyBins) page(p int) []byte {
+	g := z.pages[p/pageGroupLen].Load()
+	if g == nil {
+		return nil
+	}
+	return g[p%pageGroupLen]
+}
+
+// setPage sets page p's bytes; the caller holds mu and publishes bin[p]
+// after.
+func (z *lazyBins) setPage(p int, b []byte) {
+	g := z.pages[p/pageGroupLen].Load()
+	if g == nil {
+		g = new(pageGroup)
+		z.pages[p/pageGroupLen].Store(g)
+	}
+	g[p%pageGroupLen] = b
 }
 
 // ready says whether pages first..last are loaded and lie in sound bins.
@@ -92,7 +121,7 @@ func parseReaderAt(r io.ReaderAt, size int64, logs []Log) (*Hive, error) {
 	pages := (n + pageSize - 1) / pageSize
 	h.limit = uint32(n)
 	h.lazy = &lazyBins{r: r, size: n, loaded: make([]atomic.Bool, pages), bin: make([]atomic.Int32, pages),
-		pages: make([][]byte, pages), bad: map[int]error{}}
+		pages: make([]atomic.Pointer[pageGroup], (pages+pageGroupLen-1)/pageGroupLen), bad: map[int]error{}}
 	root, err := h.parseKey(h.bb.root, nil)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -155,12 +184,12 @@ func (h *Hive) bytesAt(off, n uint64) []byte {
 	if z == nil {
 		return h.data[off : off+n]
 	}
-	if pg := z.pages[off/pageSize][off%pageSize:]; uint64(len(pg)) >= n {
+	if pg := z.page(int(off / pageSize))[off%pageSize:]; uint64(len(pg)) >= n {
 		return pg[:n]
 	}
 	out := make([]byte, 0, n)
 	for pos := off; pos < off+n; {
-		pg := z.pages[pos/pageSize][pos%pageSize:]
+		pg := z.page(int(pos / pageSize))[pos%pageSize:]
 		take := min(uint64(len(pg)), off+n-pos, pageSize-pos%pageSize)
 		out = append(out, pg[:take]...)
 		pos += take
@@ -206,7 +235,7 @@ func (h *Hive) loadPages(first, last int) error {
 		}
 		start := uint64(p) * pageSize
 		end := min(uint64(q+1)*pageSize, z.size)
-		if err := readFull(z.r, z.pages[p][:end-start], int64(start)+baseBlockSize); err != nil {
+		if err := readFull(z.r, z.page(p)[:end-start], int64(start)+baseBlockSize); err != nil {
 			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
 		}
 		for i := p; i <= q; i++ {
@@ -239,7 +268,7 @@ func (h *Hive) binOf(p int) error {
 			// The bin holding q ends before p, and no sound header lies
 			// between: the one that should follow it is bad.
 			first := int(z.bin[q].Load() - 1)
-			end := uint64(first)*pageSize + uint64(len(z.pages[first]))
+			end := uint64(first)*pageSize + uint64(len(z.page(first)))
 			found, err := h.readRaw(end, 4)
 			if err != nil {
 				return err
@@ -247,6 +276,11 @@ func (h *Hive) binOf(p int) error {
 			return h.badBin(p, fmt.Errorf("no hbin signature at hive bins offset 0x%x (found %q): %w", end, found, ErrCorrupt))
 		}
 		pos := uint64(q) * pageSize
+		if q == p {
+			if done, err := h.binFromPage(p); done {
+				return err
+			}
+		}
 		hdr, err := h.readRaw(pos, hbinHeaderLen)
 		if err != nil {
 			return err
@@ -263,6 +297,31 @@ func (h *Hive) binOf(p int) error {
 		return h.checkBin(p, q, hdr)
 	}
 	return nil
+}
+
+// binFromPage reads page p whole and, when it starts a sound bin, checks
+// it and keeps the page as loaded: one read instead of one for the header
+// and one for the page (a lookup's pages are mostly one-page bins). It
+// reports whether it settled page p's bin (err is then binOf's answer);
+// when the page cannot be read whole or starts no bin, binOf goes on as
+// before, so a hive cut short fails with the same messages. The caller
+// holds z.mu.
+func (h *Hive) binFromPage(p int) (bool, error) {
+	z := h.lazy
+	pos := uint64(p) * pageSize
+	if z.scratch == nil {
+		z.scratch = make([]byte, pageSize)
+	}
+	pg := z.scratch[:min(pageSize, z.size-pos)]
+	if len(pg) < hbinHeaderLen || readFull(z.r, pg, int64(pos)+baseBlockSize) != nil || string(pg[:4]) != "hbin" {
+		return false, nil
+	}
+	if err := h.checkBin(p, p, pg); err != nil {
+		return true, err
+	}
+	copy(z.page(p), pg)
+	z.loaded[p].Store(true)
+	return true, nil
 }
 
 // checkBin checks the hbin header at page q, which must cover page p.
@@ -285,7 +344,7 @@ func (h *Hive) checkBin(p, q int, hdr []byte) error {
 	}
 	buf := make([]byte, size) // this bin's memory, filled as its pages are read
 	for i := q; i < q+int(size/pageSize); i++ {
-		z.pages[i] = buf[uint64(i-q)*pageSize:]
+		z.setPage(i, buf[uint64(i-q)*pageSize:])
 		z.bin[i].Store(int32(q) + 1)
 	}
 	return nil
@@ -322,7 +381,7 @@ func (h *Hive) loadAll() error {
 		start := uint64(p) * pageSize
 		end := min(start+pageSize, z.size)
 		if z.loaded[p].Load() {
-			copy(data[start:end], z.pages[p])
+			copy(data[start:end], z.page(p))
 		} else if err := readFull(z.r, data[start:end], int64(start)+baseBlockSize); err != nil {
 			return fmt.Errorf("hive bins 0x%x-0x%x: %w", start, end, err)
 		}
