@@ -6,68 +6,81 @@ import (
 	"syscall"
 )
 
-// AGF fields (xfs_agf) and the short-form B+tree block header of v5.
+// AGF fields (xfs_agf), the AGFL and the short-form B+tree block header of v5.
 const (
-	agfSeqno    = 8
-	agfRoots    = 16 // bnobt, cntbt, rmapbt
-	agfLevels   = 28
-	agfFreeblks = 52
-	agfLongest  = 56
-	agfCRC      = 216
-	sbtHdr      = 56
-	sbtCRC      = 52
+	agfSeqno     = 8
+	agfRoots     = 16 // bnobt, cntbt, rmapbt
+	agfLevels    = 28
+	agfFlfirst   = 40
+	agfFllast    = 44
+	agfFlcount   = 48
+	agfFreeblks  = 52
+	agfLongest   = 56
+	agfBtreeblks = 60
+	agfCRC       = 216
+	agflHdr      = 36
+	agflCRC      = 32
+	sbtHdr       = 56
+	sbtCRC       = 52
 )
 
 // frec is one free extent of an AG: blocks [start, start+count).
 type frec struct{ start, count uint32 }
 
-// agFree is an AG's free space as the writer edits it: both free-space
-// B+trees must be a single leaf (their root), which is rewritten whole
-// from recs. Deeper trees are refused: no split or join is attempted.
+// agFree is an AG's free space as the writer edits it: the records of
+// the free-space B+trees, read whole; a changed AG has both trees laid
+// out again from them (sbtree.go), their blocks taken from or given
+// back to the AG free list (AGFL) as the kernel's trees take theirs.
 type agFree struct {
-	ag             uint32
-	agf            []byte
-	bnoBlk, cntBlk uint32
-	bno, cnt       []byte
-	recs           []frec // by start
-	changed        bool
+	ag       uint32
+	agf      []byte
+	agfl     []byte
+	bno, cnt *sbTree
+	recs     []frec // by start
+	changed  bool
+	flMoved  bool // the AGFL changed
 }
 
 // errDeepTree marks an AG the writer cannot allocate in.
 type errDeepTree struct{ ag uint32 }
 
 func (e errDeepTree) Error() string {
-	return fmt.Sprintf("xfs: AG %d's free-space B+trees have more than one level, which offvm does not edit", e.ag)
+	return fmt.Sprintf("xfs: AG %d's inode B+trees have more than one level, which offvm does not edit", e.ag)
 }
 
 func (f *FS) agOff(ag uint32, agbno uint32) int64 {
 	return (int64(ag)*int64(f.sb.agBlocks) + int64(agbno)) * f.sb.blockSize
 }
 
-// loadAG reads and checks AG ag's AGF and free-space leaves.
+// loadAG reads and checks AG ag's AGF, AGFL and free-space trees.
 func (f *FS) loadAG(ag uint32, sect int) (*agFree, error) {
-	a := &agFree{ag: ag, agf: make([]byte, sect)}
-	agfOff := f.agOff(ag, 0) + int64(sect)
-	if _, err := f.dev.ReadAt(a.agf, agfOff); err != nil {
+	a := &agFree{ag: ag, agf: make([]byte, sect), agfl: make([]byte, sect)}
+	if _, err := f.dev.ReadAt(a.agf, f.agOff(ag, 0)+int64(sect)); err != nil {
 		return nil, fmt.Errorf("xfs: reading AGF %d: %w", ag, err)
+	}
+	if _, err := f.dev.ReadAt(a.agfl, f.agOff(ag, 0)+3*int64(sect)); err != nil {
+		return nil, fmt.Errorf("xfs: reading AGFL %d: %w", ag, err)
 	}
 	b := a.agf
 	if string(b[:4]) != "XAGF" || !crcOK(b, agfCRC) || be.Uint32(b[agfSeqno:]) != ag {
 		return nil, fmt.Errorf("xfs: AGF %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
-	if be.Uint32(b[agfLevels:]) != 1 || be.Uint32(b[agfLevels+4:]) != 1 {
-		return nil, errDeepTree{ag}
+	if string(a.agfl[:4]) != "XAFL" || !crcOK(a.agfl, agflCRC) || be.Uint32(a.agfl[4:]) != ag {
+		return nil, fmt.Errorf("xfs: AGFL %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
-	a.bnoBlk, a.cntBlk = be.Uint32(b[agfRoots:]), be.Uint32(b[agfRoots+4:])
+	if n, size := be.Uint32(b[agfFlcount:]), a.flSize(); n > size || be.Uint32(b[agfFlfirst:]) >= size || be.Uint32(b[agfFllast:]) >= size ||
+		(n > 0 && (be.Uint32(b[agfFllast:])+size-be.Uint32(b[agfFlfirst:]))%size+1 != n) {
+		return nil, fmt.Errorf("xfs: AGF %d: free list of %d blocks from %d to %d: %w", ag, n, be.Uint32(b[agfFlfirst:]), be.Uint32(b[agfFllast:]), ErrCorrupt)
+	}
 	var err error
-	if a.bno, err = f.loadLeaf(ag, a.bnoBlk, "AB3B"); err != nil {
+	if a.bno, err = f.readSbt(ag, be.Uint32(b[agfRoots:]), int(be.Uint32(b[agfLevels:])), kindBno); err != nil {
 		return nil, err
 	}
-	if a.cnt, err = f.loadLeaf(ag, a.cntBlk, "AB3C"); err != nil {
+	if a.cnt, err = f.readSbt(ag, be.Uint32(b[agfRoots+4:]), int(be.Uint32(b[agfLevels+4:])), kindCnt); err != nil {
 		return nil, err
 	}
-	a.recs = leafRecs(a.bno)
-	byCnt := leafRecs(a.cnt)
+	a.recs = freeRecs(a.bno.recs)
+	byCnt := freeRecs(a.cnt.recs)
 	var total uint64
 	for i, r := range a.recs {
 		total += uint64(r.count)
@@ -89,28 +102,55 @@ func (f *FS) loadAG(ag uint32, sect int) (*agFree, error) {
 	return a, nil
 }
 
-func (f *FS) loadLeaf(ag, agbno uint32, magic string) ([]byte, error) {
-	if uint64(agbno) >= f.sb.agBlocks {
-		return nil, fmt.Errorf("xfs: AG %d: %s root %d outside the AG: %w", ag, magic, agbno, ErrCorrupt)
-	}
-	b := make([]byte, f.sb.blockSize)
-	if _, err := f.dev.ReadAt(b, f.agOff(ag, agbno)); err != nil {
-		return nil, fmt.Errorf("xfs: reading AG %d block %d: %w", ag, agbno, err)
-	}
-	n := int(be.Uint16(b[6:]))
-	if string(b[:4]) != magic || !crcOK(b, sbtCRC) || be.Uint16(b[4:]) != 0 || n > (len(b)-sbtHdr)/8 {
-		return nil, fmt.Errorf("xfs: AG %d block %d: not a %s leaf: %w", ag, agbno, magic, ErrCorrupt)
-	}
-	return b, nil
-}
-
-func leafRecs(b []byte) []frec {
-	n := int(be.Uint16(b[6:]))
-	out := make([]frec, n)
-	for i := range out {
-		out[i] = frec{be.Uint32(b[sbtHdr+i*8:]), be.Uint32(b[sbtHdr+i*8+4:])}
+func freeRecs(raw [][]byte) []frec {
+	out := make([]frec, len(raw))
+	for i, b := range raw {
+		out[i] = frec{be.Uint32(b), be.Uint32(b[4:])}
 	}
 	return out
+}
+
+func encodeFree(recs []frec) [][]byte {
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		b := make([]byte, 8)
+		be.PutUint32(b, r.start)
+		be.PutUint32(b[4:], r.count)
+		out[i] = b
+	}
+	return out
+}
+
+// flSize is how many block numbers the AGFL holds.
+func (a *agFree) flSize() uint32 { return uint32(len(a.agfl)-agflHdr) / 4 }
+
+// flTake takes the free list's first block, as the kernel's
+// xfs_alloc_get_freelist does.
+func (a *agFree) flTake() (uint32, bool) {
+	n := be.Uint32(a.agf[agfFlcount:])
+	if n == 0 {
+		return 0, false
+	}
+	first := be.Uint32(a.agf[agfFlfirst:])
+	bno := be.Uint32(a.agfl[agflHdr+first*4:])
+	be.PutUint32(a.agf[agfFlfirst:], (first+1)%a.flSize())
+	be.PutUint32(a.agf[agfFlcount:], n-1)
+	a.flMoved = true
+	return bno, true
+}
+
+// flPut adds a block at the free list's end unless it is full.
+func (a *agFree) flPut(bno uint32) bool {
+	n := be.Uint32(a.agf[agfFlcount:])
+	if n >= a.flSize() {
+		return false
+	}
+	last := (be.Uint32(a.agf[agfFllast:]) + 1) % a.flSize()
+	be.PutUint32(a.agfl[agflHdr+last*4:], bno)
+	be.PutUint32(a.agf[agfFllast:], last)
+	be.PutUint32(a.agf[agfFlcount:], n+1)
+	a.flMoved = true
+	return true
 }
 
 func sortByCount(r []frec) {
@@ -158,41 +198,91 @@ func (a *agFree) give(start, n uint32) error {
 	return nil
 }
 
-// queue writes the AG's leaves and AGF into t, or refuses when the
-// records no longer fit one leaf.
+// queue lays the AG's two free-space trees out again and puts them, the
+// AGF and the AGFL into t. The trees' blocks are the ones they held;
+// one more comes from the free list (or, when it is empty, from the
+// largest free extent), one fewer goes to the free list (or back to
+// free space when it is full), until the blocks match the records.
 func (a *agFree) queue(f *FS, t *txn) error {
 	if !a.changed {
 		return nil
 	}
-	if len(a.recs) > (int(f.sb.blockSize)-sbtHdr)/8 {
-		return fmt.Errorf("xfs: AG %d: %d free extents would split the free-space B+tree, which offvm does not do: %w", a.ag, len(a.recs), syscall.EOPNOTSUPP)
+	have := append(append([]uint32(nil), a.bno.blocks...), a.cnt.blocks...)
+	old := len(have)
+	for tries := 0; ; tries++ {
+		need := f.sbtBlocks(len(a.recs), kindBno) + f.sbtBlocks(len(a.recs), kindCnt)
+		if need == len(have) {
+			break
+		}
+		if tries > 64 {
+			return fmt.Errorf("xfs: AG %d: free-space B+tree blocks do not settle: %w", a.ag, syscall.EOPNOTSUPP)
+		}
+		if need > len(have) {
+			b, err := a.treeBlock()
+			if err != nil {
+				return err
+			}
+			have = append(have, b)
+			continue
+		}
+		for _, b := range have[need:] {
+			if !a.flPut(b) {
+				if err := a.give(b, 1); err != nil {
+					return err
+				}
+			}
+		}
+		have = have[:need]
+	}
+	nb := f.sbtBlocks(len(a.recs), kindBno)
+	byCnt := append([]frec(nil), a.recs...)
+	sortByCount(byCnt)
+	bnoRoot, bnoLv, err := f.putSbt(t, a.ag, kindBno, encodeFree(a.recs), have[:nb], a.bno.uuid)
+	if err != nil {
+		return err
+	}
+	cntRoot, cntLv, err := f.putSbt(t, a.ag, kindCnt, encodeFree(byCnt), have[nb:], a.cnt.uuid)
+	if err != nil {
+		return err
 	}
 	var total, longest uint32
 	for _, r := range a.recs {
 		total += r.count
 		longest = max(longest, r.count)
 	}
-	byCnt := append([]frec(nil), a.recs...)
-	sortByCount(byCnt)
-	for _, l := range []struct {
-		blk  uint32
-		b    []byte
-		recs []frec
-	}{{a.bnoBlk, a.bno, a.recs}, {a.cntBlk, a.cnt, byCnt}} {
-		b := append([]byte(nil), l.b...)
-		be.PutUint16(b[6:], uint16(len(l.recs)))
-		clear(b[sbtHdr:])
-		for i, r := range l.recs {
-			be.PutUint32(b[sbtHdr+i*8:], r.start)
-			be.PutUint32(b[sbtHdr+i*8+4:], r.count)
-		}
-		t.putCRC(f.agOff(a.ag, l.blk), b, sbtCRC)
+	b := a.agf
+	be.PutUint32(b[agfRoots:], bnoRoot)
+	be.PutUint32(b[agfRoots+4:], cntRoot)
+	be.PutUint32(b[agfLevels:], uint32(bnoLv))
+	be.PutUint32(b[agfLevels+4:], uint32(cntLv))
+	be.PutUint32(b[agfFreeblks:], total)
+	be.PutUint32(b[agfLongest:], longest)
+	be.PutUint32(b[agfBtreeblks:], uint32(int64(be.Uint32(b[agfBtreeblks:]))+int64(len(have)-old)))
+	if a.flMoved {
+		t.putCRC(f.agOff(a.ag, 0)+3*int64(len(a.agfl)), append([]byte(nil), a.agfl...), agflCRC)
 	}
-	agf := append([]byte(nil), a.agf...)
-	be.PutUint32(agf[agfFreeblks:], total)
-	be.PutUint32(agf[agfLongest:], longest)
-	t.putCRC(f.agOff(a.ag, 0)+int64(len(agf)), agf, agfCRC)
+	t.putCRC(f.agOff(a.ag, 0)+int64(len(b)), append([]byte(nil), b...), agfCRC)
 	return nil
+}
+
+// treeBlock is a block for a free-space tree: the free list's first,
+// or the last block of the largest free extent.
+func (a *agFree) treeBlock() (uint32, error) {
+	if b, ok := a.flTake(); ok {
+		return b, nil
+	}
+	best := -1
+	for i, r := range a.recs {
+		if best < 0 || r.count > a.recs[best].count {
+			best = i
+		}
+	}
+	if best < 0 {
+		return 0, fmt.Errorf("xfs: AG %d: no block for its free-space B+trees: %w", a.ag, syscall.ENOSPC)
+	}
+	r := a.recs[best]
+	a.take(best, r.start+r.count-1, 1)
+	return r.start + r.count - 1, nil
 }
 
 // space is one operation's view of free space: AGs loaded on demand.

@@ -66,12 +66,12 @@ func (f *FS) loadAGI(ag uint32, sect int) (*agInodes, error) {
 	}
 	var err error
 	a.inoBlk = be.Uint32(b[agiRoot:])
-	if a.ino, err = f.loadLeaf(ag, a.inoBlk, "IAB3"); err != nil {
+	if a.ino, err = f.sbtBlock(ag, a.inoBlk, 0, kindIno); err != nil {
 		return nil, err
 	}
 	if f.hasFinobt() {
 		a.finBlk = be.Uint32(b[agiFreeRoot:])
-		if a.fino, err = f.loadLeaf(ag, a.finBlk, "FIB3"); err != nil {
+		if a.fino, err = f.sbtBlock(ag, a.finBlk, 0, kindFino); err != nil {
 			return nil, err
 		}
 	}

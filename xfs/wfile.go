@@ -38,6 +38,10 @@ type rawInode struct {
 	ex  []extent
 	// remap: the extent list changed (a directory made a block)
 	remap bool
+	// bmbt: the blocks of the data fork's B+tree below its root
+	bmbt []uint64
+	// mapped: layoutMap wrote ex into the fork (bmbt.go)
+	mapped bool
 }
 
 // loadRaw reads inode ino for changing: a regular file whose data fork
@@ -57,6 +61,11 @@ func (f *FS) loadRaw(ino uint64) (*rawInode, error) {
 	}
 	if in.format == fmtExtents || in.format == fmtBtree {
 		if r.ex, err = f.forkExtents(in, in.dfork, in.format, in.nextents); err != nil {
+			return nil, errno(err)
+		}
+	}
+	if in.format == fmtBtree {
+		if r.bmbt, err = f.bmbtTreeBlocks(in); err != nil {
 			return nil, errno(err)
 		}
 	}
@@ -95,31 +104,12 @@ func (r *rawInode) putTime(off int, t time.Time) {
 	be.PutUint32(r.b[off+4:], uint32(t.Nanosecond()))
 }
 
-// queue writes the extent list back into the data fork (extent format
-// only) and puts the inode, CRC recomputed, into t.
+// queue puts the inode, CRC recomputed, into t. A changed extent map
+// must have been written into the fork by layoutMap (which may need
+// blocks for a B+tree, so it runs before the free space is queued).
 func (r *rawInode) queue(f *FS, t *txn, mapChanged bool) error {
-	if mapChanged {
-		if r.format() != fmtExtents {
-			return fmt.Errorf("xfs: inode %d: changing a B+tree-mapped file's blocks is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
-		}
-		fork := r.b[diCore3:]
-		if fo := int(r.b[diForkoff]) * 8; fo > 0 {
-			fork = fork[:fo]
-		}
-		ex := mergeExtents(r.ex)
-		if len(ex)*16 > len(fork) {
-			return fmt.Errorf("xfs: inode %d: %d extents do not fit the inode (room for %d) and offvm does not make extent B+trees: %w", r.ino, len(ex), len(fork)/16, syscall.EOPNOTSUPP)
-		}
-		clear(fork)
-		for i, e := range ex {
-			encodeExtent(fork[i*16:], e)
-		}
-		if r.flags2()&flags2Nrext64 != 0 {
-			be.PutUint64(r.b[diBigNextents:], uint64(len(ex)))
-		} else {
-			be.PutUint32(r.b[diNextents:], uint32(len(ex)))
-		}
-		r.ex = ex
+	if mapChanged && !r.mapped && r.mode() != 0 {
+		return fmt.Errorf("xfs: inode %d: extent map changed but not laid out: %w", r.ino, syscall.EIO)
 	}
 	be.PutUint64(r.b[diChangecount:], be.Uint64(r.b[diChangecount:])+1)
 	t.putCRC(r.off, r.b, diCRC)
@@ -193,6 +183,11 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	}
 	if err := f.queueContent(r, t, fresh, p, off); err != nil {
 		return 0, err
+	}
+	if len(fresh) > 0 {
+		if err := f.layoutMap(r, sp, t); err != nil {
+			return 0, err
+		}
 	}
 	if err := sp.queue(t); err != nil {
 		return 0, err
@@ -371,6 +366,11 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 	now := time.Now()
 	r.putTime(diMtime, now)
 	r.putTime(diCtime, now)
+	if mapChanged {
+		if err := f.layoutMap(r, sp, t); err != nil {
+			return err
+		}
+	}
 	if err := sp.queue(t); err != nil {
 		return err
 	}

@@ -191,7 +191,7 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 
 // freeInode gives a last link's blocks and inode back and clears the
 // inode as the kernel's ifree does (mode 0, empty forks, generation
-// bumped). Blocks held by an attribute fork, a B+tree-mapped or a
+// bumped). Blocks held by an attribute fork or a
 // reflinked file are refused.
 func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
 	switch {
@@ -199,12 +199,15 @@ func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
 		return fmt.Errorf("xfs: inode %d may share blocks (reflink); removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.b[diForkoff] != 0 && r.b[83] != fmtLocal && be.Uint16(r.b[80:]) != 0:
 		return fmt.Errorf("xfs: inode %d has extended attributes in blocks; removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
-	case r.format() == fmtBtree:
-		return fmt.Errorf("xfs: inode %d is B+tree-mapped; removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	}
-	if r.format() == fmtExtents {
+	if r.format() == fmtExtents || r.format() == fmtBtree {
 		for _, e := range r.ex {
 			if err := sp.free(e.start, e.count); err != nil {
+				return err
+			}
+		}
+		for _, b := range r.bmbt {
+			if err := sp.free(b, 1); err != nil {
 				return err
 			}
 		}
@@ -226,6 +229,6 @@ func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
 	be.PutUint64(b[diFlags2:], fl2)
 	be.PutUint64(b[diIno:], ino)
 	copy(b[diUUID:], uuid)
-	r.ex = nil
+	r.ex, r.bmbt = nil, nil
 	return nil
 }

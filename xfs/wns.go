@@ -140,6 +140,13 @@ func (o *nsOp) commit() error {
 			return err
 		}
 	}
+	for _, ino := range o.order {
+		if r := o.raws[ino]; r.remap && r.b[1] == 'N' && r.mode() != 0 {
+			if err := f.layoutMap(r, o.sp, t); err != nil {
+				return err
+			}
+		}
+	}
 	if err := o.sp.queue(t); err != nil {
 		return err
 	}

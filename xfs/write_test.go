@@ -99,7 +99,7 @@ var workload = []step{
 	{path: "var/small", off: 1 << 20, data: []byte("tail"), size: -1}, // a hole, then a block
 	{path: "var/small", off: 60, data: pattern(9000, 7), size: -1},    // over the hole's start
 	{path: "var/frag", off: 8192*3 + 100, data: []byte("frag-in-place"), size: -1},
-	{path: "var/frag", off: 600 * 8192, data: []byte("past the end"), size: -1, refused: syscall.EOPNOTSUPP},
+	{path: "var/frag", off: 600 * 8192, data: []byte("past the end"), size: -1}, // a B+tree record more
 	{path: "var/prealloc", off: 0, data: []byte("unwritten"), size: -1, refused: syscall.EOPNOTSUPP},
 	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1, refused: syscall.EOPNOTSUPP},
 	{path: "opt/shared.bin", size: 10, refused: syscall.EOPNOTSUPP},
@@ -215,47 +215,6 @@ func TestWriteAgainstKernel(t *testing.T) {
 	}
 }
 
-// TestWriteManyExtents grows a file one separated block at a time until
-// its extent list no longer fits the inode: offvm refuses cleanly there
-// (no extent B+trees made) and what was written before stays right.
-func TestWriteManyExtents(t *testing.T) {
-	img := writeImage(t)
-	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ino := lookupPath(t, f, "var/small").Ino
-	var refused error
-	written := 0
-	for i := 1; i < 100 && refused == nil; i++ {
-		// write every other block, and a foreign file between, so that
-		// nothing merges
-		if _, err := f.WriteAt(ino, []byte{byte(i)}, int64(i)*2*4096); err != nil {
-			refused = err
-			break
-		}
-		written = i
-		if _, err := f.WriteAt(lookupPath(t, f, "etc/motd").Ino, []byte{byte(i)}, 10000+int64(i)*4096); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !errors.Is(refused, syscall.EOPNOTSUPP) || written < 5 {
-		t.Fatalf("after %d extents: %v, want EOPNOTSUPP", written, refused)
-	}
-	repairClean(t, img)
-	g := openImage(t, img)
-	a := lookupPath(t, g, "var/small")
-	if want := int64(written)*2*4096 + 1; a.Size != want {
-		t.Errorf("size %d, want %d", a.Size, want)
-	}
-	b := make([]byte, 1)
-	for i := 1; i <= written; i++ {
-		if _, err := g.ReadAt(a.Ino, b, int64(i)*2*4096); err != nil && i < written || b[0] != byte(i) {
-			t.Errorf("block %d reads %d (%v)", i*2, b[0], err)
-		}
-	}
-}
-
 // failDev fails its n-th write once (a transient device error).
 type failDev struct {
 	*testutil.FileDevice
@@ -336,6 +295,18 @@ var failOps = []struct {
 	{"setxattr on a directory", func(t *testing.T, f *FS) error {
 		return f.SetXattr(lookupPath(t, f, "etc").Ino, "user.x", pattern(200, 1))
 	}},
+	{"append to a B+tree-mapped file", func(t *testing.T, f *FS) error {
+		_, err := f.WriteAt(lookupPath(t, f, "var/frag").Ino, []byte("more"), 601*8192)
+		return err
+	}},
+	{"truncate a B+tree-mapped file to an extent list", func(t *testing.T, f *FS) error {
+		return f.Truncate(lookupPath(t, f, "var/frag").Ino, 5*8192)
+	}},
+	{"unlink a B+tree-mapped file", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "frag") }},
+	{"write making an extent B+tree", func(t *testing.T, f *FS) error {
+		_, err := f.WriteAt(lookupPath(t, f, "var/small").Ino, []byte("x"), int64(2*(forkRoom(t, f, "var/small")+1))*4096)
+		return err
+	}},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
 	{"rename dir", func(t *testing.T, f *FS) error {
@@ -353,6 +324,7 @@ var oneInode = map[string]bool{"chmod": true, "chown": true, "setxattr": true, "
 // failPrep brings an image to the state an operation needs.
 var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node{
 	"create converting a directory": fillVar,
+	"write making an extent B+tree": fillExtents,
 	"create with a new inode chunk": fillInodes,
 	"create making a block directory a leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		return fillUntil(t, f, "usr/share/many", "converts-to-leaf")
@@ -699,7 +671,6 @@ func TestNamesAgainstKernel(t *testing.T) {
 		err  error
 		want syscall.Errno
 	}{
-		{"B+tree file", f.Unlink(lookupPath(t, f, "var").Ino, "frag"), syscall.EOPNOTSUPP},
 		{"reflinked file", f.Unlink(lookupPath(t, f, "opt").Ino, "shared.copy"), syscall.EOPNOTSUPP},
 		{"directory", f.Unlink(f.Root(), "etc"), syscall.EISDIR},
 		{"absent", f.Unlink(f.Root(), "nope"), syscall.ENOENT},
