@@ -15,6 +15,12 @@ type allocator struct {
 	buf   []byte
 	tails []binTail // bins that still have room, oldest first
 	stamp uint64    // FILETIME for the first hive bin's header
+	// An in-place save (save.go) appends its bins after the hive's own:
+	// base is their offset in the hive bins data, and cells below it live
+	// in reuse's copies of the existing bins, whose free cells are used
+	// first.
+	base  uint32
+	reuse *patch
 }
 
 type binTail struct{ used, end int }
@@ -23,6 +29,11 @@ type binTail struct{ used, end int }
 // offset; the data starts 4 bytes after it.
 func (a *allocator) alloc(n int) uint32 {
 	size := (n + 4 + 7) &^ 7
+	if a.reuse != nil {
+		if off, ok := a.reuse.alloc(size); ok {
+			return off
+		}
+	}
 	i := a.fit(size)
 	if i < 0 {
 		a.openBin(max(binSize, (size+hbinHeaderLen+binSize-1)/binSize*binSize))
@@ -35,7 +46,7 @@ func (a *allocator) alloc(n int) uint32 {
 	if t.end-t.used < 16 {
 		a.closeTail(i)
 	}
-	return uint32(off)
+	return a.base + uint32(off)
 }
 
 func (a *allocator) fit(size int) int {
@@ -49,6 +60,10 @@ func (a *allocator) fit(size int) int {
 
 // data is the writable data of the cell at off.
 func (a *allocator) data(off uint32) []byte {
+	if off < a.base {
+		return a.reuse.data(off)
+	}
+	off -= a.base
 	size := -int32(binary.LittleEndian.Uint32(a.buf[off:]))
 	return a.buf[off+4 : off+uint32(size)]
 }
@@ -58,9 +73,9 @@ func (a *allocator) openBin(size int) {
 	a.buf = append(a.buf, make([]byte, size)...)
 	h := a.buf[start:]
 	copy(h, "hbin")
-	binary.LittleEndian.PutUint32(h[4:], uint32(start))
+	binary.LittleEndian.PutUint32(h[4:], a.base+uint32(start))
 	binary.LittleEndian.PutUint32(h[8:], uint32(size))
-	if start == 0 {
+	if a.base+uint32(start) == 0 {
 		binary.LittleEndian.PutUint64(h[20:], a.stamp)
 	}
 	a.tails = append(a.tails, binTail{used: start + hbinHeaderLen, end: start + size})

@@ -16,11 +16,16 @@ func (k *Key) gone() bool {
 }
 
 // touch marks the key changed now, as Windows updates a key's last-written
-// time when its values or its list of subkeys change.
-func (k *Key) touch() {
+// time when its values or its list of subkeys change; what changed (the
+// dirty bits) tells an in-place save which cells to write again.
+func (k *Key) touch(what uint8) {
 	k.written = timeToFiletime(time.Now())
 	k.h.modified = true
 	k.h.edits++
+	if k.dirty == 0 && !k.h.diskMoved {
+		k.h.dirtyKeys = append(k.h.dirtyKeys, k)
+	}
+	k.dirty |= what
 }
 
 // CreateSubkey adds a new subkey. It fails with ErrExist when a subkey of
@@ -55,7 +60,7 @@ func (k *Key) createSubkey(name string) (*Key, error) {
 	if k.index != nil {
 		k.index[foldName(name)] = c
 	}
-	k.touch()
+	k.touch(dirtySubs)
 	return c, nil
 }
 
@@ -101,7 +106,7 @@ func (k *Key) DeleteSubkey(name string) error {
 		delete(k.index, foldName(c.name))
 	}
 	c.deleted = true
-	k.touch()
+	k.touch(dirtySubs)
 	return nil
 }
 
@@ -127,12 +132,12 @@ func (k *Key) SetValue(name string, typ uint32, data []byte) error {
 		if sameName(v.name, name) {
 			nv.name = v.name                                                        // Windows keeps the stored spelling
 			k.vals = append(k.vals[:i:i], append([]*Value{nv}, k.vals[i+1:]...)...) // readers may hold the old array
-			k.touch()
+			k.touch(dirtyVals)
 			return nil
 		}
 	}
 	k.vals = append(k.vals[:len(k.vals):len(k.vals)], nv)
-	k.touch()
+	k.touch(dirtyVals)
 	return nil
 }
 
@@ -150,7 +155,7 @@ func (k *Key) DeleteValue(name string) error {
 	for i, v := range vals {
 		if sameName(v.name, name) {
 			k.vals = append(k.vals[:i:i], k.vals[i+1:]...)
-			k.touch()
+			k.touch(dirtyVals)
 			return nil
 		}
 	}
@@ -165,7 +170,7 @@ func (k *Key) SetClass(class []byte) error {
 		return fmt.Errorf("class of %d bytes: %w", len(class), ErrInvalid)
 	}
 	k.class = append([]byte(nil), class...)
-	k.touch()
+	k.touch(dirtyClass)
 	return nil
 }
 
@@ -177,6 +182,7 @@ func (k *Key) SetSecurity(s *Security) {
 	k.sec = s
 	k.h.modified = true
 	k.h.edits++
+	k.h.secEdited = true // sk cells and their counts: left to Serialize
 }
 
 func splitPath(path string) []string {

@@ -42,7 +42,15 @@ type Key struct {
 	vals       []*Value
 	valsLoaded atomic.Bool
 	deleted    bool
+	dirty      uint8 // what edits changed since the hive was opened (dirtyVals, ...); under h.mu
 }
+
+// The dirty bits of a key: what an in-place save must write again.
+const (
+	dirtyVals  = 1 << iota // the value list
+	dirtySubs              // the subkey list
+	dirtyClass             // the class name
+)
 
 // parseKey decodes the nk cell at off.
 func (h *Hive) parseKey(off uint32, parent *Key) (*Key, error) {

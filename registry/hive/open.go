@@ -35,6 +35,9 @@ type Hive struct {
 	logErrs    []error // logs set aside at open, and why
 	replay     Replay
 	seenFormat LogFormat // format of the logs present, replayed or not
+	dirtyKeys  []*Key    // keys edits touched, in order; for an in-place save
+	secEdited  bool      // SetSecurity was used: only Serialize writes new sk cells
+	diskMoved  bool      // an in-place save changed the file under the model: the next save is whole
 }
 
 // Replay says what log replay did when the hive was opened.

@@ -61,6 +61,7 @@ func (h *Hive) Serialize() ([]byte, error) {
 	w.a.finish()
 	bb := h.bb
 	seq := h.maxSeq + 1
+	h.maxSeq = seq // a later save numbers its hive above this one
 	bb.seq1, bb.seq2 = seq, seq
 	bb.timestamp = now
 	bb.fileType = fileTypePrimary

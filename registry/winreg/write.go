@@ -3,6 +3,7 @@ package winreg
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"syscall"
 
 	"github.com/offvm/offvm/registry/hive"
@@ -100,15 +101,16 @@ func (r *Registry) Flush() error {
 }
 
 func (r *Registry) writeHive(h *Hive, hv *hive.Hive) error {
-	data, mark, err := hv.SerializeForSave()
+	save, mark, err := hv.SaveChanges()
 	if err != nil {
 		return err
 	}
-	if err := r.replace(h.File, data); err != nil {
+	if err := r.apply(h.File, save); err != nil {
 		return err
 	}
+	slog.Debug("registry: hive written", "file", h.File, "whole", save.Whole, "bytes", save.Bytes(), "size", save.Size)
 	for _, lp := range logPaths(r.FS, h.File) {
-		log, err := hive.ResetLog(data, hv.LogFormatOf())
+		log, err := hive.ResetLog(save.Header, hv.LogFormatOf())
 		if err != nil {
 			return err
 		}
@@ -116,11 +118,31 @@ func (r *Registry) writeHive(h *Hive, hv *hive.Hive) error {
 			return fmt.Errorf("log %s: %w", lp, err)
 		}
 	}
-	// The view keeps this hive (Serialize read all of it into memory, so
-	// it no longer reads the file just replaced): registry writers may
-	// hold it, and an edit they make while the bytes were written must
-	// stay for the next flush, which dropping the hive would lose.
+	// The view keeps this hive: its model still reads the old bytes (a
+	// whole save read all of them into memory; an in-place one copied the
+	// bins it changed first, and the others are the same in the new file),
+	// so registry writers may hold it, and an edit they make while the
+	// bytes were written must stay for the next flush, which dropping the
+	// hive would lose.
 	hv.Saved(mark)
+	return nil
+}
+
+// apply writes a hive save into its file: a whole one replaces the
+// content, an in-place one writes only the ranges that changed.
+func (r *Registry) apply(p string, save hive.Save) error {
+	if save.Whole {
+		return r.replace(p, save.Writes[0].Data)
+	}
+	a, err := volume.Resolve(r.FS, p)
+	if err != nil {
+		return err
+	}
+	for _, w := range save.Writes {
+		if _, err := r.w.WriteAt(a.Ino, w.Data, w.Off); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
