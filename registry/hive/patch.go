@@ -63,7 +63,7 @@ func (p *patch) binAt(off uint32) (uint32, uint32, error) {
 		if first < 0 {
 			return 0, 0, fmt.Errorf("no sound hive bin holds offset 0x%x: %w", off, ErrCorrupt)
 		}
-		return uint32(first) * pageSize, uint32(len(z.pages[first])), nil
+		return uint32(first) * pageSize, uint32(len(z.page(int(first)))), nil
 	}
 	if p.starts == nil {
 		for pos := uint32(0); pos+hbinHeaderLen <= h.limit; {

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/offvm/offvm/hive"
 	"github.com/offvm/offvm/internal/testutil"
-	"github.com/offvm/offvm/regtext"
+	"github.com/offvm/offvm/registry/hive"
+	"github.com/offvm/offvm/registry/regtext"
 )
 
 // saveRound is one open-edit-save of a hive: the edits as .reg text (made
