@@ -82,8 +82,12 @@ func parsePids(out string) []int {
 }
 
 // loadAvg is the 1-minute load average (/proc/loadavg), 0 when unknown.
-func loadAvg() float64 {
-	data, err := os.ReadFile("/proc/loadavg")
+func loadAvg() float64 { return firstField("/proc/loadavg") }
+
+// firstField is the number a /proc file such as loadavg or uptime starts
+// with, 0 when it cannot be read.
+func firstField(path string) float64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -124,18 +128,7 @@ func reapRunOrphans(since int64, limit time.Duration) float64 {
 
 // bootTicks is the time since boot in clock ticks, the unit of a
 // process's start time in /proc/PID/stat.
-func bootTicks() int64 {
-	data, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return int64(v * clockTicks)
-}
+func bootTicks() int64 { return int64(firstField("/proc/uptime") * clockTicks) }
 
 // childrenSince lists bench-tool's children started at or after since
 // (zombies included: they are about to be reaped).
