@@ -8,6 +8,21 @@
 // whole tree (reading untouched subtrees straight from the original cells
 // without keeping them) and lays out a fresh, compact regf file.
 //
+// # Saving in place
+//
+// SaveChanges writes a small change to a clean hive the way Windows does:
+// the keys edits touched (their dirty bits) get new value and subkey lists,
+// the cells those replace are freed (deleted subtrees whole, security
+// reference counts lowered, an unreferenced sk cell unlinked), new cells go
+// into the free cells of the bins already being rewritten (best fit, split),
+// then into bins appended at the end, and the nk cells are updated where
+// they are. The result is the changed bins, the appended bins and a new base
+// block. The model is not touched: the bins are copies, and the bins not
+// copied are the same in the new file, so a lazily read hive keeps reading
+// from it. Anything else (a replayed hive, a second save, SetSecurity, a
+// change of over half the hive, an inconsistency met on the way) is written
+// whole by Serialize.
+//
 // # Reading from a file lazily
 //
 // ParseReaderAt goes one step further for a clean hive (right checksum,
