@@ -103,10 +103,17 @@ func updatesScan(c *cli.Context) error {
 		return err
 	}
 	res := updates.Scan(pkgs, imgs, jobs)
+	failed := func(r updates.ImageScan) (string, bool) { return r.Image, r.Error != "" }
+	return emitPerImage(c, res, failed, printScan, "updates scan could not read ")
+}
+
+// emitPerImage writes one result per image, as JSON Lines with --json or as
+// text, and exits 1 naming the images whose result failed says failed.
+func emitPerImage[T any](c *cli.Context, res []T, failed func(T) (string, bool), print func(io.Writer, T), msg string) error {
 	var bad []string
 	for _, r := range res {
-		if r.Error != "" {
-			bad = append(bad, r.Image)
+		if img, ok := failed(r); ok {
+			bad = append(bad, img)
 		}
 		if c.Bool("json") {
 			if err := writeJSONLine(c.App.Writer, r); err != nil {
@@ -114,10 +121,10 @@ func updatesScan(c *cli.Context) error {
 			}
 			continue
 		}
-		printScan(c.App.Writer, r)
+		print(c.App.Writer, r)
 	}
 	if len(bad) > 0 {
-		return cli.Exit("updates scan could not read "+strings.Join(bad, ", "), 1)
+		return cli.Exit(msg+strings.Join(bad, ", "), 1)
 	}
 	return nil
 }
@@ -156,23 +163,8 @@ func updatesStage(c *cli.Context) error {
 		return err
 	}
 	res := updates.Stage(pkgs, imgs, jobs, updates.StageOptions{DryRun: c.Bool("dry-run")})
-	var bad []string
-	for _, r := range res {
-		if r.Status == updates.StageFailed {
-			bad = append(bad, r.Image)
-		}
-		if c.Bool("json") {
-			if err := writeJSONLine(c.App.Writer, r); err != nil {
-				return err
-			}
-			continue
-		}
-		printStage(c.App.Writer, r)
-	}
-	if len(bad) > 0 {
-		return cli.Exit("updates stage failed for "+strings.Join(bad, ", "), 1)
-	}
-	return nil
+	failed := func(r updates.StageResult) (string, bool) { return r.Image, r.Status == updates.StageFailed }
+	return emitPerImage(c, res, failed, printStage, "updates stage failed for ")
 }
 
 func printStage(w io.Writer, r updates.StageResult) {

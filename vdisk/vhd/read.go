@@ -32,12 +32,20 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return len(p), nil
 	}
+	return d.eachBlock(p, off, d.readBlock)
+}
+
+// eachBlock cuts p at off into the pieces that fall in one block each and
+// hands them to fn with the block's number and the offset in it; it returns
+// how many bytes went through before fn failed. Reads and writes of a
+// dynamic or differencing image both go block by block.
+func (d *Disk) eachBlock(p []byte, off int64, fn func(q []byte, blk, in int64) error) (int, error) {
 	done := 0
 	for done < len(p) {
 		pos := off + int64(done)
 		blk, in := pos/d.blockSize, pos%d.blockSize
 		n := int(min(int64(len(p)-done), d.blockSize-in))
-		if err := d.readBlock(p[done:done+n], blk, in); err != nil {
+		if err := fn(p[done:done+n], blk, in); err != nil {
 			return done, err
 		}
 		done += n

@@ -28,17 +28,7 @@ func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 		}
 		return len(p), nil
 	}
-	done := 0
-	for done < len(p) {
-		pos := off + int64(done)
-		blk, in := pos/d.blockSize, pos%d.blockSize
-		n := int(min(int64(len(p)-done), d.blockSize-in))
-		if err := d.writeBlock(p[done:done+n], blk, in); err != nil {
-			return done, err
-		}
-		done += n
-	}
-	return done, nil
+	return d.eachBlock(p, off, d.writeBlock)
 }
 
 // writeBlock writes p into block blk at byte in, allocating the block
