@@ -138,15 +138,7 @@ func TestCommitIdenticalWrites(t *testing.T) {
 	rawImage(t, image, old)
 	past := time.Now().Add(-time.Hour).Truncate(time.Second)
 	os.Chtimes(image, past, past)
-	base, err := openRaw(image, vdisk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := NewOverlay(base, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := rawOverlay(t, image, dir)
 	if _, err := o.WriteAt(old[4096:100000], 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -288,19 +280,11 @@ func TestCommitProgress(t *testing.T) {
 	image := filepath.Join(dir, "disk.img")
 	old := randomBytes(12, 4<<20)
 	rawImage(t, image, old)
-	base, err := openRaw(image, vdisk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := NewOverlay(base, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := rawOverlay(t, image, dir)
 	o.WriteAt(randomBytes(13, 3<<20), 1<<20)
 	var calls, last int64
 	var total int64
-	_, err = CommitProgress(image, o, openRaw, func(done, tot int64) {
+	_, err := CommitProgress(image, o, openRaw, func(done, tot int64) {
 		if done < last || (total != 0 && tot != total) {
 			t.Errorf("progress went from %d to %d/%d (total was %d)", last, done, tot, total)
 		}

@@ -58,6 +58,23 @@ func writeTarget(o *Overlay, target []byte) error {
 	return nil
 }
 
+// rawOverlay opens a raw image with an overlay in dir, closed when the
+// test ends.
+func rawOverlay(t *testing.T, image, dir string) *Overlay {
+	t.Helper()
+	base, err := openRaw(image, vdisk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOverlay(base, dir)
+	if err != nil {
+		base.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
 // commitTarget opens the image, writes target through an overlay and
 // commits it.
 func commitTarget(image, format string, target []byte) (Result, error) {
