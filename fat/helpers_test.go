@@ -200,18 +200,9 @@ func checkMtools(t *testing.T, img string, m *model) {
 			t.Fatalf("mcopy out: %v", err)
 		}
 		if !bytes.Equal(b, data) {
-			t.Fatalf("%s: mcopy gives %d bytes, want %d (first difference at %d)", p, len(b), len(data), firstDiff(b, data))
+			t.Fatalf("%s: mcopy gives %d bytes, want %d (first difference at %d)", p, len(b), len(data), testutil.FirstDiff(b, data))
 		}
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // resolve walks a path with Lookup.

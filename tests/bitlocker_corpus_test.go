@@ -47,7 +47,7 @@ func TestBitLockerCorpusRaw(t *testing.T) {
 	f.Close()
 
 	keyDir := t.TempDir()
-	copyFile(t, bek, filepath.Join(keyDir, "escrow.bek"))
+	testutil.CopyFile(t, bek, filepath.Join(keyDir, "escrow.bek"))
 	xtsGUID := "19540fda-3072-4554-9ddc-9df7343ef068"
 	kf := filepath.Join(keyDir, "keys")
 	must(t, os.WriteFile(kf, []byte("# escrowed secrets\n284867-596541-514998-422114-660297-261613-215424-199408\nbek:escrow.bek\n{"+

@@ -11,15 +11,6 @@ import (
 	"github.com/offvm/offvm/internal/testutil"
 )
 
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, os.WriteFile(dst, b, 0o644))
-}
-
 func unzipOne(t *testing.T, src, dir string) {
 	t.Helper()
 	zr, err := zip.OpenReader(src)
@@ -51,7 +42,7 @@ func TestCorpusContainers(t *testing.T) {
 	unzipOne(t, testutil.Corpus(t, "velociraptor/test.vhdx.zip"), lib)
 	for _, f := range []string{"plaso/vsstest.qcow2", "dfvfs/windows_volume.qcow2", "dfvfs/fat-differential.vhd",
 		"cdi/cirros-snapshot2.qcow2", "govmomi/truncated-streamOptimized.vmdk"} {
-		copyFile(t, testutil.Corpus(t, f), filepath.Join(lib, filepath.Base(f)))
+		testutil.CopyFile(t, testutil.Corpus(t, f), filepath.Join(lib, filepath.Base(f)))
 	}
 	mnt := mountLib(t, lib, "--ro")
 	reads := map[string]string{

@@ -500,7 +500,7 @@ func TestOVABroken(t *testing.T) {
 	ovfSrc, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(), "vmconfig", "testdata", "ttylinux-pc_i486-16.1.ovf"))
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(pkg, "ttylinux-pc_i486-16.1.ovf"), ovfSrc, 0o644))
-	copyFile(t, cut, filepath.Join(pkg, "ttylinux-pc_i486-16.1-disk1.vmdk"))
+	testutil.CopyFile(t, cut, filepath.Join(pkg, "ttylinux-pc_i486-16.1-disk1.vmdk"))
 	must(t, os.WriteFile(filepath.Join(pkg, "cut.ovf"), ovfSrc[:len(ovfSrc)/2], 0o644))
 	lib := t.TempDir()
 	run(t, "tar", "--format=ustar", "-C", pkg, "-cf", filepath.Join(lib, "tty.ova"), "ttylinux-pc_i486-16.1.ovf", "ttylinux-pc_i486-16.1-disk1.vmdk")

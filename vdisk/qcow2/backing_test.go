@@ -48,8 +48,8 @@ func TestBackingRaw(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
-			qemuCheck(t, child)
-			qemuCompare(t, child, want)
+			testutil.QemuCheck(t, "qcow2", child)
+			testutil.QemuCompare(t, "qcow2", child, want)
 		})
 	}
 }
@@ -80,9 +80,9 @@ func TestBackingChain(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	qemuCheck(t, top)
-	qemuCheck(t, mid)
-	qemuCompare(t, top, want)
+	testutil.QemuCheck(t, "qcow2", top)
+	testutil.QemuCheck(t, "qcow2", mid)
+	testutil.QemuCompare(t, "qcow2", top, want)
 }
 
 // TestBackingMissing: a child whose backing file is absent, or opened

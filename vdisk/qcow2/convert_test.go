@@ -68,8 +68,8 @@ func TestConverted(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
-			qemuCheck(t, img)
-			qemuCompare(t, img, src)
+			testutil.QemuCheck(t, "qcow2", img)
+			testutil.QemuCompare(t, "qcow2", img, src)
 
 			// A second session over what we wrote: in place this time.
 			d = openImage(t, img, true)
@@ -77,8 +77,8 @@ func TestConverted(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
-			qemuCheck(t, img)
-			qemuCompare(t, img, src)
+			testutil.QemuCheck(t, "qcow2", img)
+			testutil.QemuCompare(t, "qcow2", img, src)
 		})
 	}
 }

@@ -29,7 +29,7 @@ func TestCorpus(t *testing.T) {
 			src := testutil.Corpus(t, c.rel)
 			dir := t.TempDir()
 			img := filepath.Join(dir, "img.qcow2")
-			copyFile(t, src, img)
+			testutil.CopyFile(t, src, img)
 			want := filepath.Join(dir, "want.raw")
 			toRaw(t, img, want)
 
@@ -50,8 +50,8 @@ func TestCorpus(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
-			qemuCheck(t, img)
-			qemuCompare(t, img, want)
+			testutil.QemuCheck(t, "qcow2", img)
+			testutil.QemuCompare(t, "qcow2", img, want)
 		})
 	}
 }

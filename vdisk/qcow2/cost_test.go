@@ -70,7 +70,7 @@ func TestFlushCost(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	qemuCheck(t, img)
+	testutil.QemuCheck(t, "qcow2", img)
 
 	// A change of one sector after that flushes a few entries only.
 	f, _ = vdisk.OpenOSFile(img, true)
@@ -88,7 +88,7 @@ func TestFlushCost(t *testing.T) {
 	if cf.bytes != 512 {
 		t.Fatalf("an in-place sector write cost %d bytes, want 512", cf.bytes)
 	}
-	qemuCheck(t, img)
+	testutil.QemuCheck(t, "qcow2", img)
 }
 
 // TestConcurrentReads: many readers at once (run under -race) see what

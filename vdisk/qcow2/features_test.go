@@ -144,8 +144,8 @@ func TestDirtyRepair(t *testing.T) {
 			if isDirty(t, img) {
 				t.Fatal("dirty bit still set after our write")
 			}
-			qemuCheck(t, img)
-			qemuCompare(t, img, want)
+			testutil.QemuCheck(t, "qcow2", img)
+			testutil.QemuCompare(t, "qcow2", img, want)
 		})
 	}
 }
@@ -184,8 +184,8 @@ func TestSnapshotsWrite(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
-			qemuCheck(t, img)
-			qemuCompare(t, img, want)
+			testutil.QemuCheck(t, "qcow2", img)
+			testutil.QemuCompare(t, "qcow2", img, want)
 			for s, path := range snaps {
 				after := filepath.Join(dir, s+".after.raw")
 				testutil.Run(t, "qemu-img", "convert", "-l", "snapshot.name="+s, "-O", "raw", img, after)

@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -86,18 +85,6 @@ func makeRaw(t *testing.T, dir string, size int64, seed int64) string {
 	return path
 }
 
-// copyFile copies src to dst (both test files).
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // toRaw converts any image to raw with qemu-img: the reference content.
 func toRaw(t *testing.T, img, out string) {
 	t.Helper()
@@ -137,19 +124,10 @@ func compareEvery(t *testing.T, d vdisk.Disk, rawPath string, step int64) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got[:n], exp[:n]) {
-			i := firstDiff(got[:n], exp[:n])
+			i := testutil.FirstDiff(got[:n], exp[:n])
 			t.Fatalf("content differs at guest offset %d", off+int64(i))
 		}
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
 }
 
 // write is one write of the pattern: n bytes at off, zeros when zero.
@@ -209,25 +187,6 @@ func applyWrites(t *testing.T, d vdisk.Disk, rawPath string, ws []write, seed in
 		if _, err := rf.WriteAt(b, w.off); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// qemuCheck runs qemu-img check, which exits non-zero on errors or leaks.
-func qemuCheck(t *testing.T, img string) string {
-	t.Helper()
-	out := testutil.Run(t, "qemu-img", "check", "-f", "qcow2", img)
-	if !strings.Contains(out, "No errors were found") || strings.Contains(out, "leaked") {
-		t.Fatalf("qemu-img check %s:\n%s", img, out)
-	}
-	return out
-}
-
-// qemuCompare asserts that qemu-img sees img and the raw file identical.
-func qemuCompare(t *testing.T, img, rawPath string) {
-	t.Helper()
-	out := testutil.Run(t, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", img, rawPath)
-	if !strings.Contains(out, "Images are identical") {
-		t.Fatalf("qemu-img compare %s %s:\n%s", img, rawPath, out)
 	}
 }
 

@@ -67,7 +67,7 @@ func TestCorpusDifferentialFakeParent(t *testing.T) {
 	src := testutil.Corpus(t, "dfvfs/fat-differential.vhd")
 	dir := t.TempDir()
 	child := filepath.Join(dir, "fat-differential.vhd")
-	copyFile(t, src, child)
+	testutil.CopyFile(t, src, child)
 	parent := filepath.Join(dir, "fat-parent.vhd")
 	qemuChild := filepath.Join(dir, "qemu.raw")
 	testutil.Run(t, "qemu-img", "convert", "-f", "vpc", "-O", "raw", child, qemuChild)
@@ -153,7 +153,7 @@ func TestCorpusDifferentialWrite(t *testing.T) {
 	src := testutil.Corpus(t, "dfvfs/fat-differential.vhd")
 	dir := t.TempDir()
 	child := filepath.Join(dir, "fat-differential.vhd")
-	copyFile(t, src, child)
+	testutil.CopyFile(t, src, child)
 	if err := os.WriteFile(filepath.Join(dir, "fat-parent.vhd"), make([]byte, 4*MiB), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package vhd
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -187,21 +186,9 @@ func assertSame(t *testing.T, d vdisk.Disk, want string) {
 			t.Fatalf("ReadAt(%d, %d) = %d, %v", end-off, off, n, err)
 		}
 	}
-	if i := firstDiff(got, exp); i >= 0 {
+	if i := testutil.FirstDiff(got, exp); i >= 0 {
 		t.Fatalf("disk differs from %s at byte %d (sector %d)", want, i, i/512)
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	if bytes.Equal(a, b) {
-		return -1
-	}
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // write is one write of a test pattern: length n at off; off < 0 counts
@@ -278,17 +265,6 @@ func applyPattern(t *testing.T, d vdisk.Disk, mirror string, pattern []write, se
 		if _, err := m.WriteAt(b, off); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

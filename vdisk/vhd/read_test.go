@@ -1,10 +1,11 @@
 package vhd
 
 import (
-	"github.com/offvm/offvm/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
 )
 
 // TestReadQemuImages reads images qemu-img made from a raw disk and

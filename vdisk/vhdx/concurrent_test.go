@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -71,11 +72,11 @@ func TestConcurrentAccess(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	qemuCheck(t, img)
+	testutil.QemuCheck(t, "vhdx", img)
 	if err := writeFileAt(rawPath, ws); err != nil {
 		t.Fatal(err)
 	}
-	qemuCompare(t, img, rawPath)
+	testutil.QemuCompare(t, "vhdx", img, rawPath)
 }
 
 func writeFileAt(path string, ws []aWrite) error {

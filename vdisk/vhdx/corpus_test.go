@@ -68,12 +68,12 @@ func TestCorpusWindows(t *testing.T) {
 	// Write to a copy: the image's one block is allocated; the writes land
 	// in place, and qemu must agree.
 	copyPath := join(dir, "copy.vhdx")
-	copyFile(t, img, copyPath)
+	testutil.CopyFile(t, img, copyPath)
 	d = openPath(t, copyPath, true, vdisk.Options{})
 	applyWrites(t, d, rawPath, writePattern(d.Size(), mib, 7))
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	qemuCheck(t, copyPath)
-	qemuCompare(t, copyPath, rawPath)
+	testutil.QemuCheck(t, "vhdx", copyPath)
+	testutil.QemuCompare(t, "vhdx", copyPath, rawPath)
 }

@@ -188,9 +188,9 @@ func TestDifferencing(t *testing.T) {
 			makeChild(t, parent, child, c.bitmaps)
 			parentHash := fileHash(t, parent)
 			if os.Getenv("VHDX_KEEP") != "" {
-				copyFile(t, parent, "/tmp/vhdxw/parent.vhdx")
-				copyFile(t, child, "/tmp/vhdxw/child.vhdx")
-				copyFile(t, parentRaw, "/tmp/vhdxw/parent.raw")
+				testutil.CopyFile(t, parent, "/tmp/vhdxw/parent.vhdx")
+				testutil.CopyFile(t, child, "/tmp/vhdxw/child.vhdx")
+				testutil.CopyFile(t, parentRaw, "/tmp/vhdxw/parent.raw")
 			}
 
 			info := testutil.Run(t, "vhdiinfo", child)
@@ -211,7 +211,7 @@ func TestDifferencing(t *testing.T) {
 			d.Close()
 
 			want := join(dir, "want.raw")
-			copyFile(t, parentRaw, want)
+			testutil.CopyFile(t, parentRaw, want)
 			for session := range 2 {
 				d = openPath(t, child, true, parentOpener())
 				ws := writePattern(d.Size(), d.BlockSize(), int64(session*10+i))

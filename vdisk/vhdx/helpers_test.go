@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/offvm/offvm/internal/testutil"
@@ -61,24 +60,6 @@ func qemuImg(t testing.TB, args ...string) string {
 	t.Helper()
 	testutil.RequireTool(t, "qemu-img", "qemu-utils")
 	return testutil.Run(t, "qemu-img", args...)
-}
-
-// qemuCheck demands a clean `qemu-img check`.
-func qemuCheck(t *testing.T, path string) {
-	t.Helper()
-	out := qemuImg(t, "check", "-f", "vhdx", path)
-	if !strings.Contains(out, "No errors were found") {
-		t.Fatalf("qemu-img check %s:\n%s", path, out)
-	}
-}
-
-// qemuCompare demands that qemu sees img and the raw file as identical.
-func qemuCompare(t *testing.T, img, rawPath string) {
-	t.Helper()
-	out := qemuImg(t, "compare", "-f", "vhdx", "-F", "raw", img, rawPath)
-	if !strings.Contains(out, "Images are identical") {
-		t.Fatalf("qemu-img compare %s %s:\n%s", img, rawPath, out)
-	}
 }
 
 func openPath(t testing.TB, path string, writable bool, opts vdisk.Options) *Disk {
@@ -194,13 +175,6 @@ func applyWrites(t *testing.T, d vdisk.Disk, rawPath string, ws []aWrite) {
 		if _, err := rf.WriteAt(w.data, w.off); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.WriteFile(dst, fileBytes(t, src), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

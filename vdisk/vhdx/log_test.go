@@ -23,9 +23,9 @@ func crashImage(t *testing.T, dir string) (img, want string) {
 	testutil.RequireTool(t, "qemu-io", "qemu-utils")
 	img, before := join(dir, "crash.vhdx"), join(dir, "before.vhdx")
 	qemuImg(t, "create", "-f", "vhdx", "-o", "block_size=1M", img, "64M")
-	copyFile(t, img, before)
+	testutil.CopyFile(t, img, before)
 	testutil.Run(t, "qemu-io", "-f", "vhdx", "-c", "write -P 0xab 3M 64k", img)
-	copyFile(t, img, before+".1")
+	testutil.CopyFile(t, img, before+".1")
 	testutil.Run(t, "qemu-io", "-f", "vhdx", "-c", "write -P 0xcd 10M 4k", img)
 
 	b := fileBytes(t, img)
@@ -95,9 +95,9 @@ func TestLogReplay(t *testing.T) {
 	}
 	t.Logf("qemu-img info on the crash image: %s", strings.TrimSpace(string(out)))
 	qemuReplayed := join(dir, "qemu.vhdx")
-	copyFile(t, img, qemuReplayed)
+	testutil.CopyFile(t, img, qemuReplayed)
 	qemuImg(t, "check", "-r", "all", "-f", "vhdx", qemuReplayed)
-	qemuCompare(t, qemuReplayed, want)
+	testutil.QemuCompare(t, "vhdx", qemuReplayed, want)
 
 	before := fileHash(t, img)
 	d := openPath(t, img, false, vdisk.Options{})
@@ -116,6 +116,6 @@ func TestLogReplay(t *testing.T) {
 		t.Fatalf("after writable open: header %+v, %v; want LogGuid zero", h, err)
 	}
 	// qemu now opens it read-only without complaint and sees the data.
-	qemuCheck(t, img)
-	qemuCompare(t, img, want)
+	testutil.QemuCheck(t, "vhdx", img)
+	testutil.QemuCompare(t, "vhdx", img, want)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -80,8 +81,8 @@ func TestReadWriteQemu(t *testing.T) {
 func verify(t *testing.T, img, rawPath string, sector uint32) {
 	t.Helper()
 	if sector == 0 {
-		qemuCheck(t, img)
-		qemuCompare(t, img, rawPath)
+		testutil.QemuCheck(t, "vhdx", img)
+		testutil.QemuCompare(t, "vhdx", img, rawPath)
 		return
 	}
 	requirePyvhdi(t)
@@ -122,5 +123,5 @@ func TestHeaderUpdate(t *testing.T) {
 	if h1.FileWriteGUID == h0.FileWriteGUID || h1.DataWriteGUID == h0.DataWriteGUID || !h1.LogGUID.IsZero() {
 		t.Errorf("GUIDs not renewed or log GUID set: %+v", h1)
 	}
-	qemuCheck(t, img)
+	testutil.QemuCheck(t, "vhdx", img)
 }

@@ -69,8 +69,8 @@ func testChild(t *testing.T, createOpts []string) {
 		t.Fatal(err)
 	}
 	qemuCheck(t, child)
-	qemuIdentical(t, child, want)
-	qemuIdentical(t, parent, parentRaw) // parents are never written
+	testutil.QemuCompare(t, "vmdk", child, want)
+	testutil.QemuCompare(t, "vmdk", parent, parentRaw) // parents are never written
 }
 
 func TestParentErrors(t *testing.T) {
@@ -138,7 +138,7 @@ func TestEmptyDirectoryEntry(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	qemuIdentical(t, img, rawPath)
+	testutil.QemuCompare(t, "vmdk", img, rawPath)
 
 	d := openDisk(t, img, true)
 	applyPattern(t, d, rawPath, []write{{off: gtSpan + 5000, n: 3 * grain}, {off: diskSize - 512, n: 512}}, 10)
@@ -146,6 +146,6 @@ func TestEmptyDirectoryEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	qemuCheck(t, img)
-	qemuIdentical(t, img, rawPath)
+	testutil.QemuCompare(t, "vmdk", img, rawPath)
 	checkRedundant(t, img, rawPath)
 }

@@ -27,7 +27,7 @@ func TestCorpus(t *testing.T) {
 			d.Close()
 
 			img := filepath.Join(dir, "copy.vmdk")
-			copyFile(t, src, img)
+			testutil.CopyFile(t, src, img)
 			testutil.Run(t, "chmod", "u+w", img)
 			d = openDisk(t, img, true)
 			size := d.Size()
@@ -36,7 +36,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			qemuCheck(t, img)
-			qemuIdentical(t, img, want)
+			testutil.QemuCompare(t, "vmdk", img, want)
 		})
 	}
 }

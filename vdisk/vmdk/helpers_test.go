@@ -105,22 +105,10 @@ func compareDisk(t testing.TB, d vdisk.Disk, rawPath string) {
 		if err != nil && off+int64(len(got)) < d.Size() {
 			t.Fatalf("ReadAt %d: %v", off, err)
 		}
-		if i := firstDiff(got[:n], want[off:off+int64(n)]); i >= 0 {
+		if i := testutil.FirstDiff(got[:n], want[off:off+int64(n)]); i >= 0 {
 			t.Fatalf("byte %d differs from the raw disk", off+int64(i))
 		}
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	if bytes.Equal(a, b) {
-		return -1
-	}
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // write is one write of the test pattern.
@@ -171,20 +159,6 @@ func applyPattern(t testing.TB, d vdisk.Disk, rawPath string, ws []write, seed u
 		if _, err := f.WriteAt(buf, w.off); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	testutil.Run(t, "cp", "--sparse=always", src, dst)
-}
-
-// qemuIdentical asks qemu-img whether the image equals the raw file.
-func qemuIdentical(t testing.TB, img, rawPath string) {
-	t.Helper()
-	out := qemuImg(t, "compare", "-f", "vmdk", "-F", "raw", img, rawPath)
-	if !bytes.Contains([]byte(out), []byte("Images are identical")) {
-		t.Fatalf("qemu-img compare: %s", out)
 	}
 }
 

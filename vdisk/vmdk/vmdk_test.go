@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/offvm/offvm/internal/testutil"
 	"github.com/offvm/offvm/vdisk"
 )
 
@@ -43,7 +44,7 @@ func TestSubformats(t *testing.T) {
 				return
 			}
 			want := filepath.Join(dir, sub+".want.raw")
-			copyFile(t, rawPath, want)
+			testutil.CopyFile(t, rawPath, want)
 			cid := qemuCID(t, img)
 			d = openDisk(t, img, true)
 			if ro := d.Info().ReadOnly; ro != "" {
@@ -54,7 +55,7 @@ func TestSubformats(t *testing.T) {
 				t.Fatal(err)
 			}
 			qemuCheck(t, img)
-			qemuIdentical(t, img, want)
+			testutil.QemuCompare(t, "vmdk", img, want)
 			if qemuCID(t, img) == cid {
 				t.Errorf("CID %08x unchanged after writes", cid)
 			}
@@ -81,10 +82,10 @@ func checkStreamReadOnly(t *testing.T, img, rawPath string) {
 	}
 	d.Close()
 	after, _ := os.ReadFile(img)
-	if firstDiff(before, after) >= 0 {
+	if testutil.FirstDiff(before, after) >= 0 {
 		t.Error("a read-only streamOptimized image changed")
 	}
-	qemuIdentical(t, img, rawPath)
+	testutil.QemuCompare(t, "vmdk", img, rawPath)
 }
 
 // checkRedundant points a copy's header at the redundant grain directory
@@ -100,7 +101,7 @@ func checkRedundant(t *testing.T, img, want string) {
 	if err := os.WriteFile(red, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	qemuIdentical(t, red, want)
+	testutil.QemuCompare(t, "vmdk", red, want)
 }
 
 // TestMultiExtent: a disk larger than 2 GiB splits into several extent
@@ -119,7 +120,7 @@ func TestMultiExtent(t *testing.T) {
 	for _, sub := range []string{"twoGbMaxExtentSparse", "twoGbMaxExtentFlat"} {
 		t.Run(sub, func(t *testing.T) {
 			seeded := filepath.Join(dir, sub+".raw")
-			copyFile(t, rawPath, seeded)
+			testutil.CopyFile(t, rawPath, seeded)
 			applyPattern(t, nil, seeded, ws, 3) // content across the boundary
 			img := filepath.Join(dir, sub+".vmdk")
 			qemuImg(t, "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, seeded, img)
@@ -137,7 +138,7 @@ func TestMultiExtent(t *testing.T) {
 				off := max(w.off-2048, 0)
 				n, _ := d.ReadAt(got, off)
 				rf.ReadAt(want, off)
-				if i := firstDiff(got[:n], want[:n]); i >= 0 {
+				if i := testutil.FirstDiff(got[:n], want[:n]); i >= 0 {
 					t.Fatalf("byte %d differs", off+int64(i))
 				}
 			}
@@ -146,7 +147,7 @@ func TestMultiExtent(t *testing.T) {
 				t.Fatal(err)
 			}
 			qemuCheck(t, img)
-			qemuIdentical(t, img, seeded)
+			testutil.QemuCompare(t, "vmdk", img, seeded)
 		})
 	}
 }
