@@ -227,6 +227,9 @@ func diskKey(path string) string {
 // For returns the VM the disk at path belongs to. When several name it,
 // a sleeping one comes first: that is the one whose safety matters.
 func (x *VMs) For(path string) (*VMInfo, bool) {
+	if x.none() {
+		return nil, false
+	}
 	as := x.byDisk[diskKey(path)]
 	if len(as) == 0 {
 		return nil, false
@@ -261,6 +264,9 @@ func info(vm *vmconfig.VM, d vmconfig.Disk) *VMInfo {
 // state file (resuming after a disk change corrupts the guest's file
 // systems), or it runs.
 func (x *VMs) SleepReason(path string) string {
+	if x.none() {
+		return ""
+	}
 	for _, a := range x.byDisk[diskKey(path)] {
 		if r := reasonOf(a.vm); r != "" {
 			return r
@@ -273,6 +279,11 @@ func (x *VMs) SleepReason(path string) string {
 	}
 	return ""
 }
+
+// none tells that no configuration names a disk and none is broken: then
+// no disk has a VM, and the path look-ups of diskKey (an absolute path and
+// its links resolved: about eight stat calls) need not be made.
+func (x *VMs) none() bool { return len(x.byDisk) == 0 && len(x.broken) == 0 }
 
 func reasonOf(vm *vmconfig.VM) string {
 	switch vm.State {
