@@ -66,6 +66,24 @@ const maxConfigFile = 8 << 20
 // by content) and in extra (folders such as /etc/libvirt/qemu, not
 // recursed). When root is one file, its folder is searched.
 func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
+	return ScanVMsBeside(root, extra, opts, nil)
+}
+
+// notConfigs are the formats whose files cannot be configurations: they
+// start with a binary container header, a partition table or a file
+// system. (A VMDK may be a text descriptor, an OVA is a package: both are
+// read.)
+var notConfigs = map[string]bool{"qcow2": true, "vhd": true, "vhdx": true, "raw": true}
+
+// ScanVMsBeside is ScanVMs that knows the images Walk found under root:
+// those of notConfigs are not opened again to look for a configuration.
+func ScanVMsBeside(root string, extra []string, opts vmconfig.Options, images []Entry) *VMs {
+	skip := map[string]bool{}
+	for _, e := range images {
+		if notConfigs[e.Format] {
+			skip[e.Path] = true
+		}
+	}
 	x := &VMs{OVAs: map[string]*vmconfig.OVA{}, byDisk: map[string][]attach{}, broken: map[string]string{}}
 	if st, err := os.Stat(root); err == nil && !st.IsDir() {
 		root = filepath.Dir(root)
@@ -93,7 +111,9 @@ func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
 		}
 	}
 	for _, p := range files {
-		x.consider(p, opts)
+		if !skip[p] {
+			x.consider(p, opts)
+		}
 	}
 	x.addBases()
 	return x
