@@ -3,7 +3,6 @@ package inspect
 import (
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
@@ -11,10 +10,6 @@ import (
 	"github.com/offvm/offvm/txn"
 	"github.com/offvm/offvm/vdisk/detect"
 )
-
-// inUse starts the reason of an image another program holds: that is
-// asked again on every look, never taken from the cache.
-const inUse = "in use by another program"
 
 // ImageCached is Image through the inventory cache: an image none of
 // whose files changed since it was last described costs a few stat calls
@@ -65,11 +60,11 @@ func cached(c *inventory.Cache, path string) (mount.Info, bool) {
 // the lock probe (no lock is taken, so a qemu starting meanwhile never
 // trips over it).
 func recheckLock(inf *mount.Info) {
-	if !inf.Writable && (inf.ReadOnlyReason == nil || !strings.HasPrefix(*inf.ReadOnlyReason, inUse)) {
+	if !inf.Writable && (inf.ReadOnlyReason == nil || !mount.IsLockReason(*inf.ReadOnlyReason)) {
 		return // read-only for a reason of its own (format, snapshots)
 	}
 	if err := txn.Probe(inf.Path); err != nil {
-		why := inUse + ": " + err.Error()
+		why := mount.LockReason(err)
 		inf.Writable, inf.ReadOnlyReason = false, &why
 		return
 	}

@@ -15,12 +15,15 @@ import (
 // be opened is described by its error. The VM configurations of its
 // folder say which VM it belongs to.
 func Image(path string) mount.Info {
-	return imageIn(path, library.VMsOf(path))
+	return imageIn(path, "", library.VMsOf(path))
 }
 
 // imageIn describes one image with the library's VMs: the VM it belongs
 // to, and read-only when that VM sleeps or the disk is inside an OVA.
-func imageIn(path string, vms *library.VMs) mount.Info {
+// format is what library.Walk found the file to be ("" when unknown): an
+// image of a known container format is no OVA and need not be probed
+// again (each probe opens the file).
+func imageIn(path, format string, vms *library.VMs) mount.Info {
 	opts := mount.Options{ReadOnly: true}
 	_, _, inOVA := library.InOVA(path)
 	if inOVA {
@@ -30,9 +33,14 @@ func imageIn(path string, vms *library.VMs) mount.Info {
 	if hasVM {
 		opts.VM = vi
 	}
-	err := library.OVAError(path)
-	if err == nil && library.IsOVA(path) {
-		err = library.PackageError(path) // a tar is no disk: never open it raw
+	var err error
+	if format == "" || format == "ova" {
+		err = library.OVAError(path)
+		if err == nil && library.IsOVA(path) {
+			err = library.PackageError(path) // a tar is no disk: never open it raw
+		}
+	} else {
+		opts.Format = format
 	}
 	var im *mount.Image
 	if err == nil {
@@ -111,7 +119,7 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	if o.Found != nil {
 		o.Found(len(kept))
 	}
-	vms := library.ScanVMs(root, o.VMDirs, vmconfig.Options{})
+	vms := library.ScanVMsBeside(root, o.VMDirs, vmconfig.Options{}, ents)
 	// with no VM configuration anywhere (nor a broken one), no disk has a
 	// VM or sleeps: the per-image questions, each a few path look-ups,
 	// need not be asked
@@ -161,15 +169,15 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 // in an OVA, is always opened: the VM's state lives in files beside it.
 func describeIn(c *inventory.Cache, e library.Entry, vms *library.VMs, noVMs bool) mount.Info {
 	if e.Format == "ova" {
-		return imageIn(e.Path, vms)
+		return imageIn(e.Path, e.Format, vms)
 	}
 	if _, _, inOVA := library.InOVA(e.Path); inOVA {
-		return imageIn(e.Path, vms)
+		return imageIn(e.Path, e.Format, vms)
 	}
 	if !noVMs {
 		if _, hasVM := vms.For(e.Path); hasVM {
-			return imageIn(e.Path, vms)
+			return imageIn(e.Path, e.Format, vms)
 		}
 	}
-	return throughCache(c, e.Path, func() mount.Info { return imageIn(e.Path, vms) })
+	return throughCache(c, e.Path, func() mount.Info { return imageIn(e.Path, e.Format, vms) })
 }

@@ -233,20 +233,29 @@ type Identity identity
 // taken before the image is read and handed to Put. ok is false when one
 // of them cannot be stat'ed (nothing should be cached then).
 func Snapshot(image string, deps []string) (ids []Identity, ok bool) {
-	out := []string{image}
-	for _, s := range sidecars {
-		out = append(out, image+s)
+	// one filepath.Abs for the image and its sidecars (each asks the OS
+	// for the working directory: two stat calls)
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		return nil, false
 	}
-	for _, p := range append(out, deps...) {
-		abs, err := filepath.Abs(p)
+	paths := []string{abs}
+	for _, s := range sidecars {
+		paths = append(paths, abs+s)
+	}
+	for _, p := range deps {
+		a, err := filepath.Abs(p)
 		if err != nil {
 			return nil, false
 		}
-		id, err := identify(abs)
+		paths = append(paths, a)
+	}
+	for i, p := range paths {
+		id, err := identify(p)
 		if err != nil {
 			return nil, false
 		}
-		if p == image && id.Gone {
+		if i == 0 && id.Gone {
 			return nil, false
 		}
 		ids = append(ids, Identity(id))

@@ -11,7 +11,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/offvm/offvm/vdisk"
 	"github.com/offvm/offvm/vdisk/detect"
+	"github.com/offvm/offvm/vmconfig"
 )
 
 // Entry is one name in a library directory that the tree shows.
@@ -81,12 +83,12 @@ func List(dir string) ([]Entry, error) {
 		if !st.Mode().IsRegular() {
 			continue
 		}
-		if isOVA(p) {
+		ova, f, err := probe(p)
+		if ova {
 			// a broken one is an image that cannot be opened (OVAError)
 			out = append(out, Entry{Name: name, Path: p, IsDir: OVAError(p) == nil, Format: "ova"})
 			continue
 		}
-		f, err := detect.Probe(p)
 		switch {
 		case err == nil && f != "":
 			out = append(out, Entry{Name: name, Path: p, Format: f})
@@ -97,6 +99,23 @@ func List(dir string) ([]Entry, error) {
 		}
 	}
 	return hideExtents(out), nil
+}
+
+// probe tells whether the file at p is an OVA, else which image format it
+// holds ("" for none), from one open of the file: ls lists every image
+// of a library this way.
+func probe(p string) (ova bool, format string, err error) {
+	f, err := vdisk.OpenOSFile(p, false)
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	if n, _ := f.ReadAt(head, 0); n == len(head) && vmconfig.IsOVA(head) {
+		return true, "", nil
+	}
+	format, err = detect.ProbeFile(f)
+	return false, format, err
 }
 
 // Walk returns every image under root (or root itself when it is a file),

@@ -66,6 +66,24 @@ const maxConfigFile = 8 << 20
 // by content) and in extra (folders such as /etc/libvirt/qemu, not
 // recursed). When root is one file, its folder is searched.
 func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
+	return ScanVMsBeside(root, extra, opts, nil)
+}
+
+// notConfigs are the formats whose files cannot be configurations: they
+// start with a binary container header, a partition table or a file
+// system. (A VMDK may be a text descriptor, an OVA is a package: both are
+// read.)
+var notConfigs = map[string]bool{"qcow2": true, "vhd": true, "vhdx": true, "raw": true}
+
+// ScanVMsBeside is ScanVMs that knows the images Walk found under root:
+// those of notConfigs are not opened again to look for a configuration.
+func ScanVMsBeside(root string, extra []string, opts vmconfig.Options, images []Entry) *VMs {
+	skip := map[string]bool{}
+	for _, e := range images {
+		if notConfigs[e.Format] {
+			skip[e.Path] = true
+		}
+	}
 	x := &VMs{OVAs: map[string]*vmconfig.OVA{}, byDisk: map[string][]attach{}, broken: map[string]string{}}
 	if st, err := os.Stat(root); err == nil && !st.IsDir() {
 		root = filepath.Dir(root)
@@ -93,7 +111,9 @@ func ScanVMs(root string, extra []string, opts vmconfig.Options) *VMs {
 		}
 	}
 	for _, p := range files {
-		x.consider(p, opts)
+		if !skip[p] {
+			x.consider(p, opts)
+		}
 	}
 	x.addBases()
 	return x
@@ -227,6 +247,9 @@ func diskKey(path string) string {
 // For returns the VM the disk at path belongs to. When several name it,
 // a sleeping one comes first: that is the one whose safety matters.
 func (x *VMs) For(path string) (*VMInfo, bool) {
+	if x.none() {
+		return nil, false
+	}
 	as := x.byDisk[diskKey(path)]
 	if len(as) == 0 {
 		return nil, false
@@ -261,6 +284,9 @@ func info(vm *vmconfig.VM, d vmconfig.Disk) *VMInfo {
 // state file (resuming after a disk change corrupts the guest's file
 // systems), or it runs.
 func (x *VMs) SleepReason(path string) string {
+	if x.none() {
+		return ""
+	}
 	for _, a := range x.byDisk[diskKey(path)] {
 		if r := reasonOf(a.vm); r != "" {
 			return r
@@ -273,6 +299,11 @@ func (x *VMs) SleepReason(path string) string {
 	}
 	return ""
 }
+
+// none tells that no configuration names a disk and none is broken: then
+// no disk has a VM, and the path look-ups of diskKey (an absolute path and
+// its links resolved: about eight stat calls) need not be made.
+func (x *VMs) none() bool { return len(x.byDisk) == 0 && len(x.broken) == 0 }
 
 func reasonOf(vm *vmconfig.VM) string {
 	switch vm.State {

@@ -43,6 +43,10 @@ type Options struct {
 	// OpenFile, when set, reaches the image's host files instead of the
 	// OS (a disk stored inside an OVA); such an image must be read-only.
 	OpenFile func(path string, writable bool) (vdisk.File, error)
+	// Format, when set, is the container format detect.Probe already found
+	// for the file (library.Walk probes every image of a library): Open
+	// does not probe it again.
+	Format string
 }
 
 // Image is an open image.
@@ -101,9 +105,11 @@ func Open(path string, opts Options) (*Image, error) {
 	if err := im.prepare(); err != nil {
 		return nil, err
 	}
-	if f, err := detect.Probe(path); opts.OpenFile == nil && err == nil && f == "" {
-		im.lock.Close()
-		return nil, fmt.Errorf("%s: %w", path, ErrNotImage)
+	if opts.OpenFile == nil && opts.Format == "" {
+		if f, err := detect.Probe(path); err == nil && f == "" {
+			im.lock.Close()
+			return nil, fmt.Errorf("%s: %w", path, ErrNotImage)
+		}
 	}
 	base, err := detect.Open(path, detect.Options{OpenFile: opts.OpenFile})
 	if err != nil {
@@ -171,7 +177,7 @@ func (im *Image) prepare() error {
 	lock, err := txn.Lock(im.Path)
 	if err != nil {
 		if errors.Is(err, txn.ErrLocked) {
-			im.readOnly = "in use by another program: " + err.Error()
+			im.readOnly = ReasonInUse + ": " + err.Error()
 			if pending(im.Path) {
 				return fmt.Errorf("%s: an interrupted commit awaits recovery and the image is in use: %w", im.Path, ErrPending)
 			}
@@ -217,9 +223,31 @@ func (im *Image) WouldBeWritable() (bool, string) {
 		return true, ""
 	}
 	if err := txn.Probe(im.Path); err != nil {
-		return false, "in use by another program: " + err.Error()
+		return false, LockReason(err)
 	}
 	return true, ""
+}
+
+// Why an image cannot be written because of its lock: another program
+// holds it, or its file system refuses locks (NFSv3 mounted without its
+// lock manager: ENOLCK), and offvm never writes an image it cannot lock.
+// Both are asked again whenever the image is listed (IsLockReason).
+const (
+	ReasonInUse  = "in use by another program"
+	ReasonNoLock = "its file system refuses the image lock"
+)
+
+// LockReason is the read-only reason for an error of txn.Probe.
+func LockReason(err error) string {
+	if errors.Is(err, txn.ErrLocked) {
+		return ReasonInUse + ": " + err.Error()
+	}
+	return ReasonNoLock + ": " + err.Error()
+}
+
+// IsLockReason tells a reason LockReason gave.
+func IsLockReason(why string) bool {
+	return strings.HasPrefix(why, ReasonInUse) || strings.HasPrefix(why, ReasonNoLock)
 }
 
 // Disk is the virtual disk as the engines see it.

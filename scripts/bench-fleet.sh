@@ -9,13 +9,15 @@
 #     warm; goal <= 0.2 s), for a library of Windows images (copies of one
 #     NTFS image holding the corpus' 11 MiB SYSTEM hive, as the issue
 #     measured) and one of Debian images (ext4);
+#     With OFFVM_BASE set (a previous offvm binary), the cold ls is also
+#     paired against it, both printing the same bytes;
 #   - patch apply over PATCH_IMAGES images with 1, 2 and 4 shards run side
 #     by side (as that many hosts would): every image applied exactly once
 #     (checked after every run), throughput in images/s.
 # Root (drop_caches, mounts for building the Windows image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OFFVM=${OFFVM:-$PWD/bin/offvm}
+export OFFVM=${OFFVM:-$PWD/bin/offvm} OFFVM_BASE=${OFFVM_BASE:-}
 if [ -n "${BENCH_QUICK:-}" ]; then
   LS_IMAGES=${BENCH_LS_IMAGES:-100} PATCH_IMAGES=${BENCH_PATCH_IMAGES:-20}
 else
@@ -81,6 +83,15 @@ for os in windows linux; do
   single -id "fleet-ls-cold-$os" -label "offvm ls of $LS_IMAGES $os images (qcow2), cold: page cache dropped, inventory cache empty (goal <= 2 s)" -cold \
     -rb "$FB/ls-$os" -setup 'rm -rf "$OFFVM_CACHE_DIR"' -run '"$OFFVM" -q ls "$R"' \
     -verify '"$OFFVM" -q ls "$R" | tail -n +2 | grep -c " $LS_OS"' -expect "echo $LS_IMAGES"
+  if [ -n "${OFFVM_BASE:-}" ]; then
+    # A/B against a previous binary (OFFVM_BASE=path): interleaved cold
+    # pairs; -same-output makes bench-tool check that both print the same
+    # bytes (SHA-256 of each side's ls)
+    "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" -id "fleet-ls-cold-$os-ab" -peer "offvm (OFFVM_BASE)" \
+      -label "offvm ls of $LS_IMAGES $os images (qcow2), cold, the previous binary against this one" -cold -same-output \
+      -ra "$FB/ls-$os" -rb "$FB/ls-$os" -setup 'rm -rf "$OFFVM_CACHE_DIR"' \
+      -run-a '"$OFFVM_BASE" -q ls "$R"' -run-b '"$OFFVM" -q ls "$R"'
+  fi
   single -id "fleet-ls-unchanged-$os" -label "offvm ls of the $LS_IMAGES $os images again, unchanged (goal <= 0.2 s)" \
     -rb "$FB/ls-$os" -run '"$OFFVM" -q ls "$R"' \
     -verify '"$OFFVM" -q ls "$R" | tail -n +2 | wc -l' -expect "echo $LS_IMAGES"

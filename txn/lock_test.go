@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/offvm/offvm/internal/nolockfs"
 	"github.com/offvm/offvm/internal/testutil"
 )
 
@@ -163,5 +165,40 @@ func TestProbe(t *testing.T) {
 			t.Fatalf("Probe never saw qemu-io: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLockNoLocks: on a file system that refuses byte-range locks (a FUSE
+// passthrough answering ENOLCK, as NFSv3 without its lock manager does),
+// qemu-io cannot take its locks either; Lock fails with ENOLCK, naming the
+// image and the byte, and is not mistaken for another holder (ErrLocked);
+// Probe says the same, so ls shows the image as not writable.
+func TestLockNoLocks(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	dir, mnt := t.TempDir(), t.TempDir()
+	rawImage(t, filepath.Join(dir, "disk.img"), make([]byte, 1<<20))
+	unmount, err := nolockfs.Mount(dir, mnt)
+	if err != nil {
+		t.Skipf("no FUSE here: %v", err)
+	}
+	defer unmount()
+	image := filepath.Join(mnt, "disk.img")
+	out, err := exec.Command("qemu-io", "-r", "-f", "raw", "-c", "read 0 512", image).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "lock") {
+		t.Fatalf("qemu-io on the lockless file system: %v\n%s\n(want qemu to fail to lock: the file system would not refuse locks)", err, out)
+	}
+	t.Logf("qemu-io: %s", strings.TrimSpace(string(out)))
+	l, err := Lock(image)
+	if err == nil {
+		l.Close()
+		t.Fatal("Lock succeeded on a file system without locks")
+	}
+	want := "txn: lock " + image + " byte 100: no locks available"
+	if !errors.Is(err, syscall.ENOLCK) || errors.Is(err, ErrLocked) || err.Error() != want {
+		t.Fatalf("Lock: %v\nwant %q (ENOLCK, not ErrLocked)", err, want)
+	}
+	if err := Probe(image); !errors.Is(err, syscall.ENOLCK) || errors.Is(err, ErrLocked) {
+		t.Fatalf("Probe: %v, want ENOLCK", err)
 	}
 }

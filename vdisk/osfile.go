@@ -3,6 +3,8 @@ package vdisk
 import (
 	"fmt"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // osFile adapts *os.File to File.
@@ -19,6 +21,12 @@ func OpenOSFile(path string, writable bool) (File, error) {
 		return nil, err
 	}
 	return osFile{f}, nil
+}
+
+// Advise tells the kernel that n bytes at off will be read soon: it reads
+// them in one request, in the background (posix_fadvise WILLNEED).
+func (f osFile) Advise(off, n int64) {
+	unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED)
 }
 
 // WrapOSFile adapts an already open *os.File.

@@ -28,6 +28,12 @@ type File interface {
 	Close() error
 }
 
+// Adviser is a File that can be told which bytes will be read soon, so
+// that the kernel reads them in one request (host files; see osFile).
+type Adviser interface {
+	Advise(off, n int64)
+}
+
 // Disk is an open virtual disk. ReadAt must be safe for concurrent use;
 // WriteAt may serialise internally. Reads of unallocated areas give zeros
 // (or the parent's data). Reads and writes past Size are errors.

@@ -89,6 +89,11 @@ func Probe(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return ProbeFile(f)
+}
+
+// ProbeFile is Probe of a file already open.
+func ProbeFile(f vdisk.File) (string, error) {
 	for _, fm := range formats {
 		if fm.match(f) {
 			return fm.name, nil

@@ -27,10 +27,23 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		size := d.Size()
-		buf := make([]byte, 64<<10)
+		// the same bytes opened read-only (L2 tables read by slices) read
+		// the same as through whole tables
+		ro, roErr := Open(vdisk.NewMemFile(name, bytes.Clone(data)), vdisk.Options{OpenParent: parent})
+		if roErr == nil {
+			defer ro.Close()
+		}
+		buf, rbuf := make([]byte, 64<<10), make([]byte, 64<<10)
 		for _, off := range []int64{0, size / 2, size - 1000, size - int64(len(buf))} {
 			if off >= 0 && off < size {
-				d.ReadAt(buf, off)
+				n, err := d.ReadAt(buf, off)
+				if roErr != nil {
+					continue
+				}
+				rn, rerr := ro.ReadAt(rbuf, off)
+				if (err == nil) != (rerr == nil) || n != rn || !bytes.Equal(buf[:n], rbuf[:rn]) {
+					t.Fatalf("read at %d: %d bytes (%v) whole, %d bytes (%v) by slices, or different bytes", off, n, err, rn, rerr)
+				}
 			}
 		}
 		if d.Info().ReadOnly != "" || size < 4096 {

@@ -188,26 +188,49 @@ func checkTable(name, what string, off, length uint64, cs, fileSize int64) error
 }
 
 // readExtensions walks the header extensions, which must end inside the
-// first cluster.
+// first cluster. The area is read a page at a time, doubling while an
+// extension runs past what was read: extensions take a few hundred bytes
+// while the area runs to the cluster's end (64 KiB by default), and ls
+// opens every image of a library.
 func (h *header) readExtensions(f vdisk.File, fileSize int64) error {
-	name := f.Name()
 	end := min(h.clusterSize, fileSize)
 	if h.BackingFileOffset > uint64(h.HeaderLength) && h.BackingFileOffset < uint64(end) {
 		end = int64(h.BackingFileOffset)
 	}
-	area := make([]byte, max(end-int64(h.HeaderLength), 0))
-	if n, _ := f.ReadAt(area, int64(h.HeaderLength)); n < len(area) {
-		area = area[:n]
+	size := max(end-int64(h.HeaderLength), 0)
+	for n := min(size, extChunk); ; n = min(2*n, size) {
+		area := make([]byte, n)
+		got, _ := f.ReadAt(area, int64(h.HeaderLength))
+		whole := got < len(area) || n == size // all there is to read
+		more, err := h.parseExtensions(f.Name(), area[:got], whole)
+		if !more || err != nil {
+			return err
+		}
 	}
-	for pos := 0; pos+8 <= len(area); {
+}
+
+// extChunk is the first read of the extension area.
+const extChunk = 4096
+
+// parseExtensions decodes the extensions in area. more asks for a longer
+// area: one runs past its end and whole says there is more to read.
+func (h *header) parseExtensions(name string, area []byte, whole bool) (more bool, err error) {
+	for pos := 0; ; {
+		if pos+8 > len(area) {
+			// v2 images written by old tools may carry no end marker.
+			return !whole, nil
+		}
 		typ := binary.BigEndian.Uint32(area[pos:])
 		length := int(binary.BigEndian.Uint32(area[pos+4:]))
 		if typ == extEnd {
-			return nil
+			return false, nil
 		}
 		data := area[pos+8:]
 		if length > len(data) {
-			return fmt.Errorf("qcow2 %s: header extension %#x at %d overruns the header cluster: %w", name, typ, h.HeaderLength+uint32(pos), vdisk.ErrCorrupt)
+			if !whole {
+				return true, nil
+			}
+			return false, fmt.Errorf("qcow2 %s: header extension %#x at %d overruns the header cluster: %w", name, typ, h.HeaderLength+uint32(pos), vdisk.ErrCorrupt)
 		}
 		data = data[:length]
 		switch typ {
@@ -218,12 +241,10 @@ func (h *header) readExtensions(f vdisk.File, fileSize int64) error {
 		case extBitmaps:
 			h.hasBitmaps = true
 		case extEncryption:
-			return fmt.Errorf("qcow2 %s: full disk encryption header: %w", name, vdisk.ErrUnsupported)
+			return false, fmt.Errorf("qcow2 %s: full disk encryption header: %w", name, vdisk.ErrUnsupported)
 		}
 		pos += 8 + (length+7)&^7
 	}
-	// v2 images written by old tools may carry no end marker.
-	return nil
 }
 
 func (h *header) parseFeatureNames(data []byte) {

@@ -43,6 +43,8 @@ type Disk struct {
 	mu       sync.RWMutex
 	l1       *table
 	l2       l2Cache
+	l2s      l2Cache // slices of L2 tables, by host offset, when read-only
+	around   window  // host windows already asked for (read-only disks)
 	zc       zCache
 	end      int64 // cluster-aligned end of allocated host space
 	fileSize int64
@@ -87,6 +89,7 @@ func open(f vdisk.File, opts vdisk.Options) (*Disk, error) {
 		end: roundUp(fileSize, h.clusterSize),
 	}
 	d.l2.init(d.cs)
+	d.l2s.init(min(l2SliceBytes, d.cs))
 	d.readOnly = d.whyReadOnly(opts.Writable)
 	if d.l1, err = d.readTable(int64(h.L1TableOffset), int64(h.L1Size)*8); err != nil {
 		return nil, fmt.Errorf("qcow2 %s: L1 table: %w", d.name, err)
@@ -149,6 +152,9 @@ func (d *Disk) Close() error {
 // readHost reads host bytes; a short read at end of file reads as zeros
 // (the tail of a last cluster qemu never wrote).
 func (d *Disk) readHost(p []byte, off int64) error {
+	if d.readOnly != "" {
+		d.around.advise(d.f, off, int64(len(p)))
+	}
 	n, err := d.f.ReadAt(p, off)
 	if err == io.EOF || (err == nil && n < len(p)) {
 		clear(p[n:])

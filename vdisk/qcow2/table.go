@@ -110,9 +110,10 @@ type l2Cache struct {
 
 const l2CacheBytes = 32 << 20
 
-func (c *l2Cache) init(cs int64) {
+// init bounds the cache for tables (or slices) of size bytes.
+func (c *l2Cache) init(size int64) {
 	c.m = map[int64]*table{}
-	c.max = max(16, int(l2CacheBytes/cs))
+	c.max = max(16, int(l2CacheBytes/size))
 }
 
 func (c *l2Cache) get(off int64) *table {
@@ -191,11 +192,42 @@ func (d *Disk) entry(gc int64) (uint64, error) {
 	if l2off == 0 {
 		return 0, nil
 	}
+	if d.readOnly != "" {
+		return d.sliceEntry(l2off, gc%d.l2n)
+	}
 	t, err := d.l2Table(l2off)
 	if err != nil {
 		return 0, err
 	}
 	return t.u64(gc % d.l2n), nil
+}
+
+// l2SliceBytes is how much of an L2 table a read-only disk reads at a
+// time (qemu's l2-cache-entry-size does the same): a 64 KiB table maps
+// 4 GiB, and describing an image (ls of a library) reads a few hundred
+// entries of it. A page holds 512 entries.
+const l2SliceBytes = 4096
+
+// sliceEntry is entry i of the L2 table at l2off, read a slice at a time.
+// Only a disk that never writes reads so (d.readOnly set): its L2 tables
+// change only by another program, which a whole-table cache would not see
+// either; a writer's tables stay whole, for its dirty tracking and copies.
+func (d *Disk) sliceEntry(l2off, i int64) (uint64, error) {
+	size := min(int64(l2SliceBytes), d.cs)
+	per := size / 8
+	off := l2off + i/per*size
+	t := d.l2s.get(off)
+	if t == nil {
+		if err := d.checkCluster("L2 table", l2off); err != nil {
+			return 0, err
+		}
+		var err error
+		if t, err = d.readTable(off, size); err != nil {
+			return 0, err
+		}
+		t = d.l2s.put(t)
+	}
+	return t.u64(i % per), nil
 }
 
 // Cluster kinds an L2 entry describes.
