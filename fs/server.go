@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/internal/noopen"
 )
 
 // MountOptions are the FUSE-level choices of `offvm mount`.
@@ -55,7 +56,11 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 		// file on a scanner's second pass) and refuses writes itself.
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
 	}
-	srv, err := mountCloseOnExec(mountpoint, t.Root(), opts)
+	raw := fs.NewNodeFS(t.Root(), opts)
+	if t.opts.ReadOnly {
+		raw = noopen.Wrap(raw) // no OPEN, FLUSH, RELEASE per file: internal/noopen
+	}
+	srv, err := mountCloseOnExec(mountpoint, raw, opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
@@ -73,9 +78,7 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 // strict meanwhile, because its fusermount fallback forks (and would wait
 // for the lock we hold): when it fails, the fallback runs after, unlocked
 // (go-fuse sets close-on-exec on that path itself).
-func mountCloseOnExec(mountpoint string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
-	raw := fs.NewNodeFS(root, opts)
-	mo := opts.MountOptions
+func mountCloseOnExec(mountpoint string, raw fuse.RawFileSystem, mo fuse.MountOptions) (*fuse.Server, error) {
 	var srv *fuse.Server
 	var err error
 	if mo.DirectMount {
