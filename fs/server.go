@@ -32,7 +32,9 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 			DirectMount:  os.Geteuid() == 0,
 			Debug:        mo.Debug,
 			// O_TRUNC arrives with open, not as a separate truncate: a
-			// registry value is replaced in one step, never seen empty.
+			// registry value is replaced in one step at close, never
+			// empty in the hive (a read racing the write may still get
+			// nothing: the kernel sets the size to 0 itself at the open).
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 			// An engine bug must cost one request, never the daemon.
 			PanicHandler: func(r any) fuse.Status {

@@ -77,6 +77,21 @@ func cacheHive(t *testing.T) []byte {
 // (fs.Mount): one-minute timeouts, atomic O_TRUNC and, for a
 // read-only mount, a read-only super block and zero-message opens.
 func mountCacheView(t *testing.T, data []byte, readOnly bool) (string, *requests) {
+	v := mountView(t, data, readOnly)
+	return v.bench, v.reqs
+}
+
+// view is a mounted registry view of one hive on a FAT volume.
+type view struct {
+	bench string // HKLM/SOFTWARE/Bench in the mount
+	reqs  *requests
+	reg   *winreg.Registry
+	vol   *fat.Volume
+	img   string
+	srv   *fuse.Server
+}
+
+func mountView(t *testing.T, data []byte, readOnly bool) *view {
 	dir := t.TempDir()
 	img := fatWithHive(t, dir, "SOFTWARE", data)
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
@@ -110,7 +125,7 @@ func mountCacheView(t *testing.T, data []byte, readOnly bool) (string, *requests
 	must(t, srv.WaitMount())
 	t.Cleanup(func() { srv.Unmount() })
 	reqs.take() // go-fuse's own poll check at mount (its OPEN never reaches the view)
-	return filepath.Join(mnt, "HKLM", "SOFTWARE", "Bench"), reqs
+	return &view{bench: filepath.Join(mnt, "HKLM", "SOFTWARE", "Bench"), reqs: reqs, reg: reg, vol: vol, img: img, srv: srv}
 }
 
 // fatWithHive makes dir/vol.img, a FAT32 volume holding data as
