@@ -42,6 +42,9 @@ func (n *diskNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 
 func (n *diskNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (res fuse.ReadResult, e syscall.Errno) {
 	defer guard("disk read", &e)
+	if n.im.NoSecrets() { // again: a read-only mount opens without asking (internal/noopen)
+		return nil, syscall.EACCES
+	}
 	d := n.im.Disk()
 	return readBytes(d, d.Size(), dest, off)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/offvm/offvm/internal/noopen"
 )
 
 // MountOptions are the FUSE-level choices of `offvm mount`.
@@ -31,7 +32,9 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 			DirectMount:  os.Geteuid() == 0,
 			Debug:        mo.Debug,
 			// O_TRUNC arrives with open, not as a separate truncate: a
-			// registry value is replaced in one step, never seen empty.
+			// registry value is replaced in one step at close, never
+			// empty in the hive (a read racing the write may still get
+			// nothing: the kernel sets the size to 0 itself at the open).
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 			// An engine bug must cost one request, never the daemon.
 			PanicHandler: func(r any) fuse.Status {
@@ -55,7 +58,11 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 		// file on a scanner's second pass) and refuses writes itself.
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
 	}
-	srv, err := mountCloseOnExec(mountpoint, t.Root(), opts)
+	raw := fs.NewNodeFS(t.Root(), opts)
+	if t.opts.ReadOnly {
+		raw = noopen.Wrap(raw) // no OPEN, FLUSH, RELEASE per file: internal/noopen
+	}
+	srv, err := mountCloseOnExec(mountpoint, raw, opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
@@ -73,9 +80,7 @@ func Mount(mountpoint string, t *Tree, mo MountOptions) (*fuse.Server, error) {
 // strict meanwhile, because its fusermount fallback forks (and would wait
 // for the lock we hold): when it fails, the fallback runs after, unlocked
 // (go-fuse sets close-on-exec on that path itself).
-func mountCloseOnExec(mountpoint string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
-	raw := fs.NewNodeFS(root, opts)
-	mo := opts.MountOptions
+func mountCloseOnExec(mountpoint string, raw fuse.RawFileSystem, mo fuse.MountOptions) (*fuse.Server, error) {
 	var srv *fuse.Server
 	var err error
 	if mo.DirectMount {

@@ -24,7 +24,7 @@ const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall
 
 func (n *vnode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
 	defer guard("open", &e)
-	if n.vc.secret != nil && n.vc.secret(n.ino) {
+	if n.refused() {
 		return nil, 0, syscall.EACCES
 	}
 	if flags&writeFlags != 0 {
@@ -50,8 +50,15 @@ func (n *vnode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint
 // file for scanners, rsync and `: > file` (bash closes a dup as well).
 const openFlags = uint32(fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH)
 
+// refused: a secret file under --no-secrets. Checked at open and again
+// at read: a read-only mount opens without asking (internal/noopen).
+func (n *vnode) refused() bool { return n.vc.secret != nil && n.vc.secret(n.ino) }
+
 func (n *vnode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (_ fuse.ReadResult, e syscall.Errno) {
 	defer guard("read", &e)
+	if n.refused() {
+		return nil, syscall.EACCES
+	}
 	k, err := n.vc.fs.ReadAt(n.ino, dest, off)
 	if err != nil && errno(err) != 0 {
 		return nil, errno(err)

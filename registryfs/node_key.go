@@ -61,17 +61,66 @@ func (n *keyNode) cclTarget() string {
 	return fmt.Sprintf("ControlSet%03d", uint32(d[0])|uint32(d[1])<<8|uint32(d[2])<<16|uint32(d[3])<<24)
 }
 
-// OpendirHandle lists the key once per open and lets the kernel keep the
-// listing (FOPEN_CACHE_DIR): it drops it itself when an entry is made or
-// removed through it, the only way a key's list changes.
+// OpendirHandle lets the kernel keep the key's listing (FOPEN_CACHE_DIR):
+// it drops it itself when an entry is made or removed through it, the
+// only way a key's list changes. The key is listed at the first READDIR,
+// not here: the kernel stamps its cache with the directory's version when
+// it starts reading, so a listing made at open, before a mkdir that ends
+// before that first read, would be kept as current (lazyListing).
 func (n *keyNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, e syscall.Errno) {
+	return &lazyListing{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// lazyListing is an open key: listed when first read (see OpendirHandle),
+// then served and sought as go-fuse's list stream.
+type lazyListing struct {
+	n  *keyNode
+	ds fs.DirStream
+}
+
+var (
+	_ fs.FileReaddirenter = (*lazyListing)(nil)
+	_ fs.FileSeekdirer    = (*lazyListing)(nil)
+	_ fs.FileReleasedirer = (*lazyListing)(nil)
+)
+
+// stream lists the key once; go-fuse calls it under the handle's lock.
+func (d *lazyListing) stream() (_ fs.DirStream, e syscall.Errno) {
 	defer guard(&e)
-	ents, e := n.entries()
-	if e != 0 {
-		return nil, 0, e
+	if d.ds == nil {
+		ents, e := d.n.entries()
+		if e != 0 {
+			return nil, e
+		}
+		d.ds = fs.NewListDirStream(ents)
 	}
-	// go-fuse's list stream is also a directory handle (Readdirent, Seekdir).
-	return fs.NewListDirStream(ents), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return d.ds, 0
+}
+
+func (d *lazyListing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	ds, e := d.stream()
+	if e != 0 || !ds.HasNext() {
+		return nil, e
+	}
+	ent, e := ds.Next()
+	return &ent, e
+}
+
+func (d *lazyListing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	ds, e := d.stream()
+	if e != 0 {
+		return e
+	}
+	if sd, ok := ds.(fs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (d *lazyListing) Releasedir(ctx context.Context, flags uint32) {
+	if d.ds != nil {
+		d.ds.Close()
+	}
 }
 
 func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {

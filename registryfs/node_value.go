@@ -82,12 +82,15 @@ func (n *valueNode) fill(out *fuse.Attr) syscall.Errno {
 
 func (n *valueNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (e syscall.Errno) {
 	defer guard(&e)
-	if h, ok := fh.(*valueHandle); ok && h.dirty {
-		n.fill(&out.Attr)
-		h.mu.Lock()
-		out.Size = uint64(len(h.buf))
+	if h, ok := fh.(*valueHandle); ok {
+		h.mu.Lock() // Flush clears dirty meanwhile
+		dirty, size := h.dirty, len(h.buf)
 		h.mu.Unlock()
-		return 0
+		if dirty {
+			n.fill(&out.Attr)
+			out.Size = uint64(size)
+			return 0
+		}
 	}
 	return n.fill(&out.Attr)
 }
@@ -208,16 +211,19 @@ func (n *valueNode) store(content []byte, dirty *bool) syscall.Errno {
 }
 
 // changed drops what the kernel caches of this value (size, pages): the
-// rendered content may differ in length from what was written. Done
-// asynchronously: a notification from inside a request on the same inode
-// can deadlock in the kernel.
+// rendered content may differ in length from what was written, and the
+// kernel set the size itself at the O_TRUNC open and at each write. Done
+// before the request is answered, so that the writer's close (or
+// setxattr, or truncate) returns on a kernel that asks again: done after,
+// a read at once got the size of the raw write (its GETATTR answer,
+// overtaken by the notification, was dropped). An inode notification
+// takes no lock the kernel holds during these requests (entry
+// notifications do: forgetSpellings).
 func (n *valueNode) changed() {
-	go func() {
-		n.NotifyContent(0, 0)
-		if _, p := n.Parent(); p != nil {
-			p.NotifyContent(0, 0) // the key's last-written time
-		}
-	}()
+	n.NotifyContent(0, 0)
+	if _, p := n.Parent(); p != nil {
+		p.NotifyContent(0, 0) // the key's last-written time
+	}
 }
 
 // Setattr handles truncate (`: > value`); times and modes are not kept.

@@ -41,11 +41,16 @@ func TestNoSecrets(t *testing.T) {
 		t.Errorf("without --no-secrets, registry/HKLM/SAM: %v", err)
 	}
 
+	// read-only too: the kernel opens without asking there
+	// (internal/noopen), reads are refused
+	ro := mountLib(t, lib, "--ro", "--no-secrets")
 	mnt := mountLib(t, lib, "--no-secrets")
-	for _, p := range refused {
-		_, err := os.ReadFile(filepath.Join(mnt, p))
-		if !errors.Is(err, syscall.EACCES) {
-			t.Errorf("with --no-secrets, reading %s: %v, want EACCES", p, err)
+	for _, m := range []string{ro, mnt} {
+		for _, p := range refused {
+			_, err := os.ReadFile(filepath.Join(m, p))
+			if !errors.Is(err, syscall.EACCES) {
+				t.Errorf("with --no-secrets (%s), reading %s: %v, want EACCES", m, p, err)
+			}
 		}
 	}
 	for _, h := range []string{"SAM", "SECURITY"} {
