@@ -67,7 +67,7 @@ func (n *imageNode) open() (*mount.Image, error) {
 				n.err = fmt.Errorf("%s: opening the image failed: %v", n.path, r)
 			}
 		}()
-		opts := mount.Options{ReadOnly: n.tree.opts.ReadOnly, NoSecrets: n.tree.opts.NoSecrets}
+		opts := mount.Options{ReadOnly: n.tree.opts.ReadOnly, HoldReader: n.tree.opts.ReadOnly, NoSecrets: n.tree.opts.NoSecrets}
 		if !opts.ReadOnly && n.tree.isParent(n.path) {
 			opts.ReadOnlyReason = "the parent of another image in the library"
 		}

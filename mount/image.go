@@ -31,6 +31,11 @@ type Options struct {
 	// ReadOnlyReason, when set, opens the image read-only for this reason
 	// (the image is the parent of another one in the library).
 	ReadOnlyReason string
+	// HoldReader, with ReadOnly, takes qemu's reader lock for as long as
+	// the image is open (offvm mount --ro): writers are refused while the
+	// view serves the image from its caches. Without it a read-only open
+	// takes no lock, so ls and inspect never stand in a writer's way.
+	HoldReader bool
 	// NoSecrets leaves SAM and SECURITY out of the registry.
 	NoSecrets bool
 	// TmpDir holds the overlay's changed blocks ("" = os.TempDir()).
@@ -58,6 +63,8 @@ type Image struct {
 	base    vdisk.Disk   // the container itself, opened read-only
 	overlay *txn.Overlay // nil when read-only
 	lock    *txn.ImageLock
+	// readLock is the reader lock of a --ro mount (Options.HoldReader).
+	readLock *txn.ImageLock
 	table   *partition.Table
 
 	// readOnly says why this image cannot be written ("" when it can).
@@ -108,12 +115,14 @@ func Open(path string, opts Options) (*Image, error) {
 	if opts.OpenFile == nil && opts.Format == "" {
 		if f, err := detect.Probe(path); err == nil && f == "" {
 			im.lock.Close()
+			im.readLock.Close()
 			return nil, fmt.Errorf("%s: %w", path, ErrNotImage)
 		}
 	}
 	base, err := detect.Open(path, detect.Options{OpenFile: opts.OpenFile})
 	if err != nil {
 		im.lock.Close()
+		im.readLock.Close()
 		return nil, err
 	}
 	im.base, im.disk = base, base
@@ -172,6 +181,7 @@ func (im *Image) prepare() error {
 		if pending(im.Path) {
 			return fmt.Errorf("%s: an interrupted commit awaits recovery (run offvm check %s): %w", im.Path, im.Path, ErrPending)
 		}
+		im.holdReader()
 		return nil
 	}
 	lock, err := txn.Lock(im.Path)
@@ -193,6 +203,22 @@ func (im *Image) prepare() error {
 		slog.Info("recovered an interrupted commit", "image", im.Path)
 	}
 	return nil
+}
+
+// holdReader takes the reader lock a --ro mount asks for. A writer that
+// holds the image already (a running VM) or a file system without locks
+// leaves the view without it, as before: reading needs no lock, and the
+// log says why writers are not kept out.
+func (im *Image) holdReader() {
+	if !im.opts.ReadOnly || !im.opts.HoldReader {
+		return
+	}
+	lock, err := txn.LockReader(im.Path)
+	if err != nil {
+		slog.Info("read-only view without a reader lock: writers are not kept out", "image", im.Path, "err", err)
+		return
+	}
+	im.readLock = lock
 }
 
 // ErrNotImage means a file holds no recognisable disk: no container
@@ -374,6 +400,6 @@ func (im *Image) Close() error {
 	} else if im.base != nil {
 		errs = append(errs, im.base.Close())
 	}
-	errs = append(errs, im.lock.Close())
+	errs = append(errs, im.lock.Close(), im.readLock.Close())
 	return errors.Join(errs...)
 }

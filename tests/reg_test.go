@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/offvm/offvm/internal/testutil"
 )
 
 // TestRegExport: `offvm reg export` prints exactly what hivexregedit
@@ -91,4 +93,46 @@ func utf16le(s string) []byte {
 		b = append(b, byte(r), byte(r>>8))
 	}
 	return b
+}
+
+// TestReadOnlyMountKeepsWritersOut: a --ro mount serves an image from the
+// kernel's caches, so it holds qemu's reader lock while the image is open:
+// reg import and qemu-io's writes are refused naming the holder and change
+// nothing; after unmount the same import goes through.
+func TestReadOnlyMountKeepsWritersOut(t *testing.T) {
+	testutil.RequireTool(t, "qemu-io", "qemu-utils")
+	lib := t.TempDir()
+	img := filepath.Join(lib, "web01.img")
+	makeWindowsImage(t, img)
+	regFile := filepath.Join(t.TempDir(), "change.reg")
+	must(t, os.WriteFile(regFile, []byte("Windows Registry Editor Version 5.00\r\n\r\n"+
+		"[HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso]\r\n\"Level\"=dword:00000007\r\n"), 0o644))
+	before := sumFile(t, img)
+
+	mnt := mountLib(t, lib, "--ro")
+	if _, err := os.ReadFile(filepath.Join(mnt, "web01.img", "info.json")); err != nil {
+		t.Fatal(err) // opens the image
+	}
+	r := runOffvm(t, "reg", "import", img, regFile)
+	if r.code == 0 || !strings.Contains(r.err, "in use") || !strings.Contains(r.err, "offvm") {
+		t.Errorf("reg import under a --ro mount: exit %d, %q; want refused naming offvm", r.code, r.err)
+	}
+	q, err := exec.Command("qemu-io", "-f", "raw", "-c", "write 0 512", img).CombinedOutput()
+	if err == nil || !strings.Contains(string(q), "lock") {
+		t.Errorf("qemu-io wrote an image a --ro mount serves: %v\n%s", err, q)
+	}
+	if sumFile(t, img) != before {
+		t.Fatal("the image changed under a --ro mount")
+	}
+	// readers are not kept out: reg export reads the image meanwhile
+	if out := mustOffvm(t, "reg", "export", img, `HKLM\SYSTEM\Select`); !strings.Contains(out, "Current") {
+		t.Errorf("reg export under a --ro mount: %q", out)
+	}
+	mustOffvm(t, "unmount", mnt)
+
+	mustOffvm(t, "reg", "import", img, regFile)
+	software := ntfsCat(t, img, 3, "/Windows/System32/config/SOFTWARE")
+	if got := strings.TrimSpace(run(t, "hivexget", software, `Contoso`, "Level")); got != "7" {
+		t.Errorf("Level after unmount and import = %q", got)
+	}
 }

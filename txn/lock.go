@@ -54,17 +54,38 @@ type ImageLock struct {
 // to write it fails ("Failed to get "write" lock"). The lock is an OFD
 // lock: it belongs to this ImageLock's open file, not to the process.
 func Lock(path string) (*ImageLock, error) {
+	return lockPerms(path, heldPerms, unsharedPerms)
+}
+
+// A reader that wants the image to stay as it reads it (offvm mount --ro,
+// like a qemu drive with readonly=on): it holds consistent read and lets
+// nobody write or resize.
+var (
+	readerHeldPerms     = []int{permConsistentRead}
+	readerUnsharedPerms = []int{permWrite, permResize}
+)
+
+// LockReader takes the image at path as a reader that forbids writers: a
+// writer (qemu, offvm's patch, reg import, a read-write mount) then fails
+// to lock it with a message naming this process, instead of changing the
+// bytes under a view that serves them from its caches. It fails with
+// ErrLocked when a writer holds the image already.
+func LockReader(path string) (*ImageLock, error) {
+	return lockPerms(path, readerHeldPerms, readerUnsharedPerms)
+}
+
+func lockPerms(path string, held, unshared []int) (*ImageLock, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("txn: lock %s: %w", path, err)
 	}
-	for _, b := range ourLockBytes() {
+	for _, b := range lockBytes(held, unshared) {
 		if err := ofdLock(f, b, unix.F_RDLCK, unix.F_OFD_SETLK); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("txn: lock %s byte %d: %w", path, b, err)
 		}
 	}
-	if err := checkConflicts(path, f); err != nil {
+	if err := checkConflicts(path, f, held, unshared); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -81,12 +102,12 @@ func (l *ImageLock) Close() error {
 	return err
 }
 
-func ourLockBytes() []int64 {
+func lockBytes(held, unshared []int) []int64 {
 	var bs []int64
-	for _, p := range heldPerms {
+	for _, p := range held {
 		bs = append(bs, qemuPermBase+int64(p))
 	}
-	for _, p := range unsharedPerms {
+	for _, p := range unshared {
 		bs = append(bs, qemuSharedBase+int64(p))
 	}
 	return bs
@@ -109,16 +130,16 @@ func lockedByOther(f *os.File, b int64) (bool, error) {
 
 // checkConflicts finds another holder that does not share a permission we
 // hold, or holds one we do not share.
-func checkConflicts(path string, f *os.File) error {
+func checkConflicts(path string, f *os.File, held, unshared []int) error {
 	type probe struct {
 		b   int64
 		why string
 	}
 	var probes []probe
-	for _, p := range heldPerms {
+	for _, p := range held {
 		probes = append(probes, probe{qemuSharedBase + int64(p), "does not share the " + permNames[p] + " permission"})
 	}
-	for _, p := range unsharedPerms {
+	for _, p := range unshared {
 		probes = append(probes, probe{qemuPermBase + int64(p), "holds the " + permNames[p] + " permission"})
 	}
 	for _, pr := range probes {
@@ -199,7 +220,7 @@ func Probe(path string) error {
 	if free, err := rangeFree(f); err == nil && free {
 		return nil // the common case, one call: nobody locks any byte we test
 	}
-	return checkConflicts(path, f)
+	return checkConflicts(path, f, heldPerms, unsharedPerms)
 }
 
 // rangeFree reports whether no other open file locks any byte from the
