@@ -65,7 +65,7 @@ type Image struct {
 	lock    *txn.ImageLock
 	// readLock is the reader lock of a --ro mount (Options.HoldReader).
 	readLock *txn.ImageLock
-	table   *partition.Table
+	table    *partition.Table
 
 	// readOnly says why this image cannot be written ("" when it can).
 	readOnly string
