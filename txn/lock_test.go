@@ -202,3 +202,41 @@ func TestLockNoLocks(t *testing.T) {
 		t.Fatalf("Probe: %v, want ENOLCK", err)
 	}
 }
+
+// TestLockReader: readers that keep writers out share the image with each
+// other, a writer is refused while one holds it (and a reader while a
+// writer does), and qemu-io -r, a reader that tolerates writers, may still
+// look.
+func TestLockReader(t *testing.T) {
+	image := filepath.Join(t.TempDir(), "disk.img")
+	rawImage(t, image, make([]byte, 1<<20))
+	r1, err := LockReader(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := LockReader(image)
+	if err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	if _, err := Lock(image); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "write permission") {
+		t.Fatalf("a writer beside readers: %v, want ErrLocked over the write permission", err)
+	}
+	if err := Probe(image); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Probe beside readers: %v, want ErrLocked", err)
+	}
+	if _, err := exec.LookPath("qemu-io"); err == nil {
+		if out, err := exec.Command("qemu-io", "-r", "-f", "raw", "-c", "read 0 512", image).CombinedOutput(); err != nil {
+			t.Errorf("qemu-io -r beside readers: %v\n%s", err, out)
+		}
+	}
+	r1.Close()
+	r2.Close()
+	w, err := Lock(image)
+	if err != nil {
+		t.Fatalf("a writer once the readers left: %v", err)
+	}
+	defer w.Close()
+	if _, err := LockReader(image); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a reader beside a writer: %v, want ErrLocked", err)
+	}
+}
