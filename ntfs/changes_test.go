@@ -396,11 +396,22 @@ func TestNarrowListingsNtfs3g(t *testing.T) {
 		}
 	}
 	unmount()
+	na, _ := checkNarrowed(t, before, after, func(ino volume.Ino) bool { return ino%13 == 0 })
+	if len(na) == 0 {
+		t.Fatal("nothing listed before")
+	}
+}
+
+// checkNarrowed compares System32's narrowed listings of images before
+// and after with their ReadDir: each narrowed one is its ReadDir minus
+// entries, and every entry left out is on both sides with the same file,
+// and not one keep (the files the walk must see wherever they are) asks for.
+func checkNarrowed(t *testing.T, before, after string, keep func(volume.Ino) bool) (na, nb []volume.DirEntry) {
+	t.Helper()
 	va := openVol(t, before, 0, Options{ReadOnly: true})
 	vb := openVol(t, after, 0, Options{ReadOnly: true})
 	exts := changedBlocks(t, before, after)
 	d := lookupPath(t, va, "Windows", "System32")
-	keep := func(ino volume.Ino) bool { return ino%13 == 0 } // files the walk must see wherever they are
 	na, nb, left, err := va.NarrowListings(d, vb, exts, keep)
 	if err != nil {
 		t.Fatal(err)
@@ -414,8 +425,8 @@ func TestNarrowListingsNtfs3g(t *testing.T) {
 		t.Fatal(err)
 	}
 	outA, outB := leftOut(t, fa, na), leftOut(t, fb, nb)
-	if len(outA) != len(outB) || len(outA) == 0 || len(na) == 0 || len(nb) == 0 {
-		t.Fatalf("left out %d before, %d after (reported %d); listed %d and %d: want the same names left out on both sides, and some listed", len(outA), len(outB), left, len(na), len(nb))
+	if len(outA) != len(outB) || len(outA) == 0 {
+		t.Fatalf("left out %d before, %d after (reported %d); listed %d and %d: want the same names left out on both sides", len(outA), len(outB), left, len(na), len(nb))
 	}
 	inB := map[string]volume.Ino{}
 	for _, e := range outB {
@@ -427,6 +438,83 @@ func TestNarrowListingsNtfs3g(t *testing.T) {
 		}
 	}
 	t.Logf("%d and %d names listed of %d and %d, %d left out", len(na), len(nb), len(fa), len(fb), len(outA))
+	return na, nb
+}
+
+// TestNarrowListingsFreedLeaf: a commit removes the last name of an
+// index leaf, which offvm's writer then frees without writing it: the
+// block keeps its bytes but the after side's tree no longer reaches it,
+// so its name must be listed as gone, not left out as common.
+func TestNarrowListingsFreedLeaf(t *testing.T) {
+	requireNTFSTools(t)
+	dir := t.TempDir()
+	before := bigDirImage(t, dir, 3000)
+	v := openVol(t, before, 0, Options{})
+	sys := lookupPath(t, v, "Windows", "System32")
+	leaf, names := twoNameLeaf(t, v, sys)
+	for _, n := range names[:len(names)-1] {
+		if err := v.Unlink(sys, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := filepath.Join(dir, "after.img")
+	copyFile(t, before, after)
+	w := openVol(t, after, 0, Options{})
+	last := names[len(names)-1]
+	if err := w.Unlink(sys, last); err != nil {
+		t.Fatal(err)
+	}
+	if leaves, _ := treeLeaves(t, w, sys); slices.Contains(leaves, leaf) {
+		t.Fatalf("leaf %d still in the tree after its last name went: the case is not made", leaf)
+	}
+	na, _ := checkNarrowed(t, before, after, func(volume.Ino) bool { return false })
+	if !slices.ContainsFunc(na, func(e volume.DirEntry) bool { return e.Name == last }) {
+		t.Fatalf("%s, in a block the after side no longer reaches, is not listed before", last)
+	}
+}
+
+// twoNameLeaf is the first INDX leaf of directory d holding two names
+// or more, and them.
+func twoNameLeaf(t *testing.T, v *Volume, d volume.Ino) (int64, []string) {
+	t.Helper()
+	order, byLeaf := treeLeaves(t, v, d)
+	for _, vcn := range order {
+		if len(byLeaf[vcn]) >= 2 {
+			return vcn, byLeaf[vcn]
+		}
+	}
+	t.Fatal("no index leaf with two names")
+	return 0, nil
+}
+
+// treeLeaves lists the INDX leaves directory d's tree reaches, in order,
+// and the names each holds.
+func treeLeaves(t *testing.T, v *Volume, d volume.Ino) ([]int64, map[int64][]string) {
+	t.Helper()
+	di, err := v.dirOf(uint64(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := map[int64]bool{}
+	byLeaf := map[int64][]string{}
+	var order []int64
+	err = walkTree(di, func(vcn int64) (*indexNode, error) {
+		n, err := v.node(di, vcn)
+		if err == nil && n.leaf {
+			leaves[vcn] = true
+			order = append(order, vcn)
+		}
+		return n, err
+	}, func(e *indexEntry, vcn int64) error {
+		if leaves[vcn] && e.ns != nsDOS {
+			byLeaf[vcn] = append(byLeaf[vcn], decodeName(nameBytes(e.name)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return order, byLeaf
 }
 
 // changedBlocks is where two images differ, in 4 KiB blocks.
