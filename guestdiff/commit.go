@@ -31,8 +31,9 @@ type limits struct {
 	// changed is what the commit writes, when changesKnown (pruned.go)
 	changed      []txn.Extent
 	changesKnown bool
-	// what the pruning did: volumes walked pruned, names skipped
-	pruned, skipped int
+	// what the pruning did: volumes walked pruned, names skipped,
+	// directories listed narrowed
+	pruned, skipped, narrowed int
 }
 
 func (l *limits) check() error {

@@ -99,15 +99,9 @@ func (w *walker) dir(path string, da, db volume.Ino, depth int) error {
 	if err := w.lim.check(); err != nil {
 		return err
 	}
-	ea, err := w.a.ReadDir(da)
+	ea, eb, err := w.listings(da, db)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
-	}
-	eb := ea
-	if !w.prune.sameListing(da, db) {
-		if eb, err = w.b.ReadDir(db); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
 	}
 	inB := map[string]volume.DirEntry{}
 	for _, e := range eb {

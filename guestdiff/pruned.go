@@ -30,7 +30,11 @@ import (
 // either side).
 type pruned struct {
 	dirty, within map[volume.Ino]bool
+	exts          []volume.Extent // the changed bytes, as device offsets
 }
+
+// keep reports whether the walk must compare file ino wherever it is.
+func (p *pruned) keep(ino volume.Ino) bool { return p.dirty[ino] || p.within[ino] }
 
 // skips reports whether x (before) and y (after), one name both sides
 // have, can be left out of the walk.
@@ -69,7 +73,7 @@ func pruneVolume(x, y *mount.Volume, changed []txn.Extent) (*pruned, error) {
 		return nil, fmt.Errorf("%s cannot map changed bytes to files", x.FS.Type())
 	}
 	exts := clip(changed, sa, za)
-	p := &pruned{dirty: map[volume.Ino]bool{}, within: map[volume.Ino]bool{}}
+	p := &pruned{dirty: map[volume.Ino]bool{}, within: map[volume.Ino]bool{}, exts: exts}
 	for _, f := range []volume.ChangeFinder{fa, fb} {
 		if err := p.add(f, exts); err != nil {
 			return nil, err
@@ -117,4 +121,29 @@ func (p *pruned) add(f volume.ChangeFinder, exts []volume.Extent) error {
 		p.dirty[ino] = true
 	}
 	return nil
+}
+
+// listings lists directory da (before) and db (after) for the walk. A
+// directory a commit touched is listed narrowed when the engine can
+// (volume.ListingNarrower): the names it leaves out are ones skips would
+// pass over, so the walk finds what the whole listings give. One neither
+// side touched is listed once (sameListing).
+func (w *walker) listings(da, db volume.Ino) (ea, eb []volume.DirEntry, err error) {
+	if n, ok := w.a.(volume.ListingNarrower); ok && w.prune != nil && da == db && w.prune.dirty[da] {
+		ea, eb, left, err := n.NarrowListings(da, w.b, w.prune.exts, w.prune.keep)
+		if err == nil {
+			w.lim.skipped += left
+			w.lim.narrowed++
+			return ea, eb, nil
+		}
+		slog.Debug("history: a directory is listed whole", "dir", da, "why", err)
+	}
+	if ea, err = w.a.ReadDir(da); err != nil {
+		return nil, nil, err
+	}
+	if w.prune.sameListing(da, db) {
+		return ea, ea, nil
+	}
+	eb, err = w.b.ReadDir(db)
+	return ea, eb, err
 }

@@ -55,6 +55,7 @@ type touched struct {
 	v    *Volume
 	seen map[uint64]bool
 	out  []volume.Ino
+	buf  []byte // indexBlocks' reads
 }
 
 func (t *touched) add(n uint64) {
@@ -106,9 +107,14 @@ func (t *touched) indexBlocks(e volume.Extent) error {
 	start := e.Off / step * step
 	end := min(e.Off+e.Len, v.dev.Size())
 	const chunk = 1 << 20
-	buf := make([]byte, chunk+bs)
+	if t.buf == nil { // one buffer for all the extents
+		t.buf = make([]byte, chunk+bs)
+	}
+	buf := t.buf
 	for off := start; off < end; off += chunk {
-		n := min(int64(len(buf)), v.dev.Size()-off)
+		// what holds the blocks that start before end: a changed 4 KiB
+		// block costs a 4 KiB read, not a chunk's
+		n := min(int64(len(buf)), end-off+int64(bs), v.dev.Size()-off)
 		if _, err := v.dev.ReadAt(buf[:n], off); err != nil {
 			return fmt.Errorf("ntfs: reading changed bytes at %d: %w", off, syscall.EIO)
 		}

@@ -364,3 +364,194 @@ func TestTouchedExtensionNamesBase(t *testing.T) {
 		}
 	}
 }
+
+// TestNarrowListingsNtfs3g: a commit made by another writer (ntfs-3g
+// deletes and creates names in a big directory, freeing and splitting
+// index blocks as it likes): each side's narrowed listing is its ReadDir
+// minus entries, and every entry left out is on both sides with the same
+// file, in unchanged bytes, and not one keep asks for.
+func TestNarrowListingsNtfs3g(t *testing.T) {
+	requireNTFSTools(t)
+	dir := t.TempDir()
+	before := bigDirImage(t, dir, 3000)
+	after := filepath.Join(dir, "after.img")
+	copyFile(t, before, after)
+	mnt, unmount := mount3g(t, after)
+	sys := filepath.Join(mnt, "Windows", "System32")
+	for i := 0; i < 3000; i++ {
+		switch {
+		case i >= 1000 && i < 1600 || i%97 == 0: // a run of blocks emptied, a few scattered
+			if err := os.Remove(filepath.Join(sys, sys32Name(i))); err != nil {
+				t.Fatal(err)
+			}
+		case i%501 == 0:
+			if err := os.WriteFile(filepath.Join(sys, sys32Name(i)), []byte("patched"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if err := os.WriteFile(filepath.Join(sys, fmt.Sprintf("new-%03d.dll", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unmount()
+	na, _ := checkNarrowed(t, before, after, func(ino volume.Ino) bool { return ino%13 == 0 })
+	if len(na) == 0 {
+		t.Fatal("nothing listed before")
+	}
+}
+
+// checkNarrowed compares System32's narrowed listings of images before
+// and after with their ReadDir: each narrowed one is its ReadDir minus
+// entries, and every entry left out is on both sides with the same file,
+// and not one keep (the files the walk must see wherever they are) asks for.
+func checkNarrowed(t *testing.T, before, after string, keep func(volume.Ino) bool) (na, nb []volume.DirEntry) {
+	t.Helper()
+	va := openVol(t, before, 0, Options{ReadOnly: true})
+	vb := openVol(t, after, 0, Options{ReadOnly: true})
+	exts := changedBlocks(t, before, after)
+	d := lookupPath(t, va, "Windows", "System32")
+	na, nb, left, err := va.NarrowListings(d, vb, exts, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := va.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := vb.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outA, outB := leftOut(t, fa, na), leftOut(t, fb, nb)
+	if len(outA) != len(outB) || len(outA) == 0 {
+		t.Fatalf("left out %d before, %d after (reported %d); listed %d and %d: want the same names left out on both sides", len(outA), len(outB), left, len(na), len(nb))
+	}
+	inB := map[string]volume.Ino{}
+	for _, e := range outB {
+		inB[e.Name] = e.Ino
+	}
+	for _, e := range outA {
+		if ino, ok := inB[e.Name]; !ok || ino != e.Ino || keep(e.Ino) {
+			t.Fatalf("%s (file %d) left out, after side has file %d (%v), keep %v", e.Name, e.Ino, ino, ok, keep(e.Ino))
+		}
+	}
+	t.Logf("%d and %d names listed of %d and %d, %d left out", len(na), len(nb), len(fa), len(fb), len(outA))
+	return na, nb
+}
+
+// TestNarrowListingsFreedLeaf: a commit removes the last name of an
+// index leaf, which offvm's writer then frees without writing it: the
+// block keeps its bytes but the after side's tree no longer reaches it,
+// so its name must be listed as gone, not left out as common.
+func TestNarrowListingsFreedLeaf(t *testing.T) {
+	requireNTFSTools(t)
+	dir := t.TempDir()
+	before := bigDirImage(t, dir, 3000)
+	v := openVol(t, before, 0, Options{})
+	sys := lookupPath(t, v, "Windows", "System32")
+	leaf, names := twoNameLeaf(t, v, sys)
+	for _, n := range names[:len(names)-1] {
+		if err := v.Unlink(sys, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := filepath.Join(dir, "after.img")
+	copyFile(t, before, after)
+	w := openVol(t, after, 0, Options{})
+	last := names[len(names)-1]
+	if err := w.Unlink(sys, last); err != nil {
+		t.Fatal(err)
+	}
+	if leaves, _ := treeLeaves(t, w, sys); slices.Contains(leaves, leaf) {
+		t.Fatalf("leaf %d still in the tree after its last name went: the case is not made", leaf)
+	}
+	na, _ := checkNarrowed(t, before, after, func(volume.Ino) bool { return false })
+	if !slices.ContainsFunc(na, func(e volume.DirEntry) bool { return e.Name == last }) {
+		t.Fatalf("%s, in a block the after side no longer reaches, is not listed before", last)
+	}
+}
+
+// twoNameLeaf is the first INDX leaf of directory d holding two names
+// or more, and them.
+func twoNameLeaf(t *testing.T, v *Volume, d volume.Ino) (int64, []string) {
+	t.Helper()
+	order, byLeaf := treeLeaves(t, v, d)
+	for _, vcn := range order {
+		if len(byLeaf[vcn]) >= 2 {
+			return vcn, byLeaf[vcn]
+		}
+	}
+	t.Fatal("no index leaf with two names")
+	return 0, nil
+}
+
+// treeLeaves lists the INDX leaves directory d's tree reaches, in order,
+// and the names each holds.
+func treeLeaves(t *testing.T, v *Volume, d volume.Ino) ([]int64, map[int64][]string) {
+	t.Helper()
+	di, err := v.dirOf(uint64(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := map[int64]bool{}
+	byLeaf := map[int64][]string{}
+	var order []int64
+	err = walkTree(di, func(vcn int64) (*indexNode, error) {
+		n, err := v.node(di, vcn)
+		if err == nil && n.leaf {
+			leaves[vcn] = true
+			order = append(order, vcn)
+		}
+		return n, err
+	}, func(e *indexEntry, vcn int64) error {
+		if leaves[vcn] && e.ns != nsDOS {
+			byLeaf[vcn] = append(byLeaf[vcn], decodeName(nameBytes(e.name)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return order, byLeaf
+}
+
+// changedBlocks is where two images differ, in 4 KiB blocks.
+func changedBlocks(t *testing.T, a, b string) []volume.Extent {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []volume.Extent
+	for off := 0; off < len(x); off += 4096 {
+		if !bytes.Equal(x[off:off+4096], y[off:off+4096]) {
+			out = append(out, volume.Extent{Off: int64(off), Len: 4096})
+		}
+	}
+	return out
+}
+
+// leftOut checks that narrowed is full with entries removed, in order,
+// and returns those.
+func leftOut(t *testing.T, full, narrowed []volume.DirEntry) []volume.DirEntry {
+	t.Helper()
+	var out []volume.DirEntry
+	i := 0
+	for _, e := range full {
+		if i < len(narrowed) && narrowed[i] == e {
+			i++
+			continue
+		}
+		out = append(out, e)
+	}
+	if i != len(narrowed) {
+		t.Fatalf("the narrowed listing is not the full one minus entries: %d of %d matched in order", i, len(narrowed))
+	}
+	return out
+}

@@ -133,22 +133,29 @@ func (v *Volume) ReadDir(dir volume.Ino) ([]volume.DirEntry, error) {
 	}
 	var out []volume.DirEntry
 	err = v.walkIndex(di, func(e *indexEntry) error {
-		ref := e.ref & refNumMask
-		if e.ns == nsDOS || ref < firstUser {
-			return nil
+		if d, ok := v.listEntry(e); ok {
+			out = append(out, d)
 		}
-		mode := entryMode(e.key)
-		if mode == 0 && binary.LittleEndian.Uint32(e.key[0x38:])&faSystem != 0 {
-			if in, err := v.loadInode(ref); err == nil { // maybe an Interix symlink
-				if _, isLink, _ := v.symlinkTarget(in); isLink {
-					mode = os.ModeSymlink
-				}
-			}
-		}
-		out = append(out, volume.DirEntry{Name: decodeName(nameBytes(e.name)), Ino: volume.Ino(ref), Mode: mode})
 		return nil
 	})
 	return out, err
+}
+
+// listEntry is what ReadDir lists of index entry e, if anything.
+func (v *Volume) listEntry(e *indexEntry) (volume.DirEntry, bool) {
+	ref := e.ref & refNumMask
+	if e.ns == nsDOS || ref < firstUser {
+		return volume.DirEntry{}, false
+	}
+	mode := entryMode(e.key)
+	if mode == 0 && binary.LittleEndian.Uint32(e.key[0x38:])&faSystem != 0 {
+		if in, err := v.loadInode(ref); err == nil { // maybe an Interix symlink
+			if _, isLink, _ := v.symlinkTarget(in); isLink {
+				mode = os.ModeSymlink
+			}
+		}
+	}
+	return volume.DirEntry{Name: decodeName(nameBytes(e.name)), Ino: volume.Ino(ref), Mode: mode}, true
 }
 
 // entryMode reads the file type from the $FILE_NAME copy in the index.

@@ -3,6 +3,7 @@ package ntfs
 import (
 	"encoding/binary"
 	"fmt"
+	"sort"
 	"syscall"
 )
 
@@ -48,7 +49,7 @@ func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 	if total > len(b) || first < 16 || first > total {
 		return nil, fmt.Errorf("ntfs: index node %d: bad sizes (%d, %d of %d): %w", vcn, first, total, len(b), syscall.EIO)
 	}
-	n := &indexNode{vcn: vcn, leaf: b[12]&1 == 0}
+	n := &indexNode{vcn: vcn, leaf: b[12]&1 == 0, entries: make([]indexEntry, 0, countEntries(b[:total], first))}
 	// The names share one allocation (they take at most half the bytes):
 	// a node is parsed on every lookup after a write changed it.
 	var units []uint16
@@ -96,6 +97,22 @@ func parseNode(b []byte, vcn int64, fileNames bool) (*indexNode, error) {
 		}
 		off += l
 	}
+}
+
+// countEntries counts the entries from off to the last one, as far as
+// their lengths say: parseNode's capacity (it checks them itself), so
+// that a big directory's blocks are not each grown five times.
+func countEntries(b []byte, off int) int {
+	n := 0
+	for off+0x10 <= len(b) {
+		n++
+		l := int(binary.LittleEndian.Uint16(b[off+8:]))
+		if binary.LittleEndian.Uint16(b[off+12:])&ieLast != 0 || l < 0x10 {
+			break
+		}
+		off += l
+	}
+	return n
 }
 
 // dirIndex is what is needed to walk a directory's $I30 tree.
@@ -163,33 +180,25 @@ func (v *Volume) node(di *dirIndex, vcn int64) (*indexNode, error) {
 	return n, nil
 }
 
-// lookupEntry descends the B+ tree for name; it never scans.
+// lookupEntry descends the B+ tree for name; it never scans. In each
+// node a binary search finds the first entry not below name (the last
+// entry, which has no key, ends every node).
 func (v *Volume) lookupEntry(di *dirIndex, name []uint16) (*indexEntry, error) {
 	n := di.root
 	for depth := 0; depth < maxIndexDepth; depth++ {
-		next := int64(-1)
+		keys := n.entries[:len(n.entries)-1]
+		i := sort.Search(len(keys), func(i int) bool { return v.up.collate(name, keys[i].name) <= 0 })
 		var exact, fold *indexEntry
-		for i := range n.entries {
-			e := &n.entries[i]
-			if e.flags&ieLast != 0 {
-				next = e.child
-				break
+		for ; i < len(keys) && v.up.collate(name, keys[i].name) == 0; i++ {
+			e := &keys[i]
+			if exact == nil && equalUnits(name, e.name) {
+				exact = e
 			}
-			c := v.up.collate(name, e.name)
-			if c == 0 {
-				if exact == nil && equalUnits(name, e.name) {
-					exact = e
-				}
-				if fold == nil {
-					fold = e
-				}
-				continue // a case twin may follow
-			}
-			if c < 0 {
-				next = e.child
-				break
+			if fold == nil {
+				fold = e
 			}
 		}
+		next := n.entries[i].child // the first entry above name, or the last
 		if exact != nil {
 			return exact, nil
 		}
@@ -209,6 +218,13 @@ func (v *Volume) lookupEntry(di *dirIndex, name []uint16) (*indexEntry, error) {
 
 // walkIndex calls fn for every entry in collation order.
 func (v *Volume) walkIndex(di *dirIndex, fn func(e *indexEntry) error) error {
+	get := func(vcn int64) (*indexNode, error) { return v.node(di, vcn) }
+	return walkTree(di, get, func(e *indexEntry, _ int64) error { return fn(e) })
+}
+
+// walkTree calls fn for every entry of di in collation order, with the
+// VCN of the node holding it (-1: the root), reading nodes with get.
+func walkTree(di *dirIndex, get func(vcn int64) (*indexNode, error), fn func(e *indexEntry, vcn int64) error) error {
 	seen := map[int64]bool{}
 	var walk func(n *indexNode, depth int) error
 	walk = func(n *indexNode, depth int) error {
@@ -222,7 +238,7 @@ func (v *Volume) walkIndex(di *dirIndex, fn func(e *indexEntry) error) error {
 					return fmt.Errorf("ntfs: directory %d: index block %d referenced twice: %w", di.ino, e.child, syscall.EIO)
 				}
 				seen[e.child] = true
-				c, err := v.node(di, e.child)
+				c, err := get(e.child)
 				if err != nil {
 					return err
 				}
@@ -231,7 +247,7 @@ func (v *Volume) walkIndex(di *dirIndex, fn func(e *indexEntry) error) error {
 				}
 			}
 			if e.flags&ieLast == 0 {
-				if err := fn(e); err != nil {
+				if err := fn(e, n.vcn); err != nil {
 					return err
 				}
 			}

@@ -107,6 +107,7 @@ func (v *Volume) undoOp(st opState) {
 		}
 	}
 	w.undoWrites = nil
+	w.mftFull = 0
 	v.mftRuns, v.mftSize = st.mftRuns, st.mftSize
 	w.secure = nil // it may hold a descriptor the op added
 	v.cache.purge()

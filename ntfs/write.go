@@ -17,6 +17,12 @@ type writeState struct {
 	undoWrites   []undoWrite
 	inOp         bool
 
+	// mftFull: the records from firstFreeRecord up to it are all in use
+	// in $MFT's $BITMAP, so allocRecord searches from there. Every bit
+	// cleared lowers it (setBitIn); an undone operation, whose restored
+	// bytes may clear bits behind setBitIn's back, resets it.
+	mftFull int64
+
 	secure *secureState // $Secure's descriptors, loaded at the first new file
 }
 

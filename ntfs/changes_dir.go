@@ -1,0 +1,192 @@
+package ntfs
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"syscall"
+
+	"github.com/offvm/offvm/volume"
+)
+
+// A commit's summary lists a directory it touched on both sides; for a
+// System32 of 40,000 names where a commit changed a few INDX blocks that
+// is 80,000 names decoded and matched for nothing. An index block at the
+// same device bytes on both sides, none of them changed, holds the same
+// entries on both; when both trees reach it, each of its names is on
+// both sides with the same file reference, and the walk passes over it
+// unless the file itself changed (keep). NarrowListings leaves such
+// entries out, and reads the after side's unchanged blocks from the
+// before side's parsed copy. The root (in the directory's record) and
+// every changed or moved block are listed whole.
+
+var _ volume.ListingNarrower = (*Volume)(nil)
+
+// NarrowListings implements volume.ListingNarrower.
+func (v *Volume) NarrowListings(dir volume.Ino, after volume.FS, changed []volume.Extent, keep func(volume.Ino) bool) ([]volume.DirEntry, []volume.DirEntry, int, error) {
+	w, ok := after.(*Volume)
+	if !ok || w == v || w.geo.clusterSize != v.geo.clusterSize {
+		return nil, nil, 0, fmt.Errorf("ntfs: the other side is not another NTFS volume of the same geometry: %w", syscall.EINVAL)
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	da, err := v.dirOf(uint64(dir))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	db, err := w.dirOf(uint64(dir))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	s := &sides{v: v, w: w, da: da, db: db, exts: mergeExtents(changed), same: map[int64]bool{}, nodes: map[int64]*indexNode{}}
+	ta, err := treeOf(da, s.beforeNode)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	tb, err := treeOf(db, s.afterNode)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	before, left := v.narrow(ta, func(vcn int64) bool { return s.unchanged(vcn) && tb.reached[vcn] }, keep)
+	afterList, _ := w.narrow(tb, func(vcn int64) bool { return s.unchanged(vcn) && ta.reached[vcn] }, keep)
+	return before, afterList, left, nil
+}
+
+// sides is one directory before (v, da) and after (w, db) a commit.
+type sides struct {
+	v, w   *Volume
+	da, db *dirIndex
+	exts   []volume.Extent // changed device bytes, sorted and disjoint
+	same   map[int64]bool  // unchanged's answers
+	// the before side's blocks as read: a big directory's do not all
+	// stay in the volume's node cache until the after side needs them
+	nodes map[int64]*indexNode
+}
+
+func (s *sides) beforeNode(vcn int64) (*indexNode, error) {
+	if n := s.nodes[vcn]; n != nil {
+		return n, nil
+	}
+	n, err := s.v.node(s.da, vcn)
+	if err == nil {
+		s.nodes[vcn] = n
+	}
+	return n, err
+}
+
+// afterNode reads the after side's block at vcn, from the before side's
+// copy when its bytes did not change.
+func (s *sides) afterNode(vcn int64) (*indexNode, error) {
+	if s.unchanged(vcn) {
+		return s.beforeNode(vcn)
+	}
+	return s.w.node(s.db, vcn)
+}
+
+// unchanged reports whether index block vcn lies at the same device
+// bytes on both sides and none of them changed: both sides then hold
+// the same block.
+func (s *sides) unchanged(vcn int64) bool {
+	if same, ok := s.same[vcn]; ok {
+		return same
+	}
+	same := s.blockUnchanged(vcn)
+	s.same[vcn] = same
+	return same
+}
+
+func (s *sides) blockUnchanged(vcn int64) bool {
+	a, b := s.da.alloc, s.db.alloc
+	if vcn < 0 || s.da.blockSize != s.db.blockSize || a == nil || b == nil || a.resident || b.resident {
+		return false
+	}
+	cs := s.v.geo.clusterSize
+	off := vcn * s.v.vcnBytes(s.da.blockSize)
+	end := off + int64(s.da.blockSize)
+	if end > a.dataSize || end > b.dataSize {
+		return false
+	}
+	for p := off; p < end; {
+		ia, ib := findRun(a.runs, p/cs), findRun(b.runs, p/cs)
+		if ia < 0 || ib < 0 {
+			return false
+		}
+		ra, rb := a.runs[ia], b.runs[ib]
+		pa, pb := ra.lcn*cs+p-ra.vcn*cs, rb.lcn*cs+p-rb.vcn*cs
+		if ra.lcn < 0 || rb.lcn < 0 || pa != pb {
+			return false
+		}
+		next := min(end, (ra.vcn+ra.length)*cs, (rb.vcn+rb.length)*cs)
+		if overlaps(s.exts, pa, pa+next-p) {
+			return false
+		}
+		p = next
+	}
+	return true
+}
+
+// mergeExtents sorts extents and joins those that overlap or touch.
+func mergeExtents(in []volume.Extent) []volume.Extent {
+	es := slices.Clone(in)
+	slices.SortFunc(es, func(x, y volume.Extent) int { return cmp.Compare(x.Off, y.Off) })
+	var out []volume.Extent
+	for _, e := range es {
+		if e.Len <= 0 {
+			continue
+		}
+		if n := len(out); n > 0 && e.Off <= out[n-1].Off+out[n-1].Len {
+			out[n-1].Len = max(out[n-1].Len, e.Off+e.Len-out[n-1].Off)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// overlaps reports whether [lo, hi) meets one of exts (sorted, disjoint).
+func overlaps(exts []volume.Extent, lo, hi int64) bool {
+	i, _ := slices.BinarySearchFunc(exts, lo, func(e volume.Extent, t int64) int {
+		if e.Off+e.Len <= t {
+			return -1
+		}
+		return 1
+	})
+	return i < len(exts) && exts[i].Off < hi
+}
+
+// tree is a directory's index entries in collation order, with the VCN
+// of the node holding each, and the blocks the tree reaches.
+type tree struct {
+	entries []*indexEntry
+	vcns    []int64
+	reached map[int64]bool
+}
+
+func treeOf(di *dirIndex, get func(vcn int64) (*indexNode, error)) (*tree, error) {
+	t := &tree{reached: map[int64]bool{}}
+	err := walkTree(di, func(vcn int64) (*indexNode, error) {
+		t.reached[vcn] = true
+		return get(vcn)
+	}, func(e *indexEntry, vcn int64) error {
+		t.entries, t.vcns = append(t.entries, e), append(t.vcns, vcn)
+		return nil
+	})
+	return t, err
+}
+
+// narrow lists t as ReadDir would, leaving out the entries of common
+// blocks whose file keep rejects; left is how many it left out.
+func (v *Volume) narrow(t *tree, common func(vcn int64) bool, keep func(volume.Ino) bool) (out []volume.DirEntry, left int) {
+	for i, e := range t.entries {
+		if common(t.vcns[i]) && !keep(volume.Ino(e.ref&refNumMask)) {
+			left++
+			continue
+		}
+		if d, ok := v.listEntry(e); ok {
+			out = append(out, d)
+		}
+	}
+	return out, left
+}
