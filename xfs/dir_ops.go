@@ -147,10 +147,10 @@ func (o *nsOp) commit() error {
 			}
 		}
 	}
-	if err := o.sp.queue(t); err != nil {
+	if err := o.ins.queue(t); err != nil { // takes and frees tree blocks in o.sp
 		return err
 	}
-	if err := o.ins.queue(t); err != nil {
+	if err := o.sp.queue(t); err != nil {
 		return err
 	}
 	for _, ino := range o.order {
