@@ -164,15 +164,10 @@ func TestInodeTreesAgainstKernel(t *testing.T) {
 // for byte what it was, which xfs_repair -n finds clean.
 func TestInodeTreesFailure(t *testing.T) {
 	pristine, _ := inobtImage(t)
-	for _, op := range inobtFailOps {
-		failEachWrite(t, pristine, nil, op.name, op.do)
-	}
+	failExact(t, pristine, inobtFailOps)
 }
 
-var inobtFailOps = []struct {
-	name string
-	do   func(t *testing.T, f *FS) error
-}{
+var inobtFailOps = []failOp{
 	// every chunk has one or two free inodes: the record leaves the finobt
 	{"create in a two-level inobt", func(t *testing.T, f *FS) error {
 		_, err := f.Create(lookupPath(t, f, "d005").Ino, "new", 0o644)
@@ -191,9 +186,6 @@ var inobtFailOps = []struct {
 }
 
 func init() {
-	for _, op := range inobtFailOps {
-		exactAfterFailure[op.name] = true
-	}
 	failPrep["create with a new chunk in a two-level inobt"] = func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		useFreeInodes(t, f)
 		return nil

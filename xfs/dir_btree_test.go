@@ -99,15 +99,10 @@ func TestBtreeDirAgainstKernel(t *testing.T) {
 // directory (see TestInodeTreesFailure): the image stays as it was.
 func TestBtreeDirFailure(t *testing.T) {
 	pristine := btreeDirImage(t)
-	for _, op := range btreeDirFailOps {
-		failEachWrite(t, pristine, nil, op.name, op.do)
-	}
+	failExact(t, pristine, btreeDirFailOps)
 }
 
-var btreeDirFailOps = []struct {
-	name string
-	do   func(t *testing.T, f *FS) error
-}{
+var btreeDirFailOps = []failOp{
 	{"create in a B+tree directory", func(t *testing.T, f *FS) error {
 		_, err := f.Create(lookupPath(t, f, "big").Ino, "new-name", 0o644)
 		return err
@@ -118,10 +113,4 @@ var btreeDirFailOps = []struct {
 	{"rename out of a B+tree directory", func(t *testing.T, f *FS) error {
 		return f.Rename(lookupPath(t, f, "big").Ino, bigName(17), f.Root(), "moved")
 	}},
-}
-
-func init() {
-	for _, op := range btreeDirFailOps {
-		exactAfterFailure[op.name] = true
-	}
 }

@@ -240,10 +240,7 @@ func (d *failDev) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // failOps are operations of every write path, for TestWriteFailure.
-var failOps = []struct {
-	name string
-	do   func(t *testing.T, f *FS) error
-}{
+var failOps = []failOp{
 	{"append", func(t *testing.T, f *FS) error {
 		_, err := f.WriteAt(lookupPath(t, f, "etc/motd").Ino, pattern(300000, 9), 10000)
 		return err
@@ -417,6 +414,20 @@ func TestWriteFailure(t *testing.T) {
 	want := testutil.EngineTree(t, openImage(t, pristine), true)
 	for _, op := range failOps {
 		failEachWrite(t, pristine, want, op.name, op.do)
+	}
+}
+
+type failOp struct {
+	name string
+	do   func(t *testing.T, f *FS) error
+}
+
+// failExact runs failEachWrite for each of ops on pristine, checking
+// the image after each failure byte for byte (exactAfterFailure).
+func failExact(t *testing.T, pristine string, ops []failOp) {
+	for _, op := range ops {
+		exactAfterFailure[op.name] = true
+		failEachWrite(t, pristine, nil, op.name, op.do)
 	}
 }
 
