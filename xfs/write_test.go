@@ -304,6 +304,16 @@ var failOps = []failOp{
 		_, err := f.WriteAt(lookupPath(t, f, "var/small").Ino, []byte("x"), int64(2*(forkRoom(t, f, "var/small")+1))*4096)
 		return err
 	}},
+	{"setxattr making an attribute leaf", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "user.large", pattern(1000, 4))
+	}},
+	{"setxattr with a remote value", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "user.remote", pattern(5000, 5))
+	}},
+	{"removexattr back to short form", func(t *testing.T, f *FS) error {
+		return f.RemoveXattr(lookupPath(t, f, "etc/motd").Ino, "user.large")
+	}},
+	{"unlink a file with an attribute leaf", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "small") }},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
 	{"rename dir", func(t *testing.T, f *FS) error {
@@ -323,6 +333,12 @@ var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node
 	"create converting a directory": fillVar,
 	"write making an extent B+tree": fillExtents,
 	"create with a new inode chunk": fillInodes,
+	"removexattr back to short form": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withXattr(t, f, img, "etc/motd")
+	},
+	"unlink a file with an attribute leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withXattr(t, f, img, "var/small")
+	},
 	"create making a block directory a leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		return fillUntil(t, f, "usr/share/many", "converts-to-leaf")
 	},
@@ -356,6 +372,15 @@ func useFreeInodes(t *testing.T, f *FS) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// withXattr gives p a 1,000-byte attribute (in a leaf block).
+func withXattr(t *testing.T, f *FS, img, p string) map[string]testutil.Node {
+	t.Helper()
+	if err := f.SetXattr(lookupPath(t, f, p).Ino, "user.large", pattern(1000, 4)); err != nil {
+		t.Fatal(err)
+	}
+	return testutil.EngineTree(t, openImage(t, img), true)
 }
 
 // fillVar creates files in the short-form var until one more name
@@ -1003,8 +1028,10 @@ func TestInodeChunksAgainstKernel(t *testing.T) {
 // TestXattrsAgainstKernel sets, replaces and removes user., trusted. and
 // security. attributes through offvm and through the kernel on a copy:
 // on files, a short-form directory (whose data fork shrinks) and a
-// device-less empty file; xfs_repair -n is clean and the kernel's mounts
-// list the same attributes. Attributes needing a block are refused.
+// device-less empty file, in short form and in an attribute leaf with
+// remote values (and back to short form; a file with a leaf unlinked);
+// xfs_repair -n is clean and the kernel's mounts list the same
+// attributes. Attributes needing more than one leaf are refused.
 func TestXattrsAgainstKernel(t *testing.T) {
 	img := makeWriteImage(t, false)
 	ref := copyFile(t, img)
@@ -1032,6 +1059,17 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		{"var/small", "user.gone", []byte("soon")},
 		{"var/small", "user.gone", nil}, // the last one: the fork goes
 		{"usr/share/many", "security.selinux", []byte("system_u:object_r:usr_t:s0")},
+		{"etc/motd", "security.selinux", label},
+		{"etc/motd", "user.large", pattern(1000, 4)},  // an attribute leaf
+		{"etc/motd", "user.remote", pattern(5000, 5)}, // a remote value of two blocks
+		{"etc/motd", "trusted.t", pattern(300, 6)},
+		{"etc/motd", "user.remote", pattern(9000, 7)}, // replaced: three blocks
+		{"etc/motd", "user.large", nil},
+		{"etc/motd", "user.remote", nil},
+		{"etc/motd", "trusted.t", nil}, // back to short form
+		{"var/log/big", "user.r", pattern(3500, 8)},
+		{"usr/share/many", "user.dir", pattern(2000, 9)}, // a directory's leaf
+		{"usr/share/many", "user.remote-dir", pattern(6000, 10)},
 	}
 	for i, s := range steps {
 		a := lookupPath(t, f, s.path)
@@ -1057,6 +1095,10 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(mnt, "etc/after-xattrs.conf"), nil, 0o644)
+	if err := f.Unlink(lookupPath(t, f, "var/log").Ino, "big"); err != nil { // its leaf freed
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(mnt, "var/log/big"))
 	testutil.Run(t, "umount", mnt)
 	etc := lookupPath(t, f, "etc").Ino
 	for _, c := range []struct {
@@ -1064,7 +1106,7 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		value []byte
 		want  syscall.Errno
 	}{
-		{"user.large", make([]byte, 1000), syscall.EOPNOTSUPP},
+		{"user.huge", make([]byte, 70000), syscall.E2BIG},
 		{"system.posix_acl_access", []byte{2, 0, 0, 0}, syscall.EOPNOTSUPP},
 		{"user.", []byte("x"), syscall.EINVAL},
 	} {
@@ -1076,16 +1118,16 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		t.Errorf("remove absent: %v, want ENODATA", err)
 	}
 	var full error
-	for i := 0; i < 20 && full == nil; i++ { // fills the inode, then refuses
+	for i := 0; i < 60 && full == nil; i++ { // fills the inode, then a leaf, then refuses
 		full = f.SetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)))
 	}
 	if !errors.Is(full, syscall.EOPNOTSUPP) {
-		t.Errorf("filling the attribute fork: %v, want EOPNOTSUPP", full)
+		t.Errorf("filling the attribute leaf: %v, want EOPNOTSUPP", full)
 	}
 	repairClean(t, img)
 	mnt2 := t.TempDir()
 	testutil.Run(t, "mount", "-o", "loop", ref, mnt2)
-	for i := 0; i < 20; i++ { // the same successful fills on the kernel's copy
+	for i := 0; i < 60; i++ { // the same successful fills on the kernel's copy
 		if _, err := f.GetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i)); err == nil {
 			unix.Setxattr(filepath.Join(mnt2, "opt/app.bin"), fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)), 0)
 		}
