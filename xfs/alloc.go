@@ -391,3 +391,29 @@ func (s *space) queue(t *txn) error {
 	}
 	return nil
 }
+
+// putTree gives tree tr (an inode or refcount B+tree, whose blocks come
+// from the AG's free space) the blocks recs need, new ones allocated and
+// the ones no longer needed freed, and lays it out.
+func (s *space) putTree(t *txn, ag uint32, tr *sbTree, k sbtKind, recs [][]byte) (uint32, int, error) {
+	f := s.f
+	need := f.sbtBlocks(len(recs), k)
+	for len(tr.blocks) < need {
+		bno, err := s.allocAligned(ag, 1, 1)
+		if err != nil {
+			return 0, 0, err
+		}
+		if bno == noBlock {
+			return 0, 0, fmt.Errorf("xfs: AG %d: no free block for its %s B+tree: %w", ag, k.magic, syscall.ENOSPC)
+		}
+		tr.blocks = append(tr.blocks, bno)
+	}
+	for len(tr.blocks) > need {
+		last := tr.blocks[len(tr.blocks)-1]
+		if err := s.free(uint64(ag)<<f.sb.agBlkLog|uint64(last), 1); err != nil {
+			return 0, 0, err
+		}
+		tr.blocks = tr.blocks[:len(tr.blocks)-1]
+	}
+	return f.putSbt(t, ag, k, recs, tr.blocks, tr.uuid)
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"syscall"
 )
 
 // AGI fields (xfs_agi) and superblock inode counters.
@@ -279,27 +278,7 @@ func (s *inodes) queue(t *txn) error {
 	return nil
 }
 
-// putTree gives tree tr the blocks recs need (new ones from the AG's
-// free space, the ones no longer needed back to it) and lays it out.
+// putTree lays out one of a's inode B+trees from recs.
 func (s *inodes) putTree(t *txn, a *agInodes, tr *sbTree, k sbtKind, recs []irec) (uint32, int, error) {
-	f := s.f
-	need := f.sbtBlocks(len(recs), k)
-	for len(tr.blocks) < need {
-		bno, err := s.sp.allocAligned(a.ag, 1, 1)
-		if err != nil {
-			return 0, 0, err
-		}
-		if bno == noBlock {
-			return 0, 0, fmt.Errorf("xfs: AG %d: no free block for its %s inode B+tree: %w", a.ag, k.magic, syscall.ENOSPC)
-		}
-		tr.blocks = append(tr.blocks, bno)
-	}
-	for len(tr.blocks) > need {
-		last := tr.blocks[len(tr.blocks)-1]
-		if err := s.sp.free(uint64(a.ag)<<f.sb.agBlkLog|uint64(last), 1); err != nil {
-			return 0, 0, err
-		}
-		tr.blocks = tr.blocks[:len(tr.blocks)-1]
-	}
-	return f.putSbt(t, a.ag, k, f.encodeInoRecs(recs), tr.blocks, tr.uuid)
+	return s.sp.putTree(t, a.ag, tr, k, s.f.encodeInoRecs(recs))
 }

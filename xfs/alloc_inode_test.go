@@ -18,14 +18,7 @@ import (
 // again: both AGs' inobt and finobt have two levels. It returns the
 // image and the files of another inode of every chunk (to unlink later).
 func inobtImage(t *testing.T) (string, []string) {
-	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
-	testutil.RequireTool(t, "xfs_db", "xfsprogs")
-	dir := t.TempDir()
-	img := filepath.Join(dir, "xfs.img")
-	testutil.Run(t, "truncate", "-s", "400M", img)
-	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", "-b", "size=1024", "-d", "agcount=2", img)
-	mnt := mountLoop(t, img)
+	img, mnt := newImage(t, "400M", "-m", "crc=1", "-b", "size=1024", "-d", "agcount=2")
 	var later, gone []string
 	for d := 0; d < 170; d++ {
 		sub := fmt.Sprintf("d%03d", d)

@@ -14,13 +14,7 @@ import (
 // files of one block each, made by the kernel: the directory's blocks
 // lie between the files' and its data fork is a B+tree.
 func btreeDirImage(t *testing.T) string {
-	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
-	testutil.RequireTool(t, "xfs_db", "xfsprogs")
-	img := filepath.Join(t.TempDir(), "xfs.img")
-	testutil.Run(t, "truncate", "-s", "300M", img)
-	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", img)
-	mnt := mountLoop(t, img)
+	img, mnt := newImage(t, "300M", "-m", "crc=1")
 	os.Mkdir(filepath.Join(mnt, "big"), 0o755)
 	for i := 0; i < 3000; i++ {
 		if err := os.WriteFile(filepath.Join(mnt, "big", bigName(i)), pattern(4096, byte(i)), 0o644); err != nil {

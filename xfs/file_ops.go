@@ -86,8 +86,6 @@ func (r *rawInode) dataCheck() error {
 		return syscall.EINVAL
 	case be.Uint16(r.b[diFlags:])&(diflagImmutable|diflagAppend) != 0:
 		return fmt.Errorf("xfs: inode %d is immutable or append-only: %w", r.ino, syscall.EPERM)
-	case r.flags2()&diflag2Reflink != 0:
-		return fmt.Errorf("xfs: inode %d may share blocks (reflink); copy-on-write is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.format() != fmtExtents && r.format() != fmtBtree:
 		return fmt.Errorf("xfs: inode %d has data fork format %d: %w", r.ino, r.format(), syscall.EOPNOTSUPP)
 	}
@@ -171,9 +169,17 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
-	fresh, err := f.mapRange(r, sp, uint64(off/bs), uint64((off+int64(len(p))+bs-1)/bs))
+	from, to := uint64(off/bs), uint64((off+int64(len(p))+bs-1)/bs)
+	fresh, err := f.mapRange(r, sp, from, to)
 	if err != nil {
 		return 0, err
+	}
+	var copies []cowCopy
+	rc := sp.refcounts()
+	if r.flags2()&diflag2Reflink != 0 {
+		if copies, err = f.unshare(r, sp, rc, from, to); err != nil {
+			return 0, err
+		}
 	}
 	now := time.Now()
 	r.putTime(diMtime, now)
@@ -184,19 +190,26 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if err := f.queueContent(r, t, fresh, p, off); err != nil {
 		return 0, err
 	}
-	if len(fresh) > 0 {
+	remapped := len(fresh) > 0 || len(copies) > 0
+	if remapped {
 		if err := f.layoutMap(r, sp, t); err != nil {
 			return 0, err
 		}
+	}
+	if err := rc.queue(t); err != nil {
+		return 0, err
 	}
 	if err := sp.queue(t); err != nil {
 		return 0, err
 	}
 	t.putSuper(f.w, sp.delta, 0)
-	if err := r.queue(f, t, len(fresh) > 0); err != nil {
+	if err := r.queue(f, t, remapped); err != nil {
 		return 0, err
 	}
 	// new blocks are filled before anything names them
+	if err := f.copyBlocks(copies); err != nil {
+		return 0, err
+	}
 	if err := f.fillFresh(fresh, p, off); err != nil {
 		return 0, err
 	}
@@ -338,6 +351,9 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 	}
 	if err := r.dataCheck(); err != nil {
 		return err
+	}
+	if r.flags2()&diflag2Reflink != 0 {
+		return fmt.Errorf("xfs: inode %d may share blocks (reflink); truncating it (which would free shared blocks) is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	}
 	bs := f.sb.blockSize
 	old := r.size()

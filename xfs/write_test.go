@@ -101,7 +101,10 @@ var workload = []step{
 	{path: "var/frag", off: 8192*3 + 100, data: []byte("frag-in-place"), size: -1},
 	{path: "var/frag", off: 600 * 8192, data: []byte("past the end"), size: -1}, // a B+tree record more
 	{path: "var/prealloc", off: 0, data: []byte("unwritten"), size: -1, refused: syscall.EOPNOTSUPP},
-	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1, refused: syscall.EOPNOTSUPP},
+	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1},       // copy-on-write of a shared block
+	{path: "opt/shared.bin", off: 50001, data: pattern(5000, 11), size: -1},   // two partial blocks
+	{path: "opt/shared.copy", off: 90000, data: pattern(20000, 12), size: -1}, // shared blocks, then new ones
+	{path: "opt/shared.copy", off: 4096, data: pattern(4096*3, 13), size: -1}, // whole blocks
 	{path: "opt/shared.bin", size: 10, refused: syscall.EOPNOTSUPP},
 }
 
