@@ -191,12 +191,11 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 
 // freeInode gives a last link's blocks and inode back and clears the
 // inode as the kernel's ifree does (mode 0, empty forks, generation
-// bumped), an attribute leaf's blocks included. A reflinked file, or
-// an attribute fork in a B+tree, is refused.
-func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
+// bumped), an attribute leaf's blocks included; blocks a reflinked file
+// shares lose an owner instead. An attribute fork in a B+tree is refused.
+func (f *FS) freeInode(r *rawInode, rc *refcounts, ins *inodes) error {
+	sp := rc.sp
 	switch {
-	case r.flags2()&diflag2Reflink != 0:
-		return fmt.Errorf("xfs: inode %d may share blocks (reflink); removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.b[diForkoff] != 0 && r.b[diAformat] != fmtLocal && r.anextents() != 0:
 		_, ex, err := f.attrForkExtents(r)
 		if err != nil {
@@ -208,7 +207,7 @@ func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
 	}
 	if r.format() == fmtExtents || r.format() == fmtBtree {
 		for _, e := range r.ex {
-			if err := sp.free(e.start, e.count); err != nil {
+			if err := rc.release(r, e.start, e.count); err != nil {
 				return err
 			}
 		}

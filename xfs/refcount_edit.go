@@ -127,6 +127,33 @@ func (rc *refcounts) drop(fsb, n uint64) error {
 	return nil
 }
 
+// release gives back blocks [fsb, fsb+n) that r no longer maps: runs
+// other files share lose an owner, the rest is freed.
+func (rc *refcounts) release(r *rawInode, fsb, n uint64) error {
+	if r.flags2()&diflag2Reflink == 0 {
+		return rc.sp.free(fsb, n)
+	}
+	runs, err := rc.shared(fsb, n)
+	if err != nil {
+		return err
+	}
+	next := fsb
+	for _, s := range append(runs, extent{start: fsb + n}) {
+		if s.start > next {
+			if err := rc.sp.free(next, s.start-next); err != nil {
+				return err
+			}
+		}
+		if s.count > 0 {
+			if err := rc.drop(s.start, s.count); err != nil {
+				return err
+			}
+		}
+		next = s.start + s.count
+	}
+	return nil
+}
+
 // queue lays the changed trees out again and sets their AGFs' root,
 // level and block count; it runs before the free space is queued.
 func (rc *refcounts) queue(t *txn) error {

@@ -54,9 +54,11 @@ func sharedBlocks(t *testing.T, img string) map[int]int {
 
 // TestReflinkAgainstKernel writes into extents three files share,
 // through offvm and through the kernel on a copy: partial blocks of a,
-// one byte of b, all of c. Each file's new bytes get blocks of their
-// own; the refcount B+trees, as xfs_db reads them, hold what the
-// kernel's hold; xfs_repair -n is clean and the mounts agree.
+// one byte of b, all of c; then a is truncated inside a shared block,
+// and c and b are unlinked. Each file's new bytes get blocks of their
+// own; the refcount B+trees, as xfs_db reads them, hold what is left
+// shared (none at the end, as the kernel's); xfs_repair -n is clean
+// and the mounts agree.
 func TestReflinkAgainstKernel(t *testing.T) {
 	img := reflinkImage(t)
 	if got := sharedBlocks(t, img); got[3] != 25 || len(got) != 1 {
@@ -72,23 +74,37 @@ func TestReflinkAgainstKernel(t *testing.T) {
 		{path: "b", off: 0, data: []byte("x"), size: -1},
 		{path: "c", off: 0, data: pattern(100000, 3), size: -1},
 		{path: "b", off: 99999, data: pattern(10000, 4), size: -1}, // the last shared block, then new ones
+		{path: "a", size: 30001},                                   // a shared last block given its own, the rest released
 	}
 	mnt := mountLoop(t, ref)
 	for i, s := range steps {
 		s.both(t, f, mnt, i)
 	}
+	if err := f.Unlink(f.Root(), "c"); err != nil { // shares nothing any more
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(mnt, "c"))
 	testutil.Run(t, "umount", mnt)
-	want, got := sharedBlocks(t, ref), sharedBlocks(t, img)
-	if fmt.Sprint(want) != fmt.Sprint(got) || got[2] != 25-2-1-1 {
-		t.Errorf("blocks shared by owners: offvm %v, kernel %v, want 21 with 2", got, want)
+	if got := sharedBlocks(t, img); got[2] != 7-1 {
+		t.Errorf("after the truncate, blocks shared by owners: %v, want 6 with 2", got)
+	}
+	if err := f.Unlink(f.Root(), "b"); err != nil { // a is alone
+		t.Fatal(err)
+	}
+	mnt = mountLoop(t, ref)
+	os.Remove(filepath.Join(mnt, "b"))
+	testutil.Run(t, "umount", mnt)
+	if want, got := sharedBlocks(t, ref), sharedBlocks(t, img); fmt.Sprint(want) != fmt.Sprint(got) || len(got) != 0 {
+		t.Errorf("blocks shared by owners: offvm %v, kernel %v, want none", got, want)
 	}
 	repairClean(t, img)
 	testutil.CompareTrees(t, kernelView(t, ref), kernelView(t, img))
 	testutil.CompareTrees(t, kernelView(t, img), testutil.EngineTree(t, openImage(t, img), true))
 }
 
-// TestReflinkFailure fails each write of copy-on-write writes (see
-// TestWriteFailure): EIO, xfs_repair -n clean, the tree as before.
+// TestReflinkFailure fails each write of copy-on-write writes, a
+// truncate and an unlink of reflinked files (see TestWriteFailure):
+// EIO, xfs_repair -n clean, the tree as before.
 func TestReflinkFailure(t *testing.T) {
 	pristine := reflinkImage(t)
 	want := testutil.EngineTree(t, openImage(t, pristine), true)
@@ -101,6 +117,8 @@ func TestReflinkFailure(t *testing.T) {
 			_, err := f.WriteAt(lookupPath(t, f, "b").Ino, pattern(10000, 4), 99999)
 			return err
 		}},
+		{"truncate inside a shared block", func(t *testing.T, f *FS) error { return f.Truncate(lookupPath(t, f, "a").Ino, 30001) }},
+		{"unlink a reflinked file", func(t *testing.T, f *FS) error { return f.Unlink(f.Root(), "c") }},
 	} {
 		failEachWrite(t, pristine, want, op.name, op.do)
 	}
