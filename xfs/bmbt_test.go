@@ -54,6 +54,29 @@ func mapShape(t *testing.T, f *FS, p string) (uint8, int) {
 	return in.format, int(be.Uint16(in.dfork)) + 1
 }
 
+// both makes step number i through offvm and through the kernel at mnt.
+func (s step) both(t *testing.T, f *FS, mnt string, i int) {
+	t.Helper()
+	if err := s.offvm(f, lookupPath(t, f, s.path).Ino); err != nil {
+		t.Fatalf("step %d (%s): %v", i, s.path, err)
+	}
+	if err := s.kernel(mnt); err != nil {
+		t.Fatalf("kernel step %d: %v", i, err)
+	}
+}
+
+// newImage makes an empty v5 XFS of size with mkfs.xfs's options args
+// and mounts it through a loop device.
+func newImage(t *testing.T, size string, args ...string) (img, mnt string) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkfs.xfs", "xfsprogs")
+	testutil.RequireTool(t, "xfs_db", "xfsprogs")
+	img = filepath.Join(t.TempDir(), "xfs.img")
+	testutil.Run(t, "truncate", "-s", size, img)
+	testutil.Run(t, "mkfs.xfs", append(append([]string{"-q", "-f"}, args...), img)...)
+	return img, mountLoop(t, img)
+}
+
 // mountLoop mounts img read-write through a loop device; a test that
 // fails before its own umount leaves no mount behind.
 func mountLoop(t *testing.T, img string) string {
@@ -154,12 +177,7 @@ func TestBmbtAgainstKernel(t *testing.T) {
 	add(shape{fmtExtents, 0}, step{path: "grow", size: 4096})
 	mnt := mountLoop(t, ref)
 	for i, s := range steps {
-		if err := s.offvm(f, lookupPath(t, f, s.path).Ino); err != nil {
-			t.Fatalf("step %d (%s): %v", i, s.path, err)
-		}
-		if err := s.kernel(mnt); err != nil {
-			t.Fatalf("kernel step %d: %v", i, err)
-		}
+		s.both(t, f, mnt, i)
 		if w := after[i]; w.format != 255 {
 			if fm, lv := mapShape(t, f, s.path); fm != w.format || lv != w.levels {
 				debugShape(t, f, s.path)

@@ -160,6 +160,8 @@ func FuzzXFSWrite(f *testing.F) {
 				break
 			}
 			fs.WriteAt(e.Ino, []byte("xyz"), 5000)
+			fs.SetXattr(e.Ino, "user.fuzz", make([]byte, 1000)) // an attribute leaf
+			fs.RemoveXattr(e.Ino, "user.fuzz")
 			fs.Truncate(e.Ino, 1)
 			fs.SetTimes(e.Ino, nil, nil)
 			fs.Unlink(root, e.Name)

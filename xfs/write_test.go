@@ -101,8 +101,11 @@ var workload = []step{
 	{path: "var/frag", off: 8192*3 + 100, data: []byte("frag-in-place"), size: -1},
 	{path: "var/frag", off: 600 * 8192, data: []byte("past the end"), size: -1}, // a B+tree record more
 	{path: "var/prealloc", off: 0, data: []byte("unwritten"), size: -1, refused: syscall.EOPNOTSUPP},
-	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1, refused: syscall.EOPNOTSUPP},
-	{path: "opt/shared.bin", size: 10, refused: syscall.EOPNOTSUPP},
+	{path: "opt/shared.copy", off: 0, data: []byte("shared"), size: -1},       // copy-on-write of a shared block
+	{path: "opt/shared.bin", off: 50001, data: pattern(5000, 11), size: -1},   // two partial blocks
+	{path: "opt/shared.copy", off: 90000, data: pattern(20000, 12), size: -1}, // shared blocks, then new ones
+	{path: "opt/shared.copy", off: 4096, data: pattern(4096*3, 13), size: -1}, // whole blocks
+	{path: "opt/shared.bin", size: 10},                                        // shared blocks lose an owner, the rest is freed
 }
 
 func lookupPath(t *testing.T, f volume.FS, p string) volume.Attr {
@@ -240,10 +243,7 @@ func (d *failDev) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // failOps are operations of every write path, for TestWriteFailure.
-var failOps = []struct {
-	name string
-	do   func(t *testing.T, f *FS) error
-}{
+var failOps = []failOp{
 	{"append", func(t *testing.T, f *FS) error {
 		_, err := f.WriteAt(lookupPath(t, f, "etc/motd").Ino, pattern(300000, 9), 10000)
 		return err
@@ -307,6 +307,16 @@ var failOps = []struct {
 		_, err := f.WriteAt(lookupPath(t, f, "var/small").Ino, []byte("x"), int64(2*(forkRoom(t, f, "var/small")+1))*4096)
 		return err
 	}},
+	{"setxattr making an attribute leaf", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "user.large", pattern(1000, 4))
+	}},
+	{"setxattr with a remote value", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "user.remote", pattern(5000, 5))
+	}},
+	{"removexattr back to short form", func(t *testing.T, f *FS) error {
+		return f.RemoveXattr(lookupPath(t, f, "etc/motd").Ino, "user.large")
+	}},
+	{"unlink a file with an attribute leaf", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "small") }},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
 	{"rename dir", func(t *testing.T, f *FS) error {
@@ -326,6 +336,12 @@ var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node
 	"create converting a directory": fillVar,
 	"write making an extent B+tree": fillExtents,
 	"create with a new inode chunk": fillInodes,
+	"removexattr back to short form": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withXattr(t, f, img, "etc/motd")
+	},
+	"unlink a file with an attribute leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withXattr(t, f, img, "var/small")
+	},
 	"create making a block directory a leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		return fillUntil(t, f, "usr/share/many", "converts-to-leaf")
 	},
@@ -337,6 +353,13 @@ var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node
 // fillInodes creates files until no existing inode chunk has a free
 // inode, and returns the tree then.
 func fillInodes(t *testing.T, f *FS, img string) map[string]testutil.Node {
+	t.Helper()
+	useFreeInodes(t, f)
+	return testutil.EngineTree(t, openImage(t, img), true)
+}
+
+// useFreeInodes creates files until no inode chunk has a free inode.
+func useFreeInodes(t *testing.T, f *FS) {
 	t.Helper()
 	var dir volume.Ino
 	for i := 0; be.Uint64(f.w.sb[sbIfree:]) > 0; i++ {
@@ -351,6 +374,14 @@ func fillInodes(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		if _, err := f.Create(dir, fmt.Sprintf("f%03d", i), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// withXattr gives p a 1,000-byte attribute (in a leaf block).
+func withXattr(t *testing.T, f *FS, img, p string) map[string]testutil.Node {
+	t.Helper()
+	if err := f.SetXattr(lookupPath(t, f, p).Ino, "user.large", pattern(1000, 4)); err != nil {
+		t.Fatal(err)
 	}
 	return testutil.EngineTree(t, openImage(t, img), true)
 }
@@ -410,39 +441,102 @@ func TestWriteFailure(t *testing.T) {
 	pristine := makeWriteImage(t, false)
 	want := testutil.EngineTree(t, openImage(t, pristine), true)
 	for _, op := range failOps {
-		// a failed operation leaves the image as it was (checked below),
-		// so one copy serves every failure point of an operation
-		img := copyFile(t, pristine)
-		want := want
-		n := countWrites(t, pristine, op.name, op.do)
-		for at := 1; ; at = nextFailure(at, n) {
-			d := &failDev{FileDevice: testutil.OpenDevice(t, img, true)}
-			f, err := OpenWritable(d)
+		failEachWrite(t, pristine, want, op.name, op.do)
+	}
+}
+
+type failOp struct {
+	name string
+	do   func(t *testing.T, f *FS) error
+}
+
+// failExact runs failEachWrite for each of ops on pristine, checking
+// the image after each failure byte for byte (exactAfterFailure).
+func failExact(t *testing.T, pristine string, ops []failOp) {
+	for _, op := range ops {
+		exactAfterFailure[op.name] = true
+		failEachWrite(t, pristine, nil, op.name, op.do)
+	}
+}
+
+// exactAfterFailure are the operations (all writing metadata only)
+// whose failure must leave the image byte for byte as it was: checked
+// by comparing it with a copy made before, which xfs_repair -n checks
+// once, instead of a repair and a walk of the tree at each failure.
+var exactAfterFailure = map[string]bool{}
+
+// failEachWrite runs op on a copy of pristine (brought to its state by
+// failPrep[name] first) with its writes failed in turn, checking after
+// each failure that the copy is as before (want, or what prep left).
+func failEachWrite(t *testing.T, pristine string, want map[string]testutil.Node, name string, do func(*testing.T, *FS) error) {
+	// a failed operation leaves the image as it was (checked below),
+	// so one copy serves every failure point of an operation
+	img := copyFile(t, pristine)
+	n := countWrites(t, pristine, name, do)
+	var before string // the image after prep, for exactAfterFailure
+	for at := 1; ; at = nextFailure(at, n) {
+		d := &failDev{FileDevice: testutil.OpenDevice(t, img, true)}
+		f, err := OpenWritable(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prep := failPrep[name]; prep != nil && at == 1 {
+			want = prep(t, f, img)
+		}
+		if exactAfterFailure[name] && at == 1 {
+			before = copyFile(t, img)
+			repairClean(t, before)
+		}
+		d.at = at
+		err = do(t, f)
+		if !d.failed {
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s: %v without a failure", name, err)
 			}
-			if prep := failPrep[op.name]; prep != nil && at == 1 {
-				want = prep(t, f, img)
+			if at < 3 && !oneInode[name] {
+				t.Fatalf("%s made only %d writes", name, at-1)
 			}
-			d.at = at
-			err = op.do(t, f)
-			if !d.failed {
-				if err != nil {
-					t.Fatalf("%s: %v without a failure", op.name, err)
+			if name == "create converting a directory" {
+				if in, _ := f.readInode(uint64(lookupPath(t, f, "var").Ino)); in.format != fmtExtents {
+					t.Errorf("%s: var still in format %d", name, in.format)
 				}
-				if at < 3 && !oneInode[op.name] {
-					t.Fatalf("%s made only %d writes", op.name, at-1)
-				}
-				if in, _ := f.readInode(uint64(lookupPath(t, f, "var").Ino)); op.name == "create converting a directory" && in.format != fmtExtents {
-					t.Errorf("%s: var still in format %d", op.name, in.format)
-				}
-				break
 			}
-			if !errors.Is(err, syscall.EIO) {
-				t.Fatalf("%s, write %d failed: %v, want EIO", op.name, at, err)
-			}
-			repairClean(t, img)
-			testutil.CompareTrees(t, want, testutil.EngineTree(t, openImage(t, img), true))
+			return
+		}
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("%s, write %d failed: %v, want EIO", name, at, err)
+		}
+		if exactAfterFailure[name] {
+			sameBytes(t, before, img)
+			continue
+		}
+		repairClean(t, img)
+		testutil.CompareTrees(t, want, testutil.EngineTree(t, openImage(t, img), true))
+	}
+}
+
+// sameBytes fails unless files a and b hold the same bytes.
+func sameBytes(t *testing.T, a, b string) {
+	t.Helper()
+	fa, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	pa, pb := make([]byte, 1<<20), make([]byte, 1<<20)
+	for off := int64(0); ; off += int64(len(pa)) {
+		na, ea := io.ReadFull(fa, pa)
+		nb, _ := io.ReadFull(fb, pb)
+		if na != nb || !bytes.Equal(pa[:na], pb[:nb]) {
+			t.Fatalf("%s and %s differ in the MiB at %d", a, b, off)
+		}
+		if ea != nil {
+			return
 		}
 	}
 }
@@ -643,6 +737,8 @@ func TestNamesAgainstKernel(t *testing.T) {
 			func(k func(string) string) error { return os.Chmod(k("etc/new.d"), 0o777|os.ModeSticky) }},
 		{"chown a 32-bit uid", func() error { return f.SetOwner(ino("etc/long"), 70000, 70001) },
 			func(k func(string) string) error { return os.Lchown(k("etc/long"), 70000, 70001) }},
+		{"unlink a reflinked file", func() error { return f.Unlink(ino("opt"), "shared.copy") },
+			func(k func(string) string) error { return os.Remove(k("opt/shared.copy")) }},
 	}
 	for _, c := range ns {
 		if err := c.offvm(); err != nil {
@@ -671,7 +767,6 @@ func TestNamesAgainstKernel(t *testing.T) {
 		err  error
 		want syscall.Errno
 	}{
-		{"reflinked file", f.Unlink(lookupPath(t, f, "opt").Ino, "shared.copy"), syscall.EOPNOTSUPP},
 		{"directory", f.Unlink(f.Root(), "etc"), syscall.EISDIR},
 		{"absent", f.Unlink(f.Root(), "nope"), syscall.ENOENT},
 		{"slash", func() error { _, e := f.Create(f.Root(), "a/b", 0); return e }(), syscall.EINVAL},
@@ -937,8 +1032,10 @@ func TestInodeChunksAgainstKernel(t *testing.T) {
 // TestXattrsAgainstKernel sets, replaces and removes user., trusted. and
 // security. attributes through offvm and through the kernel on a copy:
 // on files, a short-form directory (whose data fork shrinks) and a
-// device-less empty file; xfs_repair -n is clean and the kernel's mounts
-// list the same attributes. Attributes needing a block are refused.
+// device-less empty file, in short form and in an attribute leaf with
+// remote values (and back to short form; a file with a leaf unlinked);
+// xfs_repair -n is clean and the kernel's mounts list the same
+// attributes. Attributes needing more than one leaf are refused.
 func TestXattrsAgainstKernel(t *testing.T) {
 	img := makeWriteImage(t, false)
 	ref := copyFile(t, img)
@@ -966,6 +1063,17 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		{"var/small", "user.gone", []byte("soon")},
 		{"var/small", "user.gone", nil}, // the last one: the fork goes
 		{"usr/share/many", "security.selinux", []byte("system_u:object_r:usr_t:s0")},
+		{"etc/motd", "security.selinux", label},
+		{"etc/motd", "user.large", pattern(1000, 4)},  // an attribute leaf
+		{"etc/motd", "user.remote", pattern(5000, 5)}, // a remote value of two blocks
+		{"etc/motd", "trusted.t", pattern(300, 6)},
+		{"etc/motd", "user.remote", pattern(9000, 7)}, // replaced: three blocks
+		{"etc/motd", "user.large", nil},
+		{"etc/motd", "user.remote", nil},
+		{"etc/motd", "trusted.t", nil}, // back to short form
+		{"var/log/big", "user.r", pattern(3500, 8)},
+		{"usr/share/many", "user.dir", pattern(2000, 9)}, // a directory's leaf
+		{"usr/share/many", "user.remote-dir", pattern(6000, 10)},
 	}
 	for i, s := range steps {
 		a := lookupPath(t, f, s.path)
@@ -991,6 +1099,10 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(mnt, "etc/after-xattrs.conf"), nil, 0o644)
+	if err := f.Unlink(lookupPath(t, f, "var/log").Ino, "big"); err != nil { // its leaf freed
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(mnt, "var/log/big"))
 	testutil.Run(t, "umount", mnt)
 	etc := lookupPath(t, f, "etc").Ino
 	for _, c := range []struct {
@@ -998,7 +1110,7 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		value []byte
 		want  syscall.Errno
 	}{
-		{"user.large", make([]byte, 1000), syscall.EOPNOTSUPP},
+		{"user.huge", make([]byte, 70000), syscall.E2BIG},
 		{"system.posix_acl_access", []byte{2, 0, 0, 0}, syscall.EOPNOTSUPP},
 		{"user.", []byte("x"), syscall.EINVAL},
 	} {
@@ -1010,16 +1122,16 @@ func TestXattrsAgainstKernel(t *testing.T) {
 		t.Errorf("remove absent: %v, want ENODATA", err)
 	}
 	var full error
-	for i := 0; i < 20 && full == nil; i++ { // fills the inode, then refuses
+	for i := 0; i < 60 && full == nil; i++ { // fills the inode, then a leaf, then refuses
 		full = f.SetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)))
 	}
 	if !errors.Is(full, syscall.EOPNOTSUPP) {
-		t.Errorf("filling the attribute fork: %v, want EOPNOTSUPP", full)
+		t.Errorf("filling the attribute leaf: %v, want EOPNOTSUPP", full)
 	}
 	repairClean(t, img)
 	mnt2 := t.TempDir()
 	testutil.Run(t, "mount", "-o", "loop", ref, mnt2)
-	for i := 0; i < 20; i++ { // the same successful fills on the kernel's copy
+	for i := 0; i < 60; i++ { // the same successful fills on the kernel's copy
 		if _, err := f.GetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i)); err == nil {
 			unix.Setxattr(filepath.Join(mnt2, "opt/app.bin"), fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)), 0)
 		}

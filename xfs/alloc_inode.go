@@ -1,23 +1,25 @@
 package xfs
 
 import (
-	"errors"
 	"fmt"
+	"slices"
 	"sort"
-	"syscall"
 )
 
 // AGI fields (xfs_agi) and superblock inode counters.
 const (
-	agiSeqno       = 8
-	agiRoot        = 20
-	agiLevel       = 24
-	agiFreecount   = 28
-	agiCRC         = 312
-	agiFreeRoot    = 328
-	agiFreeLevel   = 332
-	sbIfree        = 136
-	roCompatFinobt = 1 << 0
+	agiSeqno         = 8
+	agiRoot          = 20
+	agiLevel         = 24
+	agiFreecount     = 28
+	agiCRC           = 312
+	agiFreeRoot      = 328
+	agiFreeLevel     = 332
+	agiIblocks       = 336 // inobtcount: blocks of the inobt
+	agiFblocks       = 340 // and of the finobt
+	sbIfree          = 136
+	roCompatFinobt   = 1 << 0
+	roCompatInobtCnt = 1 << 3
 )
 
 // irec is one inode chunk of an inode B+tree: 64 inodes from startino,
@@ -35,23 +37,33 @@ func (r irec) usable(i int) bool {
 }
 
 // agInodes is an AG's inode B+trees as the writer edits them: like the
-// free-space trees, each must be one leaf, rewritten whole.
+// free-space trees, read whole (sbtree.go) and, when a chunk changed,
+// laid out again from the inobt's records; the finobt is the records
+// with a free inode. Their blocks come from and go back to the AG's
+// free space, as the kernel's xfs_inobt_alloc_block takes them.
 type agInodes struct {
-	ag             uint32
-	agi            []byte
-	ino, fino      []byte // leaves
-	inoBlk, finBlk uint32
-	recs           []irec // the inobt's, by start
-	changed        bool
-	added          uint32    // inodes in new chunks (wchunk.go)
-	newino         uint32    // the newest chunk's first inode
-	chunks         []pending // their initialised inodes
+	ag        uint32
+	agi       []byte
+	ino, fino *sbTree
+	recs      []irec // the inobt's, by start
+	changed   bool
+	added     uint32    // inodes in new chunks (alloc_chunk.go)
+	newino    uint32    // the newest chunk's first inode
+	chunks    []pending // their initialised inodes
 }
 
 func (f *FS) hasFinobt() bool {
 	return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatFinobt != 0
 }
 
+// hasInobtCount: the AGI counts the blocks of both trees.
+func (f *FS) hasInobtCount() bool {
+	return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatInobtCnt != 0
+}
+
+// loadAGI reads and checks AG ag's AGI and inode B+trees: records in
+// order, the AGI's free count theirs, the finobt exactly the chunks
+// with a free inode, block counts as the AGI says.
 func (f *FS) loadAGI(ag uint32, sect int) (*agInodes, error) {
 	a := &agInodes{ag: ag, agi: make([]byte, sect)}
 	if _, err := f.dev.ReadAt(a.agi, f.agOff(ag, 0)+2*int64(sect)); err != nil {
@@ -61,54 +73,66 @@ func (f *FS) loadAGI(ag uint32, sect int) (*agInodes, error) {
 	if string(b[:4]) != "XAGI" || !crcOK(b, agiCRC) || be.Uint32(b[agiSeqno:]) != ag {
 		return nil, fmt.Errorf("xfs: AGI %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
-	if be.Uint32(b[agiLevel:]) != 1 || (f.hasFinobt() && be.Uint32(b[agiFreeLevel:]) != 1) {
-		return nil, errDeepTree{ag}
-	}
 	var err error
-	a.inoBlk = be.Uint32(b[agiRoot:])
-	if a.ino, err = f.sbtBlock(ag, a.inoBlk, 0, kindIno); err != nil {
+	if a.ino, err = f.readSbt(ag, be.Uint32(b[agiRoot:]), int(be.Uint32(b[agiLevel:])), kindIno); err != nil {
 		return nil, err
 	}
-	if f.hasFinobt() {
-		a.finBlk = be.Uint32(b[agiFreeRoot:])
-		if a.fino, err = f.sbtBlock(ag, a.finBlk, 0, kindFino); err != nil {
-			return nil, err
-		}
-	}
-	a.recs = f.inoRecs(a.ino)
+	a.recs = f.inoRecs(a.ino.recs)
 	var free uint32
-	for _, r := range a.recs {
+	for i, r := range a.recs {
 		free += r.freecount
+		if r.freecount > inosPerChunk || (i > 0 && a.recs[i-1].start+inosPerChunk > r.start) {
+			return nil, fmt.Errorf("xfs: AG %d: inode chunk at %d out of order or with %d free: %w", ag, r.start, r.freecount, ErrCorrupt)
+		}
 	}
 	if free != be.Uint32(b[agiFreecount:]) {
 		return nil, fmt.Errorf("xfs: AGI %d: free count %d, its inode B+tree %d: %w", ag, be.Uint32(b[agiFreecount:]), free, ErrCorrupt)
 	}
+	if f.hasFinobt() {
+		if a.fino, err = f.readSbt(ag, be.Uint32(b[agiFreeRoot:]), int(be.Uint32(b[agiFreeLevel:])), kindFino); err != nil {
+			return nil, err
+		}
+		if !slices.Equal(f.inoRecs(a.fino.recs), withFree(a.recs)) {
+			return nil, fmt.Errorf("xfs: AG %d: the free inode B+tree is not the chunks with free inodes: %w", ag, ErrCorrupt)
+		}
+	}
+	if f.hasInobtCount() && (int(be.Uint32(b[agiIblocks:])) != len(a.ino.blocks) || (a.fino != nil && int(be.Uint32(b[agiFblocks:])) != len(a.fino.blocks))) {
+		return nil, fmt.Errorf("xfs: AGI %d: inode B+tree block counts disagree with the trees: %w", ag, ErrCorrupt)
+	}
 	return a, nil
+}
+
+// withFree is the records a finobt holds: chunks with a free inode.
+func withFree(recs []irec) []irec {
+	out := []irec{}
+	for _, r := range recs {
+		if r.freecount > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (f *FS) sparse() bool { return f.w != nil && be.Uint32(f.w.sb[216:])&incompatSpinode != 0 }
 
-func (f *FS) inoRecs(b []byte) []irec {
-	n := int(be.Uint16(b[6:]))
-	out := make([]irec, n)
-	for i := range out {
-		p := b[sbtHdr+i*16:]
+func (f *FS) inoRecs(raw [][]byte) []irec {
+	out := make([]irec, len(raw))
+	for i, p := range raw {
 		r := irec{start: be.Uint32(p), free: be.Uint64(p[8:])}
 		if f.sparse() {
 			r.holemask, r.count, r.freecount = be.Uint16(p[4:]), p[6], uint32(p[7])
 		} else {
-			r.count, r.freecount = 64, be.Uint32(p[4:])
+			r.count, r.freecount = inosPerChunk, be.Uint32(p[4:])
 		}
 		out[i] = r
 	}
 	return out
 }
 
-func (f *FS) putInoRecs(b []byte, recs []irec) {
-	be.PutUint16(b[6:], uint16(len(recs)))
-	clear(b[sbtHdr:])
+func (f *FS) encodeInoRecs(recs []irec) [][]byte {
+	out := make([][]byte, len(recs))
 	for i, r := range recs {
-		p := b[sbtHdr+i*16:]
+		p := make([]byte, kindIno.recLen)
 		be.PutUint32(p, r.start)
 		if f.sparse() {
 			be.PutUint16(p[4:], r.holemask)
@@ -117,7 +141,9 @@ func (f *FS) putInoRecs(b []byte, recs []irec) {
 			be.PutUint32(p[4:], r.freecount)
 		}
 		be.PutUint64(p[8:], r.free)
+		out[i] = p
 	}
+	return out
 }
 
 // inodes is one operation's view of the inode B+trees.
@@ -154,20 +180,15 @@ func (s *inodes) inoNum(ag uint32, agino uint32) uint64 {
 // alloc takes a free inode of an existing chunk, from AG first on, or
 // of a new chunk when none has one.
 func (s *inodes) alloc(first uint32) (uint64, error) {
-	var deep error
 	for k := uint32(0); k < s.f.sb.agCount; k++ {
 		ag := (first + k) % s.f.sb.agCount
 		a, err := s.ag(ag)
-		if _, ok := err.(errDeepTree); ok {
-			deep = err
-			continue
-		}
 		if err != nil {
 			return 0, err
 		}
 		for ri := range a.recs {
 			r := &a.recs[ri]
-			for i := 0; i < 64 && r.freecount > 0; i++ {
+			for i := 0; i < inosPerChunk && r.freecount > 0; i++ {
 				if r.usable(i) {
 					r.free &^= 1 << i
 					r.freecount--
@@ -180,9 +201,6 @@ func (s *inodes) alloc(first uint32) (uint64, error) {
 	}
 	a, ri, err := s.newChunk(first)
 	if err != nil {
-		if deep != nil && !errors.Is(err, syscall.EOPNOTSUPP) {
-			return 0, fmt.Errorf("%v (inode B+trees): %w", deep, syscall.EOPNOTSUPP)
-		}
 		return 0, err
 	}
 	r := &a.recs[ri]
@@ -199,9 +217,6 @@ func (s *inodes) free(ino uint64) error {
 	agino := uint32(ino & (1<<(f.sb.agBlkLog+f.sb.inoPBLog) - 1))
 	a, err := s.ag(ag)
 	if err != nil {
-		if _, ok := err.(errDeepTree); ok {
-			return fmt.Errorf("%v (inode B+trees): %w", err, syscall.EOPNOTSUPP)
-		}
 		return err
 	}
 	i := sort.Search(len(a.recs), func(i int) bool { return a.recs[i].start+64 > agino })
@@ -215,8 +230,10 @@ func (s *inodes) free(ino uint64) error {
 	return nil
 }
 
-// queue writes the changed AGs' leaves (the finobt holding the chunks
-// with free inodes) and AGIs, and the superblock's free count.
+// queue lays the changed AGs' inode B+trees out again (the finobt
+// holding the chunks with free inodes) and puts them, the new chunks
+// and the AGIs into t. It takes and frees the trees' blocks in s.sp, so
+// it runs before the free-space trees are queued.
 func (s *inodes) queue(t *txn) error {
 	f := s.f
 	for ag := uint32(0); ag < f.sb.agCount; ag++ {
@@ -224,30 +241,33 @@ func (s *inodes) queue(t *txn) error {
 		if !ok || !a.changed {
 			continue
 		}
-		maxr := (int(f.sb.blockSize) - sbtHdr) / 16
-		var free uint32
-		var fin []irec
-		for _, r := range a.recs {
-			free += r.freecount
-			if r.freecount > 0 {
-				fin = append(fin, r)
-			}
-		}
-		if len(fin) > maxr || len(a.recs) > maxr {
-			return fmt.Errorf("xfs: AG %d: the free inode B+tree would split, which offvm does not do: %w", ag, syscall.EOPNOTSUPP)
-		}
 		for _, c := range a.chunks { // initialised before the trees name them
 			t.put(c.off, c.b)
 		}
-		b := append([]byte(nil), a.ino...)
-		f.putInoRecs(b, a.recs)
-		t.putCRC(f.agOff(ag, a.inoBlk), b, sbtCRC)
-		if a.fino != nil {
-			b = append([]byte(nil), a.fino...)
-			f.putInoRecs(b, fin)
-			t.putCRC(f.agOff(ag, a.finBlk), b, sbtCRC)
-		}
 		agi := append([]byte(nil), a.agi...)
+		root, lv, err := s.putTree(t, a, a.ino, kindIno, a.recs)
+		if err != nil {
+			return err
+		}
+		be.PutUint32(agi[agiRoot:], root)
+		be.PutUint32(agi[agiLevel:], uint32(lv))
+		if a.fino != nil {
+			if root, lv, err = s.putTree(t, a, a.fino, kindFino, withFree(a.recs)); err != nil {
+				return err
+			}
+			be.PutUint32(agi[agiFreeRoot:], root)
+			be.PutUint32(agi[agiFreeLevel:], uint32(lv))
+		}
+		if f.hasInobtCount() {
+			be.PutUint32(agi[agiIblocks:], uint32(len(a.ino.blocks)))
+			if a.fino != nil {
+				be.PutUint32(agi[agiFblocks:], uint32(len(a.fino.blocks)))
+			}
+		}
+		var free uint32
+		for _, r := range a.recs {
+			free += r.freecount
+		}
 		be.PutUint32(agi[agiFreecount:], free)
 		if a.added > 0 {
 			be.PutUint32(agi[agiCount:], be.Uint32(agi[agiCount:])+a.added)
@@ -256,4 +276,9 @@ func (s *inodes) queue(t *txn) error {
 		t.putCRC(f.agOff(ag, 0)+2*int64(len(agi)), agi, agiCRC)
 	}
 	return nil
+}
+
+// putTree lays out one of a's inode B+trees from recs.
+func (s *inodes) putTree(t *txn, a *agInodes, tr *sbTree, k sbtKind, recs []irec) (uint32, int, error) {
+	return s.sp.putTree(t, a.ag, tr, k, s.f.encodeInoRecs(recs))
 }

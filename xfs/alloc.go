@@ -41,13 +41,6 @@ type agFree struct {
 	flMoved  bool // the AGFL changed
 }
 
-// errDeepTree marks an AG the writer cannot allocate in.
-type errDeepTree struct{ ag uint32 }
-
-func (e errDeepTree) Error() string {
-	return fmt.Sprintf("xfs: AG %d's inode B+trees have more than one level, which offvm does not edit", e.ag)
-}
-
 func (f *FS) agOff(ag uint32, agbno uint32) int64 {
 	return (int64(ag)*int64(f.sb.agBlocks) + int64(agbno)) * f.sb.blockSize
 }
@@ -332,7 +325,6 @@ func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 	if gag >= f.sb.agCount {
 		gag, gbno = 0, 0
 	}
-	var deep error
 	best := struct {
 		a *agFree
 		i int
@@ -340,10 +332,6 @@ func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 	for k := uint32(0); k < f.sb.agCount; k++ {
 		ag := (gag + k) % f.sb.agCount
 		a, err := s.ag(ag)
-		if _, ok := err.(errDeepTree); ok {
-			deep = err
-			continue
-		}
 		if err != nil {
 			return 0, 0, err
 		}
@@ -365,9 +353,6 @@ func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 		r := best.a.recs[best.i]
 		return s.use(best.a, best.i, r.start, uint64(r.count))
 	}
-	if deep != nil {
-		return 0, 0, fmt.Errorf("%v: %w", deep, syscall.EOPNOTSUPP)
-	}
 	return 0, 0, fmt.Errorf("xfs: no free space: %w", syscall.ENOSPC)
 }
 
@@ -386,9 +371,6 @@ func (s *space) free(fsb, count uint64) error {
 	}
 	a, err := s.ag(ag)
 	if err != nil {
-		if _, ok := err.(errDeepTree); ok {
-			return fmt.Errorf("%v: %w", err, syscall.EOPNOTSUPP)
-		}
 		return err
 	}
 	if err := a.give(uint32(bno), uint32(count)); err != nil {
@@ -408,4 +390,30 @@ func (s *space) queue(t *txn) error {
 		}
 	}
 	return nil
+}
+
+// putTree gives tree tr (an inode or refcount B+tree, whose blocks come
+// from the AG's free space) the blocks recs need, new ones allocated and
+// the ones no longer needed freed, and lays it out.
+func (s *space) putTree(t *txn, ag uint32, tr *sbTree, k sbtKind, recs [][]byte) (uint32, int, error) {
+	f := s.f
+	need := f.sbtBlocks(len(recs), k)
+	for len(tr.blocks) < need {
+		bno, err := s.allocAligned(ag, 1, 1)
+		if err != nil {
+			return 0, 0, err
+		}
+		if bno == noBlock {
+			return 0, 0, fmt.Errorf("xfs: AG %d: no free block for its %s B+tree: %w", ag, k.magic, syscall.ENOSPC)
+		}
+		tr.blocks = append(tr.blocks, bno)
+	}
+	for len(tr.blocks) > need {
+		last := tr.blocks[len(tr.blocks)-1]
+		if err := s.free(uint64(ag)<<f.sb.agBlkLog|uint64(last), 1); err != nil {
+			return 0, 0, err
+		}
+		tr.blocks = tr.blocks[:len(tr.blocks)-1]
+	}
+	return f.putSbt(t, ag, k, recs, tr.blocks, tr.uuid)
 }

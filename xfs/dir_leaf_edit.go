@@ -220,6 +220,10 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 	for _, e := range d.ents {
 		per[e.blk] = append(per[e.blk], e)
 	}
+	per, err := o.dropEmpty(r, l, per)
+	if err != nil {
+		return err
+	}
 	maxdb := l.blocks[len(l.blocks)-1].db
 	bests := make([]uint16, maxdb+1)
 	for i := range bests {
@@ -245,6 +249,25 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 	sort.SliceStable(ptrs, func(i, j int) bool { return ptrs[i].hash < ptrs[j].hash })
 	be.PutUint64(r.b[diSize:], (maxdb+1)*uint64(dbs))
 	return o.writeAbove(r, l, t, ptrs, bests)
+}
+
+// dropEmpty unmaps the data blocks (other than the first) left with no
+// entry, as the kernel's xfs_dir2_shrink_inode does: xfs_repair junks
+// an empty data block. It returns the entries of the blocks kept.
+func (o *nsOp) dropEmpty(r *rawInode, l *leafDir, per [][]sfEnt) ([][]sfEnt, error) {
+	keep := l.blocks[:1]
+	kept := per[:1]
+	for bi := 1; bi < len(l.blocks); bi++ {
+		if len(per[bi]) > 0 {
+			keep, kept = append(keep, l.blocks[bi]), append(kept, per[bi])
+			continue
+		}
+		if err := o.unmapDirBlock(r, l.blocks[bi].db); err != nil {
+			return nil, err
+		}
+	}
+	l.blocks = keep
+	return kept, nil
 }
 
 // addDataBlock maps a new, empty data block after the last one.

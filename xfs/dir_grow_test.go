@@ -54,6 +54,15 @@ func aboveBlocks(t *testing.T, f *FS, p string) int {
 // leafOffset (block to leaf, leaf to node), tried as a dry run each time.
 func fillUntil(t *testing.T, f *FS, p, name string) map[string]testutil.Node {
 	t.Helper()
+	fillUntilChange(t, f, p, name, func(t *testing.T, g *FS) int { return aboveBlocks(t, g, p) })
+	return testutil.EngineTree(t, f, true)
+}
+
+// fillUntilChange creates files named like name in directory p until
+// creating name itself would change what measure says, tried as a dry
+// run each time.
+func fillUntilChange(t *testing.T, f *FS, p, name string, measure func(*testing.T, *FS) int) {
+	t.Helper()
 	dir := lookupPath(t, f, p).Ino
 	for i := 0; i < 5000; i++ {
 		o := &overlayDev{Device: f.dev}
@@ -61,18 +70,17 @@ func fillUntil(t *testing.T, f *FS, p, name string) map[string]testutil.Node {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := aboveBlocks(t, g, p)
+		before := measure(t, g)
 		if _, err := g.Create(dir, name, 0o644); err != nil {
 			t.Fatalf("dry run: %v", err)
 		}
-		if aboveBlocks(t, g, p) != before {
-			return testutil.EngineTree(t, f, true)
+		if measure(t, g) != before {
+			return
 		}
 		pad := fmt.Sprintf("%0*d", len(name), i)
 		if _, err := f.Create(dir, pad, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Fatalf("%s never changes form", p)
-	return nil
+	t.Fatalf("%s never changes", p)
 }

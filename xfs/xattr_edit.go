@@ -2,6 +2,7 @@ package xfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -10,21 +11,25 @@ import (
 	"github.com/offvm/offvm/volume"
 )
 
-// Extended attributes are written in short form: the attribute fork in
-// the inode after di_forkoff, a 4-byte header (total size, count) and
-// entries of name length, value length, namespace flags, name, value.
-// The fork is moved (di_forkoff) as the attributes grow or shrink, with
-// the data fork keeping what it holds; the last attribute removed
-// removes the fork, as the kernel does. Attributes that do not fit the
-// inode (the kernel then makes a leaf block) are refused.
+// Extended attributes are written in short form when they fit: the
+// attribute fork in the inode after di_forkoff, a 4-byte header (total
+// size, count) and entries of name length, value length, namespace
+// flags, name, value. The fork is moved (di_forkoff) as the attributes
+// grow or shrink, with the data fork keeping what it holds; the last
+// attribute removed removes the fork, as the kernel does. Attributes
+// that do not fit the inode go to a leaf block (xattr_leaf_edit.go).
 
 const (
-	diAformat    = 83
-	diAnextents  = 80
-	diBigAnext   = 76
-	attrSFHdr    = 4
-	maxSFAttrLen = 255
+	diAformat     = 83
+	diAnextents   = 80
+	diBigAnext    = 76
+	attrSFHdr     = 4
+	maxSFAttrLen  = 255
+	maxXattrValue = 64 << 10 // XATTR_SIZE_MAX
 )
+
+// errSFAttrsFull: the attributes do not fit the inode in short form.
+var errSFAttrsFull = errors.New("xfs: attributes do not fit the inode")
 
 type sfAttr struct {
 	flags       byte
@@ -52,8 +57,8 @@ func (f *FS) SetXattr(ino volume.Ino, name string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(value) > maxSFAttrLen {
-		return fmt.Errorf("xfs: attribute %s of %d bytes needs an attribute block, which offvm does not write (up to %d bytes fit the inode): %w", name, len(value), maxSFAttrLen, syscall.EOPNOTSUPP)
+	if len(value) > maxXattrValue {
+		return fmt.Errorf("xfs: attribute %s of %d bytes: more than Linux's %d: %w", name, len(value), maxXattrValue, syscall.E2BIG)
 	}
 	return f.editAttrs(uint64(ino), func(as []sfAttr) ([]sfAttr, error) {
 		if i := findAttr(as, fl, n); i >= 0 {
@@ -87,8 +92,9 @@ func findAttr(as []sfAttr, fl byte, name string) int {
 	return -1
 }
 
-// editAttrs changes ino's short-form attributes and its ctime in one
-// write of the inode.
+// editAttrs changes ino's attributes and its ctime in one txn: the
+// inode, and the attribute blocks and free space when they are in a
+// leaf before or after.
 func (f *FS) editAttrs(ino uint64, edit func([]sfAttr) ([]sfAttr, error)) error {
 	if _, err := f.begin(); err != nil {
 		return err
@@ -98,35 +104,70 @@ func (f *FS) editAttrs(ino uint64, edit func([]sfAttr) ([]sfAttr, error)) error 
 	if err != nil {
 		return err
 	}
-	as, err := r.sfAttrs()
+	as, old, err := f.loadAttrs(r)
 	if err != nil {
 		return err
 	}
 	if as, err = edit(as); err != nil {
 		return err
 	}
-	if err := r.putAttrs(as); err != nil {
+	sp := f.newSpace()
+	t := &txn{f: f}
+	if err := f.putAllAttrs(r, as, old, sp, t); err != nil {
 		return err
 	}
 	r.putTime(diCtime, time.Now())
-	t := &txn{f: f}
+	if err := sp.queue(t); err != nil {
+		return err
+	}
+	t.putSuper(f.w, sp.delta, 0)
 	if err := r.queue(f, t, false); err != nil {
 		return err
 	}
-	return t.commit()
+	if err := t.commit(); err != nil {
+		return err
+	}
+	f.w.committed(sp.delta, 0)
+	return nil
 }
 
-// sfAttrs decodes the attribute fork; attributes in blocks are refused.
+// loadAttrs reads r's attributes in short form or in one leaf, and the
+// extents of the leaf's fork.
+func (f *FS) loadAttrs(r *rawInode) ([]sfAttr, []extent, error) {
+	switch {
+	case r.b[diForkoff] == 0 || r.b[diAformat] == fmtLocal:
+		as, err := r.sfAttrs()
+		return as, nil, err
+	case r.b[diAformat] == fmtExtents:
+		return f.blockAttrs(r)
+	}
+	return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
+}
+
+// putAllAttrs gives the old leaf's blocks back and writes as in short
+// form when they fit the inode, else in a new leaf.
+func (f *FS) putAllAttrs(r *rawInode, as []sfAttr, old []extent, sp *space, t *txn) error {
+	if len(old) > 0 {
+		if err := r.freeAttrBlocks(old, sp); err != nil {
+			return err
+		}
+	}
+	err := r.putAttrs(as)
+	if err != errSFAttrsFull {
+		return err
+	}
+	l, err := f.layoutLeaf(r, as)
+	if err != nil {
+		return err
+	}
+	return f.putLeafAttrs(r, l, sp, t)
+}
+
+// sfAttrs decodes a short-form attribute fork.
 func (r *rawInode) sfAttrs() ([]sfAttr, error) {
 	fo := int(r.b[diForkoff]) * 8
 	if fo == 0 {
 		return nil, nil
-	}
-	if r.b[diAformat] != fmtLocal {
-		if r.b[diAformat] == fmtExtents && r.anextents() == 0 {
-			return nil, nil // a fork emptied of its blocks
-		}
-		return nil, fmt.Errorf("xfs: inode %d keeps its attributes in blocks, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
 	}
 	b := r.b[diCore3+fo:]
 	total, count := int(be.Uint16(b)), int(b[2])
@@ -179,6 +220,9 @@ func (r *rawInode) putAttrs(as []sfAttr) error {
 	}
 	var e bytes.Buffer
 	for _, a := range as {
+		if len(a.value) > maxSFAttrLen {
+			return errSFAttrsFull
+		}
 		e.Write([]byte{byte(len(a.name)), byte(len(a.value)), a.flags})
 		e.Write(a.name)
 		e.Write(a.value)
@@ -194,7 +238,7 @@ func (r *rawInode) putAttrs(as []sfAttr) error {
 			fo = 8 // the kernel's verifier wants exactly this
 		}
 		if fo < need || len(lit)-fo < total || fo <= 0 {
-			return fmt.Errorf("xfs: inode %d: %d bytes of attributes do not fit beside its data in the inode, and offvm does not make attribute blocks: %w", r.ino, total, syscall.EOPNOTSUPP)
+			return errSFAttrsFull
 		}
 	}
 	clear(lit[need:])

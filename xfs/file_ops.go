@@ -86,8 +86,6 @@ func (r *rawInode) dataCheck() error {
 		return syscall.EINVAL
 	case be.Uint16(r.b[diFlags:])&(diflagImmutable|diflagAppend) != 0:
 		return fmt.Errorf("xfs: inode %d is immutable or append-only: %w", r.ino, syscall.EPERM)
-	case r.flags2()&diflag2Reflink != 0:
-		return fmt.Errorf("xfs: inode %d may share blocks (reflink); copy-on-write is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.format() != fmtExtents && r.format() != fmtBtree:
 		return fmt.Errorf("xfs: inode %d has data fork format %d: %w", r.ino, r.format(), syscall.EOPNOTSUPP)
 	}
@@ -171,9 +169,17 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
-	fresh, err := f.mapRange(r, sp, uint64(off/bs), uint64((off+int64(len(p))+bs-1)/bs))
+	from, to := uint64(off/bs), uint64((off+int64(len(p))+bs-1)/bs)
+	fresh, err := f.mapRange(r, sp, from, to)
 	if err != nil {
 		return 0, err
+	}
+	var copies []cowCopy
+	rc := sp.refcounts()
+	if r.flags2()&diflag2Reflink != 0 {
+		if copies, err = f.unshare(r, sp, rc, from, to); err != nil {
+			return 0, err
+		}
 	}
 	now := time.Now()
 	r.putTime(diMtime, now)
@@ -184,19 +190,26 @@ func (f *FS) WriteAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	if err := f.queueContent(r, t, fresh, p, off); err != nil {
 		return 0, err
 	}
-	if len(fresh) > 0 {
+	remapped := len(fresh) > 0 || len(copies) > 0
+	if remapped {
 		if err := f.layoutMap(r, sp, t); err != nil {
 			return 0, err
 		}
+	}
+	if err := rc.queue(t); err != nil {
+		return 0, err
 	}
 	if err := sp.queue(t); err != nil {
 		return 0, err
 	}
 	t.putSuper(f.w, sp.delta, 0)
-	if err := r.queue(f, t, len(fresh) > 0); err != nil {
+	if err := r.queue(f, t, remapped); err != nil {
 		return 0, err
 	}
 	// new blocks are filled before anything names them
+	if err := f.copyBlocks(copies); err != nil {
+		return 0, err
+	}
 	if err := f.fillFresh(fresh, p, off); err != nil {
 		return 0, err
 	}
@@ -342,26 +355,38 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 	bs := f.sb.blockSize
 	old := r.size()
 	sp := f.newSpace()
+	rc := sp.refcounts()
 	t := &txn{f: f}
+	var copies []cowCopy
+	// zeroTail zeroes [from, to) in one block, given its own first when shared
+	zeroTail := func(from, to int64) error {
+		if r.flags2()&diflag2Reflink != 0 {
+			if copies, err = f.unshare(r, sp, rc, uint64(from/bs), uint64(from/bs)+1); err != nil {
+				return err
+			}
+		}
+		return f.zeroRange(r, t, from, to)
+	}
 	mapChanged := false
 	switch {
 	case size > old && old%bs != 0:
-		if err := f.zeroRange(r, t, old, min(size, (old/bs+1)*bs)); err != nil {
+		if err := zeroTail(old, min(size, (old/bs+1)*bs)); err != nil {
 			return err
 		}
 	case size <= old:
 		// the kernel zeroes the new last block's tail so that a later
 		// extension reads zeros
 		if size%bs != 0 {
-			if err := f.zeroRange(r, t, size, min(old, (size/bs+1)*bs)); err != nil {
+			if err := zeroTail(size, min(old, (size/bs+1)*bs)); err != nil {
 				return err
 			}
 		}
 		keep := uint64((size + bs - 1) / bs)
-		if mapChanged, err = f.cutExtents(r, sp, keep); err != nil {
+		if mapChanged, err = f.cutExtents(r, rc, keep); err != nil {
 			return err
 		}
 	}
+	mapChanged = mapChanged || len(copies) > 0
 	be.PutUint64(r.b[diSize:], uint64(size))
 	now := time.Now()
 	r.putTime(diMtime, now)
@@ -371,11 +396,17 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 			return err
 		}
 	}
+	if err := rc.queue(t); err != nil {
+		return err
+	}
 	if err := sp.queue(t); err != nil {
 		return err
 	}
 	t.putSuper(f.w, sp.delta, 0)
 	if err := r.queue(f, t, mapChanged); err != nil {
+		return err
+	}
+	if err := f.copyBlocks(copies); err != nil { // before anything names them
 		return err
 	}
 	if err := t.commit(); err != nil {
@@ -386,8 +417,9 @@ func (f *FS) Truncate(ino volume.Ino, size int64) error {
 }
 
 // cutExtents frees every block from file block keep on, as the kernel's
-// truncate does (preallocation past the old end included).
-func (f *FS) cutExtents(r *rawInode, sp *space, keep uint64) (bool, error) {
+// truncate does (preallocation past the old end included); shared
+// blocks of a reflinked file lose an owner instead.
+func (f *FS) cutExtents(r *rawInode, rc *refcounts, keep uint64) (bool, error) {
 	var out []extent
 	var freed uint64
 	for _, e := range r.ex {
@@ -400,7 +432,7 @@ func (f *FS) cutExtents(r *rawInode, sp *space, keep uint64) (bool, error) {
 			out = append(out, extent{off: e.off, start: e.start, count: k, unwritten: e.unwritten})
 			e = extent{off: keep, start: e.start + k, count: e.count - k}
 		}
-		if err := sp.free(e.start, e.count); err != nil {
+		if err := rc.release(r, e.start, e.count); err != nil {
 			return false, err
 		}
 		freed += e.count

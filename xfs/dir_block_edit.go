@@ -48,17 +48,18 @@ func hashName(name string) uint32 {
 }
 
 // loadBlockDir decodes a block-form directory into d; leaf and node
-// directories (more than one block) are refused.
+// directories (more than one block, in an extent list or a B+tree) are
+// loadLeafDir's.
 func (f *FS) loadBlockDir(r *rawInode) (*sfDir, error) {
 	refuse := func(why string) error {
-		return fmt.Errorf("xfs: directory %d %s; offvm changes short-form and single-block directories only: %w", r.ino, why, syscall.EOPNOTSUPP)
+		return fmt.Errorf("xfs: directory %d %s; offvm changes short-form, block, leaf and node directories only: %w", r.ino, why, syscall.EOPNOTSUPP)
 	}
 	if be.Uint16(f.w.sb[sbVersionNum:])&versionBorg != 0 {
 		return nil, refuse("is on an ascii-ci file system")
 	}
 	fsbs := uint64(f.sb.dirBlkSize / f.sb.blockSize)
-	if r.format() != fmtExtents {
-		return nil, refuse("is B+tree-mapped")
+	if r.format() == fmtBtree { // a leaf or node directory in many extents
+		return f.loadLeafDir(r)
 	}
 	if r.size() != f.sb.dirBlkSize || len(r.ex) != 1 || r.ex[0].off != 0 || r.ex[0].count != fsbs || r.ex[0].unwritten {
 		return f.loadLeafDir(r)

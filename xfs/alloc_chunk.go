@@ -22,8 +22,7 @@ const (
 )
 
 // newChunk adds a full inode chunk to the first AG from first on that
-// has aligned free blocks and room in its inode B+tree leaves; it
-// returns the AG and the new record's index.
+// has aligned free blocks; it returns the AG and the new record's index.
 func (s *inodes) newChunk(first uint32) (*agInodes, int, error) {
 	f := s.f
 	blocks := uint32(inosPerChunk / f.sb.inoPerBlock)
@@ -31,26 +30,14 @@ func (s *inodes) newChunk(first uint32) (*agInodes, int, error) {
 		return nil, 0, fmt.Errorf("xfs: a %d-byte block holds more than one inode chunk, which offvm does not allocate: %w", f.sb.blockSize, syscall.EOPNOTSUPP)
 	}
 	align := max(be.Uint32(f.w.sb[sbInoAlignmt:]), 1)
-	var why error = fmt.Errorf("xfs: no free inode and no %d aligned free blocks for a new inode chunk: %w", blocks, syscall.ENOSPC)
+	why := fmt.Errorf("xfs: no free inode and no %d aligned free blocks for a new inode chunk: %w", blocks, syscall.ENOSPC)
 	for k := uint32(0); k < f.sb.agCount; k++ {
 		ag := (first + k) % f.sb.agCount
 		a, err := s.ag(ag)
-		if _, ok := err.(errDeepTree); ok {
-			why = fmt.Errorf("%v (inode B+trees): %w", err, syscall.EOPNOTSUPP)
-			continue
-		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if maxr := (int(f.sb.blockSize) - sbtHdr) / 16; len(a.recs) >= maxr {
-			why = fmt.Errorf("xfs: AG %d: a new inode chunk would split the inode B+tree, which offvm does not do: %w", ag, syscall.EOPNOTSUPP)
-			continue
-		}
 		agbno, err := s.sp.allocAligned(ag, blocks, align)
-		if _, ok := err.(errDeepTree); ok {
-			why = fmt.Errorf("%v: %w", err, syscall.EOPNOTSUPP)
-			continue
-		}
 		if err != nil {
 			return nil, 0, err
 		}

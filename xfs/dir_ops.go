@@ -19,6 +19,7 @@ type nsOp struct {
 	sfs   map[uint64]*sfDir
 	sp    *space
 	ins   *inodes
+	rc    *refcounts // reflinked files' shared blocks, when one is freed
 	now   time.Time
 	// blocks are new metadata blocks (remote symlink targets) written
 	// before the inodes that name them
@@ -27,7 +28,7 @@ type nsOp struct {
 
 func (f *FS) newNS() *nsOp {
 	sp := f.newSpace()
-	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: sp, ins: f.newInodes(sp), now: time.Now()}
+	return &nsOp{f: f, raws: map[uint64]*rawInode{}, sfs: map[uint64]*sfDir{}, sp: sp, ins: f.newInodes(sp), rc: sp.refcounts(), now: time.Now()}
 }
 
 func (o *nsOp) raw(ino uint64) (*rawInode, error) {
@@ -98,7 +99,7 @@ func (o *nsOp) dropLink(r *rawInode) error {
 		addNlink(r, -1)
 		return nil
 	}
-	return o.f.freeInode(r, o.sp, o.ins)
+	return o.f.freeInode(r, o.rc, o.ins)
 }
 
 // newChild allocates and builds an inode near dir.
@@ -147,10 +148,13 @@ func (o *nsOp) commit() error {
 			}
 		}
 	}
-	if err := o.sp.queue(t); err != nil {
+	if err := o.ins.queue(t); err != nil { // takes and frees tree blocks in o.sp
 		return err
 	}
-	if err := o.ins.queue(t); err != nil {
+	if err := o.rc.queue(t); err != nil { // so does the refcount tree
+		return err
+	}
+	if err := o.sp.queue(t); err != nil {
 		return err
 	}
 	for _, ino := range o.order {

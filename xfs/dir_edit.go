@@ -191,18 +191,23 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 
 // freeInode gives a last link's blocks and inode back and clears the
 // inode as the kernel's ifree does (mode 0, empty forks, generation
-// bumped). Blocks held by an attribute fork or a
-// reflinked file are refused.
-func (f *FS) freeInode(r *rawInode, sp *space, ins *inodes) error {
+// bumped), an attribute leaf's blocks included; blocks a reflinked file
+// shares lose an owner instead. An attribute fork in a B+tree is refused.
+func (f *FS) freeInode(r *rawInode, rc *refcounts, ins *inodes) error {
+	sp := rc.sp
 	switch {
-	case r.flags2()&diflag2Reflink != 0:
-		return fmt.Errorf("xfs: inode %d may share blocks (reflink); removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
-	case r.b[diForkoff] != 0 && r.b[83] != fmtLocal && be.Uint16(r.b[80:]) != 0:
-		return fmt.Errorf("xfs: inode %d has extended attributes in blocks; removing it is not done by offvm: %w", r.ino, syscall.EOPNOTSUPP)
+	case r.b[diForkoff] != 0 && r.b[diAformat] != fmtLocal && r.anextents() != 0:
+		_, ex, err := f.attrForkExtents(r)
+		if err != nil {
+			return err
+		}
+		if err := r.freeAttrBlocks(ex, sp); err != nil {
+			return err
+		}
 	}
 	if r.format() == fmtExtents || r.format() == fmtBtree {
 		for _, e := range r.ex {
-			if err := sp.free(e.start, e.count); err != nil {
+			if err := rc.release(r, e.start, e.count); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,237 @@
+package xfs
+
+import (
+	"fmt"
+	"sort"
+	"syscall"
+)
+
+// Attributes that do not fit the inode go into one attribute leaf block
+// (xfs_attr3_leaf: entries sorted by name hash, names and values packed
+// down from the block's end), values too big for the leaf in remote
+// value blocks of their own (an XARM header each), as the kernel's
+// xfs_attr_leaf_addname lays them out. The writer lays the leaf and the
+// remote values out again whole on each change, in newly allocated
+// blocks, the old ones freed; when the attributes fit the inode again
+// they go back to short form, as the kernel's xfs_attr3_leaf_to_shortform
+// does. Attributes needing more than one leaf (a node tree) are refused.
+
+const (
+	attrLeafMagic = 0x3bee
+	attrNodeMagic = 0x3ebe
+	attrLeafHdr   = 80
+	attrBlockCRC  = 12 // in a leaf's da3_blkinfo and a remote block's header alike
+	attrRmtHdr    = 56
+)
+
+// blockAttrs reads the attributes of r's one-leaf attribute fork, with
+// their namespace flags, and the fork's extents.
+func (f *FS) blockAttrs(r *rawInode) ([]sfAttr, []extent, error) {
+	in, ex, err := f.attrForkExtents(r)
+	if err != nil || len(ex) == 0 {
+		return nil, ex, err
+	}
+	b, err := f.attrBlock(ex, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("xfs: inode %d: %w", r.ino, err)
+	}
+	if be.Uint16(b[8:]) == attrNodeMagic {
+		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attributes in a node tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
+	}
+	cnt := int(be.Uint16(b[56:]))
+	if attrLeafHdr+cnt*8 > len(b) {
+		return nil, nil, fmt.Errorf("xfs: inode %d: attribute leaf of %d entries: %w", r.ino, cnt, ErrCorrupt)
+	}
+	var out []sfAttr
+	for i := 0; i < cnt; i++ {
+		a, err := f.leafAttr(in, ex, b, i)
+		if err != nil {
+			return nil, nil, fmt.Errorf("xfs: inode %d: attribute leaf entry %d: %w", r.ino, i, err)
+		}
+		out = append(out, a)
+	}
+	return out, ex, nil
+}
+
+// attrForkExtents is the extents of r's attribute fork, as read.
+func (f *FS) attrForkExtents(r *rawInode) (*inode, []extent, error) {
+	if r.b[diAformat] == fmtBtree {
+		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
+	}
+	in, err := f.readInode(r.ino)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := f.attrExtents(in)
+	return in, ex, err
+}
+
+// leafAttr decodes entry i of leaf b, reading a remote value.
+func (f *FS) leafAttr(in *inode, ex []extent, b []byte, i int) (sfAttr, error) {
+	e := b[attrLeafHdr+i*8:]
+	idx, fl := int(be.Uint16(e[4:])), e[6]
+	if idx < attrLeafHdr || idx+12 > len(b) || fl&attrIncomp != 0 {
+		return sfAttr{}, fmt.Errorf("at %d, flags %#x: %w", idx, fl, ErrCorrupt)
+	}
+	v := b[idx:]
+	if fl&attrLocal != 0 {
+		vl, nl := int(be.Uint16(v)), int(v[2])
+		if idx+3+nl+vl > len(b) {
+			return sfAttr{}, ErrCorrupt
+		}
+		return sfAttr{fl &^ attrLocal, clone(v[3 : 3+nl]), clone(v[3+nl : 3+nl+vl])}, nil
+	}
+	vblk, vl, nl := be.Uint32(v), int(be.Uint32(v[4:])), int(v[8])
+	if idx+9+nl > len(b) || vl > 1<<16 {
+		return sfAttr{}, ErrCorrupt
+	}
+	val, err := f.remoteValue(in, ex, vblk, vl)
+	if err != nil {
+		return sfAttr{}, err
+	}
+	return sfAttr{fl, clone(v[9 : 9+nl]), val}, nil
+}
+
+// localMax is the largest entry the kernel keeps in the leaf (3/4 of
+// the block, xfs_attr_leaf_entsize_local_max); bigger values are remote.
+func (f *FS) localMax() int { return int(f.sb.blockSize)/2 + int(f.sb.blockSize)/4 }
+
+func localEntSize(a sfAttr) int  { return (3 + len(a.name) + len(a.value) + 3) &^ 3 }
+func remoteEntSize(a sfAttr) int { return (11 + len(a.name) + 3) &^ 3 } // as xfs_db reads the kernel's
+
+// attrLayout is the blocks of an attribute fork laid out again: the
+// leaf first, then each remote value's blocks.
+type attrLayout struct {
+	blocks [][]byte // by attribute fork block number
+}
+
+// layoutLeaf builds the leaf and remote blocks for as (the blocks' disk
+// addresses are filled in when they are allocated), or says they do not
+// fit one leaf.
+func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
+	bs := int(f.sb.blockSize)
+	per := bs - attrRmtHdr
+	sort.SliceStable(as, func(i, j int) bool { return hashName(string(as[i].name)) < hashName(string(as[j].name)) })
+	l := &attrLayout{blocks: [][]byte{make([]byte, bs)}}
+	leaf := l.blocks[0]
+	used, top := 0, bs
+	for i, a := range as {
+		size, remote := localEntSize(a), false
+		if size >= f.localMax() {
+			size, remote = remoteEntSize(a), true
+		}
+		top -= size
+		used += size
+		if top < attrLeafHdr+(i+1)*8 {
+			return nil, fmt.Errorf("xfs: inode %d: %d attributes need more than one attribute leaf, which offvm does not make: %w", r.ino, len(as), syscall.EOPNOTSUPP)
+		}
+		e := leaf[attrLeafHdr+i*8:]
+		be.PutUint32(e, hashName(string(a.name)))
+		be.PutUint16(e[4:], uint16(top))
+		v := leaf[top:]
+		if !remote {
+			e[6] = a.flags | attrLocal
+			be.PutUint16(v, uint16(len(a.value)))
+			v[2] = byte(len(a.name))
+			copy(v[3:], a.name)
+			copy(v[3+len(a.name):], a.value)
+			continue
+		}
+		e[6] = a.flags
+		be.PutUint32(v, uint32(len(l.blocks)))
+		be.PutUint32(v[4:], uint32(len(a.value)))
+		v[8] = byte(len(a.name))
+		copy(v[9:], a.name)
+		for off := 0; off < len(a.value) || off == 0; off += per {
+			b := make([]byte, bs)
+			part := a.value[off:min(len(a.value), off+per)]
+			copy(b, "XARM")
+			be.PutUint32(b[4:], uint32(off))
+			be.PutUint32(b[8:], uint32(len(part)))
+			copy(b[16:32], r.b[diUUID:diUUID+16])
+			be.PutUint64(b[32:], r.ino)
+			copy(b[attrRmtHdr:], part)
+			l.blocks = append(l.blocks, b)
+		}
+	}
+	be.PutUint16(leaf[8:], attrLeafMagic)
+	copy(leaf[32:48], r.b[diUUID:diUUID+16])
+	be.PutUint64(leaf[48:], r.ino)
+	be.PutUint16(leaf[56:], uint16(len(as)))
+	be.PutUint16(leaf[58:], uint16(used))
+	be.PutUint16(leaf[60:], uint16(top))
+	base := attrLeafHdr + len(as)*8
+	be.PutUint16(leaf[64:], uint16(base))
+	be.PutUint16(leaf[66:], uint16(top-base))
+	return l, nil
+}
+
+// putLeafAttrs allocates blocks for l, maps them in r's attribute fork
+// (moving di_forkoff when the extents need room) and queues the blocks.
+func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
+	var ex []extent
+	for got := uint64(0); got < uint64(len(l.blocks)); {
+		start, n, err := sp.alloc(0, uint64(len(l.blocks))-got)
+		if err != nil {
+			return err
+		}
+		ex = append(ex, extent{off: got, start: start, count: n})
+		got += n
+	}
+	lit := r.b[diCore3:]
+	need, err := r.dataNeed()
+	if err != nil {
+		return err
+	}
+	fo := int(r.b[diForkoff]) * 8
+	if fo == 0 || len(lit)-fo < len(ex)*16 {
+		fo = (len(lit) - len(ex)*16) &^ 7
+		if r.format() == fmtDev {
+			fo = 8 // as in putAttrs
+		}
+	}
+	if fo < need || fo <= 0 {
+		return fmt.Errorf("xfs: inode %d: no room for %d attribute extents beside its data: %w", r.ino, len(ex), syscall.EOPNOTSUPP)
+	}
+	clear(lit[need:])
+	for i, e := range ex {
+		encodeExtent(lit[fo+i*16:], e)
+		for k := uint64(0); k < e.count; k++ {
+			b := l.blocks[e.off+k]
+			dev, ok := f.sb.fsbToByte(e.start + k)
+			if !ok {
+				return fmt.Errorf("xfs: allocated block %d outside the file system: %w", e.start+k, ErrCorrupt)
+			}
+			addr := 16 // the leaf's da3_blkinfo blkno
+			if e.off+k > 0 {
+				addr = 40 // a remote block's rm_blkno
+			}
+			be.PutUint64(b[addr:], uint64(dev/512))
+			t.putCRC(dev, b, attrBlockCRC)
+		}
+	}
+	r.b[diForkoff], r.b[diAformat] = byte(fo/8), fmtExtents
+	r.putAnextents(uint64(len(ex)))
+	be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+uint64(len(l.blocks)))
+	return nil
+}
+
+// freeAttrBlocks gives the attribute fork's blocks back.
+func (r *rawInode) freeAttrBlocks(ex []extent, sp *space) error {
+	for _, e := range ex {
+		if err := sp.free(e.start, e.count); err != nil {
+			return err
+		}
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-e.count)
+	}
+	r.putAnextents(0)
+	return nil
+}
+
+func (r *rawInode) putAnextents(n uint64) {
+	if r.flags2()&flags2Nrext64 != 0 {
+		be.PutUint32(r.b[diBigAnext:], uint32(n))
+	} else {
+		be.PutUint16(r.b[diAnextents:], uint16(n))
+	}
+}
