@@ -1,7 +1,11 @@
 package ntfs
 
 import (
+	"fmt"
 	"sort"
+	"syscall"
+
+	"github.com/offvm/offvm/volume"
 )
 
 // op is one write operation: the records it edits are read once, changed
@@ -104,4 +108,50 @@ func (o *op) freeRecord(n uint64) error {
 		return o.v.setBitIn(o.mft, n, false, true)
 	}
 	return o.v.freeRecordBit(n)
+}
+
+// do runs one write operation under the write lock and commits its records.
+func (v *Volume) do(fn func(o *op) error) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.beginWrite(); err != nil {
+		return err
+	}
+	defer v.statCache.Store(nil)
+	st := v.beginOp()
+	o := v.newOp()
+	err := fn(o)
+	if err == nil {
+		err = o.commit()
+	}
+	if err != nil {
+		v.undoOp(st) // the volume is as before the operation
+		return err
+	}
+	v.endOp()
+	return nil
+}
+
+// attrAfter stats ino once the write lock is released.
+func (v *Volume) attrAfter(ino uint64, err error) (volume.Attr, error) {
+	if err != nil {
+		return volume.Attr{}, err
+	}
+	return v.GetAttr(volume.Ino(ino))
+}
+
+// fileRec opens a regular file's record for a data change.
+func (o *op) fileRec(ino volume.Ino) (*record, error) {
+	r, err := o.rec(uint64(ino))
+	if err != nil {
+		return nil, err
+	}
+	if r.flags&recIsDir != 0 {
+		return nil, fmt.Errorf("ntfs: MFT record %d is a directory: %w", r.num, syscall.EISDIR)
+	}
+	if uint64(ino) < firstUser {
+		return nil, fmt.Errorf("ntfs: MFT record %d is NTFS metadata: %w", r.num, syscall.EPERM)
+	}
+	o.mark(r)
+	return r, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"github.com/offvm/offvm/volume"
 )
 
 // rename moves oldName in oldDir to newName in newDir as rename(2) does.
@@ -134,4 +136,9 @@ func symlinkReparse(target string) []byte {
 	binary.LittleEndian.PutUint16(b[4:], uint16(len(d)))
 	copy(b[8:], d)
 	return b
+}
+
+// Rename moves a name, replacing an existing file as rename(2) does.
+func (v *Volume) Rename(oldDir volume.Ino, oldName string, newDir volume.Ino, newName string) error {
+	return v.do(func(o *op) error { return o.rename(uint64(oldDir), oldName, uint64(newDir), newName) })
 }
