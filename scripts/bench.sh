@@ -54,22 +54,14 @@ peer_umount() { # MOUNTPOINT IMAGE
 # sha256 of every file under a directory, by relative path.
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64); }
 export -f peer_umount tree_sum
+# the parallel-scan figure, shared with scripts/bench-scan.sh
+. scripts/scan-pair.sh
 
 # --- the read volume: a big file, a directory of small files, a scan tree ---
 VOL_MIB=$((SIZE_MIB + FILES * 4 / 1000 + SCAN * 40 / 1000 + 256))
 echo "building a ${VOL_MIB} MiB NTFS volume: ${SIZE_MIB} MiB file, ${FILES} small files, ${SCAN}-file scan tree ..."
 mkdir -p "$B/lib" "$B/fill" "$B/src"
-python3 - "$B/src" "$SCAN" <<'EOF'
-import os, random, sys
-# SCAN files of 4-64 KiB, 200 to a directory, as an application tree has.
-root, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(14)
-for i in range(n):
-    d = os.path.join(root, "scan", "d%03d" % (i // 200))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%05d.bin" % i), "wb") as f:
-        f.write(rnd.randbytes(rnd.randint(4096, 65536)))
-EOF
+python3 scripts/scan-tree.py "$B/src" "$SCAN"
 truncate -s ${VOL_MIB}M "$B/lib/vol.img"
 mkntfs -q -F -Q -L bench "$B/lib/vol.img" 2>/dev/null
 ntfs-3g "$B/lib/vol.img" "$B/fill"
@@ -105,10 +97,7 @@ pair -id ls-l -label "ls -l of ${FILES} files" -peer ntfs-3g -cold \
   -ra "$P" -rb "$O" -run 'ls -l "$R/many"' -verify 'ls "$R/many" | sha256sum'
 pair -id stat-read -label "stat + read of ${FILES} small files" -peer ntfs-3g -cold -same-size \
   -ra "$P" -rb "$O" -run 'find "$R/many" -type f -exec cat {} +' -verify 'tree_sum "$R/many"'
-pair -id parallel-scan -label "find | xargs -P4 sha256sum, ${SCAN} files of 4–64 KiB" -peer ntfs-3g -cold -same-size \
-  -ra "$P" -rb "$O" -run 'cd "$R/scan" && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum' \
-  -verify 'cd "$R/scan" && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum | sort | sha256sum' \
-  -expect "cd '$B/src/scan' && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum | sort | sha256sum"
+scan_pair "$P/scan" "$O/scan" "$B/src/scan"
 pair -id clamscan -label "clamscan -r, the same ${SCAN} files" -peer ntfs-3g -cold -same-output \
   -ra "$P" -rb "$O" \
   -run "cd \"\$R/scan\" && { clamscan -r -d '$B/bench.hdb' . || [ \$? -eq 1 ]; } | grep -E 'FOUND|^Scanned files|^Data scanned' | sort"
