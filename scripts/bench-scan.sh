@@ -42,6 +42,7 @@ trap cleanup EXIT
 
 go build -o "$B/bench-tool" ./scripts/bench-tool
 BENCH_TOOL=$B/bench-tool
+. scripts/bench-lib.sh
 . scripts/scan-pair.sh
 
 # the volume: built once into SCAN_KEEP, with the tree it was built from
@@ -54,9 +55,7 @@ if [ ! -f "$K/lib/vol.img" ] || [ "$(cat "$K/files" 2>/dev/null)" != "$SCAN" ]; 
   mkntfs -q -F -Q -L scan "$K/lib/vol.img" 2>/dev/null
   ntfs-3g "$K/lib/vol.img" "$B/fill"
   cp -r "$K/src/scan" "$B/fill/scan"
-  umount "$B/fill"
-  while pgrep -a ntfs-3g | grep -qF -- "$K/lib/vol.img"; do sleep 0.05; done
-  sync "$K/lib/vol.img"
+  peer_umount "$B/fill" "$K/lib/vol.img"
   echo "$SCAN" > "$K/files"
 fi
 

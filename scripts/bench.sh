@@ -44,18 +44,12 @@ pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
 single() { "$BENCH_TOOL" single -out "$RUNS" -pairs "$PAIRS" "$@"; }
 export -f pair single
 
-# ntfs-3g on an image file is a plain FUSE mount: umount returns before the
-# daemon has written everything, so wait for it to exit, then fsync.
-peer_umount() { # MOUNTPOINT IMAGE
-  umount "$1"
-  while pgrep -a ntfs-3g | grep -qF -- "$2"; do sleep 0.05; done
-  sync "$2"
-}
-# sha256 of every file under a directory, by relative path.
-tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64); }
-export -f peer_umount tree_sum
+# peer_umount, tree_sum
+. scripts/bench-lib.sh
 # the parallel-scan figure, shared with scripts/bench-scan.sh
 . scripts/scan-pair.sh
+# the write figure, shared with scripts/bench-write.sh
+. scripts/write-pair.sh
 
 # --- the read volume: a big file, a directory of small files, a scan tree ---
 VOL_MIB=$((SIZE_MIB + FILES * 4 / 1000 + SCAN * 40 / 1000 + 256))
@@ -138,25 +132,8 @@ else
 fi
 
 # --- writing until durable: ntfs-3g umount against offvm's journaled commit ---
-WB=$B/write; mkdir -p "$WB/src/small" "$WB/peer" "$WB/offvm"
-head -c "${WRITE_MIB}M" /dev/urandom > "$WB/src/big.bin"
-head -c $((WRITE_FILES * 2000)) /dev/urandom | (cd "$WB/src/small" && split -b 2000 -a 4 -d - s-)
-truncate -s $((WRITE_MIB * 2 + 256))M "$WB/base.img"
-mkntfs -q -F -Q -L write "$WB/base.img" 2>/dev/null
-export WB
-# The written image must hold the files (read back by ntfs-3g) and pass
-# ntfsresize's consistency check.
-write_check() { # IMAGE
-  ntfsresize --info --force --no-progress-bar "$1" >/dev/null || { echo "ntfsresize --info refused $1" >&2; return 1; }
-  local m; m=$(mktemp -d); ntfs-3g -o ro "$1" "$m"; tree_sum "$m/w"; umount "$m"; rmdir "$m"
-}
-export -f write_check
-pair -id write -label "write ${WRITE_MIB} MiB + ${WRITE_FILES} files until durable in the image" -peer ntfs-3g -cold \
-  -ra "$WB/peer" -rb "$WB/offvm" \
-  -setup 'rm -rf "$R"/*; cp --sparse=always "$WB/base.img" "$R/vol.img"' \
-  -run-a 'ntfs-3g "$R/vol.img" "$B/m-peer" && mkdir "$B/m-peer/w" && cp -r "$WB/src/." "$B/m-peer/w/" && peer_umount "$B/m-peer" "$R/vol.img"' \
-  -run-b '"$OFFVM" mount "$R" "$B/m-offvm" && mkdir "$B/m-offvm/vol.img/p0/w" && cp -r "$WB/src/." "$B/m-offvm/vol.img/p0/w/" && "$OFFVM" unmount "$B/m-offvm" >/dev/null' \
-  -check 'write_check "$R/vol.img"' -expect 'tree_sum "$WB/src"'
+write_setup
+write_pair
 
 # --- rsync into a mounted volume, and a second rsync that finds nothing ---
 RB=$B/rsync; mkdir -p "$RB/src" "$RB/peer" "$RB/offvm"
