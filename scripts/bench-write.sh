@@ -44,26 +44,26 @@ if [ "${WRITE_PAIR:-1}" != 0 ]; then
   "$BENCH_TOOL" report -in "$RUNS" -json "$OUT_JSON"
 fi
 
-# phases: seconds since the last call (a monotonic clock)
-t0=0
-lap() { local t; t=$(awk '{print $1}' /proc/uptime); echo "$t - $t0" | bc; t0=$t; }
+# phases: the uptime clock (monotonic) around each step; differences by bc
+now() { awk '{print $1}' /proc/uptime; }
 phases() { # SIDE: prints "mount cp durable" seconds
-  local R=$WB/$1 m=$B/m-$1 d
+  local R=$WB/$1 m=$B/m-$1 d a b c e
   rm -rf "${R:?}"/*; cp --sparse=always "$WB/base.img" "$R/vol.img"
   sync; echo 3 > /proc/sys/vm/drop_caches
-  lap >/dev/null
+  a=$(now)
   if [ "$1" = peer ]; then ntfs-3g "$R/vol.img" "$m"; d=$m; else "$OFFVM" mount "$R" "$m"; d=$m/vol.img/p0; fi
-  local tm; tm=$(lap)
+  b=$(now)
   mkdir "$d/w" && cp -r "$WB/src/." "$d/w/"
-  local tc; tc=$(lap)
+  c=$(now)
   if [ "$1" = peer ]; then peer_umount "$m" "$R/vol.img"; else "$OFFVM" unmount "$m" >/dev/null; fi
-  echo "$tm $tc $(lap)"
+  e=$(now)
+  echo "$(echo "$b - $a" | bc) $(echo "$c - $b" | bc) $(echo "$e - $c" | bc)"
   [ "$(write_check "$R/vol.img")" = "$(tree_sum "$WB/src")" ] || { echo "bench-write: $1 did not write the files" >&2; return 1; }
 }
 echo "phases (seconds: mount, cp into the mount, until durable), ${PAIRS} rounds, sides alternating:"
 for p in $(seq 1 "$PAIRS"); do
   order="peer offvm"; [ $((p % 2)) = 0 ] && order="offvm peer"
-  for s in $order; do echo "$s $(phases "$s")"; done
+  for s in $order; do r=$(phases "$s") || exit 1; echo "$s $r"; done
 done | tee "$B/phases.txt"
 awk '{ n[$1]++; m[$1, n[$1]] = $2; c[$1, n[$1]] = $3; d[$1, n[$1]] = $4 }
   function med(a, s, k,   i, j, t, v) { for (i = 1; i <= k; i++) v[i] = a[s, i]
