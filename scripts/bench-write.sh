@@ -19,22 +19,9 @@ ROOT=$PWD
 export OFFVM=${OFFVM:-$ROOT/bin/offvm}
 export WRITE_MIB=${WRITE_MIB:-256} WRITE_FILES=${WRITE_FILES:-1000} PAIRS=${PAIRS:-5}
 OUT_JSON=${BENCH_JSON:-$ROOT/bin/bench-write.json}
-export B=$(mktemp -d /var/tmp/offvm-bench-write.XXXXXX)
-RUNS=$B/runs.jsonl
-mkdir -p "$B/m-peer" "$B/m-offvm"
-cleanup() {
-  for m in "$B"/m-*; do
-    mountpoint -q "$m" || continue
-    "$OFFVM" unmount --discard "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m"
-  done
-  rm -rf "$B"
-}
-trap cleanup EXIT
-
-go build -o "$B/bench-tool" ./scripts/bench-tool
-BENCH_TOOL=$B/bench-tool
-pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
 . scripts/bench-lib.sh
+bench_scratch offvm-bench-write
+pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
 . scripts/write-pair.sh
 write_setup
 

@@ -25,27 +25,13 @@ fi
 export PAIRS
 # a smoke run never overwrites the figures of a full one
 if [ -n "${BENCH_QUICK:-}" ]; then OUT_JSON=${BENCH_JSON:-$ROOT/bin/bench-quick.json}; else OUT_JSON=${BENCH_JSON:-$ROOT/bench.json}; fi
-export B=$(mktemp -d /var/tmp/offvm-bench.XXXXXX)
-export RUNS=$B/runs.jsonl
-mkdir -p "$B/m-peer" "$B/m-offvm"
-
-cleanup() {
-  for m in "$B"/m-*; do
-    mountpoint -q "$m" || continue
-    "$OFFVM" unmount --discard "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m"
-  done
-  rm -rf "$B"
-}
-trap cleanup EXIT
-
-go build -o "$B/bench-tool" ./scripts/bench-tool
-export BENCH_TOOL=$B/bench-tool
+# peer_umount, tree_sum, bench_scratch
+. scripts/bench-lib.sh
+bench_scratch offvm-bench
 pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
 single() { "$BENCH_TOOL" single -out "$RUNS" -pairs "$PAIRS" "$@"; }
 export -f pair single
 
-# peer_umount, tree_sum
-. scripts/bench-lib.sh
 # the parallel-scan figure, shared with scripts/bench-scan.sh
 . scripts/scan-pair.sh
 # the write figure, shared with scripts/bench-write.sh
