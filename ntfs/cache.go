@@ -10,6 +10,10 @@ import (
 const (
 	maxInodeBytes = 4 << 20
 	maxNodeBytes  = 4 << 20
+	// Read views are small (a runlist, not a record): this many bytes
+	// keep those of a 20,000-file scan tree after the records that
+	// readdirplus parsed for it have left the inode cache.
+	maxViewBytes = 4 << 20
 )
 
 type nodeKey struct {
@@ -17,12 +21,14 @@ type nodeKey struct {
 	vcn int64
 }
 
-// cache keeps parsed MFT records (as inodes) and index nodes. Entries are
-// immutable; writers (who hold the volume's lock alone) forget what they
-// change.
+// cache keeps parsed MFT records (as inodes), index nodes and the read
+// views of files (data_read.go). Entries are immutable; writers (who hold
+// the volume's lock alone) forget what they change, and forgetting an
+// inode forgets its view.
 type cache struct {
 	inodes     *lru.Cache[uint64, *inode]
 	nodes      *lru.Cache[nodeKey, *indexNode]
+	views      *lru.Cache[uint64, *readView]
 	recordSize int
 }
 
@@ -30,6 +36,7 @@ func newCache(recordSize int) *cache {
 	return &cache{
 		inodes:     lru.New[uint64, *inode](maxInodeBytes),
 		nodes:      lru.New[nodeKey, *indexNode](maxNodeBytes),
+		views:      lru.New[uint64, *readView](maxViewBytes),
 		recordSize: recordSize,
 	}
 }
@@ -65,20 +72,42 @@ func (c *cache) putNode(ino uint64, n *indexNode) {
 	c.nodes.Put(nodeKey{ino, n.vcn}, n, cost)
 }
 
-// forget drops what is cached of file ino: its inode and its index nodes.
+func (c *cache) getView(ino uint64) *readView {
+	rv, _ := c.views.Get(ino)
+	return rv
+}
+
+// putView stores a file's read view; a WOF view holds its inode.
+func (c *cache) putView(ino uint64, rv *readView) {
+	cost := 64
+	if s := rv.s; s != nil {
+		cost += 96 + 24*len(s.runs) + len(s.value)
+	}
+	if rv.wof != nil {
+		cost += 128 + len(rv.wof.in.recs)*c.recordSize
+	}
+	c.views.Put(ino, rv, cost)
+}
+
+// forget drops what is cached of file ino: its inode, its read view and
+// its index nodes.
 func (c *cache) forget(ino uint64) {
-	c.inodes.Remove(ino)
+	c.forgetInode(ino)
 	c.nodes.RemoveIf(func(k nodeKey) bool { return k.ino == ino })
 }
 
 // forgetNode drops one cached index node.
 func (c *cache) forgetNode(ino uint64, vcn int64) { c.nodes.Remove(nodeKey{ino, vcn}) }
 
-// forgetInode drops one cached inode.
-func (c *cache) forgetInode(n uint64) { c.inodes.Remove(n) }
+// forgetInode drops one cached inode and the read view made from it.
+func (c *cache) forgetInode(n uint64) {
+	c.inodes.Remove(n)
+	c.views.Remove(n)
+}
 
 // purge drops everything (after a failed operation was undone).
 func (c *cache) purge() {
 	c.inodes.Clear()
 	c.nodes.Clear()
+	c.views.Clear()
 }

@@ -8,6 +8,67 @@ import (
 	"github.com/offvm/offvm/internal/compress"
 )
 
+// readView is what a READ of a file's unnamed data needs, resolved once
+// per file rather than once per READ: whether the content can be read at
+// all, the WOF chunk table's stream, or the data stream with its merged
+// runlist. Made at lookup (which parsed the record anyway) or at the
+// first READ, it outlives the inode in the cache: a view costs a runlist,
+// an inode its 1 KiB records, and a scan's readdirplus parses more
+// records than the inode cache keeps before the READs come. Writers drop
+// it with the inode (cache.forgetInode).
+type readView struct {
+	s   *stream  // the unnamed data stream; nil: none (reads as empty)
+	wof *wofFile // non-nil: WOF-compressed content, read through it
+}
+
+// viewOf returns the read view of file ino, made and cached on first use.
+func (v *Volume) viewOf(ino uint64) (*readView, error) {
+	if rv := v.cache.getView(ino); rv != nil {
+		return rv, nil
+	}
+	in, err := v.loadInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	return v.makeView(in)
+}
+
+// makeView resolves what ReadAt reads of in and caches it; content that
+// cannot be read (a directory, EFS, dedup, external WOF) is an error,
+// never cached: it is found again from the cached inode.
+func (v *Volume) makeView(in *inode) (*readView, error) {
+	if in.isDir() {
+		return nil, fmt.Errorf("ntfs: MFT record %d is a directory: %w", in.num, syscall.EISDIR)
+	}
+	if err := v.readable(in); err != nil {
+		return nil, err
+	}
+	w, err := v.wofOpen(in)
+	if err != nil {
+		return nil, err
+	}
+	rv := &readView{wof: w}
+	if w == nil {
+		rv.s = in.find(atData, "")
+		if rv.s != nil && rv.s.resident { // own copy: the record's buffer may go
+			rv.s.value = append([]byte(nil), rv.s.value...)
+		}
+	}
+	v.cache.putView(in.num, rv)
+	return rv, nil
+}
+
+// read reads the content the view describes, as io.ReaderAt does.
+func (v *Volume) read(rv *readView, p []byte, off int64) (int, error) {
+	switch {
+	case rv.wof != nil:
+		return v.wofReadAt(rv.wof, p, off)
+	case rv.s == nil:
+		return 0, io.EOF
+	}
+	return v.readStream(rv.s, p, off)
+}
+
 // readStream reads a stream's content as io.ReaderAt does: holes, the
 // uninitialised tail and compressed units all read as their plain bytes.
 func (v *Volume) readStream(s *stream, p []byte, off int64) (int, error) {

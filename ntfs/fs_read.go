@@ -42,6 +42,11 @@ func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
 	if err != nil {
 		return volume.Attr{}, err
 	}
+	if !in.isDir() && v.cache.getView(in.num) == nil {
+		// the READs that follow an open (or a readdirplus) need not
+		// find the record again; what cannot be read is said by them
+		_, _ = v.makeView(in)
+	}
 	return v.attrOf(in)
 }
 
@@ -170,31 +175,15 @@ func entryMode(key []byte) os.FileMode {
 	return 0
 }
 
-// ReadAt reads the unnamed data stream.
+// ReadAt reads the unnamed data stream, through the file's read view.
 func (v *Volume) ReadAt(ino volume.Ino, p []byte, off int64) (int, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	in, err := v.loadInode(uint64(ino))
+	rv, err := v.viewOf(uint64(ino))
 	if err != nil {
 		return 0, err
 	}
-	if in.isDir() {
-		return 0, fmt.Errorf("ntfs: MFT record %d is a directory: %w", in.num, syscall.EISDIR)
-	}
-	if err := v.readable(in); err != nil {
-		return 0, err
-	}
-	if w, err := v.wofOpen(in); w != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return v.wofReadAt(w, p, off)
-	}
-	s := in.find(atData, "")
-	if s == nil {
-		return 0, io.EOF
-	}
-	return v.readStream(s, p, off)
+	return v.read(rv, p, off)
 }
 
 // readable refuses content that would read as garbage.

@@ -25,51 +25,23 @@ fi
 export PAIRS
 # a smoke run never overwrites the figures of a full one
 if [ -n "${BENCH_QUICK:-}" ]; then OUT_JSON=${BENCH_JSON:-$ROOT/bin/bench-quick.json}; else OUT_JSON=${BENCH_JSON:-$ROOT/bench.json}; fi
-export B=$(mktemp -d /var/tmp/offvm-bench.XXXXXX)
-export RUNS=$B/runs.jsonl
-mkdir -p "$B/m-peer" "$B/m-offvm"
-
-cleanup() {
-  for m in "$B"/m-*; do
-    mountpoint -q "$m" || continue
-    "$OFFVM" unmount --discard "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m"
-  done
-  rm -rf "$B"
-}
-trap cleanup EXIT
-
-go build -o "$B/bench-tool" ./scripts/bench-tool
-export BENCH_TOOL=$B/bench-tool
+# peer_umount, tree_sum, bench_scratch
+. scripts/bench-lib.sh
+bench_scratch offvm-bench
 pair() { "$BENCH_TOOL" pair -out "$RUNS" -pairs "$PAIRS" "$@"; }
 single() { "$BENCH_TOOL" single -out "$RUNS" -pairs "$PAIRS" "$@"; }
 export -f pair single
 
-# ntfs-3g on an image file is a plain FUSE mount: umount returns before the
-# daemon has written everything, so wait for it to exit, then fsync.
-peer_umount() { # MOUNTPOINT IMAGE
-  umount "$1"
-  while pgrep -a ntfs-3g | grep -qF -- "$2"; do sleep 0.05; done
-  sync "$2"
-}
-# sha256 of every file under a directory, by relative path.
-tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64); }
-export -f peer_umount tree_sum
+# the parallel-scan figure, shared with scripts/bench-scan.sh
+. scripts/scan-pair.sh
+# the write figure, shared with scripts/bench-write.sh
+. scripts/write-pair.sh
 
 # --- the read volume: a big file, a directory of small files, a scan tree ---
 VOL_MIB=$((SIZE_MIB + FILES * 4 / 1000 + SCAN * 40 / 1000 + 256))
 echo "building a ${VOL_MIB} MiB NTFS volume: ${SIZE_MIB} MiB file, ${FILES} small files, ${SCAN}-file scan tree ..."
 mkdir -p "$B/lib" "$B/fill" "$B/src"
-python3 - "$B/src" "$SCAN" <<'EOF'
-import os, random, sys
-# SCAN files of 4-64 KiB, 200 to a directory, as an application tree has.
-root, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(14)
-for i in range(n):
-    d = os.path.join(root, "scan", "d%03d" % (i // 200))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%05d.bin" % i), "wb") as f:
-        f.write(rnd.randbytes(rnd.randint(4096, 65536)))
-EOF
+python3 scripts/scan-tree.py "$B/src" "$SCAN"
 truncate -s ${VOL_MIB}M "$B/lib/vol.img"
 mkntfs -q -F -Q -L bench "$B/lib/vol.img" 2>/dev/null
 ntfs-3g "$B/lib/vol.img" "$B/fill"
@@ -105,10 +77,7 @@ pair -id ls-l -label "ls -l of ${FILES} files" -peer ntfs-3g -cold \
   -ra "$P" -rb "$O" -run 'ls -l "$R/many"' -verify 'ls "$R/many" | sha256sum'
 pair -id stat-read -label "stat + read of ${FILES} small files" -peer ntfs-3g -cold -same-size \
   -ra "$P" -rb "$O" -run 'find "$R/many" -type f -exec cat {} +' -verify 'tree_sum "$R/many"'
-pair -id parallel-scan -label "find | xargs -P4 sha256sum, ${SCAN} files of 4–64 KiB" -peer ntfs-3g -cold -same-size \
-  -ra "$P" -rb "$O" -run 'cd "$R/scan" && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum' \
-  -verify 'cd "$R/scan" && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum | sort | sha256sum' \
-  -expect "cd '$B/src/scan' && find . -type f -print0 | xargs -0 -P4 -n 64 sha256sum | sort | sha256sum"
+scan_pair "$P/scan" "$O/scan" "$B/src/scan"
 pair -id clamscan -label "clamscan -r, the same ${SCAN} files" -peer ntfs-3g -cold -same-output \
   -ra "$P" -rb "$O" \
   -run "cd \"\$R/scan\" && { clamscan -r -d '$B/bench.hdb' . || [ \$? -eq 1 ]; } | grep -E 'FOUND|^Scanned files|^Data scanned' | sort"
@@ -149,25 +118,8 @@ else
 fi
 
 # --- writing until durable: ntfs-3g umount against offvm's journaled commit ---
-WB=$B/write; mkdir -p "$WB/src/small" "$WB/peer" "$WB/offvm"
-head -c "${WRITE_MIB}M" /dev/urandom > "$WB/src/big.bin"
-head -c $((WRITE_FILES * 2000)) /dev/urandom | (cd "$WB/src/small" && split -b 2000 -a 4 -d - s-)
-truncate -s $((WRITE_MIB * 2 + 256))M "$WB/base.img"
-mkntfs -q -F -Q -L write "$WB/base.img" 2>/dev/null
-export WB
-# The written image must hold the files (read back by ntfs-3g) and pass
-# ntfsresize's consistency check.
-write_check() { # IMAGE
-  ntfsresize --info --force --no-progress-bar "$1" >/dev/null || { echo "ntfsresize --info refused $1" >&2; return 1; }
-  local m; m=$(mktemp -d); ntfs-3g -o ro "$1" "$m"; tree_sum "$m/w"; umount "$m"; rmdir "$m"
-}
-export -f write_check
-pair -id write -label "write ${WRITE_MIB} MiB + ${WRITE_FILES} files until durable in the image" -peer ntfs-3g -cold \
-  -ra "$WB/peer" -rb "$WB/offvm" \
-  -setup 'rm -rf "$R"/*; cp --sparse=always "$WB/base.img" "$R/vol.img"' \
-  -run-a 'ntfs-3g "$R/vol.img" "$B/m-peer" && mkdir "$B/m-peer/w" && cp -r "$WB/src/." "$B/m-peer/w/" && peer_umount "$B/m-peer" "$R/vol.img"' \
-  -run-b '"$OFFVM" mount "$R" "$B/m-offvm" && mkdir "$B/m-offvm/vol.img/p0/w" && cp -r "$WB/src/." "$B/m-offvm/vol.img/p0/w/" && "$OFFVM" unmount "$B/m-offvm" >/dev/null' \
-  -check 'write_check "$R/vol.img"' -expect 'tree_sum "$WB/src"'
+write_setup
+write_pair
 
 # --- rsync into a mounted volume, and a second rsync that finds nothing ---
 RB=$B/rsync; mkdir -p "$RB/src" "$RB/peer" "$RB/offvm"
