@@ -72,55 +72,54 @@ func (n *keyNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHan
 }
 
 // lazyListing is an open key: listed when first read (see OpendirHandle),
-// then served and sought as go-fuse's list stream.
+// then served by position.
 type lazyListing struct {
-	n  *keyNode
-	ds fs.DirStream
+	n      *keyNode
+	ents   []fuse.DirEntry
+	listed bool
+	idx    int
 }
 
 var (
 	_ fs.FileReaddirenter = (*lazyListing)(nil)
 	_ fs.FileSeekdirer    = (*lazyListing)(nil)
-	_ fs.FileReleasedirer = (*lazyListing)(nil)
 )
 
-// stream lists the key once; go-fuse calls it under the handle's lock.
-func (d *lazyListing) stream() (_ fs.DirStream, e syscall.Errno) {
+// list lists the key once; go-fuse calls the handle under its lock.
+func (d *lazyListing) list() (e syscall.Errno) {
 	defer guard(&e)
-	if d.ds == nil {
+	if !d.listed {
 		ents, e := d.n.entries()
 		if e != 0 {
-			return nil, e
+			return e
 		}
-		d.ds = fs.NewListDirStream(ents)
+		d.ents, d.listed = ents, true
 	}
-	return d.ds, 0
+	return 0
 }
 
 func (d *lazyListing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	ds, e := d.stream()
-	if e != 0 || !ds.HasNext() {
+	if e := d.list(); e != 0 || d.idx >= len(d.ents) {
 		return nil, e
 	}
-	ent, e := ds.Next()
-	return &ent, e
+	ent := d.ents[d.idx]
+	d.idx++
+	ent.Off = uint64(d.idx)
+	return &ent, 0
 }
 
+// Seekdir moves to a position; one past this listing's end reads as its
+// end. The kernel asks for such positions: when the key's cached listing
+// is dropped half-way (a subkey made or removed meanwhile), it goes on
+// from where its reader was in the old listing, through this handle, whose
+// listing may be shorter (go-fuse's list stream answers EINVAL there, and
+// readdir failed with it).
 func (d *lazyListing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	ds, e := d.stream()
-	if e != 0 {
+	if e := d.list(); e != 0 {
 		return e
 	}
-	if sd, ok := ds.(fs.FileSeekdirer); ok {
-		return sd.Seekdir(ctx, off)
-	}
-	return syscall.ENOTSUP
-}
-
-func (d *lazyListing) Releasedir(ctx context.Context, flags uint32) {
-	if d.ds != nil {
-		d.ds.Close()
-	}
+	d.idx = int(min(off, uint64(len(d.ents))))
+	return 0
 }
 
 func (n *keyNode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {
