@@ -30,7 +30,8 @@ func (f *FS) SetOwner(ino volume.Ino, uid, gid int64) error {
 	})
 }
 
-// editInode changes ino's raw inode and its ctime, as chmod and chown do.
+// editInode changes ino's raw inode and its ctime, as chmod, chown and
+// utimes do.
 func (f *FS) editInode(ino volume.Ino, edit func(*rino)) error {
 	_, err := f.locked(func() (uint32, error) {
 		n, err := f.inoArg(ino)

@@ -259,6 +259,30 @@ func (f *FS) appendDirBlock(r *rino, fill func(b []byte)) error {
 // removeEntry takes name out of directory r: the previous entry in the
 // block absorbs its record, or, first in its block, it is marked unused.
 func (f *FS) removeEntry(r *rino, name string) error {
+	return f.editEntry(r, name, func(b []byte, ents []dirent, i int) {
+		d := ents[i]
+		if i > 0 {
+			p := ents[i-1]
+			le.PutUint16(b[p.off+4:], uint16(p.rec+d.rec))
+			clear(b[d.off : d.off+d.rec])
+		} else {
+			le.PutUint32(b[d.off:], 0)
+		}
+	})
+}
+
+// setEntryIno points an existing entry at another inode (rename over).
+func (f *FS) setEntryIno(r *rino, name string, ino uint32, ft byte) error {
+	return f.editEntry(r, name, func(b []byte, ents []dirent, i int) {
+		le.PutUint32(b[ents[i].off:], ino)
+		b[ents[i].off+7] = ft
+	})
+}
+
+// editEntry finds name's entry in directory r, lets edit change its
+// block (ents are the block's entries, i the one named), and writes the
+// block back with its checksum; ENOENT when name is not there.
+func (f *FS) editEntry(r *rino, name string, edit func(b []byte, ents []dirent, i int)) error {
 	found := false
 	err := f.eachDirBlock(r, func(_ uint32, b []byte) (bool, bool, error) {
 		ents, err := f.entries(r, b)
@@ -269,41 +293,10 @@ func (f *FS) removeEntry(r *rino, name string) error {
 			if d.ino == 0 || string(b[d.off+8:d.off+8+d.nameLen]) != name {
 				continue
 			}
-			if i > 0 {
-				p := ents[i-1]
-				le.PutUint16(b[p.off+4:], uint16(p.rec+d.rec))
-				clear(b[d.off : d.off+d.rec])
-			} else {
-				le.PutUint32(b[d.off:], 0)
-			}
+			edit(b, ents, i)
 			f.dirCsum(r, b)
 			found = true
 			return true, true, nil
-		}
-		return false, false, nil
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("ext: %q not in directory %d: %w", name, r.ino, syscall.ENOENT)
-	}
-	return err
-}
-
-// setEntryIno points an existing entry at another inode (rename over).
-func (f *FS) setEntryIno(r *rino, name string, ino uint32, ft byte) error {
-	found := false
-	err := f.eachDirBlock(r, func(_ uint32, b []byte) (bool, bool, error) {
-		ents, err := f.entries(r, b)
-		if err != nil {
-			return false, false, err
-		}
-		for _, d := range ents {
-			if d.ino != 0 && string(b[d.off+8:d.off+8+d.nameLen]) == name {
-				le.PutUint32(b[d.off:], ino)
-				b[d.off+7] = ft
-				f.dirCsum(r, b)
-				found = true
-				return true, true, nil
-			}
 		}
 		return false, false, nil
 	})

@@ -302,23 +302,12 @@ func (f *FS) checkEmpty(c *rino) error {
 
 // SetTimes changes atime and/or mtime; ctime becomes now.
 func (f *FS) SetTimes(ino volume.Ino, atime, mtime *time.Time) error {
-	_, err := f.locked(func() (uint32, error) {
-		n, err := f.inoArg(ino)
-		if err != nil {
-			return 0, err
-		}
-		r, err := f.loadRaw(n)
-		if err != nil {
-			return 0, err
-		}
+	return f.editInode(ino, func(r *rino) {
 		if atime != nil {
 			r.setAtime(*atime)
 		}
 		if mtime != nil {
 			r.setMtime(*mtime)
 		}
-		r.setCtime(time.Now())
-		return n, f.storeRaw(r)
 	})
-	return err
 }

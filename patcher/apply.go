@@ -93,23 +93,38 @@ func Apply(image string, b *Bundle, opts Options) (res Result) {
 		res.Changes = append(res.Changes, t.recordChange(b.ID))
 		return res
 	}
-	if err := p.run(); err != nil {
+	when, err := commitPlan(im, t, b, p, opts)
+	if err != nil {
 		return failed(image, err)
-	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
-	when := now()
-	if err := t.writeRecord(b, p, when); err != nil {
-		return failed(image, err)
-	}
-	if _, err := im.Commit(); err != nil {
-		return failed(image, fmt.Errorf("commit: %w", err))
 	}
 	res.Status, res.When = Applied, when.UTC().Format(time.RFC3339)
 	slog.Info("patch applied", "image", image, "bundle", b.ID, "changes", len(p.Changes))
 	return res
+}
+
+// commitPlan makes the plan's changes, writes the bundle's record and
+// commits the image: the one ending of every apply, so that the record is
+// in the same transaction as the changes it lists.
+func commitPlan(im *mount.Image, t *target, b *Bundle, p *Plan, opts Options) (time.Time, error) {
+	if err := p.run(); err != nil {
+		return time.Time{}, err
+	}
+	when := opts.now()
+	if err := t.writeRecord(b, p, when); err != nil {
+		return time.Time{}, err
+	}
+	if _, err := im.Commit(); err != nil {
+		return time.Time{}, fmt.Errorf("commit: %w", err)
+	}
+	return when, nil
+}
+
+// now is Options.Now, or the clock.
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 // imageTarget describes the guest of an image opened through mount.

@@ -2,11 +2,12 @@ package patcher
 
 import (
 	"crypto/sha256"
-	"github.com/offvm/offvm/inspect"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/offvm/offvm/inspect"
 
 	"github.com/offvm/offvm/internal/testutil"
 )

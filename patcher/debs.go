@@ -145,20 +145,10 @@ func installDebs(image string, b *Bundle, opts Options, steps []debpkg.Step, par
 	if err != nil {
 		return failed(image, err)
 	}
-	if err := p.run(); err != nil {
-		return failed(image, err)
-	}
 	p.Changes = append(stepChanges(steps), p.Changes...)
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
-	when := now()
-	if err := t.writeRecord(b, p, when); err != nil {
+	when, err := commitPlan(im, t, b, p, opts)
+	if err != nil {
 		return failed(image, err)
-	}
-	if _, err := im.Commit(); err != nil {
-		return failed(image, fmt.Errorf("commit: %w", err))
 	}
 	slog.Info("packages applied", "image", image, "bundle", b.ID, "packages", len(debpkg.Pending(steps)))
 	return Result{Image: image, Status: Applied, When: when.UTC().Format(time.RFC3339), Changes: p.Changes,

@@ -88,11 +88,7 @@ func withUpdates(im *mount.Image, b *Bundle, opts Options) (*Bundle, []Change, f
 		return nil, nil, nothing, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
-	decided, err := updateStager.StageInto(im, b.updates, dir, now())
+	decided, err := updateStager.StageInto(im, b.updates, dir, opts.now())
 	if err != nil {
 		cleanup()
 		return nil, nil, nothing, fmt.Errorf("%s/: %w", UpdatesDir, err)

@@ -198,20 +198,13 @@ func checkNewest(image, rpath string, j *journal) error {
 	if rpath == UndoPath(image) {
 		return checkUnchanged(image, rpath, j)
 	}
-	dir := filepath.Dir(image)
-	files := make([]*os.File, len(j.Files))
-	defer closeAll(files)
-	for i, jf := range j.Files {
-		f, err := os.Open(filepath.Join(dir, jf.Path))
-		if err != nil {
-			return fmt.Errorf("txn: rollback %s: %w", image, err)
-		}
-		files[i] = f
+	return checkFiles(image, rpath, j, func(i int, f *os.File) error {
+		jf := j.Files[i]
 		if fi, err := f.Stat(); err != nil || fi.Size() != jf.NewLen {
 			return fmt.Errorf("txn: rollback %s: %s is not %d bytes, as its newest commit left it: %w", image, jf.Path, jf.NewLen, ErrImageChanged)
 		}
-	}
-	return checkRegions(image, rpath, files)
+		return nil
+	})
 }
 
 // checkJoin refuses a chain where the older record leaves a file at

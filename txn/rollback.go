@@ -55,6 +55,15 @@ func checkUnchanged(image, upath string, j *journal) error {
 	if j.Applied == nil {
 		return fmt.Errorf("txn: rollback %s: undo record %s was never marked applied", image, upath)
 	}
+	return checkFiles(image, upath, j, func(i int, f *os.File) error {
+		return checkStat(image, f, j.Applied[i])
+	})
+}
+
+// checkFiles opens each file of the record, checks it with stat (its
+// size and mtime against what the record says), then its committed
+// regions against its bytes.
+func checkFiles(image, rpath string, j *journal, stat func(i int, f *os.File) error) error {
 	dir := filepath.Dir(image)
 	files := make([]*os.File, len(j.Files))
 	defer closeAll(files)
@@ -64,11 +73,11 @@ func checkUnchanged(image, upath string, j *journal) error {
 			return fmt.Errorf("txn: rollback %s: %w", image, err)
 		}
 		files[i] = f
-		if err := checkStat(image, f, j.Applied[i]); err != nil {
+		if err := stat(i, f); err != nil {
 			return err
 		}
 	}
-	return checkRegions(image, upath, files)
+	return checkRegions(image, rpath, files)
 }
 
 func checkStat(image string, f *os.File, want fileStat) error {
