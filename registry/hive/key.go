@@ -239,8 +239,8 @@ func (k *Key) Subkey(name string) (*Key, error) {
 
 // subkey is Subkey for a caller holding h.mu.
 func (k *Key) subkey(name string) (*Key, error) {
-	if !k.subsLoaded.Load() && !k.deleted && k.cell != noCell && k.nsub > indexAbove {
-		if c := k.searchLocked(name); c != nil {
+	if !k.subsLoaded.Load() && !k.deleted && k.cell != noCell && k.nsub > 0 {
+		if c := k.searchLocked(name, k.nsub > indexAbove); c != nil {
 			return c, nil
 		}
 	}
@@ -275,25 +275,57 @@ func (k *Key) indexed(subs []*Key, name string) *Key {
 	return k.index[foldName(name)]
 }
 
-// searchLocked runs searchOnDisk under h.dec, unless another reader has
+// searchLocked looks name up on disk under h.dec, by the lh hashes and
+// then (sorted, when the list is long) by name, unless another reader has
 // decoded the whole list meanwhile (its objects are then the ones to use).
-func (k *Key) searchLocked(name string) *Key {
+func (k *Key) searchLocked(name string, sorted bool) *Key {
 	k.h.dec.Lock()
 	defer k.h.dec.Unlock()
 	if k.subsLoaded.Load() {
 		return nil
 	}
-	return k.searchOnDisk(name)
+	offs, hashes, err := k.h.readHashedList(k.subList, k.nsub)
+	if err != nil {
+		return nil
+	}
+	if c := k.searchHashed(offs, hashes, name); c != nil {
+		return c
+	}
+	if !sorted {
+		return nil
+	}
+	return k.searchOnDisk(offs, name)
+}
+
+// searchHashed decodes only the subkeys whose lh hash is name's: one key
+// cell per level of a path instead of every key of a short list or the
+// probes of a binary search, each a page of the hive to read on a cold
+// cache. A hash is only a hint (a hive written by another tool may hold a
+// wrong one): nil sends the caller to the search by name.
+func (k *Key) searchHashed(offs, hashes []uint32, name string) *Key {
+	if hashes == nil {
+		return nil
+	}
+	want := nameHash(name)
+	for i, h := range hashes {
+		if h != want {
+			continue
+		}
+		c, err := k.child(offs[i])
+		if err != nil {
+			return nil
+		}
+		if sameName(c.name, name) {
+			return c
+		}
+	}
+	return nil
 }
 
 // searchOnDisk looks name up in the on-disk list, which Windows keeps
 // sorted by upcased name; nil means "not found this way" and the caller
 // falls back on decoding the whole list.
-func (k *Key) searchOnDisk(name string) *Key {
-	offs, err := k.h.readList(k.subList, k.nsub)
-	if err != nil {
-		return nil
-	}
+func (k *Key) searchOnDisk(offs []uint32, name string) *Key {
 	want := upcaseUnits(name)
 	lo, hi := 0, len(offs)
 	for lo < hi {

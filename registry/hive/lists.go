@@ -9,55 +9,76 @@ import (
 // ri of those). want is the count the key claims; a list that disagrees is
 // corrupt, since Windows keeps the two in step.
 func (h *Hive) readList(off uint32, want uint32) ([]uint32, error) {
+	offs, _, err := h.readHashedList(off, want)
+	return offs, err
+}
+
+// readHashedList is readList with the lh name hash of each key beside its
+// offset; the hashes are nil unless every leaf of the list is an lh.
+func (h *Hive) readHashedList(off uint32, want uint32) ([]uint32, []uint32, error) {
 	if uint64(want)*8 > uint64(h.limit) {
-		return nil, fmt.Errorf("key claims %d subkeys, more than the hive can hold: %w", want, ErrCorrupt)
+		return nil, nil, fmt.Errorf("key claims %d subkeys, more than the hive can hold: %w", want, ErrCorrupt)
 	}
-	out := make([]uint32, 0, want)
+	l := leaves{offs: make([]uint32, 0, want), hashes: make([]uint32, 0, want), want: want, hashed: true}
 	c, sig, err := h.sigCell(off, "li", "lf", "lh", "ri")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if sig == "ri" {
-		subs, err := listEntries(c, 4, off)
+		subs, err := listEntries(c, 4, 0, off)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, s := range subs {
 			lc, _, err := h.sigCell(s, "li", "lf", "lh")
 			if err != nil {
-				return nil, fmt.Errorf("index root at 0x%x: %w", off, err)
+				return nil, nil, fmt.Errorf("index root at 0x%x: %w", off, err)
 			}
-			out, err = appendLeaf(out, lc, s, want)
-			if err != nil {
-				return nil, err
+			if err := l.add(lc, s); err != nil {
+				return nil, nil, err
 			}
 		}
-	} else if out, err = appendLeaf(out, c, off, want); err != nil {
-		return nil, err
+	} else if err := l.add(c, off); err != nil {
+		return nil, nil, err
 	}
-	if uint32(len(out)) != want {
-		return nil, fmt.Errorf("subkey list at 0x%x holds %d keys, the key says %d: %w", off, len(out), want, ErrCorrupt)
+	if uint32(len(l.offs)) != want {
+		return nil, nil, fmt.Errorf("subkey list at 0x%x holds %d keys, the key says %d: %w", off, len(l.offs), want, ErrCorrupt)
 	}
-	return out, nil
+	if !l.hashed {
+		return l.offs, nil, nil
+	}
+	return l.offs, l.hashes, nil
 }
 
-func appendLeaf(out []uint32, c []byte, off uint32, want uint32) ([]uint32, error) {
+// leaves gathers the entries of a list's leaf cells, at most want.
+type leaves struct {
+	offs, hashes []uint32
+	want         uint32
+	hashed       bool // every leaf so far is an lh
+}
+
+func (l *leaves) add(c []byte, off uint32) error {
 	stride := 8
 	if string(c[:2]) == "li" {
 		stride = 4
 	}
-	e, err := listEntries(c, stride, off)
+	e, err := listEntries(c, stride, 0, off)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if uint64(len(out))+uint64(len(e)) > uint64(want) {
-		return nil, fmt.Errorf("subkey list at 0x%x holds more keys than the key's count %d: %w", off, want, ErrCorrupt)
+	if uint64(len(l.offs))+uint64(len(e)) > uint64(l.want) {
+		return fmt.Errorf("subkey list at 0x%x holds more keys than the key's count %d: %w", off, l.want, ErrCorrupt)
 	}
-	return append(out, e...), nil
+	l.offs = append(l.offs, e...)
+	if l.hashed = l.hashed && string(c[:2]) == "lh"; l.hashed {
+		hs, _ := listEntries(c, 8, 4, off) // the same cell, checked above
+		l.hashes = append(l.hashes, hs...)
+	}
+	return nil
 }
 
-// listEntries reads the first 4 bytes of each element of a list cell.
-func listEntries(c []byte, stride int, off uint32) ([]uint32, error) {
+// listEntries reads the 4 bytes at skip in each element of a list cell.
+func listEntries(c []byte, stride, skip int, off uint32) ([]uint32, error) {
 	if len(c) < 4 {
 		return nil, fmt.Errorf("list cell at 0x%x too short: %w", off, ErrCorrupt)
 	}
@@ -67,7 +88,7 @@ func listEntries(c []byte, stride int, off uint32) ([]uint32, error) {
 	}
 	out := make([]uint32, n)
 	for i := range out {
-		out[i] = binary.LittleEndian.Uint32(c[4+i*stride:])
+		out[i] = binary.LittleEndian.Uint32(c[4+i*stride+skip:])
 	}
 	return out, nil
 }

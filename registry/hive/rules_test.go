@@ -32,7 +32,7 @@ func TestWindowsListRules(t *testing.T) {
 				if k.nsub > 0 {
 					leaves := []uint32{k.subList}
 					if c, _ := h.cell(k.subList); string(c[:2]) == "ri" {
-						leaves, _ = listEntries(c, 4, k.subList)
+						leaves, _ = listEntries(c, 4, 0, k.subList)
 					}
 					var prev []uint16
 					for _, lo := range leaves {

@@ -296,7 +296,7 @@ func (s *saver) releaseSubkeys(n, list uint32, kept map[uint32]bool, depth int) 
 		return err
 	}
 	if sig == "ri" {
-		leaves, err := listEntries(c, 4, list)
+		leaves, err := listEntries(c, 4, 0, list)
 		if err != nil {
 			return err
 		}
