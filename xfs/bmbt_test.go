@@ -73,7 +73,7 @@ func newImage(t *testing.T, size string, args ...string) (img, mnt string) {
 	testutil.RequireTool(t, "xfs_db", "xfsprogs")
 	img = filepath.Join(t.TempDir(), "xfs.img")
 	testutil.Run(t, "truncate", "-s", size, img)
-	testutil.Run(t, "mkfs.xfs", append(append([]string{"-q", "-f"}, args...), img)...)
+	mkfs(t, img, args...)
 	return img, mountLoop(t, img)
 }
 

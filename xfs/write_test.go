@@ -40,7 +40,7 @@ func makeWriteImage(t *testing.T, node bool) string {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "xfs.img")
 	testutil.Run(t, "truncate", "-s", "400M", img)
-	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", img)
+	mkfs(t, img, "-m", "crc=1")
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	testutil.Run(t, "mount", "-o", "loop", img, mnt)
@@ -936,7 +936,6 @@ func TestWriteRefusals(t *testing.T) {
 		img  string
 		want string
 	}{
-		{"rmapbt", mk("-m", "crc=1,rmapbt=1"), "rmapbt"},
 		{"v4", mk("-m", "crc=0"), "v4"},
 	} {
 		f, err := OpenWritable(testutil.OpenDevice(t, c.img, true))

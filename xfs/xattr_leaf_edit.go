@@ -171,7 +171,7 @@ func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 	var ex []extent
 	for got := uint64(0); got < uint64(len(l.blocks)); {
-		start, n, err := sp.alloc(0, uint64(len(l.blocks))-got)
+		start, n, err := sp.alloc(0, uint64(len(l.blocks))-got, attrOwner(r.ino, got))
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 // freeAttrBlocks gives the attribute fork's blocks back.
 func (r *rawInode) freeAttrBlocks(ex []extent, sp *space) error {
 	for _, e := range ex {
-		if err := sp.free(e.start, e.count); err != nil {
+		if err := sp.free(e.start, e.count, attrOwner(r.ino, e.off)); err != nil {
 			return err
 		}
 		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-e.count)
