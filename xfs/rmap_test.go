@@ -55,6 +55,7 @@ func TestRmapbt(t *testing.T) {
 		{"BtreeDir", TestBtreeDirAgainstKernel},
 		{"BtreeDirFailure", TestBtreeDirFailure},
 		{"Depth", testRmapDepth},
+		{"Concurrent", TestWriteConcurrent},
 	} {
 		t.Run(c.name, c.fn)
 	}
