@@ -36,7 +36,8 @@ type agFree struct {
 	agf      []byte
 	agfl     []byte
 	bno, cnt *sbTree
-	recs     []frec // by start
+	recs     []frec  // by start
+	rm       *agRmap // the reverse map, when the file system has one
 	changed  bool
 	flMoved  bool // the AGFL changed
 }
@@ -71,6 +72,11 @@ func (f *FS) loadAG(ag uint32, sect int) (*agFree, error) {
 	}
 	if a.cnt, err = f.readSbt(ag, be.Uint32(b[agfRoots+4:]), int(be.Uint32(b[agfLevels+4:])), kindCnt); err != nil {
 		return nil, err
+	}
+	if f.hasRmap() {
+		if err := f.loadRmap(a); err != nil {
+			return nil, err
+		}
 	}
 	a.recs = freeRecs(a.bno.recs)
 	byCnt := freeRecs(a.cnt.recs)
@@ -201,9 +207,12 @@ func (a *agFree) queue(f *FS, t *txn) error {
 		return nil
 	}
 	have := append(append([]uint32(nil), a.bno.blocks...), a.cnt.blocks...)
+	if a.rm != nil {
+		have = append(have, a.rm.tree.blocks...)
+	}
 	old := len(have)
 	for tries := 0; ; tries++ {
-		need := f.sbtBlocks(len(a.recs), kindBno) + f.sbtBlocks(len(a.recs), kindCnt)
+		need := a.treesNeed(f)
 		if need == len(have) {
 			break
 		}
@@ -220,7 +229,7 @@ func (a *agFree) queue(f *FS, t *txn) error {
 		}
 		for _, b := range have[need:] {
 			if !a.flPut(b) {
-				if err := a.give(b, 1); err != nil {
+				if err := a.giveOwned(b, 1, metaOwner(ownAG)); err != nil {
 					return err
 				}
 			}
@@ -228,15 +237,21 @@ func (a *agFree) queue(f *FS, t *txn) error {
 		have = have[:need]
 	}
 	nb := f.sbtBlocks(len(a.recs), kindBno)
+	nc := f.sbtBlocks(len(a.recs), kindCnt)
 	byCnt := append([]frec(nil), a.recs...)
 	sortByCount(byCnt)
 	bnoRoot, bnoLv, err := f.putSbt(t, a.ag, kindBno, encodeFree(a.recs), have[:nb], a.bno.uuid)
 	if err != nil {
 		return err
 	}
-	cntRoot, cntLv, err := f.putSbt(t, a.ag, kindCnt, encodeFree(byCnt), have[nb:], a.cnt.uuid)
+	cntRoot, cntLv, err := f.putSbt(t, a.ag, kindCnt, encodeFree(byCnt), have[nb:nb+nc], a.cnt.uuid)
 	if err != nil {
 		return err
+	}
+	if a.rm != nil {
+		if err := a.putRmap(f, t, have[nb+nc:]); err != nil {
+			return err
+		}
 	}
 	var total, longest uint32
 	for _, r := range a.recs {
@@ -258,6 +273,23 @@ func (a *agFree) queue(f *FS, t *txn) error {
 	return nil
 }
 
+// treesNeed is how many blocks the AGF's trees need for their records.
+func (a *agFree) treesNeed(f *FS) int {
+	n := f.sbtBlocks(len(a.recs), kindBno) + f.sbtBlocks(len(a.recs), kindCnt)
+	if a.rm != nil {
+		n += f.sbtBlocks(len(a.rm.recs), kindRmap)
+	}
+	return n
+}
+
+// giveOwned frees blocks o held: off the reverse map, back to free space.
+func (a *agFree) giveOwned(start, n uint32, o rmOwner) error {
+	if err := a.rmDel(start, n, o); err != nil {
+		return err
+	}
+	return a.give(start, n)
+}
+
 // treeBlock is a block for a free-space tree: the free list's first,
 // or the last block of the largest free extent.
 func (a *agFree) treeBlock() (uint32, error) {
@@ -275,6 +307,7 @@ func (a *agFree) treeBlock() (uint32, error) {
 	}
 	r := a.recs[best]
 	a.take(best, r.start+r.count-1, 1)
+	a.rmAdd(r.start+r.count-1, 1, metaOwner(ownAG))
 	return r.start + r.count - 1, nil
 }
 
@@ -308,14 +341,15 @@ const maxExtentLen = 1<<21 - 1
 // system block number: the block after the file's last extent), then
 // the first free extent large enough, starting in the goal's AG. It
 // returns one run; callers loop for the rest.
-func (s *space) alloc(goal uint64, n uint64) (uint64, uint64, error) {
-	return s.allocAvoiding(goal, n, ^uint64(0))
+// o owns the run (its first block, when the owner counts file offsets).
+func (s *space) alloc(goal uint64, n uint64, o rmOwner) (uint64, uint64, error) {
+	return s.allocAvoiding(goal, n, ^uint64(0), o)
 }
 
 // allocAvoiding is alloc that, past the goal, leaves the free extent
 // starting at block avoid (where another part of the same file grows)
 // to last.
-func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
+func (s *space) allocAvoiding(goal, n, avoid uint64, o rmOwner) (uint64, uint64, error) {
 	f := s.f
 	n = min(n, maxExtentLen)
 	if uint64(int64(f.w.fdblocks)+s.delta) < n+f.w.reserve {
@@ -337,12 +371,12 @@ func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 		}
 		for i, r := range a.recs {
 			if k == 0 && goal != 0 && r.start == gbno {
-				return s.use(a, i, r.start, min(n, uint64(r.count)))
+				return s.use(a, i, r.start, min(n, uint64(r.count)), o)
 			}
 		}
 		for i, r := range a.recs {
 			if uint64(r.count) >= n && uint64(ag)<<f.sb.agBlkLog|uint64(r.start) != avoid {
-				return s.use(a, i, r.start, n)
+				return s.use(a, i, r.start, n, o)
 			}
 			if best.a == nil || r.count > best.a.recs[best.i].count {
 				best.a, best.i = a, i
@@ -351,33 +385,49 @@ func (s *space) allocAvoiding(goal, n, avoid uint64) (uint64, uint64, error) {
 	}
 	if best.a != nil {
 		r := best.a.recs[best.i]
-		return s.use(best.a, best.i, r.start, uint64(r.count))
+		return s.use(best.a, best.i, r.start, uint64(r.count), o)
 	}
 	return 0, 0, fmt.Errorf("xfs: no free space: %w", syscall.ENOSPC)
 }
 
-func (s *space) use(a *agFree, i int, start uint32, n uint64) (uint64, uint64, error) {
+func (s *space) use(a *agFree, i int, start uint32, n uint64, o rmOwner) (uint64, uint64, error) {
 	a.take(i, start, uint32(n))
+	a.rmAdd(start, uint32(n), o)
 	s.delta -= int64(n)
 	return uint64(a.ag)<<s.f.sb.agBlkLog | uint64(start), n, nil
 }
 
-// free gives count blocks from file system block fsb back.
-func (s *space) free(fsb, count uint64) error {
-	f := s.f
-	ag, bno := uint32(fsb>>f.sb.agBlkLog), fsb&(1<<f.sb.agBlkLog-1)
-	if ag >= f.sb.agCount || bno+count > f.sb.agBlocks || count == 0 {
-		return fmt.Errorf("xfs: freeing blocks %d+%d outside the file system: %w", fsb, count, ErrCorrupt)
+// free gives count blocks from file system block fsb, which o held, back.
+func (s *space) free(fsb, count uint64, o rmOwner) error {
+	if err := s.unmap(fsb, count, o); err != nil {
+		return err
 	}
-	a, err := s.ag(ag)
+	return s.freeUnmapped(fsb, count)
+}
+
+// freeUnmapped gives blocks back whose owners the reverse map no longer
+// names (reflink: the last owner's record went with unmap).
+func (s *space) freeUnmapped(fsb, count uint64) error {
+	a, bno, err := s.agOf(fsb, count)
 	if err != nil {
 		return err
 	}
-	if err := a.give(uint32(bno), uint32(count)); err != nil {
+	if err := a.give(bno, uint32(count)); err != nil {
 		return err
 	}
 	s.delta += int64(count)
 	return nil
+}
+
+// agOf is the AG of blocks [fsb, fsb+count) and the run's first block in it.
+func (s *space) agOf(fsb, count uint64) (*agFree, uint32, error) {
+	f := s.f
+	ag, bno := uint32(fsb>>f.sb.agBlkLog), fsb&(1<<f.sb.agBlkLog-1)
+	if ag >= f.sb.agCount || bno+count > f.sb.agBlocks || count == 0 {
+		return nil, 0, fmt.Errorf("xfs: blocks %d+%d outside the file system: %w", fsb, count, ErrCorrupt)
+	}
+	a, err := s.ag(ag)
+	return a, uint32(bno), err
 }
 
 // queue puts every changed AG into t.
@@ -399,7 +449,7 @@ func (s *space) putTree(t *txn, ag uint32, tr *sbTree, k sbtKind, recs [][]byte)
 	f := s.f
 	need := f.sbtBlocks(len(recs), k)
 	for len(tr.blocks) < need {
-		bno, err := s.allocAligned(ag, 1, 1)
+		bno, err := s.allocAligned(ag, 1, 1, metaOwner(k.owner))
 		if err != nil {
 			return 0, 0, err
 		}
@@ -410,7 +460,7 @@ func (s *space) putTree(t *txn, ag uint32, tr *sbTree, k sbtKind, recs [][]byte)
 	}
 	for len(tr.blocks) > need {
 		last := tr.blocks[len(tr.blocks)-1]
-		if err := s.free(uint64(ag)<<f.sb.agBlkLog|uint64(last), 1); err != nil {
+		if err := s.free(uint64(ag)<<f.sb.agBlkLog|uint64(last), 1, metaOwner(k.owner)); err != nil {
 			return 0, 0, err
 		}
 		tr.blocks = tr.blocks[:len(tr.blocks)-1]

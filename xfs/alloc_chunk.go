@@ -37,7 +37,7 @@ func (s *inodes) newChunk(first uint32) (*agInodes, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		agbno, err := s.sp.allocAligned(ag, blocks, align)
+		agbno, err := s.sp.allocAligned(ag, blocks, align, metaOwner(ownInodes))
 		if err != nil {
 			return nil, 0, err
 		}
@@ -81,7 +81,7 @@ const noBlock = ^uint32(0)
 
 // allocAligned takes n blocks of AG ag starting at a multiple of align,
 // or returns noBlock when no free extent holds such a run.
-func (s *space) allocAligned(ag, n, align uint32) (uint32, error) {
+func (s *space) allocAligned(ag, n, align uint32, o rmOwner) (uint32, error) {
 	f := s.f
 	if uint64(int64(f.w.fdblocks)+s.delta) < uint64(n)+f.w.reserve {
 		return 0, fmt.Errorf("xfs: %d blocks wanted for an inode chunk, %d free beyond the reserve: %w", n, int64(f.w.fdblocks)+s.delta-int64(f.w.reserve), syscall.ENOSPC)
@@ -93,7 +93,7 @@ func (s *space) allocAligned(ag, n, align uint32) (uint32, error) {
 	for i, r := range a.recs {
 		start := (r.start + align - 1) / align * align
 		if uint64(start)+uint64(n) <= uint64(r.start)+uint64(r.count) {
-			s.use(a, i, start, uint64(n))
+			s.use(a, i, start, uint64(n), o)
 			return start, nil
 		}
 	}

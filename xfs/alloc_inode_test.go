@@ -66,7 +66,13 @@ func agiLevels(t *testing.T, img string) [][2]int {
 // agiFields is what xfs_db prints for the named fields of AG ag's AGI.
 func agiFields(t *testing.T, img string, ag int, fields ...string) map[string]int {
 	t.Helper()
-	txt := testutil.Run(t, "xfs_db", "-r", "-c", fmt.Sprintf("agi %d", ag), "-c", "p "+strings.Join(fields, " "), img)
+	return dbFields(t, img, fmt.Sprintf("agi %d", ag), fields...)
+}
+
+// dbFields is what xfs_db prints of the numeric fields of obj ("agf 1").
+func dbFields(t *testing.T, img, obj string, fields ...string) map[string]int {
+	t.Helper()
+	txt := testutil.Run(t, "xfs_db", "-r", "-c", obj, "-c", "p "+strings.Join(fields, " "), img)
 	out := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(txt), "\n") {
 		k, v, _ := strings.Cut(line, " = ")

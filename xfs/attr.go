@@ -86,42 +86,59 @@ func clone(b []byte) []byte { return append([]byte{}, b...) }
 // treeAttrs reads a leaf or node attribute fork: from the node blocks
 // down to the first leaf, then along the leaves' forward links.
 func (f *FS) treeAttrs(in *inode, ex []extent) ([]xattr, error) {
+	var out []xattr
+	err := f.eachAttrLeaf(ex, func(b []byte, blk uint32) error {
+		attrs, err := f.attrLeaf(in, ex, b, blk)
+		out = append(out, attrs...)
+		return err
+	})
+	return out, err
+}
+
+// eachAttrLeaf calls fn with every leaf of the fork, first to last.
+func (f *FS) eachAttrLeaf(ex []extent, fn func(b []byte, blk uint32) error) error {
+	blk, err := f.firstAttrLeaf(ex)
+	if err != nil {
+		return err
+	}
+	seen := map[uint32]bool{}
+	for !seen[blk] {
+		seen[blk] = true
+		b, err := f.attrBlock(ex, blk)
+		if err != nil {
+			return err
+		}
+		if err := fn(b, blk); err != nil {
+			return err
+		}
+		if blk = be.Uint32(b[0:]); blk == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("attr leaves loop at block %d: %w", blk, ErrCorrupt)
+}
+
+// firstAttrLeaf is the attribute fork block of the first leaf: block 0
+// or, in a node tree, the leftmost child down each level.
+func (f *FS) firstAttrLeaf(ex []extent) (uint32, error) {
 	blk := uint32(0)
 	for depth := 0; ; depth++ {
 		b, err := f.attrBlock(ex, blk)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		magic, hdr := be.Uint16(b[8:]), 16
 		if f.sb.version == 5 {
 			hdr = 64
 		}
 		if magic != 0xfebe && magic != 0x3ebe {
-			break // a leaf
+			return blk, nil // a leaf
 		}
 		if depth > 8 || be.Uint16(b[hdr-4-4*(hdr/64):]) == 0 || len(b) < hdr+8 { // count at 12 or 56
-			return nil, fmt.Errorf("attr node %d: %w", blk, ErrCorrupt)
+			return 0, fmt.Errorf("attr node %d: %w", blk, ErrCorrupt)
 		}
 		blk = be.Uint32(b[hdr+4:]) // first entry's child
 	}
-	var out []xattr
-	seen := map[uint32]bool{}
-	for !seen[blk] {
-		seen[blk] = true
-		b, err := f.attrBlock(ex, blk)
-		if err != nil {
-			return nil, err
-		}
-		attrs, err := f.attrLeaf(in, ex, b, blk)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, attrs...)
-		if blk = be.Uint32(b[0:]); blk == 0 {
-			return out, nil
-		}
-	}
-	return nil, fmt.Errorf("attr leaves loop at block %d: %w", blk, ErrCorrupt)
 }
 
 // attrBlock reads attribute fork block blk and checks its header.

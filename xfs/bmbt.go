@@ -111,7 +111,7 @@ func (f *FS) layoutMap(r *rawInode, sp *space, t *txn) error {
 	var blocks []uint64
 	if len(ex)*16 <= len(fork) {
 		for _, b := range old {
-			if err := sp.free(b, 1); err != nil {
+			if err := sp.free(b, 1, bmbtOwner(r.ino)); err != nil {
 				return err
 			}
 		}
@@ -153,7 +153,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 	}
 	blocks := append([]uint64(nil), old[:min(need, len(old))]...)
 	for _, b := range old[len(blocks):] {
-		if err := sp.free(b, 1); err != nil {
+		if err := sp.free(b, 1, bmbtOwner(r.ino)); err != nil {
 			return nil, err
 		}
 	}
@@ -162,7 +162,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 		goal = blocks[len(blocks)-1] + 1
 	}
 	for len(blocks) < need {
-		start, n, err := sp.alloc(goal, uint64(need-len(blocks)))
+		start, n, err := sp.alloc(goal, uint64(need-len(blocks)), bmbtOwner(r.ino))
 		if err != nil {
 			return nil, err
 		}
@@ -227,13 +227,7 @@ func (f *FS) bmbtHeader(r *rawInode, level []uint64, i, lvl, n int) []byte {
 	copy(b, "BMA3")
 	be.PutUint16(b[4:], uint16(lvl))
 	be.PutUint16(b[6:], uint16(n))
-	left, right := nullFSB, nullFSB
-	if i > 0 {
-		left = level[i-1]
-	}
-	if i+1 < len(level) {
-		right = level[i+1]
-	}
+	left, right := siblings(level, i, nullFSB)
 	be.PutUint64(b[8:], left)
 	be.PutUint64(b[16:], right)
 	off, _ := f.sb.fsbToByte(level[i])

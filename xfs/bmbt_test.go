@@ -73,7 +73,7 @@ func newImage(t *testing.T, size string, args ...string) (img, mnt string) {
 	testutil.RequireTool(t, "xfs_db", "xfsprogs")
 	img = filepath.Join(t.TempDir(), "xfs.img")
 	testutil.Run(t, "truncate", "-s", size, img)
-	testutil.Run(t, "mkfs.xfs", append(append([]string{"-q", "-f"}, args...), img)...)
+	mkfs(t, img, args...)
 	return img, mountLoop(t, img)
 }
 
@@ -95,7 +95,7 @@ func bmbtImage(t *testing.T) string {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "xfs.img")
 	testutil.Run(t, "truncate", "-s", "300M", img)
-	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", img)
+	mkfs(t, img, "-m", "crc=1")
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	testutil.Run(t, "mount", "-o", "loop", img, mnt)

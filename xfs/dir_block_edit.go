@@ -164,7 +164,7 @@ func (o *nsOp) blockToLeaf(r *rawInode, d *sfDir, t *txn) error {
 func (o *nsOp) toBlock(r *rawInode, d *sfDir, t *txn) error {
 	f := o.f
 	fsbs := uint64(f.sb.dirBlkSize / f.sb.blockSize)
-	start, n, err := o.sp.alloc(0, fsbs)
+	start, n, err := o.sp.alloc(0, fsbs, dataOwner(r.ino, 0))
 	if err != nil {
 		return err
 	}

@@ -207,12 +207,12 @@ func (f *FS) freeInode(r *rawInode, rc *refcounts, ins *inodes) error {
 	}
 	if r.format() == fmtExtents || r.format() == fmtBtree {
 		for _, e := range r.ex {
-			if err := rc.release(r, e.start, e.count); err != nil {
+			if err := rc.release(r, e.start, e.count, e.off); err != nil {
 				return err
 			}
 		}
 		for _, b := range r.bmbt {
-			if err := sp.free(b, 1); err != nil {
+			if err := sp.free(b, 1, bmbtOwner(r.ino)); err != nil {
 				return err
 			}
 		}

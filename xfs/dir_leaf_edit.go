@@ -310,7 +310,7 @@ func (o *nsOp) allocDirBlock(r *rawInode, db uint64) (int64, error) {
 	if db*fsbPer >= leafBlk {
 		avoid = dataEnd
 	}
-	start, n, err := o.sp.allocAvoiding(goal, fsbPer, avoid)
+	start, n, err := o.sp.allocAvoiding(goal, fsbPer, avoid, dataOwner(r.ino, db*fsbPer))
 	if err != nil {
 		return 0, err
 	}
@@ -345,7 +345,7 @@ func (o *nsOp) unmapDirBlock(r *rawInode, db uint64) error {
 			out = append(out, extent{off: hi, start: e.start + (hi - e.off), count: end - hi})
 		}
 		a, b := max(lo, e.off), min(hi, e.off+e.count)
-		if err := o.sp.free(e.start+(a-e.off), b-a); err != nil {
+		if err := o.sp.free(e.start+(a-e.off), b-a, dataOwner(r.ino, a)); err != nil {
 			return err
 		}
 		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-(b-a))

@@ -244,7 +244,7 @@ func (f *FS) mapRange(r *rawInode, sp *space, from, to uint64) ([]extent, error)
 		if i > 0 {
 			goal = r.ex[i-1].start + r.ex[i-1].count + (blk - r.ex[i-1].off - r.ex[i-1].count)
 		}
-		start, n, err := sp.alloc(goal, end-blk)
+		start, n, err := sp.alloc(goal, end-blk, dataOwner(r.ino, blk))
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +432,7 @@ func (f *FS) cutExtents(r *rawInode, rc *refcounts, keep uint64) (bool, error) {
 			out = append(out, extent{off: e.off, start: e.start, count: k, unwritten: e.unwritten})
 			e = extent{off: keep, start: e.start + k, count: e.count - k}
 		}
-		if err := rc.release(r, e.start, e.count); err != nil {
+		if err := rc.release(r, e.start, e.count, e.off); err != nil {
 			return false, err
 		}
 		freed += e.count

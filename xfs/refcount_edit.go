@@ -24,7 +24,7 @@ const (
 	refcCowFlag   = 1 << 31 // a CoW staging extent's startblock
 )
 
-var kindRefc = sbtKind{"R3FC", 12, 4}
+var kindRefc = sbtKind{magic: "R3FC", recLen: 12, keyLen: 4, owner: ownRefc}
 
 // rrec is one refcount record: blocks [start, start+count) have refs owners.
 type rrec struct{ start, count, refs uint32 }
@@ -127,11 +127,14 @@ func (rc *refcounts) drop(fsb, n uint64) error {
 	return nil
 }
 
-// release gives back blocks [fsb, fsb+n) that r no longer maps: runs
-// other files share lose an owner, the rest is freed.
-func (rc *refcounts) release(r *rawInode, fsb, n uint64) error {
+// release gives back blocks [fsb, fsb+n) that r no longer maps from
+// file block off: runs other files share lose an owner, the rest is freed.
+func (rc *refcounts) release(r *rawInode, fsb, n, off uint64) error {
 	if r.flags2()&diflag2Reflink == 0 {
-		return rc.sp.free(fsb, n)
+		return rc.sp.free(fsb, n, dataOwner(r.ino, off))
+	}
+	if err := rc.sp.unmap(fsb, n, dataOwner(r.ino, off)); err != nil {
+		return err
 	}
 	runs, err := rc.shared(fsb, n)
 	if err != nil {
@@ -140,7 +143,7 @@ func (rc *refcounts) release(r *rawInode, fsb, n uint64) error {
 	next := fsb
 	for _, s := range append(runs, extent{start: fsb + n}) {
 		if s.start > next {
-			if err := rc.sp.free(next, s.start-next); err != nil {
+			if err := rc.sp.freeUnmapped(next, s.start-next); err != nil {
 				return err
 			}
 		}
@@ -208,7 +211,7 @@ func (f *FS) unshare(r *rawInode, sp *space, rc *refcounts, from, to uint64) ([]
 		for _, s := range runs {
 			fb := e.off + s.start - e.start // the file block the run starts at
 			for done := uint64(0); done < s.count; {
-				start, n, err := sp.alloc(s.start+s.count, s.count-done)
+				start, n, err := sp.alloc(s.start+s.count, s.count-done, dataOwner(r.ino, fb+done))
 				if err != nil {
 					return nil, err
 				}
@@ -217,6 +220,9 @@ func (f *FS) unshare(r *rawInode, sp *space, rc *refcounts, from, to uint64) ([]
 				done += n
 			}
 			if err := rc.drop(s.start, s.count); err != nil {
+				return nil, err
+			}
+			if err := sp.unmap(s.start, s.count, dataOwner(r.ino, fb)); err != nil {
 				return nil, err
 			}
 			r.remap = true

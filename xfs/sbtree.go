@@ -18,21 +18,42 @@ const (
 	nullAGBlock  = ^uint32(0)
 )
 
-// sbtKind is what one tree's blocks hold.
+// sbtKind is what one tree's blocks hold. A tree of overlapping
+// intervals (the rmapbt) keeps in its nodes a low and a high key per
+// child, made from records by key and high; other trees' keys are the
+// records' leading bytes.
 type sbtKind struct {
 	magic          string
 	recLen, keyLen int
+	owner          uint64 // its blocks' owner in the reverse map
+	key, high      func(rec []byte) []byte
+	less           func(a, b []byte) bool // key order, for the high keys' maximum
+}
+
+// keyArea is the bytes of node keys per child.
+func (k sbtKind) keyArea() int {
+	if k.high != nil {
+		return 2 * k.keyLen
+	}
+	return k.keyLen
+}
+
+func (k sbtKind) lowKey(rec []byte) []byte {
+	if k.key != nil {
+		return k.key(rec)
+	}
+	return rec[:k.keyLen]
 }
 
 var (
-	kindBno  = sbtKind{"AB3B", 8, 8}
-	kindCnt  = sbtKind{"AB3C", 8, 8}
-	kindIno  = sbtKind{"IAB3", 16, 4}
-	kindFino = sbtKind{"FIB3", 16, 4}
+	kindBno  = sbtKind{magic: "AB3B", recLen: 8, keyLen: 8, owner: ownAG}
+	kindCnt  = sbtKind{magic: "AB3C", recLen: 8, keyLen: 8, owner: ownAG}
+	kindIno  = sbtKind{magic: "IAB3", recLen: 16, keyLen: 4, owner: ownInobt}
+	kindFino = sbtKind{magic: "FIB3", recLen: 16, keyLen: 4, owner: ownInobt}
 )
 
 func (f *FS) leafMax(k sbtKind) int { return (int(f.sb.blockSize) - sbtHdr) / k.recLen }
-func (f *FS) nodeMax(k sbtKind) int { return (int(f.sb.blockSize) - sbtHdr) / (k.keyLen + 4) }
+func (f *FS) nodeMax(k sbtKind) int { return (int(f.sb.blockSize) - sbtHdr) / (k.keyArea() + 4) }
 
 // sbTree is one tree as read: its records in key order and its blocks.
 type sbTree struct {
@@ -71,7 +92,7 @@ func (f *FS) readSbt(ag, root uint32, levels int, k sbtKind) (*sbTree, error) {
 			}
 			pm := f.nodeMax(k)
 			for i := 0; i < n; i++ {
-				next = append(next, be.Uint32(b[sbtHdr+pm*k.keyLen+i*4:]))
+				next = append(next, be.Uint32(b[sbtHdr+pm*k.keyArea()+i*4:]))
 			}
 		}
 		cur = next
@@ -125,45 +146,72 @@ func (f *FS) putSbt(t *txn, ag uint32, k sbtKind, recs [][]byte, blocks []uint32
 		return 0, 0, fmt.Errorf("xfs: AG %d: %s tree would have %d levels: %w", ag, k.magic, len(shape), syscall.EOPNOTSUPP)
 	}
 	kids, ptrs := recs, []uint32(nil)
+	lows, highs := make([][]byte, len(recs)), make([][]byte, len(recs))
+	for i, r := range recs {
+		lows[i] = k.lowKey(r)
+		if k.high != nil {
+			highs[i] = k.high(r)
+		}
+	}
 	next := 0
 	nm := f.nodeMax(k)
 	for level, nb := range shape {
 		mine := blocks[next : next+nb]
 		next += nb
-		var up [][]byte
+		var upLow, upHigh [][]byte
 		pos := 0
 		for i, cnt := range spreadEven(len(kids), nb) {
-			b := make([]byte, f.sb.blockSize)
-			copy(b, k.magic)
-			be.PutUint16(b[4:], uint16(level))
-			be.PutUint16(b[6:], uint16(cnt))
-			left, right := nullAGBlock, nullAGBlock
-			if i > 0 {
-				left = mine[i-1]
-			}
-			if i+1 < nb {
-				right = mine[i+1]
-			}
-			be.PutUint32(b[8:], left)
-			be.PutUint32(b[12:], right)
-			be.PutUint64(b[16:], uint64(f.agOff(ag, mine[i])/512))
-			copy(b[32:48], uuid)
-			be.PutUint32(b[48:], ag)
+			b := f.sbtHeader(ag, k, mine, i, level, cnt, uuid)
+			var hi []byte
 			for j := 0; j < cnt; j++ {
 				if level == 0 {
 					copy(b[sbtHdr+j*k.recLen:], kids[pos+j])
 				} else {
-					copy(b[sbtHdr+j*k.keyLen:], kids[pos+j][:k.keyLen])
-					be.PutUint32(b[sbtHdr+nm*k.keyLen+j*4:], ptrs[pos+j])
+					copy(b[sbtHdr+j*k.keyArea():], lows[pos+j])
+					if k.high != nil {
+						copy(b[sbtHdr+j*k.keyArea()+k.keyLen:], highs[pos+j])
+					}
+					be.PutUint32(b[sbtHdr+nm*k.keyArea()+j*4:], ptrs[pos+j])
+				}
+				if k.high != nil && (hi == nil || k.less(hi, highs[pos+j])) {
+					hi = highs[pos+j]
 				}
 			}
 			if cnt > 0 {
-				up = append(up, kids[pos][:k.keyLen])
+				upLow, upHigh = append(upLow, lows[pos]), append(upHigh, hi)
 			}
 			pos += cnt
 			t.putCRC(f.agOff(ag, mine[i]), b, sbtCRC)
 		}
-		kids, ptrs = up, mine
+		kids, ptrs, lows, highs = upLow, mine, upLow, upHigh
 	}
 	return blocks[len(blocks)-1], len(shape), nil
+}
+
+// sbtHeader is block i of a level: magic, level, count, siblings and
+// the v5 self-describing fields.
+func (f *FS) sbtHeader(ag uint32, k sbtKind, level []uint32, i, lvl, cnt int, uuid []byte) []byte {
+	b := make([]byte, f.sb.blockSize)
+	copy(b, k.magic)
+	be.PutUint16(b[4:], uint16(lvl))
+	be.PutUint16(b[6:], uint16(cnt))
+	left, right := siblings(level, i, nullAGBlock)
+	be.PutUint32(b[8:], left)
+	be.PutUint32(b[12:], right)
+	be.PutUint64(b[16:], uint64(f.agOff(ag, level[i])/512))
+	copy(b[32:48], uuid)
+	be.PutUint32(b[48:], ag)
+	return b
+}
+
+// siblings is block i's left and right neighbours on its level, or null.
+func siblings[T any](level []T, i int, null T) (T, T) {
+	left, right := null, null
+	if i > 0 {
+		left = level[i-1]
+	}
+	if i+1 < len(level) {
+		right = level[i+1]
+	}
+	return left, right
 }

@@ -20,7 +20,7 @@ func (o *nsOp) remoteSymlink(r *rawInode, target string) error {
 	bs := int(f.sb.blockSize)
 	per := bs - symlinkHdr
 	need := uint64((len(target) + per - 1) / per)
-	start, n, err := o.sp.alloc(0, need)
+	start, n, err := o.sp.alloc(0, need, dataOwner(r.ino, 0))
 	if err != nil {
 		return err
 	}

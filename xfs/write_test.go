@@ -40,7 +40,7 @@ func makeWriteImage(t *testing.T, node bool) string {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "xfs.img")
 	testutil.Run(t, "truncate", "-s", "400M", img)
-	testutil.Run(t, "mkfs.xfs", "-q", "-f", "-m", "crc=1", img)
+	mkfs(t, img, "-m", "crc=1")
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	testutil.Run(t, "mount", "-o", "loop", img, mnt)
@@ -317,6 +317,15 @@ var failOps = []failOp{
 		return f.RemoveXattr(lookupPath(t, f, "etc/motd").Ino, "user.large")
 	}},
 	{"unlink a file with an attribute leaf", func(t *testing.T, f *FS) error { return f.Unlink(lookupPath(t, f, "var").Ino, "small") }},
+	{"setxattr making an attribute node tree", func(t *testing.T, f *FS) error {
+		return f.SetXattr(lookupPath(t, f, "etc/motd").Ino, "user.fill33", pattern(100, 33))
+	}},
+	{"removexattr from a node tree", func(t *testing.T, f *FS) error {
+		return f.RemoveXattr(lookupPath(t, f, "etc/motd").Ino, "user.fill05")
+	}},
+	{"unlink a file with an attribute node tree", func(t *testing.T, f *FS) error {
+		return f.Unlink(lookupPath(t, f, "var").Ino, "small")
+	}},
 	{"chmod", func(t *testing.T, f *FS) error { return f.SetMode(lookupPath(t, f, "etc/motd").Ino, 0o4711) }},
 	{"chown", func(t *testing.T, f *FS) error { return f.SetOwner(lookupPath(t, f, "etc").Ino, 7, 8) }},
 	{"rename dir", func(t *testing.T, f *FS) error {
@@ -341,6 +350,15 @@ var failPrep = map[string]func(*testing.T, *FS, string) map[string]testutil.Node
 	},
 	"unlink a file with an attribute leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		return withXattr(t, f, img, "var/small")
+	},
+	"setxattr making an attribute node tree": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withAttrs(t, f, img, "etc/motd", 33)
+	},
+	"removexattr from a node tree": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withAttrs(t, f, img, "etc/motd", 40)
+	},
+	"unlink a file with an attribute node tree": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
+		return withAttrs(t, f, img, "var/small", 40)
 	},
 	"create making a block directory a leaf": func(t *testing.T, f *FS, img string) map[string]testutil.Node {
 		return fillUntil(t, f, "usr/share/many", "converts-to-leaf")
@@ -375,6 +393,25 @@ func useFreeInodes(t *testing.T, f *FS) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// attrMagic is the magic of ino's attribute block 0, as xfs_db prints it.
+func attrMagic(t *testing.T, img string, ino uint64) string {
+	out := testutil.Run(t, "xfs_db", "-r", "-c", fmt.Sprintf("inode %d", ino), "-c", "ablock 0", "-c", "p hdr.info.hdr.magic", img)
+	_, m, _ := strings.Cut(strings.TrimSpace(out), " = ")
+	return m
+}
+
+// withAttrs gives p n attributes of 100 bytes: with 33 they fill one
+// leaf, with more they need a node tree.
+func withAttrs(t *testing.T, f *FS, img, p string, n int) map[string]testutil.Node {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := f.SetXattr(lookupPath(t, f, p).Ino, fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testutil.EngineTree(t, openImage(t, img), true)
 }
 
 // withXattr gives p a 1,000-byte attribute (in a leaf block).
@@ -936,7 +973,6 @@ func TestWriteRefusals(t *testing.T) {
 		img  string
 		want string
 	}{
-		{"rmapbt", mk("-m", "crc=1,rmapbt=1"), "rmapbt"},
 		{"v4", mk("-m", "crc=0"), "v4"},
 	} {
 		f, err := OpenWritable(testutil.OpenDevice(t, c.img, true))
@@ -1035,7 +1071,8 @@ func TestInodeChunksAgainstKernel(t *testing.T) {
 // device-less empty file, in short form and in an attribute leaf with
 // remote values (and back to short form; a file with a leaf unlinked);
 // xfs_repair -n is clean and the kernel's mounts list the same
-// attributes. Attributes needing more than one leaf are refused.
+// attributes, one leaf and then a node tree over leaves. A tree needing
+// two node levels is refused.
 func TestXattrsAgainstKernel(t *testing.T) {
 	img := makeWriteImage(t, false)
 	ref := copyFile(t, img)
@@ -1121,22 +1158,41 @@ func TestXattrsAgainstKernel(t *testing.T) {
 	if err := f.RemoveXattr(etc, "user.absent"); !errors.Is(err, syscall.ENODATA) {
 		t.Errorf("remove absent: %v, want ENODATA", err)
 	}
-	var full error
-	for i := 0; i < 60 && full == nil; i++ { // fills the inode, then a leaf, then refuses
-		full = f.SetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)))
-	}
-	if !errors.Is(full, syscall.EOPNOTSUPP) {
-		t.Errorf("filling the attribute leaf: %v, want EOPNOTSUPP", full)
-	}
-	repairClean(t, img)
+	app := lookupPath(t, f, "opt/app.bin").Ino
 	mnt2 := t.TempDir()
 	testutil.Run(t, "mount", "-o", "loop", ref, mnt2)
-	for i := 0; i < 60; i++ { // the same successful fills on the kernel's copy
-		if _, err := f.GetXattr(lookupPath(t, f, "opt/app.bin").Ino, fmt.Sprintf("user.fill%02d", i)); err == nil {
-			unix.Setxattr(filepath.Join(mnt2, "opt/app.bin"), fmt.Sprintf("user.fill%02d", i), pattern(100, byte(i)), 0)
+	// fills the inode, then a leaf, then a node tree over leaves; some
+	// go again (a leaf's worth from the middle), one with a remote value
+	for i := 0; i < 150; i++ {
+		name, v := fmt.Sprintf("user.fill%03d", i), pattern(100, byte(i))
+		if i == 97 {
+			v = pattern(7000, 7)
 		}
+		if err := f.SetXattr(app, name, v); err != nil {
+			t.Fatalf("set %s: %v", name, err)
+		}
+		unix.Setxattr(filepath.Join(mnt2, "opt/app.bin"), name, v, 0)
+	}
+	for i := 40; i < 80; i++ {
+		name := fmt.Sprintf("user.fill%03d", i)
+		if err := f.RemoveXattr(app, name); err != nil {
+			t.Fatalf("remove %s: %v", name, err)
+		}
+		unix.Removexattr(filepath.Join(mnt2, "opt/app.bin"), name)
 	}
 	testutil.Run(t, "umount", mnt2)
+	if m := attrMagic(t, img, uint64(app)); m != "0x3ebe" {
+		t.Errorf("opt/app.bin's attribute block 0 has magic %s, want a node (0x3ebe)", m)
+	}
+	repairClean(t, img)
+	// more leaves than one node names: refused, nothing laid out
+	var wide []sfAttr
+	for i := 0; i < (4096-attrNodeHdr)/8+1; i++ {
+		wide = append(wide, sfAttr{name: []byte(fmt.Sprint(i)), value: make([]byte, 3000)})
+	}
+	if _, err := f.layoutLeaf(&rawInode{b: make([]byte, f.sb.inodeSize)}, wide); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("%d attributes of a leaf each: %v, want EOPNOTSUPP", len(wide), err)
+	}
 	want, got := kernelView(t, ref), kernelView(t, img)
 	testutil.CompareTrees(t, want, got)
 	if len(got["etc/hostname"].Xattrs) != 2 || got["etc"].Xattrs["security.selinux"] == "" {

@@ -62,8 +62,6 @@ func (f *FS) writeRefusal(sb []byte) string {
 		return "xfs: v4 file systems (no metadata CRCs) are read-only in offvm"
 	case f.sb.needsRepair:
 		return "xfs: the file system is marked needs-repair; run xfs_repair first"
-	case be.Uint32(sb[sbROCompat:])&roCompatRmapbt != 0:
-		return "xfs: file systems with reverse-mapping B+trees (rmapbt) are read-only in offvm"
 	case be.Uint64(sb[sbRblocks:]) != 0:
 		return "xfs: file systems with a realtime section are read-only in offvm"
 	case be.Uint16(sb[sbQflags:]) != 0:

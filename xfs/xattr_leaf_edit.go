@@ -22,33 +22,36 @@ const (
 	attrLeafHdr   = 80
 	attrBlockCRC  = 12 // in a leaf's da3_blkinfo and a remote block's header alike
 	attrRmtHdr    = 56
+	attrNodeHdr   = 64 // xfs_da3_node_hdr: count at 56, level at 58
 )
 
-// blockAttrs reads the attributes of r's one-leaf attribute fork, with
-// their namespace flags, and the fork's extents.
+// blockAttrs reads the attributes of r's leaf or node attribute fork,
+// with their namespace flags, and the fork's extents.
 func (f *FS) blockAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	in, ex, err := f.attrForkExtents(r)
 	if err != nil || len(ex) == 0 {
 		return nil, ex, err
 	}
-	b, err := f.attrBlock(ex, 0)
+	var out []sfAttr
+	err = f.eachAttrLeaf(ex, func(b []byte, blk uint32) error {
+		if be.Uint16(b[8:]) != attrLeafMagic {
+			return fmt.Errorf("attribute block %d is not a leaf: %w", blk, ErrCorrupt)
+		}
+		cnt := int(be.Uint16(b[56:]))
+		if attrLeafHdr+cnt*8 > len(b) {
+			return fmt.Errorf("attribute leaf %d of %d entries: %w", blk, cnt, ErrCorrupt)
+		}
+		for i := 0; i < cnt; i++ {
+			a, err := f.leafAttr(in, ex, b, i)
+			if err != nil {
+				return fmt.Errorf("attribute leaf %d entry %d: %w", blk, i, err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("xfs: inode %d: %w", r.ino, err)
-	}
-	if be.Uint16(b[8:]) == attrNodeMagic {
-		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attributes in a node tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
-	}
-	cnt := int(be.Uint16(b[56:]))
-	if attrLeafHdr+cnt*8 > len(b) {
-		return nil, nil, fmt.Errorf("xfs: inode %d: attribute leaf of %d entries: %w", r.ino, cnt, ErrCorrupt)
-	}
-	var out []sfAttr
-	for i := 0; i < cnt; i++ {
-		a, err := f.leafAttr(in, ex, b, i)
-		if err != nil {
-			return nil, nil, fmt.Errorf("xfs: inode %d: attribute leaf entry %d: %w", r.ino, i, err)
-		}
-		out = append(out, a)
 	}
 	return out, ex, nil
 }
@@ -100,31 +103,99 @@ func localEntSize(a sfAttr) int  { return (3 + len(a.name) + len(a.value) + 3) &
 func remoteEntSize(a sfAttr) int { return (11 + len(a.name) + 3) &^ 3 } // as xfs_db reads the kernel's
 
 // attrLayout is the blocks of an attribute fork laid out again: the
-// leaf first, then each remote value's blocks.
+// leaf, or the node and its leaves, first (da blocks), then each remote
+// value's blocks.
 type attrLayout struct {
 	blocks [][]byte // by attribute fork block number
+	da     int      // how many of them are leaf and node blocks
 }
 
-// layoutLeaf builds the leaf and remote blocks for as (the blocks' disk
-// addresses are filled in when they are allocated), or says they do not
-// fit one leaf.
+// attrEntSize is the bytes entry a takes in a leaf, and whether its
+// value is remote.
+func (f *FS) attrEntSize(a sfAttr) (int, bool) {
+	if size := localEntSize(a); size < f.localMax() {
+		return size, false
+	}
+	return remoteEntSize(a), true
+}
+
+// splitLeaves cuts as (in hash order) into the runs that fill leaves.
+func (f *FS) splitLeaves(as []sfAttr) [][]sfAttr {
+	var out [][]sfAttr
+	room := 0
+	for i, a := range as {
+		size, _ := f.attrEntSize(a)
+		if len(out) == 0 || room < size+8 {
+			out = append(out, nil)
+			room = int(f.sb.blockSize) - attrLeafHdr
+		}
+		out[len(out)-1] = append(out[len(out)-1], as[i])
+		room -= size + 8
+	}
+	return out
+}
+
+// layoutLeaf builds the blocks for as (their disk addresses are filled
+// in when they are allocated): one leaf when they fit, else a node at
+// block 0 over leaves in hash order, linked to their siblings, as the
+// kernel's xfs_attr3_leaf_to_node and leaf splits leave them. A tree
+// needing more leaves than one node names is refused.
 func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 	bs := int(f.sb.blockSize)
-	per := bs - attrRmtHdr
 	sort.SliceStable(as, func(i, j int) bool { return hashName(string(as[i].name)) < hashName(string(as[j].name)) })
-	l := &attrLayout{blocks: [][]byte{make([]byte, bs)}}
-	leaf := l.blocks[0]
+	runs := f.splitLeaves(as)
+	if len(runs) == 0 {
+		runs = [][]sfAttr{nil}
+	}
+	first := 0
+	if len(runs) > 1 {
+		first = 1
+	}
+	if len(runs) > (bs-attrNodeHdr)/8 {
+		return nil, fmt.Errorf("xfs: inode %d: %d attributes need an attribute node tree of two levels, which offvm does not make: %w", r.ino, len(as), syscall.EOPNOTSUPP)
+	}
+	l := &attrLayout{da: first + len(runs)}
+	for range l.da {
+		l.blocks = append(l.blocks, make([]byte, bs))
+	}
+	for k, run := range runs {
+		leaf := l.blocks[first+k]
+		f.fillLeaf(r, l, leaf, run)
+		if first > 0 {
+			if k+1 < len(runs) {
+				be.PutUint32(leaf, uint32(first+k+1))
+			}
+			if k > 0 {
+				be.PutUint32(leaf[4:], uint32(first+k-1))
+			}
+		}
+	}
+	if first > 0 {
+		node := l.blocks[0]
+		be.PutUint16(node[8:], attrNodeMagic)
+		copy(node[32:48], r.b[diUUID:diUUID+16])
+		be.PutUint64(node[48:], r.ino)
+		be.PutUint16(node[56:], uint16(len(runs)))
+		be.PutUint16(node[58:], 1)
+		for k, run := range runs {
+			e := node[attrNodeHdr+k*8:]
+			be.PutUint32(e, hashName(string(run[len(run)-1].name)))
+			be.PutUint32(e[4:], uint32(first+k))
+		}
+	}
+	return l, nil
+}
+
+// fillLeaf lays the entries of as out in leaf, their remote values in
+// new blocks at l's end.
+func (f *FS) fillLeaf(r *rawInode, l *attrLayout, leaf []byte, as []sfAttr) {
+	bs := int(f.sb.blockSize)
+	per := bs - attrRmtHdr
 	used, top := 0, bs
 	for i, a := range as {
-		size, remote := localEntSize(a), false
-		if size >= f.localMax() {
-			size, remote = remoteEntSize(a), true
-		}
+		size, remote := f.attrEntSize(a)
 		top -= size
 		used += size
-		if top < attrLeafHdr+(i+1)*8 {
-			return nil, fmt.Errorf("xfs: inode %d: %d attributes need more than one attribute leaf, which offvm does not make: %w", r.ino, len(as), syscall.EOPNOTSUPP)
-		}
 		e := leaf[attrLeafHdr+i*8:]
 		be.PutUint32(e, hashName(string(a.name)))
 		be.PutUint16(e[4:], uint16(top))
@@ -163,7 +234,6 @@ func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 	base := attrLeafHdr + len(as)*8
 	be.PutUint16(leaf[64:], uint16(base))
 	be.PutUint16(leaf[66:], uint16(top-base))
-	return l, nil
 }
 
 // putLeafAttrs allocates blocks for l, maps them in r's attribute fork
@@ -171,7 +241,7 @@ func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 	var ex []extent
 	for got := uint64(0); got < uint64(len(l.blocks)); {
-		start, n, err := sp.alloc(0, uint64(len(l.blocks))-got)
+		start, n, err := sp.alloc(0, uint64(len(l.blocks))-got, attrOwner(r.ino, got))
 		if err != nil {
 			return err
 		}
@@ -202,8 +272,8 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 			if !ok {
 				return fmt.Errorf("xfs: allocated block %d outside the file system: %w", e.start+k, ErrCorrupt)
 			}
-			addr := 16 // the leaf's da3_blkinfo blkno
-			if e.off+k > 0 {
+			addr := 16 // a leaf's or node's da3_blkinfo blkno
+			if e.off+k >= uint64(l.da) {
 				addr = 40 // a remote block's rm_blkno
 			}
 			be.PutUint64(b[addr:], uint64(dev/512))
@@ -219,7 +289,7 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 // freeAttrBlocks gives the attribute fork's blocks back.
 func (r *rawInode) freeAttrBlocks(ex []extent, sp *space) error {
 	for _, e := range ex {
-		if err := sp.free(e.start, e.count); err != nil {
+		if err := sp.free(e.start, e.count, attrOwner(r.ino, e.off)); err != nil {
 			return err
 		}
 		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-e.count)
