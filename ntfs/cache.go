@@ -14,6 +14,11 @@ const (
 	// keep those of a 20,000-file scan tree after the records that
 	// readdirplus parsed for it have left the inode cache.
 	maxViewBytes = 4 << 20
+	// Raw $MFT chunks of a volume never written (record.go,
+	// recordFromChunk): a few directories' worth of neighbouring records
+	// read in one pread each.
+	mftChunkBytes = 64 << 10
+	maxChunkBytes = 1 << 20
 )
 
 type nodeKey struct {
@@ -21,14 +26,16 @@ type nodeKey struct {
 	vcn int64
 }
 
-// cache keeps parsed MFT records (as inodes), index nodes and the read
-// views of files (data_read.go). Entries are immutable; writers (who hold
-// the volume's lock alone) forget what they change, and forgetting an
-// inode forgets its view.
+// cache keeps parsed MFT records (as inodes), index nodes, the read
+// views of files (data_read.go) and, until the first write, raw chunks of
+// $MFT (record.go). Entries are immutable; writers (who hold the volume's
+// lock alone) forget what they change, and forgetting an inode forgets
+// its view.
 type cache struct {
 	inodes     *lru.Cache[uint64, *inode]
 	nodes      *lru.Cache[nodeKey, *indexNode]
 	views      *lru.Cache[uint64, *readView]
+	chunks     *lru.Cache[int64, []byte] // by byte offset in $MFT
 	recordSize int
 }
 
@@ -37,6 +44,7 @@ func newCache(recordSize int) *cache {
 		inodes:     lru.New[uint64, *inode](maxInodeBytes),
 		nodes:      lru.New[nodeKey, *indexNode](maxNodeBytes),
 		views:      lru.New[uint64, *readView](maxViewBytes),
+		chunks:     lru.New[int64, []byte](maxChunkBytes),
 		recordSize: recordSize,
 	}
 }
@@ -89,6 +97,24 @@ func (c *cache) putView(ino uint64, rv *readView) {
 	c.views.Put(ino, rv, cost)
 }
 
+func (c *cache) getChunk(off int64) []byte {
+	b, _ := c.chunks.Get(off)
+	return b
+}
+
+// chunkStamp and putChunk: a chunk read while the chunks were dropped
+// (the first write began) is not stored.
+func (c *cache) chunkStamp() uint64 { return c.chunks.Stamp() }
+
+func (c *cache) putChunk(ep uint64, off int64, b []byte) { c.chunks.PutAt(ep, off, b, len(b)) }
+
+// dropChunks frees the $MFT chunks once the volume is written.
+func (c *cache) dropChunks() {
+	if c.chunks.Len() > 0 {
+		c.chunks.Clear()
+	}
+}
+
 // forget drops what is cached of file ino: its inode, its read view and
 // its index nodes.
 func (c *cache) forget(ino uint64) {
@@ -110,4 +136,5 @@ func (c *cache) purge() {
 	c.inodes.Clear()
 	c.nodes.Clear()
 	c.views.Clear()
+	c.chunks.Clear()
 }
