@@ -14,6 +14,14 @@ const (
 	// keep those of a 20,000-file scan tree after the records that
 	// readdirplus parsed for it have left the inode cache.
 	maxViewBytes = 4 << 20
+	// Raw $MFT chunks of a volume never written (record.go,
+	// recordFromChunk): a few directories' worth of neighbouring records
+	// read in one pread each.
+	mftChunkBytes = 64 << 10
+	maxChunkBytes = 1 << 20
+	// A directory's opened index (its parsed root node and allocation
+	// runlist), which every lookup in it needs.
+	maxDirBytes = 1 << 20
 )
 
 type nodeKey struct {
@@ -21,14 +29,18 @@ type nodeKey struct {
 	vcn int64
 }
 
-// cache keeps parsed MFT records (as inodes), index nodes and the read
-// views of files (data_read.go). Entries are immutable; writers (who hold
-// the volume's lock alone) forget what they change, and forgetting an
-// inode forgets its view.
+// cache keeps parsed MFT records (as inodes), index nodes, the read
+// views of files (data_read.go), directories' opened indexes
+// (fs_read.go, dirOf) and, until the first write, raw chunks of
+// $MFT (record.go). Entries are immutable; writers (who hold the volume's
+// lock alone) forget what they change, and forgetting an inode forgets
+// what was made from it (its view or opened index).
 type cache struct {
 	inodes     *lru.Cache[uint64, *inode]
 	nodes      *lru.Cache[nodeKey, *indexNode]
 	views      *lru.Cache[uint64, *readView]
+	dirs       *lru.Cache[uint64, *dirIndex]
+	chunks     *lru.Cache[int64, []byte] // by byte offset in $MFT
 	recordSize int
 }
 
@@ -37,6 +49,8 @@ func newCache(recordSize int) *cache {
 		inodes:     lru.New[uint64, *inode](maxInodeBytes),
 		nodes:      lru.New[nodeKey, *indexNode](maxNodeBytes),
 		views:      lru.New[uint64, *readView](maxViewBytes),
+		dirs:       lru.New[uint64, *dirIndex](maxDirBytes),
+		chunks:     lru.New[int64, []byte](maxChunkBytes),
 		recordSize: recordSize,
 	}
 }
@@ -65,11 +79,15 @@ func (c *cache) getNode(ino uint64, vcn int64) *indexNode {
 }
 
 func (c *cache) putNode(ino uint64, n *indexNode) {
+	c.nodes.Put(nodeKey{ino, n.vcn}, n, nodeCost(n))
+}
+
+func nodeCost(n *indexNode) int {
 	cost := 64
 	for _, e := range n.entries {
 		cost += 64 + len(e.key) + 2*len(e.name)
 	}
-	c.nodes.Put(nodeKey{ino, n.vcn}, n, cost)
+	return cost
 }
 
 func (c *cache) getView(ino uint64) *readView {
@@ -89,6 +107,41 @@ func (c *cache) putView(ino uint64, rv *readView) {
 	c.views.Put(ino, rv, cost)
 }
 
+func (c *cache) getDir(ino uint64) *dirIndex {
+	di, _ := c.dirs.Get(ino)
+	return di
+}
+
+// putDir stores a directory's opened index, made from its cached inode
+// alone: it is dropped with that inode (forgetInode) by any write of the
+// directory's records. Shared by every caller of dirOf: read-only (the
+// writers edit a directory through their own dirW).
+func (c *cache) putDir(di *dirIndex) {
+	cost := 128 + nodeCost(di.root)
+	if di.alloc != nil {
+		cost += 96 + 24*len(di.alloc.runs)
+	}
+	c.dirs.Put(di.ino, di, cost)
+}
+
+func (c *cache) getChunk(off int64) []byte {
+	b, _ := c.chunks.Get(off)
+	return b
+}
+
+// chunkStamp and putChunk: a chunk read while the chunks were dropped
+// (the first write began) is not stored.
+func (c *cache) chunkStamp() uint64 { return c.chunks.Stamp() }
+
+func (c *cache) putChunk(ep uint64, off int64, b []byte) { c.chunks.PutAt(ep, off, b, len(b)) }
+
+// dropChunks frees the $MFT chunks once the volume is written.
+func (c *cache) dropChunks() {
+	if c.chunks.Len() > 0 {
+		c.chunks.Clear()
+	}
+}
+
 // forget drops what is cached of file ino: its inode, its read view and
 // its index nodes.
 func (c *cache) forget(ino uint64) {
@@ -99,10 +152,12 @@ func (c *cache) forget(ino uint64) {
 // forgetNode drops one cached index node.
 func (c *cache) forgetNode(ino uint64, vcn int64) { c.nodes.Remove(nodeKey{ino, vcn}) }
 
-// forgetInode drops one cached inode and the read view made from it.
+// forgetInode drops one cached inode and the read view or opened index
+// made from it.
 func (c *cache) forgetInode(n uint64) {
 	c.inodes.Remove(n)
 	c.views.Remove(n)
+	c.dirs.Remove(n)
 }
 
 // purge drops everything (after a failed operation was undone).
@@ -110,4 +165,6 @@ func (c *cache) purge() {
 	c.inodes.Clear()
 	c.nodes.Clear()
 	c.views.Clear()
+	c.dirs.Clear()
+	c.chunks.Clear()
 }

@@ -23,7 +23,14 @@ func (v *Volume) Label() string { return v.label }
 // Root is record 5.
 func (v *Volume) Root() volume.Ino { return recRoot }
 
+// dirOf opens directory ino's index, cached: every lookup needs it, and
+// opening parses the root node. Derived from the inode alone, it is
+// dropped with it (cache.forgetInode) by any write of the directory's
+// records.
 func (v *Volume) dirOf(ino uint64) (*dirIndex, error) {
+	if di := v.cache.getDir(ino); di != nil {
+		return di, nil
+	}
 	in, err := v.loadInode(ino)
 	if err != nil {
 		return nil, err
@@ -31,7 +38,12 @@ func (v *Volume) dirOf(ino uint64) (*dirIndex, error) {
 	if !in.isDir() {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory: %w", ino, syscall.ENOTDIR)
 	}
-	return v.openIndex(in)
+	di, err := v.openIndex(in)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.putDir(di)
+	return di, nil
 }
 
 // Lookup finds name in dir, case-insensitively.
