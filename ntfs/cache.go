@@ -14,11 +14,6 @@ const (
 	// keep those of a 20,000-file scan tree after the records that
 	// readdirplus parsed for it have left the inode cache.
 	maxViewBytes = 4 << 20
-	// Raw $MFT chunks of a volume never written (record.go,
-	// recordFromChunk): a few directories' worth of neighbouring records
-	// read in one pread each.
-	mftChunkBytes = 64 << 10
-	maxChunkBytes = 1 << 20
 	// A directory's opened index (its parsed root node and allocation
 	// runlist), which every lookup in it needs.
 	maxDirBytes = 1 << 20
@@ -31,8 +26,7 @@ type nodeKey struct {
 
 // cache keeps parsed MFT records (as inodes), index nodes, the read
 // views of files (data_read.go), directories' opened indexes
-// (fs_read.go, dirOf) and, until the first write, raw chunks of
-// $MFT (record.go). Entries are immutable; writers (who hold the volume's
+// (fs_read.go, dirOf). Entries are immutable; writers (who hold the volume's
 // lock alone) forget what they change, and forgetting an inode forgets
 // what was made from it (its view or opened index).
 type cache struct {
@@ -40,7 +34,6 @@ type cache struct {
 	nodes      *lru.Cache[nodeKey, *indexNode]
 	views      *lru.Cache[uint64, *readView]
 	dirs       *lru.Cache[uint64, *dirIndex]
-	chunks     *lru.Cache[int64, []byte] // by byte offset in $MFT
 	recordSize int
 }
 
@@ -50,7 +43,6 @@ func newCache(recordSize int) *cache {
 		nodes:      lru.New[nodeKey, *indexNode](maxNodeBytes),
 		views:      lru.New[uint64, *readView](maxViewBytes),
 		dirs:       lru.New[uint64, *dirIndex](maxDirBytes),
-		chunks:     lru.New[int64, []byte](maxChunkBytes),
 		recordSize: recordSize,
 	}
 }
@@ -124,24 +116,6 @@ func (c *cache) putDir(di *dirIndex) {
 	c.dirs.Put(di.ino, di, cost)
 }
 
-func (c *cache) getChunk(off int64) []byte {
-	b, _ := c.chunks.Get(off)
-	return b
-}
-
-// chunkStamp and putChunk: a chunk read while the chunks were dropped
-// (the first write began) is not stored.
-func (c *cache) chunkStamp() uint64 { return c.chunks.Stamp() }
-
-func (c *cache) putChunk(ep uint64, off int64, b []byte) { c.chunks.PutAt(ep, off, b, len(b)) }
-
-// dropChunks frees the $MFT chunks once the volume is written.
-func (c *cache) dropChunks() {
-	if c.chunks.Len() > 0 {
-		c.chunks.Clear()
-	}
-}
-
 // forget drops what is cached of file ino: its inode, its read view and
 // its index nodes.
 func (c *cache) forget(ino uint64) {
@@ -166,5 +140,4 @@ func (c *cache) purge() {
 	c.nodes.Clear()
 	c.views.Clear()
 	c.dirs.Clear()
-	c.chunks.Clear()
 }

@@ -64,46 +64,10 @@ func (v *Volume) readRecord(n uint64) (*record, error) {
 		return nil, fmt.Errorf("ntfs: MFT record %d past the end of $MFT: %w", n, syscall.ENOENT)
 	}
 	buf := make([]byte, size)
-	if !v.recordFromChunk(buf, n) {
-		if err := v.readRuns(v.mftRuns, buf, int64(n)*size); err != nil {
-			return nil, fmt.Errorf("ntfs: MFT record %d: %w", n, err)
-		}
+	if err := v.readRuns(v.mftRuns, buf, int64(n)*size); err != nil {
+		return nil, fmt.Errorf("ntfs: MFT record %d: %w", n, err)
 	}
 	return decodeRecord(buf, n)
-}
-
-// recordFromChunk copies record n into buf from the cached MFT chunk that
-// holds it, reading that chunk whole when absent: a directory's listing
-// (readdirplus) reads its files' records one after another, mostly
-// neighbours in $MFT, and one pread of a chunk serves many of them (a
-// parallel scan did one 1 KiB pread per file). Only while the volume has
-// never been written (v.w == nil, checked under v.mu, which beginWrite
-// holds alone when it sets v.w): from the first write on, records change
-// and their small reads go through devCache, written through; the chunks,
-// never consulted again, are dropped with the other caches. A chunk that
-// cannot be read says false: the record alone is read, and its own error
-// reported.
-func (v *Volume) recordFromChunk(buf []byte, n uint64) bool {
-	if v.w != nil {
-		v.cache.dropChunks()
-		return false
-	}
-	off := int64(n) * int64(len(buf))
-	first := off / mftChunkBytes * mftChunkBytes
-	chunk := v.cache.getChunk(first)
-	if chunk == nil {
-		ep := v.cache.chunkStamp()
-		chunk = make([]byte, min(mftChunkBytes, v.mftSize-first))
-		if err := v.readRuns(v.mftRuns, chunk, first); err != nil {
-			return false
-		}
-		v.cache.putChunk(ep, first, chunk)
-	}
-	if off+int64(len(buf)) > first+int64(len(chunk)) {
-		return false
-	}
-	copy(buf, chunk[off-first:])
-	return true
 }
 
 func decodeRecord(buf []byte, n uint64) (*record, error) {
