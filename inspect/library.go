@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
@@ -126,26 +127,17 @@ func LibraryWith(root string, o LibraryOptions) ([]mount.Info, error) {
 	noVMs := len(vms.VMs) == 0 && len(vms.Problems) == 0
 	out := make([]mount.Info, len(kept))
 	sleeps := make([]bool, len(kept))
-	jobs := max(o.Jobs, 1)
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for i, e := range kept {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = describeIn(o.Cache, e, vms, noVMs)
-			sleeps[i] = !noVMs && vms.SleepReason(e.Path) != ""
-			if o.Done != nil {
-				mu.Lock()
-				o.Done(out[i])
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	workers.Each(len(kept), o.Jobs, func(i int) {
+		e := kept[i]
+		out[i] = describeIn(o.Cache, e, vms, noVMs)
+		sleeps[i] = !noVMs && vms.SleepReason(e.Path) != ""
+		if o.Done != nil {
+			mu.Lock()
+			o.Done(out[i])
+			mu.Unlock()
+		}
+	})
 	described := make(map[string]mount.Info, len(kept))
 	for i, e := range kept {
 		described[e.Path] = out[i]

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/vdisk/detect"
 	"github.com/offvm/offvm/vmconfig"
@@ -195,22 +195,8 @@ func mountedImages(dir string, depth int) []Image {
 // jobs at a time. Each image is independent: one failure never costs
 // another. Results come in the order of imgs.
 func Run(b *Bundle, imgs []Image, jobs int, status bool, opts Options) []Result {
-	if jobs < 1 {
-		jobs = 1
-	}
 	out := make([]Result, len(imgs))
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	for i, img := range imgs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = one(b, img, status, opts)
-		}()
-	}
-	wg.Wait()
+	workers.Each(len(imgs), jobs, func(i int) { out[i] = one(b, imgs[i], status, opts) })
 	return out
 }
 

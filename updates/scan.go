@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/patcher"
 )
@@ -23,7 +23,7 @@ type ImageScan struct {
 // opening each read-only. Results come in the order of imgs.
 func Scan(pkgs []*Package, imgs []patcher.Image, jobs int) []ImageScan {
 	out := make([]ImageScan, len(imgs))
-	forEach(len(imgs), jobs, func(i int) { out[i] = scanOne(pkgs, imgs[i]) })
+	workers.Each(len(imgs), jobs, func(i int) { out[i] = scanOne(pkgs, imgs[i]) })
 	return out
 }
 
@@ -59,25 +59,6 @@ func DecideAll(pkgs []*Package, f Facts) []Verdict {
 	}
 	supersede(pkgs, out)
 	return out
-}
-
-// forEach runs fn(0..n-1), jobs at a time.
-func forEach(n, jobs int, fn func(i int)) {
-	if jobs < 1 {
-		jobs = 1
-	}
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
 }
 
 // recoverInto turns a panic in an engine into this image's error: one

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/mount"
 	"github.com/offvm/offvm/patcher"
 )
@@ -88,7 +89,7 @@ func CheckFirstboot(path, arch string) error {
 // (a patch bundle offvm builds for it), idempotent, undone by rollback.
 func Stage(pkgs []*Package, imgs []patcher.Image, jobs int, opts StageOptions) []StageResult {
 	out := make([]StageResult, len(imgs))
-	forEach(len(imgs), jobs, func(i int) { out[i] = stageOne(pkgs, imgs[i], opts) })
+	workers.Each(len(imgs), jobs, func(i int) { out[i] = stageOne(pkgs, imgs[i], opts) })
 	return out
 }
 

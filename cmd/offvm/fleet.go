@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sync"
 
 	"github.com/offvm/offvm/inspect"
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/inventory"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/mount"
@@ -130,19 +130,10 @@ func absPath(p string) string {
 func eachImage(c *cli.Context, n, jobs int, verb string, do func(i int)) {
 	bar := newProgress(c, n, verb)
 	defer bar.done()
-	sem := make(chan struct{}, max(jobs, 1))
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			do(i)
-			bar.step()
-		}()
-	}
-	wg.Wait()
+	workers.Each(n, jobs, func(i int) {
+		do(i)
+		bar.step()
+	})
 }
 
 // inventoryCache is the inventory cache, or nil when --keys is given: a

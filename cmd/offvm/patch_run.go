@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/offvm/offvm/internal/workers"
 	"github.com/offvm/offvm/library"
 	"github.com/offvm/offvm/patcher"
 	"github.com/urfave/cli/v2"
@@ -46,17 +47,10 @@ func runPatches(c *cli.Context, b *patcher.Bundle, imgs []patcher.Image, jobs in
 	defer bar.done()
 	res := make([]patcher.Result, len(imgs))
 	done := make(chan int, len(imgs))
-	sem := make(chan struct{}, max(jobs, 1))
-	go func() {
-		for i := range imgs {
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem }()
-				res[i] = patcher.Run(b, imgs[i:i+1], 1, status, opts)[0]
-				done <- i
-			}()
-		}
-	}()
+	go workers.Each(len(imgs), jobs, func(i int) {
+		res[i] = patcher.Run(b, imgs[i:i+1], 1, status, opts)[0]
+		done <- i
+	})
 	ready := make([]bool, len(imgs))
 	next := 0
 	var werr error
