@@ -141,7 +141,9 @@ type agRmap struct {
 	recs []rmrec // key order
 }
 
-func (f *FS) hasRmap() bool { return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatRmapbt != 0 }
+func (f *FS) hasRmap() bool {
+	return f.w != nil && f.v5() && be.Uint32(f.w.sb[sbROCompat:])&roCompatRmapbt != 0
+}
 
 // loadRmap reads and checks AG a's rmapbt.
 func (f *FS) loadRmap(a *agFree) error {

@@ -973,7 +973,7 @@ func TestWriteRefusals(t *testing.T) {
 		img  string
 		want string
 	}{
-		{"v4", mk("-m", "crc=0"), "v4"},
+		{"v4 attr1", mk("-m", "crc=0", "-i", "attr=1"), "attr1"},
 	} {
 		f, err := OpenWritable(testutil.OpenDevice(t, c.img, true))
 		if err != nil {

@@ -138,6 +138,8 @@ func (f *FS) loadAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	case r.b[diForkoff] == 0 || r.b[diAformat] == fmtLocal:
 		as, err := r.sfAttrs()
 		return as, nil, err
+	case r.b[diAformat] == fmtExtents && !f.v5():
+		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attributes in blocks, which offvm changes on v5 file systems only: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.b[diAformat] == fmtExtents:
 		return f.blockAttrs(r)
 	}
@@ -156,6 +158,9 @@ func (f *FS) putAllAttrs(r *rawInode, as []sfAttr, old []extent, sp *space, t *t
 	if err != errSFAttrsFull {
 		return err
 	}
+	if !f.v5() {
+		return fmt.Errorf("xfs: inode %d: attributes outgrow the inode; offvm makes attribute blocks on v5 file systems only: %w", r.ino, syscall.EOPNOTSUPP)
+	}
 	l, err := f.layoutLeaf(r, as)
 	if err != nil {
 		return err
@@ -169,7 +174,7 @@ func (r *rawInode) sfAttrs() ([]sfAttr, error) {
 	if fo == 0 {
 		return nil, nil
 	}
-	b := r.b[diCore3+fo:]
+	b := r.b[r.core()+fo:]
 	total, count := int(be.Uint16(b)), int(b[2])
 	if total < attrSFHdr || total > len(b) {
 		return nil, fmt.Errorf("xfs: inode %d: short-form attributes of %d bytes: %w", r.ino, total, ErrCorrupt)
@@ -209,7 +214,7 @@ func (r *rawInode) dataNeed() (int, error) {
 // putAttrs writes as into the attribute fork, moving di_forkoff when
 // they outgrow it, or removes the fork when as is empty.
 func (r *rawInode) putAttrs(as []sfAttr) error {
-	lit := r.b[diCore3:]
+	lit := r.b[r.core():]
 	fo := int(r.b[diForkoff]) * 8
 	if len(as) == 0 {
 		if fo > 0 {

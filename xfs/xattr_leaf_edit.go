@@ -248,7 +248,7 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 		ex = append(ex, extent{off: got, start: start, count: n})
 		got += n
 	}
-	lit := r.b[diCore3:]
+	lit := r.b[r.core():]
 	need, err := r.dataNeed()
 	if err != nil {
 		return err
