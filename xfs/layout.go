@@ -148,3 +148,24 @@ func (r *rawInode) uuid() []byte {
 
 // core is the size of the inode's core: its literal area follows.
 func (r *rawInode) core() int { return inodeCore(r.b[4]) }
+
+// attrFormat is where attribute leaf, node and remote value blocks
+// keep their fields: after the block info (56 bytes on v5, 12 on v4)
+// a leaf has count, usedbytes, firstused, holes and the free map; a
+// node count and level.
+type attrFormat struct {
+	info, leafHdr, nodeHdr, rmtHdr int
+	leaf, node                     uint16
+}
+
+var (
+	attrV5 = attrFormat{info: 56, leafHdr: 80, nodeHdr: 64, rmtHdr: 56, leaf: 0x3bee, node: 0x3ebe}
+	attrV4 = attrFormat{info: 12, leafHdr: 32, nodeHdr: 16, rmtHdr: 0, leaf: 0xfbee, node: 0xfebe}
+)
+
+func (f *FS) attrLay() *attrFormat {
+	if f.v5() {
+		return &attrV5
+	}
+	return &attrV4
+}

@@ -138,8 +138,6 @@ func (f *FS) loadAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	case r.b[diForkoff] == 0 || r.b[diAformat] == fmtLocal:
 		as, err := r.sfAttrs()
 		return as, nil, err
-	case r.b[diAformat] == fmtExtents && !f.v5():
-		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attributes in blocks, which offvm changes on v5 file systems only: %w", r.ino, syscall.EOPNOTSUPP)
 	case r.b[diAformat] == fmtExtents:
 		return f.blockAttrs(r)
 	}
@@ -157,9 +155,6 @@ func (f *FS) putAllAttrs(r *rawInode, as []sfAttr, old []extent, sp *space, t *t
 	err := r.putAttrs(as)
 	if err != errSFAttrsFull {
 		return err
-	}
-	if !f.v5() {
-		return fmt.Errorf("xfs: inode %d: attributes outgrow the inode; offvm makes attribute blocks on v5 file systems only: %w", r.ino, syscall.EOPNOTSUPP)
 	}
 	l, err := f.layoutLeaf(r, as)
 	if err != nil {
