@@ -608,3 +608,9 @@ func TestV4WriteFailure(t *testing.T) {
 		t.Fatalf("only %d operations failed", n)
 	}
 }
+
+// TestV4WriteConcurrent: writers, a creator and readers at once on v4
+// (run under -race), as TestWriteConcurrent on v5.
+func TestV4WriteConcurrent(t *testing.T) {
+	writeConcurrent(t, func(t *testing.T) string { return v4Image(t, false, "-n", "ftype=0") })
+}

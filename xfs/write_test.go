@@ -888,7 +888,13 @@ func compareOwners(t *testing.T, ref, img string) {
 // and truncate two files; afterwards both files hold what the last
 // writes left and xfs_repair -n is clean.
 func TestWriteConcurrent(t *testing.T) {
-	img := makeWriteImage(t, false)
+	writeConcurrent(t, func(t *testing.T) string { return makeWriteImage(t, false) })
+}
+
+// writeConcurrent runs writers, a creator and readers at once on the
+// image mk makes (etc/motd, var/small and a short-form etc in it).
+func writeConcurrent(t *testing.T, mk func(*testing.T) string) {
+	img := mk(t)
 	f, err := OpenWritable(testutil.OpenDevice(t, img, true))
 	if err != nil {
 		t.Fatal(err)
@@ -945,7 +951,7 @@ func TestWriteConcurrent(t *testing.T) {
 	wg.Wait()
 	repairClean(t, img)
 	g := openImage(t, img)
-	if n := len(testutil.EngineTree(t, g, false)); n != len(testutil.EngineTree(t, openImage(t, makeWriteImage(t, false)), false))+10 {
+	if n := len(testutil.EngineTree(t, g, false)); n != len(testutil.EngineTree(t, openImage(t, mk(t)), false))+10 {
 		t.Errorf("%d files after 10 net creates", n)
 	}
 	for _, p := range paths {
