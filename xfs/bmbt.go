@@ -26,10 +26,10 @@ const (
 	nullFSB  = ^uint64(0)
 )
 
-// bmbtTreeBlocks lists every block of the data fork's B+tree below the
-// root. Leaves are named by their parents and are not read.
-func (f *FS) bmbtTreeBlocks(in *inode) ([]uint64, error) {
-	root := in.dfork
+// bmbtTreeBlocks lists every block of the B+tree rooted in fork root
+// (the data or attribute fork) below the root. Leaves are named by
+// their parents and are not read.
+func (f *FS) bmbtTreeBlocks(in *inode, root []byte) ([]uint64, error) {
 	level, nrecs := int(be.Uint16(root)), int(be.Uint16(root[2:]))
 	maxr := (len(root) - bmdrHdr) / 16
 	if level == 0 || level > maxBmapLevels || nrecs > maxr {
@@ -123,7 +123,7 @@ func (f *FS) layoutMap(r *rawInode, sp *space, t *txn) error {
 		r.b[5] = fmtExtents
 	} else {
 		var err error
-		if blocks, err = f.treeBlocks(r, sp, old, ex, len(fork)); err != nil {
+		if blocks, err = f.treeBlocks(sp, old, ex, len(fork), bmbtOwner(r.ino)); err != nil {
 			return err
 		}
 		f.putTree(r, t, blocks, ex, fork)
@@ -142,11 +142,12 @@ func (f *FS) layoutMap(r *rawInode, sp *space, t *txn) error {
 // treeBlocks is the blocks a tree over ex needs: the old tree's first,
 // then new ones next to them (or to the file's first extent); what the
 // old tree held beyond is freed.
-func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkLen int) ([]uint64, error) {
+// o owns the tree's blocks (the data or the attribute fork's bmbt).
+func (f *FS) treeBlocks(sp *space, old []uint64, ex []extent, forkLen int, o rmOwner) ([]uint64, error) {
 	per := (int(f.sb.blockSize) - f.bmbtHdr()) / 16
 	shape := treeShape(len(ex), per, (forkLen-bmdrHdr)/16)
 	if len(shape) >= maxBmapLevels {
-		return nil, fmt.Errorf("xfs: inode %d: %d extents need a B+tree of %d levels: %w", r.ino, len(ex), len(shape)+1, syscall.EFBIG)
+		return nil, fmt.Errorf("xfs: inode %d: %d extents need a B+tree of %d levels: %w", o.owner, len(ex), len(shape)+1, syscall.EFBIG)
 	}
 	need := 0
 	for _, n := range shape {
@@ -154,7 +155,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 	}
 	blocks := append([]uint64(nil), old[:min(need, len(old))]...)
 	for _, b := range old[len(blocks):] {
-		if err := sp.free(b, 1, bmbtOwner(r.ino)); err != nil {
+		if err := sp.free(b, 1, o); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +164,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 		goal = blocks[len(blocks)-1] + 1
 	}
 	for len(blocks) < need {
-		start, n, err := sp.alloc(goal, uint64(need-len(blocks)), bmbtOwner(r.ino))
+		start, n, err := sp.alloc(goal, uint64(need-len(blocks)), o)
 		if err != nil {
 			return nil, err
 		}

@@ -43,6 +43,8 @@ type rawInode struct {
 	bmbt []uint64
 	// mapped: layoutMap wrote ex into the fork (bmbt.go)
 	mapped bool
+	// abmbt: the blocks of the attribute fork's B+tree below its root
+	abmbt []uint64
 }
 
 // loadRaw reads inode ino for changing: a regular file whose data fork
@@ -66,7 +68,12 @@ func (f *FS) loadRaw(ino uint64) (*rawInode, error) {
 		}
 	}
 	if in.format == fmtBtree {
-		if r.bmbt, err = f.bmbtTreeBlocks(in); err != nil {
+		if r.bmbt, err = f.bmbtTreeBlocks(in, in.dfork); err != nil {
+			return nil, errno(err)
+		}
+	}
+	if in.aformat == fmtBtree && in.afork != nil {
+		if r.abmbt, err = f.bmbtTreeBlocks(in, in.afork); err != nil {
 			return nil, errno(err)
 		}
 	}

@@ -49,6 +49,7 @@ type rmOwner struct{ owner, off uint64 }
 func dataOwner(ino, off uint64) rmOwner { return rmOwner{ino, off} }
 func attrOwner(ino, off uint64) rmOwner { return rmOwner{ino, off | rmapAttrFork} }
 func bmbtOwner(ino uint64) rmOwner      { return rmOwner{ino, rmapBmbt} }
+func attrBmbtOwner(ino uint64) rmOwner  { return rmOwner{ino, rmapBmbt | rmapAttrFork} }
 func metaOwner(o uint64) rmOwner        { return rmOwner{owner: o} }
 
 // logical: the offset counts file blocks (an inode's fork, not its bmbt).

@@ -138,10 +138,10 @@ func (f *FS) loadAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	case r.b[diForkoff] == 0 || r.b[diAformat] == fmtLocal:
 		as, err := r.sfAttrs()
 		return as, nil, err
-	case r.b[diAformat] == fmtExtents:
+	case r.b[diAformat] == fmtExtents || r.b[diAformat] == fmtBtree:
 		return f.blockAttrs(r)
 	}
-	return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
+	return nil, nil, fmt.Errorf("xfs: inode %d: attribute fork format %d: %w", r.ino, r.b[diAformat], ErrCorrupt)
 }
 
 // putAllAttrs gives the old leaf's blocks back and writes as in short

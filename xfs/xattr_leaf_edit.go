@@ -55,9 +55,6 @@ func (f *FS) blockAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 
 // attrForkExtents is the extents of r's attribute fork, as read.
 func (f *FS) attrForkExtents(r *rawInode) (*inode, []extent, error) {
-	if r.b[diAformat] == fmtBtree {
-		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
-	}
 	in, err := f.readInode(r.ino)
 	if err != nil {
 		return nil, nil, err
@@ -300,12 +297,30 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 			fo = 8 // as in putAttrs
 		}
 	}
-	if fo < need || fo <= 0 {
-		return fmt.Errorf("xfs: inode %d: no room for %d attribute extents beside its data: %w", r.ino, len(ex), syscall.EOPNOTSUPP)
+	format := uint8(fmtExtents)
+	if fo < need || fo <= 0 { // too many extents: a B+tree in the largest fork the data leaves
+		fo, format = max((need+7)&^7, 8), fmtBtree
+		if r.format() == fmtDev {
+			fo = 8
+		}
+		if fo <= 0 || len(lit)-fo < bmdrHdr+16 {
+			return fmt.Errorf("xfs: inode %d: no room for an attribute fork beside its data: %w", r.ino, syscall.EOPNOTSUPP)
+		}
 	}
 	clear(lit[need:])
+	if format == fmtBtree {
+		blocks, err := f.treeBlocks(sp, nil, ex, len(lit)-fo, attrBmbtOwner(r.ino))
+		if err != nil {
+			return err
+		}
+		f.putTree(r, t, blocks, ex, lit[fo:])
+		r.abmbt = blocks
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+uint64(len(blocks)))
+	}
 	for i, e := range ex {
-		encodeExtent(lit[fo+i*16:], e)
+		if format == fmtExtents {
+			encodeExtent(lit[fo+i*16:], e)
+		}
 		for k := uint64(0); k < e.count; k++ {
 			b := l.blocks[e.off+k]
 			dev, ok := f.sb.fsbToByte(e.start + k)
@@ -322,14 +337,22 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 			t.putCRC(dev, b, attrBlockCRC)
 		}
 	}
-	r.b[diForkoff], r.b[diAformat] = byte(fo/8), fmtExtents
+	r.b[diForkoff], r.b[diAformat] = byte(fo/8), format
 	r.putAnextents(uint64(len(ex)))
 	be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+uint64(len(l.blocks)))
 	return nil
 }
 
-// freeAttrBlocks gives the attribute fork's blocks back.
+// freeAttrBlocks gives the attribute fork's blocks back, its B+tree's
+// included.
 func (r *rawInode) freeAttrBlocks(ex []extent, sp *space) error {
+	for _, b := range r.abmbt {
+		if err := sp.free(b, 1, attrBmbtOwner(r.ino)); err != nil {
+			return err
+		}
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-1)
+	}
+	r.abmbt = nil
 	for _, e := range ex {
 		if err := sp.free(e.start, e.count, attrOwner(r.ino, e.off)); err != nil {
 			return err

@@ -182,3 +182,189 @@ func TestXattrTreeFailure(t *testing.T) {
 		failEachWrite(t, c.img, want, c.op.name, c.op.do)
 	}
 }
+
+// fragmentedImage is a 1 KiB-block v5 XFS whose free space is one-block
+// holes (a preallocated file "big" holds the rest, holes punched in
+// every other block of its last smallMiB) but for the kernel's
+// reserves, holding the empty file "file": the attribute blocks the
+// kernel allocates there are extents of their own.
+func fragmentedImage(t *testing.T, smallMiB int64) string {
+	img, mnt := newImage(t, "300M", "-m", "crc=1", "-b", "size=1024")
+	if err := os.WriteFile(filepath.Join(mnt, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "xfs_io", "-x", "-c", "resblks 0", mnt) // no reserve left contiguous
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	big, err := os.Create(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	size := free - 1<<20 // what the file's own B+tree will need
+	if err := unix.Fallocate(int(big.Fd()), 0, 0, size); err != nil {
+		t.Fatal(err)
+	}
+	for off := size - smallMiB<<20; off < size; off += 2048 {
+		if err := unix.Fallocate(int(big.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, 1024); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big.Close()
+	testutil.Run(t, "umount", mnt)
+	return img
+}
+
+// takeRuns has offvm's file "fill" take every free run of two blocks or
+// more: the kernel keeps per-AG reserves it does not hand out, which
+// offvm's allocator would find.
+func takeRuns(t *testing.T, f *FS) {
+	sp := f.newSpace()
+	var runs int64
+	for ag := uint32(0); ag < f.sb.agCount; ag++ {
+		a, err := sp.ag(ag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range a.recs {
+			if r.count > 1 {
+				runs += int64(r.count)
+			}
+		}
+	}
+	fill, err := f.Create(f.Root(), "fill", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(fill.Ino, pattern(int(runs)*1024, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// aforkFormat is the file's attribute fork format as xfs_db prints it.
+func aforkFormat(t *testing.T, img string) string {
+	out := testutil.Run(t, "xfs_db", "-r", "-c", "path /file", "-c", "p core.aformat", img)
+	f := strings.Fields(out)
+	return strings.Trim(f[len(f)-1], "()")
+}
+
+// TestAttrBtreeAgainstKernel: attributes whose blocks are scattered
+// over more extents than the inode holds. The kernel makes its
+// attribute fork a B+tree on a copy, offvm makes one too (set 120,
+// remove 20): the kernel reads offvm's as its own. Then offvm changes
+// the kernel's B+tree fork and the kernel the same on a copy, and one
+// is unlinked. xfs_repair -n is clean after each.
+func TestAttrBtreeAgainstKernel(t *testing.T) {
+	img := fragmentedImage(t, 30) // holes beyond the kernel's reserve
+	ref := copyFile(t, img)
+	mnt := mountLoop(t, ref)
+	testutil.Run(t, "xfs_io", "-x", "-c", "resblks 0", mnt)
+	kfile := filepath.Join(mnt, "file")
+	change := func(f *FS, from, to int, remove bool) {
+		t.Helper()
+		ino := lookupPath(t, f, "file").Ino
+		for i := from; i < to; i++ {
+			name, v := treeAttr(i)
+			var err error
+			if remove {
+				err = f.RemoveXattr(ino, name)
+			} else {
+				err = f.SetXattr(ino, name, v)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+	kchange := func(from, to int, remove bool) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			name, v := treeAttr(i)
+			var err error
+			if remove {
+				err = unix.Removexattr(kfile, name)
+			} else {
+				err = unix.Setxattr(kfile, name, v, 0)
+			}
+			if err != nil {
+				t.Fatalf("kernel %s: %v", name, err)
+			}
+		}
+	}
+	kchange(0, 120, false)
+	kchange(30, 50, true)
+	kernelFile := testutil.KernelTree(t, mnt)["file"]
+	testutil.Run(t, "umount", mnt)
+	if got := aforkFormat(t, ref); got != "btree" {
+		t.Fatalf("the kernel's attribute fork is %s, want a B+tree", got)
+	}
+	f := runV4Open(t, img)
+	takeRuns(t, f)
+	change(f, 0, 120, false)
+	change(f, 30, 50, true)
+	if got := aforkFormat(t, img); got != "btree" {
+		t.Fatalf("offvm's attribute fork is %s, want a B+tree", got)
+	}
+	repairClean(t, img)
+	got := kernelView(t, img)
+	testutil.CompareTrees(t, map[string]testutil.Node{"file": kernelFile}, map[string]testutil.Node{"file": got["file"]})
+	testutil.CompareTrees(t, got, testutil.EngineTree(t, openImage(t, img), true))
+
+	img2 := copyFile(t, ref) // the kernel's B+tree, changed by offvm
+	testutil.Run(t, "mount", "-o", "loop", ref, mnt)
+	f2 := runV4Open(t, img2)
+	change(f2, 60, 80, true)
+	change(f2, 200, 210, false)
+	kchange(60, 80, true)
+	kchange(200, 210, false)
+	want := testutil.KernelTree(t, mnt)
+	testutil.Run(t, "umount", mnt) // the copy shares img2's UUID
+	repairClean(t, img2)
+	got = kernelView(t, img2)
+	testutil.CompareTrees(t, want, got)
+	if len(got["file"].Xattrs) != 90 {
+		t.Errorf("the kernel reads %d attributes, want 90", len(got["file"].Xattrs))
+	}
+	if err := f2.Unlink(f2.Root(), "file"); err != nil { // its tree's blocks freed
+		t.Fatal(err)
+	}
+	repairClean(t, img2)
+}
+
+// TestAttrBtreeFailure fails the writes of setting, removing and
+// unlinking with an attribute fork in a B+tree (offvm's, on fragmented
+// free space) in turn: EIO, xfs_repair -n clean, the tree as before.
+func TestAttrBtreeFailure(t *testing.T) {
+	img := fragmentedImage(t, 30)
+	f := runV4Open(t, img)
+	takeRuns(t, f)
+	ino := lookupPath(t, f, "file").Ino
+	for i := 0; i < 100; i++ {
+		name, v := treeAttr(i)
+		if err := f.SetXattr(ino, name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := aforkFormat(t, img); got != "btree" {
+		t.Fatalf("attribute fork %s, want a B+tree", got)
+	}
+	want := testutil.EngineTree(t, openImage(t, img), true)
+	for _, op := range []failOp{
+		{"setxattr in an attribute B+tree", func(t *testing.T, f *FS) error {
+			name, v := treeAttr(100)
+			return f.SetXattr(lookupPath(t, f, "file").Ino, name, v)
+		}},
+		{"removexattr from an attribute B+tree", func(t *testing.T, f *FS) error {
+			name, _ := treeAttr(3)
+			return f.RemoveXattr(lookupPath(t, f, "file").Ino, name)
+		}},
+		{"unlink a file with an attribute B+tree", func(t *testing.T, f *FS) error {
+			return f.Unlink(f.Root(), "file")
+		}},
+	} {
+		failEachWrite(t, img, want, op.name, op.do)
+	}
+}
