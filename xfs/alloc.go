@@ -18,9 +18,10 @@ const (
 	agfLongest   = 56
 	agfBtreeblks = 60
 	agfCRC       = 216
-	agflHdr      = 36
+	agflHdr5     = 36
 	agflCRC      = 32
-	sbtHdr       = 56
+	sbtHdr5      = 56
+	sbtHdr4      = 16
 	sbtCRC       = 52
 )
 
@@ -40,6 +41,7 @@ type agFree struct {
 	rm       *agRmap // the reverse map, when the file system has one
 	changed  bool
 	flMoved  bool // the AGFL changed
+	flHdr    int  // the AGFL's header size
 }
 
 func (f *FS) agOff(ag uint32, agbno uint32) int64 {
@@ -56,10 +58,10 @@ func (f *FS) loadAG(ag uint32, sect int) (*agFree, error) {
 		return nil, fmt.Errorf("xfs: reading AGFL %d: %w", ag, err)
 	}
 	b := a.agf
-	if string(b[:4]) != "XAGF" || !crcOK(b, agfCRC) || be.Uint32(b[agfSeqno:]) != ag {
+	if string(b[:4]) != "XAGF" || !f.sumOK(b, agfCRC) || be.Uint32(b[agfSeqno:]) != ag {
 		return nil, fmt.Errorf("xfs: AGF %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
-	if string(a.agfl[:4]) != "XAFL" || !crcOK(a.agfl, agflCRC) || be.Uint32(a.agfl[4:]) != ag {
+	if a.flHdr = f.agflHdr(); f.v5() && (string(a.agfl[:4]) != "XAFL" || !crcOK(a.agfl, agflCRC) || be.Uint32(a.agfl[4:]) != ag) {
 		return nil, fmt.Errorf("xfs: AGFL %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
 	if n, size := be.Uint32(b[agfFlcount:]), a.flSize(); n > size || be.Uint32(b[agfFlfirst:]) >= size || be.Uint32(b[agfFllast:]) >= size ||
@@ -121,7 +123,7 @@ func encodeFree(recs []frec) [][]byte {
 }
 
 // flSize is how many block numbers the AGFL holds.
-func (a *agFree) flSize() uint32 { return uint32(len(a.agfl)-agflHdr) / 4 }
+func (a *agFree) flSize() uint32 { return uint32(len(a.agfl)-a.flHdr) / 4 }
 
 // flTake takes the free list's first block, as the kernel's
 // xfs_alloc_get_freelist does.
@@ -131,7 +133,7 @@ func (a *agFree) flTake() (uint32, bool) {
 		return 0, false
 	}
 	first := be.Uint32(a.agf[agfFlfirst:])
-	bno := be.Uint32(a.agfl[agflHdr+first*4:])
+	bno := be.Uint32(a.agfl[a.flHdr+int(first)*4:])
 	be.PutUint32(a.agf[agfFlfirst:], (first+1)%a.flSize())
 	be.PutUint32(a.agf[agfFlcount:], n-1)
 	a.flMoved = true
@@ -145,7 +147,7 @@ func (a *agFree) flPut(bno uint32) bool {
 		return false
 	}
 	last := (be.Uint32(a.agf[agfFllast:]) + 1) % a.flSize()
-	be.PutUint32(a.agfl[agflHdr+last*4:], bno)
+	be.PutUint32(a.agfl[a.flHdr+int(last)*4:], bno)
 	be.PutUint32(a.agf[agfFllast:], last)
 	be.PutUint32(a.agf[agfFlcount:], n+1)
 	a.flMoved = true

@@ -61,6 +61,14 @@ func (s *inodes) newChunk(first uint32) (*agInodes, int, error) {
 func (s *inodes) chunkInit(ag, agbno, blocks uint32) pending {
 	f := s.f
 	b := make([]byte, int64(blocks)*f.sb.blockSize)
+	if !f.v5() {
+		for i := 0; i < inosPerChunk; i++ {
+			in := b[int64(i)*f.sb.inodeSize:]
+			in[0], in[1], in[4] = 'I', 'N', 2
+			be.PutUint32(in[diUnlinked:], 0xffffffff)
+		}
+		return pending{f.agOff(ag, agbno), b}
+	}
 	uuid := f.w.sb[sbUUID : sbUUID+16]
 	if be.Uint32(f.w.sb[216:])&incompatMetaUID != 0 {
 		uuid = f.w.sb[sbMetaUUID : sbMetaUUID+16]

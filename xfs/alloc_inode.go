@@ -53,12 +53,12 @@ type agInodes struct {
 }
 
 func (f *FS) hasFinobt() bool {
-	return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatFinobt != 0
+	return f.w != nil && f.v5() && be.Uint32(f.w.sb[sbROCompat:])&roCompatFinobt != 0
 }
 
 // hasInobtCount: the AGI counts the blocks of both trees.
 func (f *FS) hasInobtCount() bool {
-	return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatInobtCnt != 0
+	return f.w != nil && f.v5() && be.Uint32(f.w.sb[sbROCompat:])&roCompatInobtCnt != 0
 }
 
 // loadAGI reads and checks AG ag's AGI and inode B+trees: records in
@@ -70,7 +70,7 @@ func (f *FS) loadAGI(ag uint32, sect int) (*agInodes, error) {
 		return nil, fmt.Errorf("xfs: reading AGI %d: %w", ag, err)
 	}
 	b := a.agi
-	if string(b[:4]) != "XAGI" || !crcOK(b, agiCRC) || be.Uint32(b[agiSeqno:]) != ag {
+	if string(b[:4]) != "XAGI" || !f.sumOK(b, agiCRC) || be.Uint32(b[agiSeqno:]) != ag {
 		return nil, fmt.Errorf("xfs: AGI %d: bad magic, checksum or number: %w", ag, ErrCorrupt)
 	}
 	var err error
@@ -113,7 +113,9 @@ func withFree(recs []irec) []irec {
 	return out
 }
 
-func (f *FS) sparse() bool { return f.w != nil && be.Uint32(f.w.sb[216:])&incompatSpinode != 0 }
+func (f *FS) sparse() bool {
+	return f.w != nil && f.v5() && be.Uint32(f.w.sb[216:])&incompatSpinode != 0
+}
 
 func (f *FS) inoRecs(raw [][]byte) []irec {
 	out := make([]irec, len(raw))

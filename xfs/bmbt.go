@@ -19,16 +19,17 @@ import (
 // when the extents do not fit.
 
 const (
-	bmbtHdr = 72 // xfs_btree_block, long form with CRC
-	bmbtCRC = 64
-	bmdrHdr = 4 // the in-inode root: level, numrecs
-	nullFSB = ^uint64(0)
+	bmbtHdr5 = 72 // xfs_btree_block, long form with CRC
+	bmbtHdr4 = 24 // and without
+	bmbtCRC  = 64
+	bmdrHdr  = 4 // the in-inode root: level, numrecs
+	nullFSB  = ^uint64(0)
 )
 
-// bmbtTreeBlocks lists every block of the data fork's B+tree below the
-// root. Leaves are named by their parents and are not read.
-func (f *FS) bmbtTreeBlocks(in *inode) ([]uint64, error) {
-	root := in.dfork
+// bmbtTreeBlocks lists every block of the B+tree rooted in fork root
+// (the data or attribute fork) below the root. Leaves are named by
+// their parents and are not read.
+func (f *FS) bmbtTreeBlocks(in *inode, root []byte) ([]uint64, error) {
 	level, nrecs := int(be.Uint16(root)), int(be.Uint16(root[2:]))
 	maxr := (len(root) - bmdrHdr) / 16
 	if level == 0 || level > maxBmapLevels || nrecs > maxr {
@@ -50,15 +51,15 @@ func (f *FS) bmbtTreeBlocks(in *inode) ([]uint64, error) {
 			if err != nil {
 				return nil, fmt.Errorf("xfs: inode %d: %w", in.ino, err)
 			}
-			if string(b[:4]) != "BMA3" || int(be.Uint16(b[4:])) != l {
-				return nil, fmt.Errorf("xfs: inode %d: bmap block %d is not a level %d BMA3 block: %w", in.ino, fsb, l, ErrCorrupt)
+			if string(b[:4]) != f.magic("BMA3") || int(be.Uint16(b[4:])) != l {
+				return nil, fmt.Errorf("xfs: inode %d: bmap block %d is not a level %d bmap block: %w", in.ino, fsb, l, ErrCorrupt)
 			}
-			n, nmax := int(be.Uint16(b[6:])), (len(b)-bmbtHdr)/16
+			n, nmax := int(be.Uint16(b[6:])), (len(b)-f.bmbtHdr())/16
 			if n > nmax {
 				return nil, fmt.Errorf("xfs: inode %d: bmap block %d holds %d records: %w", in.ino, fsb, n, ErrCorrupt)
 			}
 			for i := 0; i < n; i++ {
-				next = append(next, be.Uint64(b[bmbtHdr+nmax*8+i*8:]))
+				next = append(next, be.Uint64(b[f.bmbtHdr()+nmax*8+i*8:]))
 			}
 		}
 		cur = next
@@ -68,7 +69,7 @@ func (f *FS) bmbtTreeBlocks(in *inode) ([]uint64, error) {
 
 // dataFork is the data fork's part of the inode's literal area.
 func (r *rawInode) dataFork() []byte {
-	fork := r.b[diCore3:]
+	fork := r.b[r.core():]
 	if fo := int(r.b[diForkoff]) * 8; fo > 0 {
 		fork = fork[:fo]
 	}
@@ -122,7 +123,7 @@ func (f *FS) layoutMap(r *rawInode, sp *space, t *txn) error {
 		r.b[5] = fmtExtents
 	} else {
 		var err error
-		if blocks, err = f.treeBlocks(r, sp, old, ex, len(fork)); err != nil {
+		if blocks, err = f.treeBlocks(sp, old, ex, len(fork), bmbtOwner(r.ino)); err != nil {
 			return err
 		}
 		f.putTree(r, t, blocks, ex, fork)
@@ -141,11 +142,12 @@ func (f *FS) layoutMap(r *rawInode, sp *space, t *txn) error {
 // treeBlocks is the blocks a tree over ex needs: the old tree's first,
 // then new ones next to them (or to the file's first extent); what the
 // old tree held beyond is freed.
-func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkLen int) ([]uint64, error) {
-	per := (int(f.sb.blockSize) - bmbtHdr) / 16
+// o owns the tree's blocks (the data or the attribute fork's bmbt).
+func (f *FS) treeBlocks(sp *space, old []uint64, ex []extent, forkLen int, o rmOwner) ([]uint64, error) {
+	per := (int(f.sb.blockSize) - f.bmbtHdr()) / 16
 	shape := treeShape(len(ex), per, (forkLen-bmdrHdr)/16)
 	if len(shape) >= maxBmapLevels {
-		return nil, fmt.Errorf("xfs: inode %d: %d extents need a B+tree of %d levels: %w", r.ino, len(ex), len(shape)+1, syscall.EFBIG)
+		return nil, fmt.Errorf("xfs: inode %d: %d extents need a B+tree of %d levels: %w", o.owner, len(ex), len(shape)+1, syscall.EFBIG)
 	}
 	need := 0
 	for _, n := range shape {
@@ -153,7 +155,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 	}
 	blocks := append([]uint64(nil), old[:min(need, len(old))]...)
 	for _, b := range old[len(blocks):] {
-		if err := sp.free(b, 1, bmbtOwner(r.ino)); err != nil {
+		if err := sp.free(b, 1, o); err != nil {
 			return nil, err
 		}
 	}
@@ -162,7 +164,7 @@ func (f *FS) treeBlocks(r *rawInode, sp *space, old []uint64, ex []extent, forkL
 		goal = blocks[len(blocks)-1] + 1
 	}
 	for len(blocks) < need {
-		start, n, err := sp.alloc(goal, uint64(need-len(blocks)), bmbtOwner(r.ino))
+		start, n, err := sp.alloc(goal, uint64(need-len(blocks)), o)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +183,7 @@ type child struct{ key, fsb uint64 }
 // putTree queues the tree's blocks, leaves first, and writes the root
 // into the fork. blocks are used in order, level by level.
 func (f *FS) putTree(r *rawInode, t *txn, blocks []uint64, ex []extent, fork []byte) {
-	per := (int(f.sb.blockSize) - bmbtHdr) / 16
+	per := (int(f.sb.blockSize) - f.bmbtHdr()) / 16
 	rootMax := (len(fork) - bmdrHdr) / 16
 	shape := treeShape(len(ex), per, rootMax)
 	var kids []child
@@ -198,10 +200,10 @@ func (f *FS) putTree(r *rawInode, t *txn, blocks []uint64, ex []extent, fork []b
 			b := f.bmbtHeader(r, mine, i, level, cnt)
 			for j := 0; j < cnt; j++ {
 				if level == 0 {
-					encodeExtent(b[bmbtHdr+j*16:], ex[pos+j])
+					encodeExtent(b[f.bmbtHdr()+j*16:], ex[pos+j])
 				} else {
-					be.PutUint64(b[bmbtHdr+j*8:], kids[pos+j].key)
-					be.PutUint64(b[bmbtHdr+per*8+j*8:], kids[pos+j].fsb)
+					be.PutUint64(b[f.bmbtHdr()+j*8:], kids[pos+j].key)
+					be.PutUint64(b[f.bmbtHdr()+per*8+j*8:], kids[pos+j].fsb)
 				}
 			}
 			up = append(up, child{key: kids[pos].key, fsb: mine[i]})
@@ -224,15 +226,18 @@ func (f *FS) putTree(r *rawInode, t *txn, blocks []uint64, ex []extent, fork []b
 // siblings on the level, and the v5 self-describing fields.
 func (f *FS) bmbtHeader(r *rawInode, level []uint64, i, lvl, n int) []byte {
 	b := make([]byte, f.sb.blockSize)
-	copy(b, "BMA3")
+	copy(b, f.magic("BMA3"))
 	be.PutUint16(b[4:], uint16(lvl))
 	be.PutUint16(b[6:], uint16(n))
 	left, right := siblings(level, i, nullFSB)
 	be.PutUint64(b[8:], left)
 	be.PutUint64(b[16:], right)
+	if !f.v5() {
+		return b
+	}
 	off, _ := f.sb.fsbToByte(level[i])
 	be.PutUint64(b[24:], uint64(off/512))
-	copy(b[40:56], r.b[diUUID:diUUID+16])
+	copy(b[40:56], r.uuid())
 	be.PutUint64(b[56:], r.ino)
 	return b
 }

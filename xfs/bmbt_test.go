@@ -162,7 +162,7 @@ func TestBmbtAgainstKernel(t *testing.T) {
 	// the most extents a root naming leaves maps (the kernel gave deep
 	// an attribute fork offset, so its root is smaller than the inode)
 	in, _ := f.readInode(uint64(lookupPath(t, f, "deep").Ino))
-	two := (len(in.dfork) - bmdrHdr) / 16 * ((4096 - bmbtHdr) / 16)
+	two := (len(in.dfork) - bmdrHdr) / 16 * ((4096 - bmbtHdr5) / 16)
 	if two >= 5015 {
 		t.Fatalf("deep's root names %d extents' leaves: no third level to remove", two)
 	}

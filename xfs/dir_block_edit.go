@@ -15,8 +15,8 @@ import (
 // which xfs_repair and the kernel take as any other valid layout.
 
 const (
-	dbHdr        = 64 // xfs_dir3_data_hdr
-	dbBestfree   = 48
+	dbHdr5       = 64 // xfs_dir3_data_hdr
+	dbHdr4       = 16 // xfs_dir2_data_hdr
 	dbCRC        = 4
 	versionBorg  = 0x4000 // ascii-ci: names hash case-folded
 	sbVersionNum = 100
@@ -74,10 +74,10 @@ func (f *FS) loadBlockDir(r *rawInode) (*sfDir, error) {
 	}
 	count := int(be.Uint32(b[len(b)-8:]))
 	end := len(b) - 8 - count*8
-	if end < dbHdr {
+	if end < f.dbHdr() {
 		return nil, fmt.Errorf("xfs: directory %d block: leaf tail too big: %w", r.ino, ErrCorrupt)
 	}
-	ents, err := f.dataEntries(r.ino, b, "XDB3", end)
+	ents, err := f.dataEntries(r.ino, b, f.magic("XDB3"), end)
 	if err != nil {
 		return nil, err
 	}
@@ -121,16 +121,16 @@ func (d *sfDir) encodeBlock(f *FS, r *rawInode, t *txn) error {
 	bl := d.block
 	all := append([]sfEnt{{name: ".", ft: 2, ino: r.ino}, {name: "..", ft: 2, ino: d.parentIno()}}, d.ents...)
 	bs := len(bl.b)
-	used := dbHdr
+	used := f.dbHdr()
 	for _, e := range all {
-		used += dataEntSize(len(e.name))
+		used += f.dataEntSize(len(e.name))
 	}
 	leafStart := bs - 8 - len(all)*8
 	if used > leafStart {
 		return errBlockFull
 	}
 	b := append([]byte(nil), bl.b...)
-	leaves, _ := layoutData(b, leafStart, 0, all)
+	leaves, _ := f.layoutData(b, leafStart, 0, all)
 	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].hash < leaves[j].hash })
 	for i, l := range leaves {
 		be.PutUint32(b[leafStart+i*8:], l.hash)
@@ -176,10 +176,7 @@ func (o *nsOp) toBlock(r *rawInode, d *sfDir, t *txn) error {
 		return fmt.Errorf("xfs: allocated block %d outside the file system: %w", start, ErrCorrupt)
 	}
 	b := make([]byte, f.sb.dirBlkSize)
-	copy(b, "XDB3")
-	be.PutUint64(b[8:], uint64(off/512))
-	copy(b[24:40], r.b[diUUID:diUUID+16])
-	be.PutUint64(b[40:], r.ino)
+	f.blkHeader(b, "XDB3", off, r)
 	parent := d.parentIno()
 	d.isz, d.parent = 8, make([]byte, 10)
 	d.setParent(parent)

@@ -21,7 +21,6 @@ const (
 	sbUUID     = 32
 	sbMetaUUID = 248
 	ftypeReg   = 1
-	sfFirstOff = 96 // v5: the data block header, ".", ".."
 )
 
 // errSFFull: a short-form directory outgrew its inode (wblock.go makes
@@ -83,13 +82,16 @@ func (f *FS) loadSF(r *rawInode) (*sfDir, error) {
 		n := int(b[p])
 		e := sfEnt{off: be.Uint16(b[p+1:])}
 		p += 3
-		if n == 0 || p+n+1+d.isz > len(b) {
+		if n == 0 || p+n+ftLen(f)+d.isz > len(b) {
 			return nil, fmt.Errorf("xfs: short-form directory %d: entry past the end: %w", r.ino, ErrCorrupt)
 		}
 		e.name = string(b[p : p+n])
-		e.ft = b[p+n]
-		e.ino = readIno(b[p+n+1:], d.isz)
-		p += n + 1 + d.isz
+		if f.sb.ftype {
+			e.ft = b[p+n]
+			p++
+		}
+		e.ino = readIno(b[p+n:], d.isz)
+		p += n + d.isz
 		d.ents = append(d.ents, e)
 	}
 	return d, nil
@@ -97,7 +99,7 @@ func (f *FS) loadSF(r *rawInode) (*sfDir, error) {
 
 // fork is the inode's data fork literal area.
 func (r *rawInode) fork() []byte {
-	fork := r.b[diCore3:]
+	fork := r.b[r.core():]
 	if fo := int(r.b[diForkoff]) * 8; fo > 0 && fo < len(fork) {
 		fork = fork[:fo]
 	}
@@ -113,8 +115,14 @@ func (d *sfDir) find(name string) int {
 	return -1
 }
 
-// dataEntSize is the size a name takes in a block directory (v5, ftype).
-func dataEntSize(n int) int { return (8 + 1 + n + 1 + 2 + 7) &^ 7 }
+// ftLen is the size of a directory entry's file type: 1, or 0 when the
+// file system keeps none.
+func ftLen(f *FS) int {
+	if f.sb.ftype {
+		return 1
+	}
+	return 0
+}
 
 // encode writes the directory back into r's fork, or refuses when it no
 // longer fits the inode (conversion to block form is not done).
@@ -131,7 +139,9 @@ func (d *sfDir) encode(f *FS, r *rawInode) error {
 		b.WriteByte(byte(len(e.name)))
 		b.Write([]byte{byte(e.off >> 8), byte(e.off)})
 		b.WriteString(e.name)
-		b.WriteByte(e.ft)
+		if f.sb.ftype {
+			b.WriteByte(e.ft)
+		}
 		ino := make([]byte, 8)
 		be.PutUint64(ino, e.ino)
 		b.Write(ino[8-d.isz:])
@@ -158,14 +168,25 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 		return nil, fmt.Errorf("xfs: reading inode %d: %w", ino, err)
 	}
 	b := make([]byte, f.sb.inodeSize)
-	b[0], b[1], b[4], b[5], b[83] = 'I', 'N', 3, fmtExtents, fmtExtents
+	b[0], b[1], b[4], b[5], b[83] = 'I', 'N', f.inodeVersion(), fmtExtents, fmtExtents
 	be.PutUint16(b[2:], mode)
 	be.PutUint32(b[16:], 1)
 	if old[0] == 'I' && old[1] == 'N' {
 		be.PutUint32(b[diGen:], be.Uint32(old[diGen:])+1)
-		copy(b[diLSN:diLSN+8], old[diLSN:])
 	}
 	be.PutUint32(b[diUnlinked:], 0xffffffff)
+	r := &rawInode{ino: ino, off: off, b: b}
+	now := time.Now()
+	for _, o := range []int{diAtime, diMtime, diCtime} {
+		r.putTime(o, now)
+	}
+	if !f.v5() {
+		return r, nil
+	}
+	if old[0] == 'I' && old[1] == 'N' {
+		copy(b[diLSN:diLSN+8], old[diLSN:])
+	}
+	r.putTime(diCrtime, now)
 	inc := be.Uint32(f.w.sb[216:])
 	var fl2 uint64
 	if inc&incompatBigtime != 0 {
@@ -181,11 +202,6 @@ func (f *FS) newInode(ino uint64, mode uint16) (*rawInode, error) {
 		uuid = f.w.sb[sbMetaUUID : sbMetaUUID+16]
 	}
 	copy(b[diUUID:], uuid)
-	r := &rawInode{ino: ino, off: off, b: b}
-	now := time.Now()
-	for _, o := range []int{diAtime, diMtime, diCtime, diCrtime} {
-		r.putTime(o, now)
-	}
 	return r, nil
 }
 
@@ -221,6 +237,15 @@ func (f *FS) freeInode(r *rawInode, rc *refcounts, ins *inodes) error {
 		return err
 	}
 	b := r.b
+	r.ex, r.bmbt = nil, nil
+	if b[4] != 3 { // v2: the core up to di_next_unlinked
+		gen := be.Uint32(b[diGen:])
+		clear(b)
+		b[0], b[1], b[4], b[5], b[83] = 'I', 'N', 2, fmtExtents, fmtExtents
+		be.PutUint32(b[diGen:], gen+1)
+		be.PutUint32(b[diUnlinked:], 0xffffffff)
+		return nil
+	}
 	gen, lsn := be.Uint32(b[diGen:]), append([]byte(nil), b[diLSN:diLSN+8]...)
 	fl2 := r.flags2() & (flags2Bigtime | flags2Nrext64)
 	ino, uuid := be.Uint64(b[diIno:]), append([]byte(nil), b[diUUID:diUUID+16]...)
@@ -234,6 +259,5 @@ func (f *FS) freeInode(r *rawInode, rc *refcounts, ins *inodes) error {
 	be.PutUint64(b[diFlags2:], fl2)
 	be.PutUint64(b[diIno:], ino)
 	copy(b[diUUID:], uuid)
-	r.ex, r.bmbt = nil, nil
 	return nil
 }

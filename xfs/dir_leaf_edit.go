@@ -18,13 +18,8 @@ import (
 // this as any other valid layout.
 
 const (
-	leafHdr    = 64
 	leafCRC    = 12
-	leaf1Magic = 0x3df1
-	leafNMagic = 0x3dff
-	daNodeMag  = 0x3ebe
 	freeMagic  = "XDF3"
-	freeHdr    = 64
 	freeCRC    = 4
 	freeOffset = 2 * leafOffset
 )
@@ -79,7 +74,7 @@ func (f *FS) loadLeafDir(r *rawInode) (*sfDir, error) {
 		if _, err := f.dev.ReadAt(blk.b, blk.off); err != nil {
 			return nil, fmt.Errorf("xfs: reading directory %d: %w", r.ino, err)
 		}
-		ents, err := f.dataEntries(r.ino, blk.b, "XDD3", len(blk.b))
+		ents, err := f.dataEntries(r.ino, blk.b, f.magic("XDD3"), len(blk.b))
 		if err != nil {
 			return nil, err
 		}
@@ -108,11 +103,11 @@ func (f *FS) dataEntries(ino uint64, b []byte, magic string, end int) ([]sfEnt, 
 	bad := func(what string) error {
 		return fmt.Errorf("xfs: directory %d block: %s: %w", ino, what, ErrCorrupt)
 	}
-	if string(b[:4]) != magic || !crcOK(b, dbCRC) || be.Uint64(b[40:]) != ino {
+	if string(b[:4]) != magic || (f.v5() && (!crcOK(b, dbCRC) || be.Uint64(b[40:]) != ino)) {
 		return nil, bad("bad magic, checksum or owner")
 	}
 	var out []sfEnt
-	for p := dbHdr; p < end; {
+	for p := f.dbHdr(); p < end; {
 		if p+8 > end {
 			return nil, bad("entry past the end")
 		}
@@ -125,11 +120,15 @@ func (f *FS) dataEntries(ino uint64, b []byte, magic string, end int) ([]sfEnt, 
 			continue
 		}
 		n := int(b[p+8])
-		sz := dataEntSize(n)
+		sz := f.dataEntSize(n)
 		if n == 0 || p+sz > end {
 			return nil, bad("entry past the end")
 		}
-		out = append(out, sfEnt{ino: be.Uint64(b[p:]) & (1<<56 - 1), name: string(b[p+9 : p+9+n]), ft: b[p+9+n], blk: -1, off: uint16(p)})
+		e := sfEnt{ino: be.Uint64(b[p:]) & (1<<56 - 1), name: string(b[p+9 : p+9+n]), blk: -1, off: uint16(p)}
+		if f.sb.ftype {
+			e.ft = b[p+9+n]
+		}
+		out = append(out, e)
 		p += sz
 	}
 	return out, nil
@@ -140,16 +139,19 @@ type leafPtr struct{ hash, addr uint32 }
 // layoutData packs ents into data block b (header kept) up to end, one
 // free region after them; it returns the entries' leaf pointers and the
 // free region's length.
-func layoutData(b []byte, end int, base uint64, ents []sfEnt) ([]leafPtr, int) {
-	clear(b[dbBestfree:])
+func (f *FS) layoutData(b []byte, end int, base uint64, ents []sfEnt) ([]leafPtr, int) {
+	bf := f.dirLay().bestfree
+	clear(b[bf:])
 	var ptrs []leafPtr
-	p := dbHdr
+	p := f.dbHdr()
 	for _, e := range ents {
-		sz := dataEntSize(len(e.name))
+		sz := f.dataEntSize(len(e.name))
 		be.PutUint64(b[p:], e.ino)
 		b[p+8] = byte(len(e.name))
 		copy(b[p+9:], e.name)
-		b[p+9+len(e.name)] = e.ft
+		if f.sb.ftype {
+			b[p+9+len(e.name)] = e.ft
+		}
 		be.PutUint16(b[p+sz-2:], uint16(p))
 		ptrs = append(ptrs, leafPtr{hashName(e.name), uint32((base + uint64(p)) / 8)})
 		p += sz
@@ -159,8 +161,8 @@ func layoutData(b []byte, end int, base uint64, ents []sfEnt) ([]leafPtr, int) {
 		be.PutUint16(b[p:], 0xffff)
 		be.PutUint16(b[p+2:], uint16(free))
 		be.PutUint16(b[p+free-2:], uint16(p))
-		be.PutUint16(b[dbBestfree:], uint16(p))
-		be.PutUint16(b[dbBestfree+2:], uint16(free))
+		be.PutUint16(b[bf:], uint16(p))
+		be.PutUint16(b[bf+2:], uint16(free))
 	}
 	return ptrs, free
 }
@@ -187,12 +189,12 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 	dbs := int(f.sb.dirBlkSize)
 	used := make([]int, len(l.blocks))
 	for i := range used {
-		used[i] = dbHdr
+		used[i] = f.dbHdr()
 	}
-	used[0] += dataEntSize(1) + dataEntSize(2)
+	used[0] += f.dataEntSize(1) + f.dataEntSize(2)
 	for _, e := range d.ents {
 		if e.blk >= 0 {
-			used[e.blk] += dataEntSize(len(e.name))
+			used[e.blk] += f.dataEntSize(len(e.name))
 		}
 	}
 	for i := range d.ents {
@@ -200,7 +202,7 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 		if e.blk >= 0 {
 			continue
 		}
-		sz := dataEntSize(len(e.name))
+		sz := f.dataEntSize(len(e.name))
 		for bi := range used {
 			if used[bi]+sz <= dbs {
 				e.blk, used[bi] = bi, used[bi]+sz
@@ -212,7 +214,7 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 				return err
 			}
 			e.blk = len(l.blocks) - 1
-			used = append(used, dbHdr+sz)
+			used = append(used, f.dbHdr()+sz)
 		}
 	}
 	per := make([][]sfEnt, len(l.blocks))
@@ -236,12 +238,12 @@ func (o *nsOp) encodeLeaf(r *rawInode, d *sfDir, t *txn) error {
 			for _, e := range blk.orig { // unchanged: not written
 				ptrs = append(ptrs, leafPtr{hashName(e.name), uint32((base + uint64(e.off)) / 8)})
 			}
-			bests[blk.db] = be.Uint16(blk.b[dbBestfree+2:])
+			bests[blk.db] = be.Uint16(blk.b[f.dirLay().bestfree+2:])
 			continue
 		}
 		b := append([]byte(nil), blk.b...)
-		copy(b, "XDD3")
-		p, free := layoutData(b, dbs, base, per[bi])
+		copy(b, f.magic("XDD3"))
+		p, free := f.layoutData(b, dbs, base, per[bi])
 		ptrs = append(ptrs, p...)
 		bests[blk.db] = uint16(max(free, 0))
 		t.putCRC(blk.off, b, dbCRC)
@@ -282,7 +284,7 @@ func (o *nsOp) addDataBlock(r *rawInode, l *leafDir) error {
 		return err
 	}
 	b := make([]byte, f.sb.dirBlkSize)
-	blkHeader(b, "XDD3", off, r)
+	f.blkHeader(b, "XDD3", off, r)
 	l.blocks = append(l.blocks, &dataBlk{db: db, off: off, b: b})
 	return nil
 }
@@ -352,22 +354,4 @@ func (o *nsOp) unmapDirBlock(r *rawInode, db uint64) error {
 	}
 	r.ex, r.remap = out, true
 	return nil
-}
-
-// blkHeader starts a v5 data or free-index block (xfs_dir3_blk_hdr).
-func blkHeader(b []byte, magic string, off int64, r *rawInode) {
-	copy(b, magic)
-	be.PutUint64(b[8:], uint64(off/512))
-	copy(b[24:40], r.b[diUUID:diUUID+16])
-	be.PutUint64(b[40:], r.ino)
-}
-
-// daHeader starts a v5 leaf or node block (xfs_da3_blkinfo).
-func daHeader(b []byte, magic uint16, off int64, r *rawInode, forw, back uint32) {
-	be.PutUint32(b[0:], forw)
-	be.PutUint32(b[4:], back)
-	be.PutUint16(b[8:], magic)
-	be.PutUint64(b[16:], uint64(off/512))
-	copy(b[32:48], r.b[diUUID:diUUID+16])
-	be.PutUint64(b[48:], r.ino)
 }

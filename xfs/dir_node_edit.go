@@ -15,6 +15,8 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 	dbs := int(f.sb.dirBlkSize)
 	fsbPer := uint32(f.sb.dirBlkSize / f.sb.blockSize)
 	l0, f0 := uint64(leafOffset/dbs), uint64(freeOffset/dbs)
+	dl := f.dirLay()
+	leafHdr, freeHdr := dl.leafHdr, dl.freeHdr
 	slices.Sort(l.above)
 	var leaves, frees []uint64 // directory block numbers
 	var chunks [][]leafPtr
@@ -61,8 +63,8 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 	l.above = need
 	if chunks == nil {
 		b := make([]byte, dbs)
-		daHeader(b, leaf1Magic, where[l0], r, 0, 0)
-		putLeafEnts(b, ptrs)
+		f.daHeader(b, dl.leaf1, where[l0], r, 0, 0)
+		putLeafEnts(b, dl, ptrs)
 		be.PutUint32(b[dbs-4:], uint32(len(bests)))
 		for i, v := range bests {
 			be.PutUint16(b[dbs-4-2*len(bests)+2*i:], v)
@@ -71,9 +73,9 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 		return nil
 	}
 	root := make([]byte, dbs)
-	daHeader(root, daNodeMag, where[l0], r, 0, 0)
-	be.PutUint16(root[56:], uint16(len(chunks)))
-	be.PutUint16(root[58:], 1)
+	f.daHeader(root, dl.node, where[l0], r, 0, 0)
+	be.PutUint16(root[dl.count:], uint16(len(chunks)))
+	be.PutUint16(root[dl.count+2:], 1)
 	for i, c := range chunks {
 		var forw, back uint32
 		if i+1 < len(leaves) {
@@ -83,8 +85,8 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 			back = uint32(leaves[i-1]) * fsbPer
 		}
 		b := make([]byte, dbs)
-		daHeader(b, leafNMagic, where[leaves[i]], r, forw, back)
-		putLeafEnts(b, c)
+		f.daHeader(b, dl.leafN, where[leaves[i]], r, forw, back)
+		putLeafEnts(b, dl, c)
 		t.putCRC(where[leaves[i]], b, leafCRC)
 		be.PutUint32(root[leafHdr+i*8:], c[len(c)-1].hash)
 		be.PutUint32(root[leafHdr+i*8+4:], uint32(leaves[i])*fsbPer)
@@ -93,7 +95,7 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 	fper := (dbs - freeHdr) / 2
 	for k, db := range frees {
 		b := make([]byte, dbs)
-		blkHeader(b, freeMagic, where[db], r)
+		f.blkHeader(b, freeMagic, where[db], r)
 		part := bests[k*fper : min(len(bests), (k+1)*fper)]
 		nused := 0
 		for i, v := range part {
@@ -102,9 +104,9 @@ func (o *nsOp) writeAbove(r *rawInode, l *leafDir, t *txn, ptrs []leafPtr, bests
 				nused++
 			}
 		}
-		be.PutUint32(b[48:], uint32(k*fper))
-		be.PutUint32(b[52:], uint32(len(part)))
-		be.PutUint32(b[56:], uint32(nused))
+		be.PutUint32(b[dl.firstdb:], uint32(k*fper))
+		be.PutUint32(b[dl.firstdb+4:], uint32(len(part)))
+		be.PutUint32(b[dl.firstdb+8:], uint32(nused))
 		t.putCRC(where[db], b, freeCRC)
 	}
 	return nil
@@ -126,10 +128,10 @@ func (o *nsOp) dirBlockAt(r *rawInode, db uint64, mapped bool) (int64, error) {
 	return 0, fmt.Errorf("xfs: directory %d: block %d not mapped: %w", r.ino, db, ErrCorrupt)
 }
 
-func putLeafEnts(b []byte, ptrs []leafPtr) {
-	be.PutUint16(b[56:], uint16(len(ptrs)))
+func putLeafEnts(b []byte, dl *dirLayout, ptrs []leafPtr) {
+	be.PutUint16(b[dl.count:], uint16(len(ptrs)))
 	for i, p := range ptrs {
-		be.PutUint32(b[leafHdr+i*8:], p.hash)
-		be.PutUint32(b[leafHdr+i*8+4:], p.addr)
+		be.PutUint32(b[dl.leafHdr+i*8:], p.hash)
+		be.PutUint32(b[dl.leafHdr+i*8+4:], p.addr)
 	}
 }

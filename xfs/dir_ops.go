@@ -78,11 +78,11 @@ func (o *nsOp) addEnt(dir uint64, d *sfDir, name string, ft byte, ino uint64) er
 	if d.isz == 4 && ino >= 1<<32 {
 		return fmt.Errorf("xfs: inode %d needs 8-byte numbers in directory %d, which offvm does not convert: %w", ino, dir, syscall.EOPNOTSUPP)
 	}
-	off := uint16(sfFirstOff)
+	off := o.f.dirFirst()
 	if n := len(d.ents); n > 0 {
-		off = d.ents[n-1].off + uint16(dataEntSize(len(d.ents[n-1].name)))
+		off = d.ents[n-1].off + uint16(o.f.dataEntSize(len(d.ents[n-1].name)))
 	}
-	if int64(off)+int64(dataEntSize(len(name))) > o.f.sb.dirBlkSize/2 {
+	if int64(off)+int64(o.f.dataEntSize(len(name))) > o.f.sb.dirBlkSize/2 {
 		return fmt.Errorf("xfs: directory %d would outgrow short form: %w", dir, syscall.EOPNOTSUPP)
 	}
 	d.ents = append(d.ents, sfEnt{name: name, off: off, ft: ft, ino: ino})

@@ -24,6 +24,7 @@ const (
 	diChangecount = 104
 	diFlags2      = 120
 	diCore3       = 176
+	diCore2       = 100
 
 	diflagImmutable = 0x8
 	diflagAppend    = 0x10
@@ -42,6 +43,8 @@ type rawInode struct {
 	bmbt []uint64
 	// mapped: layoutMap wrote ex into the fork (bmbt.go)
 	mapped bool
+	// abmbt: the blocks of the attribute fork's B+tree below its root
+	abmbt []uint64
 }
 
 // loadRaw reads inode ino for changing: a regular file whose data fork
@@ -51,8 +54,8 @@ func (f *FS) loadRaw(ino uint64) (*rawInode, error) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	if in.version != 3 {
-		return nil, fmt.Errorf("xfs: inode %d is version %d: %w", ino, in.version, syscall.EOPNOTSUPP)
+	if in.version != f.inodeVersion() {
+		return nil, fmt.Errorf("xfs: inode %d is version %d on a v%d file system, which offvm does not change: %w", ino, in.version, f.sb.version, syscall.EOPNOTSUPP)
 	}
 	off, _ := f.sb.inoToByte(ino)
 	r := &rawInode{ino: ino, off: off, b: make([]byte, f.sb.inodeSize)}
@@ -65,17 +68,27 @@ func (f *FS) loadRaw(ino uint64) (*rawInode, error) {
 		}
 	}
 	if in.format == fmtBtree {
-		if r.bmbt, err = f.bmbtTreeBlocks(in); err != nil {
+		if r.bmbt, err = f.bmbtTreeBlocks(in, in.dfork); err != nil {
+			return nil, errno(err)
+		}
+	}
+	if in.aformat == fmtBtree && in.afork != nil {
+		if r.abmbt, err = f.bmbtTreeBlocks(in, in.afork); err != nil {
 			return nil, errno(err)
 		}
 	}
 	return r, nil
 }
 
-func (r *rawInode) mode() uint16   { return be.Uint16(r.b[2:]) }
-func (r *rawInode) format() uint8  { return r.b[5] }
-func (r *rawInode) size() int64    { return int64(be.Uint64(r.b[diSize:])) }
-func (r *rawInode) flags2() uint64 { return be.Uint64(r.b[diFlags2:]) }
+func (r *rawInode) mode() uint16  { return be.Uint16(r.b[2:]) }
+func (r *rawInode) format() uint8 { return r.b[5] }
+func (r *rawInode) size() int64   { return int64(be.Uint64(r.b[diSize:])) }
+func (r *rawInode) flags2() uint64 {
+	if r.b[4] != 3 { // v2 inodes have none
+		return 0
+	}
+	return be.Uint64(r.b[diFlags2:])
+}
 
 // dataCheck refuses content changes the writer cannot make safely.
 func (r *rawInode) dataCheck() error {
@@ -109,7 +122,9 @@ func (r *rawInode) queue(f *FS, t *txn, mapChanged bool) error {
 	if mapChanged && !r.mapped && r.mode() != 0 {
 		return fmt.Errorf("xfs: inode %d: extent map changed but not laid out: %w", r.ino, syscall.EIO)
 	}
-	be.PutUint64(r.b[diChangecount:], be.Uint64(r.b[diChangecount:])+1)
+	if r.b[4] == 3 {
+		be.PutUint64(r.b[diChangecount:], be.Uint64(r.b[diChangecount:])+1)
+	}
 	t.putCRC(r.off, r.b, diCRC)
 	return nil
 }

@@ -49,6 +49,7 @@ type rmOwner struct{ owner, off uint64 }
 func dataOwner(ino, off uint64) rmOwner { return rmOwner{ino, off} }
 func attrOwner(ino, off uint64) rmOwner { return rmOwner{ino, off | rmapAttrFork} }
 func bmbtOwner(ino uint64) rmOwner      { return rmOwner{ino, rmapBmbt} }
+func attrBmbtOwner(ino uint64) rmOwner  { return rmOwner{ino, rmapBmbt | rmapAttrFork} }
 func metaOwner(o uint64) rmOwner        { return rmOwner{owner: o} }
 
 // logical: the offset counts file blocks (an inode's fork, not its bmbt).
@@ -141,7 +142,9 @@ type agRmap struct {
 	recs []rmrec // key order
 }
 
-func (f *FS) hasRmap() bool { return f.w != nil && be.Uint32(f.w.sb[sbROCompat:])&roCompatRmapbt != 0 }
+func (f *FS) hasRmap() bool {
+	return f.w != nil && f.v5() && be.Uint32(f.w.sb[sbROCompat:])&roCompatRmapbt != 0
+}
 
 // loadRmap reads and checks AG a's rmapbt.
 func (f *FS) loadRmap(a *agFree) error {

@@ -52,8 +52,8 @@ var (
 	kindFino = sbtKind{magic: "FIB3", recLen: 16, keyLen: 4, owner: ownInobt}
 )
 
-func (f *FS) leafMax(k sbtKind) int { return (int(f.sb.blockSize) - sbtHdr) / k.recLen }
-func (f *FS) nodeMax(k sbtKind) int { return (int(f.sb.blockSize) - sbtHdr) / (k.keyArea() + 4) }
+func (f *FS) leafMax(k sbtKind) int { return (int(f.sb.blockSize) - f.sbtHdr()) / k.recLen }
+func (f *FS) nodeMax(k sbtKind) int { return (int(f.sb.blockSize) - f.sbtHdr()) / (k.keyArea() + 4) }
 
 // sbTree is one tree as read: its records in key order and its blocks.
 type sbTree struct {
@@ -69,6 +69,7 @@ func (f *FS) readSbt(ag, root uint32, levels int, k sbtKind) (*sbTree, error) {
 	}
 	tr := &sbTree{}
 	cur := []uint32{root}
+	hdr := f.sbtHdr()
 	for l := levels - 1; l >= 0; l-- {
 		var next []uint32
 		for _, bno := range cur {
@@ -80,19 +81,19 @@ func (f *FS) readSbt(ag, root uint32, levels int, k sbtKind) (*sbTree, error) {
 				return nil, err
 			}
 			tr.blocks = append(tr.blocks, bno)
-			if tr.uuid == nil {
+			if tr.uuid == nil && f.v5() {
 				tr.uuid = append([]byte(nil), b[32:48]...)
 			}
 			n := int(be.Uint16(b[6:]))
 			if l == 0 {
 				for i := 0; i < n; i++ {
-					tr.recs = append(tr.recs, append([]byte(nil), b[sbtHdr+i*k.recLen:sbtHdr+(i+1)*k.recLen]...))
+					tr.recs = append(tr.recs, append([]byte(nil), b[hdr+i*k.recLen:hdr+(i+1)*k.recLen]...))
 				}
 				continue
 			}
 			pm := f.nodeMax(k)
 			for i := 0; i < n; i++ {
-				next = append(next, be.Uint32(b[sbtHdr+pm*k.keyArea()+i*4:]))
+				next = append(next, be.Uint32(b[hdr+pm*k.keyArea()+i*4:]))
 			}
 		}
 		cur = next
@@ -113,7 +114,7 @@ func (f *FS) sbtBlock(ag, bno uint32, level int, k sbtKind) ([]byte, error) {
 	if level > 0 {
 		max = f.nodeMax(k)
 	}
-	if string(b[:4]) != k.magic || !crcOK(b, sbtCRC) || int(be.Uint16(b[4:])) != level || int(be.Uint16(b[6:])) > max {
+	if string(b[:4]) != f.magic(k.magic) || !f.sumOK(b, sbtCRC) || int(be.Uint16(b[4:])) != level || int(be.Uint16(b[6:])) > max {
 		return nil, fmt.Errorf("xfs: AG %d block %d: not a level %d %s block: %w", ag, bno, level, k.magic, ErrCorrupt)
 	}
 	return b, nil
@@ -154,7 +155,7 @@ func (f *FS) putSbt(t *txn, ag uint32, k sbtKind, recs [][]byte, blocks []uint32
 		}
 	}
 	next := 0
-	nm := f.nodeMax(k)
+	nm, hdr := f.nodeMax(k), f.sbtHdr()
 	for level, nb := range shape {
 		mine := blocks[next : next+nb]
 		next += nb
@@ -165,13 +166,13 @@ func (f *FS) putSbt(t *txn, ag uint32, k sbtKind, recs [][]byte, blocks []uint32
 			var hi []byte
 			for j := 0; j < cnt; j++ {
 				if level == 0 {
-					copy(b[sbtHdr+j*k.recLen:], kids[pos+j])
+					copy(b[hdr+j*k.recLen:], kids[pos+j])
 				} else {
-					copy(b[sbtHdr+j*k.keyArea():], lows[pos+j])
+					copy(b[hdr+j*k.keyArea():], lows[pos+j])
 					if k.high != nil {
-						copy(b[sbtHdr+j*k.keyArea()+k.keyLen:], highs[pos+j])
+						copy(b[hdr+j*k.keyArea()+k.keyLen:], highs[pos+j])
 					}
-					be.PutUint32(b[sbtHdr+nm*k.keyArea()+j*4:], ptrs[pos+j])
+					be.PutUint32(b[hdr+nm*k.keyArea()+j*4:], ptrs[pos+j])
 				}
 				if k.high != nil && (hi == nil || k.less(hi, highs[pos+j])) {
 					hi = highs[pos+j]
@@ -192,12 +193,15 @@ func (f *FS) putSbt(t *txn, ag uint32, k sbtKind, recs [][]byte, blocks []uint32
 // the v5 self-describing fields.
 func (f *FS) sbtHeader(ag uint32, k sbtKind, level []uint32, i, lvl, cnt int, uuid []byte) []byte {
 	b := make([]byte, f.sb.blockSize)
-	copy(b, k.magic)
+	copy(b, f.magic(k.magic))
 	be.PutUint16(b[4:], uint16(lvl))
 	be.PutUint16(b[6:], uint16(cnt))
 	left, right := siblings(level, i, nullAGBlock)
 	be.PutUint32(b[8:], left)
 	be.PutUint32(b[12:], right)
+	if !f.v5() {
+		return b
+	}
 	be.PutUint64(b[16:], uint64(f.agOff(ag, level[i])/512))
 	copy(b[32:48], uuid)
 	be.PutUint32(b[48:], ag)

@@ -18,7 +18,11 @@ const (
 func (o *nsOp) remoteSymlink(r *rawInode, target string) error {
 	f := o.f
 	bs := int(f.sb.blockSize)
-	per := bs - symlinkHdr
+	hdr := 0 // v4 blocks hold the bare target
+	if f.v5() {
+		hdr = symlinkHdr
+	}
+	per := bs - hdr
 	need := uint64((len(target) + per - 1) / per)
 	start, n, err := o.sp.alloc(0, need, dataOwner(r.ino, 0))
 	if err != nil {
@@ -35,14 +39,16 @@ func (o *nsOp) remoteSymlink(r *rawInode, target string) error {
 		part := target[i*per : min(len(target), (i+1)*per)]
 		b := make([]byte, bs)
 		dev := off + int64(i*bs)
-		copy(b, "XSLM")
-		be.PutUint32(b[4:], uint32(i*per))
-		be.PutUint32(b[8:], uint32(len(part)))
-		copy(b[16:32], r.b[diUUID:diUUID+16])
-		be.PutUint64(b[32:], r.ino)
-		be.PutUint64(b[40:], uint64(dev/512))
-		copy(b[symlinkHdr:], part)
-		t := txn{}
+		copy(b[hdr:], part)
+		t := txn{f: f}
+		if f.v5() {
+			copy(b, "XSLM")
+			be.PutUint32(b[4:], uint32(i*per))
+			be.PutUint32(b[8:], uint32(len(part)))
+			copy(b[16:32], r.uuid())
+			be.PutUint64(b[32:], r.ino)
+			be.PutUint64(b[40:], uint64(dev/512))
+		}
 		t.putCRC(dev, b, symlinkCRC)
 		o.blocks = append(o.blocks, t.writes...)
 	}

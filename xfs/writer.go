@@ -17,6 +17,11 @@ const (
 	sbQflags       = 176
 	sbROCompat     = 212
 	sbCRC          = 224
+	sbFeatures2    = 200
+
+	versionNlink   = 0x20   // v4: version 2 inodes (32-bit link counts)
+	versionDirV2   = 0x2000 // v4: version 2 directories
+	features2Attr2 = 0x8    // v4: attribute fork offsets move per inode
 )
 
 // writer is the state of a file system opened for writing. Every change
@@ -58,8 +63,10 @@ func (f *FS) writeRefusal(sb []byte) string {
 	switch {
 	case f.dirty != "":
 		return f.dirty + "; read-only: writing would be undone by the log's replay"
-	case f.sb.version != 5:
-		return "xfs: v4 file systems (no metadata CRCs) are read-only in offvm"
+	case f.sb.version == 4 && be.Uint16(sb[sbVersionNum:])&(versionNlink|versionDirV2) != versionNlink|versionDirV2:
+		return "xfs: v4 file system with version 1 inodes or directories is read-only in offvm"
+	case f.sb.version == 4 && be.Uint32(sb[sbFeatures2:])&features2Attr2 == 0:
+		return "xfs: v4 file system with attr1 (fixed attribute fork offsets) is read-only in offvm"
 	case f.sb.needsRepair:
 		return "xfs: the file system is marked needs-repair; run xfs_repair first"
 	case be.Uint64(sb[sbRblocks:]) != 0:
@@ -119,6 +126,10 @@ func (t *txn) put(off int64, b []byte) { t.writes = append(t.writes, pending{off
 
 // putCRC sets the CRC32C at crcOff of a v5 metadata block and queues it.
 func (t *txn) putCRC(off int64, b []byte, crcOff int) {
+	if !t.f.v5() {
+		t.put(off, b)
+		return
+	}
 	binary.LittleEndian.PutUint32(b[crcOff:], crc32c(b, crcOff))
 	t.put(off, b)
 }

@@ -138,10 +138,10 @@ func (f *FS) loadAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	case r.b[diForkoff] == 0 || r.b[diAformat] == fmtLocal:
 		as, err := r.sfAttrs()
 		return as, nil, err
-	case r.b[diAformat] == fmtExtents:
+	case r.b[diAformat] == fmtExtents || r.b[diAformat] == fmtBtree:
 		return f.blockAttrs(r)
 	}
-	return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
+	return nil, nil, fmt.Errorf("xfs: inode %d: attribute fork format %d: %w", r.ino, r.b[diAformat], ErrCorrupt)
 }
 
 // putAllAttrs gives the old leaf's blocks back and writes as in short
@@ -169,7 +169,7 @@ func (r *rawInode) sfAttrs() ([]sfAttr, error) {
 	if fo == 0 {
 		return nil, nil
 	}
-	b := r.b[diCore3+fo:]
+	b := r.b[r.core()+fo:]
 	total, count := int(be.Uint16(b)), int(b[2])
 	if total < attrSFHdr || total > len(b) {
 		return nil, fmt.Errorf("xfs: inode %d: short-form attributes of %d bytes: %w", r.ino, total, ErrCorrupt)
@@ -209,7 +209,7 @@ func (r *rawInode) dataNeed() (int, error) {
 // putAttrs writes as into the attribute fork, moving di_forkoff when
 // they outgrow it, or removes the fork when as is empty.
 func (r *rawInode) putAttrs(as []sfAttr) error {
-	lit := r.b[diCore3:]
+	lit := r.b[r.core():]
 	fo := int(r.b[diForkoff]) * 8
 	if len(as) == 0 {
 		if fo > 0 {

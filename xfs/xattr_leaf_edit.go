@@ -14,16 +14,12 @@ import (
 // remote values out again whole on each change, in newly allocated
 // blocks, the old ones freed; when the attributes fit the inode again
 // they go back to short form, as the kernel's xfs_attr3_leaf_to_shortform
-// does. Attributes needing more than one leaf (a node tree) are refused.
+// does; more than one leaf go under a node tree of as many levels as
+// they need.
 
-const (
-	attrLeafMagic = 0x3bee
-	attrNodeMagic = 0x3ebe
-	attrLeafHdr   = 80
-	attrBlockCRC  = 12 // in a leaf's da3_blkinfo and a remote block's header alike
-	attrRmtHdr    = 56
-	attrNodeHdr   = 64 // xfs_da3_node_hdr: count at 56, level at 58
-)
+// attrBlockCRC is where a v5 leaf's da3_blkinfo and a remote block's
+// header alike keep their CRC.
+const attrBlockCRC = 12
 
 // blockAttrs reads the attributes of r's leaf or node attribute fork,
 // with their namespace flags, and the fork's extents.
@@ -34,11 +30,12 @@ func (f *FS) blockAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 	}
 	var out []sfAttr
 	err = f.eachAttrLeaf(ex, func(b []byte, blk uint32) error {
-		if be.Uint16(b[8:]) != attrLeafMagic {
+		al := f.attrLay()
+		if be.Uint16(b[8:]) != al.leaf {
 			return fmt.Errorf("attribute block %d is not a leaf: %w", blk, ErrCorrupt)
 		}
-		cnt := int(be.Uint16(b[56:]))
-		if attrLeafHdr+cnt*8 > len(b) {
+		cnt := int(be.Uint16(b[al.info:]))
+		if al.leafHdr+cnt*8 > len(b) {
 			return fmt.Errorf("attribute leaf %d of %d entries: %w", blk, cnt, ErrCorrupt)
 		}
 		for i := 0; i < cnt; i++ {
@@ -58,9 +55,6 @@ func (f *FS) blockAttrs(r *rawInode) ([]sfAttr, []extent, error) {
 
 // attrForkExtents is the extents of r's attribute fork, as read.
 func (f *FS) attrForkExtents(r *rawInode) (*inode, []extent, error) {
-	if r.b[diAformat] == fmtBtree {
-		return nil, nil, fmt.Errorf("xfs: inode %d keeps its attribute fork in a B+tree, which offvm does not change: %w", r.ino, syscall.EOPNOTSUPP)
-	}
 	in, err := f.readInode(r.ino)
 	if err != nil {
 		return nil, nil, err
@@ -71,9 +65,10 @@ func (f *FS) attrForkExtents(r *rawInode) (*inode, []extent, error) {
 
 // leafAttr decodes entry i of leaf b, reading a remote value.
 func (f *FS) leafAttr(in *inode, ex []extent, b []byte, i int) (sfAttr, error) {
-	e := b[attrLeafHdr+i*8:]
+	hdr := f.attrLay().leafHdr
+	e := b[hdr+i*8:]
 	idx, fl := int(be.Uint16(e[4:])), e[6]
-	if idx < attrLeafHdr || idx+12 > len(b) || fl&attrIncomp != 0 {
+	if idx < hdr || idx+12 > len(b) || fl&attrIncomp != 0 {
 		return sfAttr{}, fmt.Errorf("at %d, flags %#x: %w", idx, fl, ErrCorrupt)
 	}
 	v := b[idx:]
@@ -127,7 +122,7 @@ func (f *FS) splitLeaves(as []sfAttr) [][]sfAttr {
 		size, _ := f.attrEntSize(a)
 		if len(out) == 0 || room < size+8 {
 			out = append(out, nil)
-			room = int(f.sb.blockSize) - attrLeafHdr
+			room = int(f.sb.blockSize) - f.attrLay().leafHdr
 		}
 		out[len(out)-1] = append(out[len(out)-1], as[i])
 		room -= size + 8
@@ -136,10 +131,11 @@ func (f *FS) splitLeaves(as []sfAttr) [][]sfAttr {
 }
 
 // layoutLeaf builds the blocks for as (their disk addresses are filled
-// in when they are allocated): one leaf when they fit, else a node at
-// block 0 over leaves in hash order, linked to their siblings, as the
-// kernel's xfs_attr3_leaf_to_node and leaf splits leave them. A tree
-// needing more leaves than one node names is refused.
+// in when they are allocated): one leaf when they fit, else a node tree
+// over leaves in hash order: the root at block 0, the levels below it
+// (when one node cannot name every leaf) after it, then the leaves;
+// every level linked to its siblings, as the kernel's
+// xfs_attr3_leaf_to_node and node splits leave them.
 func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 	bs := int(f.sb.blockSize)
 	sort.SliceStable(as, func(i, j int) bool { return hashName(string(as[i].name)) < hashName(string(as[j].name)) })
@@ -147,56 +143,93 @@ func (f *FS) layoutLeaf(r *rawInode, as []sfAttr) (*attrLayout, error) {
 	if len(runs) == 0 {
 		runs = [][]sfAttr{nil}
 	}
-	first := 0
-	if len(runs) > 1 {
-		first = 1
+	al := f.attrLay()
+	per := (bs - al.nodeHdr) / 8
+	var shape []int // node blocks per level, from the one above the leaves to the root
+	for n := len(runs); n > 1; {
+		n = (n + per - 1) / per
+		shape = append(shape, n)
 	}
-	if len(runs) > (bs-attrNodeHdr)/8 {
-		return nil, fmt.Errorf("xfs: inode %d: %d attributes need an attribute node tree of two levels, which offvm does not make: %w", r.ino, len(as), syscall.EOPNOTSUPP)
+	if len(shape) >= attrMaxDepth {
+		return nil, fmt.Errorf("xfs: inode %d: %d attributes need an attribute tree of %d levels: %w", r.ino, len(as), len(shape)+1, syscall.EOPNOTSUPP)
 	}
-	l := &attrLayout{da: first + len(runs)}
+	nodes := 0
+	for _, n := range shape {
+		nodes += n
+	}
+	l := &attrLayout{da: nodes + len(runs)}
 	for range l.da {
 		l.blocks = append(l.blocks, make([]byte, bs))
 	}
+	kids := make([]daKid, len(runs))
 	for k, run := range runs {
-		leaf := l.blocks[first+k]
-		f.fillLeaf(r, l, leaf, run)
-		if first > 0 {
-			if k+1 < len(runs) {
-				be.PutUint32(leaf, uint32(first+k+1))
-			}
-			if k > 0 {
-				be.PutUint32(leaf[4:], uint32(first+k-1))
-			}
+		f.fillLeaf(r, l, l.blocks[nodes+k], run)
+		if len(run) > 0 {
+			kids[k] = daKid{uint32(nodes + k), hashName(string(run[len(run)-1].name))}
 		}
 	}
-	if first > 0 {
-		node := l.blocks[0]
-		be.PutUint16(node[8:], attrNodeMagic)
-		copy(node[32:48], r.b[diUUID:diUUID+16])
-		be.PutUint64(node[48:], r.ino)
-		be.PutUint16(node[56:], uint16(len(runs)))
-		be.PutUint16(node[58:], 1)
-		for k, run := range runs {
-			e := node[attrNodeHdr+k*8:]
-			be.PutUint32(e, hashName(string(run[len(run)-1].name)))
-			be.PutUint32(e[4:], uint32(first+k))
+	if nodes > 0 {
+		linkSiblings(l.blocks[nodes:l.da], uint32(nodes))
+	}
+	start := nodes
+	for lv, cnt := range shape {
+		start -= cnt
+		var up []daKid
+		pos := 0
+		for i, c := range spreadEven(len(kids), cnt) {
+			node := l.blocks[start+i]
+			be.PutUint16(node[8:], al.node)
+			if f.v5() {
+				copy(node[32:48], r.uuid())
+				be.PutUint64(node[48:], r.ino)
+			}
+			be.PutUint16(node[al.info:], uint16(c))
+			be.PutUint16(node[al.info+2:], uint16(lv+1))
+			for k, kid := range kids[pos : pos+c] {
+				e := node[al.nodeHdr+k*8:]
+				be.PutUint32(e, kid.hash)
+				be.PutUint32(e[4:], kid.blk)
+			}
+			up = append(up, daKid{uint32(start + i), kids[pos+c-1].hash})
+			pos += c
 		}
+		linkSiblings(l.blocks[start:start+cnt], uint32(start))
+		kids = up
 	}
 	return l, nil
+}
+
+// attrMaxDepth is XFS_DA_NODE_MAXDEPTH: levels of a tree, leaves included.
+const attrMaxDepth = 5
+
+// daKid is a child of an attribute node: its block and largest hash.
+type daKid struct{ blk, hash uint32 }
+
+// linkSiblings sets the forward and back links of a level's blocks,
+// numbered from first on.
+func linkSiblings(level [][]byte, first uint32) {
+	for i, b := range level {
+		if i+1 < len(level) {
+			be.PutUint32(b, first+uint32(i)+1)
+		}
+		if i > 0 {
+			be.PutUint32(b[4:], first+uint32(i)-1)
+		}
+	}
 }
 
 // fillLeaf lays the entries of as out in leaf, their remote values in
 // new blocks at l's end.
 func (f *FS) fillLeaf(r *rawInode, l *attrLayout, leaf []byte, as []sfAttr) {
 	bs := int(f.sb.blockSize)
-	per := bs - attrRmtHdr
+	al := f.attrLay()
+	per := bs - al.rmtHdr
 	used, top := 0, bs
 	for i, a := range as {
 		size, remote := f.attrEntSize(a)
 		top -= size
 		used += size
-		e := leaf[attrLeafHdr+i*8:]
+		e := leaf[al.leafHdr+i*8:]
 		be.PutUint32(e, hashName(string(a.name)))
 		be.PutUint16(e[4:], uint16(top))
 		v := leaf[top:]
@@ -216,24 +249,28 @@ func (f *FS) fillLeaf(r *rawInode, l *attrLayout, leaf []byte, as []sfAttr) {
 		for off := 0; off < len(a.value) || off == 0; off += per {
 			b := make([]byte, bs)
 			part := a.value[off:min(len(a.value), off+per)]
-			copy(b, "XARM")
-			be.PutUint32(b[4:], uint32(off))
-			be.PutUint32(b[8:], uint32(len(part)))
-			copy(b[16:32], r.b[diUUID:diUUID+16])
-			be.PutUint64(b[32:], r.ino)
-			copy(b[attrRmtHdr:], part)
+			if f.v5() {
+				copy(b, "XARM")
+				be.PutUint32(b[4:], uint32(off))
+				be.PutUint32(b[8:], uint32(len(part)))
+				copy(b[16:32], r.uuid())
+				be.PutUint64(b[32:], r.ino)
+			}
+			copy(b[al.rmtHdr:], part)
 			l.blocks = append(l.blocks, b)
 		}
 	}
-	be.PutUint16(leaf[8:], attrLeafMagic)
-	copy(leaf[32:48], r.b[diUUID:diUUID+16])
-	be.PutUint64(leaf[48:], r.ino)
-	be.PutUint16(leaf[56:], uint16(len(as)))
-	be.PutUint16(leaf[58:], uint16(used))
-	be.PutUint16(leaf[60:], uint16(top))
-	base := attrLeafHdr + len(as)*8
-	be.PutUint16(leaf[64:], uint16(base))
-	be.PutUint16(leaf[66:], uint16(top-base))
+	be.PutUint16(leaf[8:], al.leaf)
+	if f.v5() {
+		copy(leaf[32:48], r.uuid())
+		be.PutUint64(leaf[48:], r.ino)
+	}
+	be.PutUint16(leaf[al.info:], uint16(len(as)))
+	be.PutUint16(leaf[al.info+2:], uint16(used))
+	be.PutUint16(leaf[al.info+4:], uint16(top))
+	base := al.leafHdr + len(as)*8
+	be.PutUint16(leaf[al.info+8:], uint16(base)) // the free map's first region
+	be.PutUint16(leaf[al.info+10:], uint16(top-base))
 }
 
 // putLeafAttrs allocates blocks for l, maps them in r's attribute fork
@@ -248,7 +285,7 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 		ex = append(ex, extent{off: got, start: start, count: n})
 		got += n
 	}
-	lit := r.b[diCore3:]
+	lit := r.b[r.core():]
 	need, err := r.dataNeed()
 	if err != nil {
 		return err
@@ -260,12 +297,30 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 			fo = 8 // as in putAttrs
 		}
 	}
-	if fo < need || fo <= 0 {
-		return fmt.Errorf("xfs: inode %d: no room for %d attribute extents beside its data: %w", r.ino, len(ex), syscall.EOPNOTSUPP)
+	format := uint8(fmtExtents)
+	if fo < need || fo <= 0 { // too many extents: a B+tree in the largest fork the data leaves
+		fo, format = max((need+7)&^7, 8), fmtBtree
+		if r.format() == fmtDev {
+			fo = 8
+		}
+		if fo <= 0 || len(lit)-fo < bmdrHdr+16 {
+			return fmt.Errorf("xfs: inode %d: no room for an attribute fork beside its data: %w", r.ino, syscall.EOPNOTSUPP)
+		}
 	}
 	clear(lit[need:])
+	if format == fmtBtree {
+		blocks, err := f.treeBlocks(sp, nil, ex, len(lit)-fo, attrBmbtOwner(r.ino))
+		if err != nil {
+			return err
+		}
+		f.putTree(r, t, blocks, ex, lit[fo:])
+		r.abmbt = blocks
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+uint64(len(blocks)))
+	}
 	for i, e := range ex {
-		encodeExtent(lit[fo+i*16:], e)
+		if format == fmtExtents {
+			encodeExtent(lit[fo+i*16:], e)
+		}
 		for k := uint64(0); k < e.count; k++ {
 			b := l.blocks[e.off+k]
 			dev, ok := f.sb.fsbToByte(e.start + k)
@@ -276,18 +331,28 @@ func (f *FS) putLeafAttrs(r *rawInode, l *attrLayout, sp *space, t *txn) error {
 			if e.off+k >= uint64(l.da) {
 				addr = 40 // a remote block's rm_blkno
 			}
-			be.PutUint64(b[addr:], uint64(dev/512))
+			if f.v5() {
+				be.PutUint64(b[addr:], uint64(dev/512))
+			}
 			t.putCRC(dev, b, attrBlockCRC)
 		}
 	}
-	r.b[diForkoff], r.b[diAformat] = byte(fo/8), fmtExtents
+	r.b[diForkoff], r.b[diAformat] = byte(fo/8), format
 	r.putAnextents(uint64(len(ex)))
 	be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])+uint64(len(l.blocks)))
 	return nil
 }
 
-// freeAttrBlocks gives the attribute fork's blocks back.
+// freeAttrBlocks gives the attribute fork's blocks back, its B+tree's
+// included.
 func (r *rawInode) freeAttrBlocks(ex []extent, sp *space) error {
+	for _, b := range r.abmbt {
+		if err := sp.free(b, 1, attrBmbtOwner(r.ino)); err != nil {
+			return err
+		}
+		be.PutUint64(r.b[diNblocks:], be.Uint64(r.b[diNblocks:])-1)
+	}
+	r.abmbt = nil
 	for _, e := range ex {
 		if err := sp.free(e.start, e.count, attrOwner(r.ino, e.off)); err != nil {
 			return err
