@@ -3,8 +3,6 @@ package ntfs
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -156,27 +154,5 @@ func TestPrefetchParallelThenWrite(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if t.Failed() {
-		return
-	}
-	checkConsistent(t, img)
-	mnt, _ := mount3g(t, img, "ro")
-	sizeOf := func(name string) (int64, error) {
-		st, err := os.Stat(filepath.Join(mnt, "many", name))
-		if err != nil {
-			return 0, err
-		}
-		return st.Size(), nil
-	}
-	if n, err := sizeOf(names[5]); err != nil || n != 777 {
-		t.Errorf("ntfs-3g: %s size %d, %v; want 777", names[5], n, err)
-	}
-	if _, err := sizeOf(names[7]); !os.IsNotExist(err) {
-		t.Errorf("ntfs-3g: %s after unlink: %v", names[7], err)
-	}
-	for i := 0; i < 20; i++ {
-		if n, err := sizeOf(fmt.Sprintf("new-%02d.dat", i)); err != nil || n != int64(100+i) {
-			t.Errorf("ntfs-3g: new-%02d.dat size %d, %v; want %d", i, n, err, 100+i)
-		}
-	}
+	checkManyWritten(t, v, many, img)
 }
