@@ -117,11 +117,7 @@ func (n *vnode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	out := make([]fuse.DirEntry, len(ents))
-	for i, d := range ents {
-		out[i] = fuse.DirEntry{Name: d.Name, Ino: n.vc.fuseIno(d.Ino), Mode: unixMode(d.Mode) & syscall.S_IFMT}
-	}
-	return fs.NewListDirStream(out), 0
+	return newDirStream(n.vc, ents), 0
 }
 
 func (n *vnode) Readlink(ctx context.Context) (_ []byte, e syscall.Errno) {

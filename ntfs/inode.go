@@ -42,10 +42,17 @@ func (v *Volume) loadInode(n uint64) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
+	return v.inodeOf(r)
+}
+
+// inodeOf parses base record r with its extension records and caches it.
+func (v *Volume) inodeOf(r *record) (*inode, error) {
+	n := r.num
 	if r.flags&recInUse == 0 || r.base != 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a file in use: %w", n, syscall.ENOENT)
 	}
 	in := &inode{num: n, seq: r.seq, flags: r.flags, links: r.links, recs: []uint64{n}}
+	var err error
 	if in.attrs, err = parseAttrs(r, v.clusters); err != nil {
 		return nil, err
 	}

@@ -119,39 +119,9 @@ func TestRecordsParallelThenWrite(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if a, err := v.Lookup(many, "file-0005.dat"); err != nil || a.Size != 777 {
-		t.Errorf("file-0005.dat after truncate: size %d, %v; want 777", a.Size, err)
-	}
-	if _, err := v.Lookup(many, "file-0007.dat"); !errors.Is(err, syscall.ENOENT) {
-		t.Errorf("file-0007.dat after unlink: %v, want ENOENT", err)
-	}
-	for i := 0; i < 20; i++ {
-		if a, err := v.Lookup(many, fmt.Sprintf("new-%02d.dat", i)); err != nil || a.Size != int64(100+i) {
-			t.Errorf("new-%02d.dat: size %d, %v; want %d", i, a.Size, err, 100+i)
-		}
-	}
-	if t.Failed() {
+	sizeOf := checkManyWritten(t, v, many, img)
+	if sizeOf == nil {
 		return
-	}
-	checkConsistent(t, img)
-	mnt, _ := mount3g(t, img, "ro")
-	sizeOf := func(name string) (int64, error) {
-		st, err := os.Stat(filepath.Join(mnt, "many", name))
-		if err != nil {
-			return 0, err
-		}
-		return st.Size(), nil
-	}
-	if n, err := sizeOf("file-0005.dat"); err != nil || n != 777 {
-		t.Errorf("ntfs-3g: file-0005.dat size %d, %v; want 777", n, err)
-	}
-	if _, err := sizeOf("file-0007.dat"); !os.IsNotExist(err) {
-		t.Errorf("ntfs-3g: file-0007.dat after unlink: %v", err)
-	}
-	for i := 0; i < 20; i++ {
-		if n, err := sizeOf(fmt.Sprintf("new-%02d.dat", i)); err != nil || n != int64(100+i) {
-			t.Errorf("ntfs-3g: new-%02d.dat size %d, %v; want %d", i, n, err, 100+i)
-		}
 	}
 	for i := 0; i < 300; i += 37 {
 		if n, err := sizeOf(fmt.Sprintf("file-%04d.dat", i)); i != 7 && (err != nil || n != manySize(i)) {
@@ -199,4 +169,47 @@ func TestRecordReadErrorNamesTheRecord(t *testing.T) {
 	if want := fmt.Sprintf("MFT record %d", bad.Ino); !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name %q", err, want)
 	}
+}
+
+// checkManyWritten checks what the writers of the parallel tests did to
+// /many, in v and then with ntfs-3g on img: file-0005.dat truncated to
+// 777 bytes, file-0007.dat removed, new-00.dat..new-19.dat of 100+i
+// bytes. It returns ntfs-3g's sizes, nil when v already failed.
+func checkManyWritten(t *testing.T, v *Volume, many volume.Ino, img string) func(string) (int64, error) {
+	t.Helper()
+	if a, err := v.Lookup(many, "file-0005.dat"); err != nil || a.Size != 777 {
+		t.Errorf("file-0005.dat after truncate: size %d, %v; want 777", a.Size, err)
+	}
+	if _, err := v.Lookup(many, "file-0007.dat"); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("file-0007.dat after unlink: %v, want ENOENT", err)
+	}
+	for i := 0; i < 20; i++ {
+		if a, err := v.Lookup(many, fmt.Sprintf("new-%02d.dat", i)); err != nil || a.Size != int64(100+i) {
+			t.Errorf("new-%02d.dat: size %d, %v; want %d", i, a.Size, err, 100+i)
+		}
+	}
+	if t.Failed() {
+		return nil
+	}
+	checkConsistent(t, img)
+	mnt, _ := mount3g(t, img, "ro")
+	sizeOf := func(name string) (int64, error) {
+		st, err := os.Stat(filepath.Join(mnt, "many", name))
+		if err != nil {
+			return 0, err
+		}
+		return st.Size(), nil
+	}
+	if n, err := sizeOf("file-0005.dat"); err != nil || n != 777 {
+		t.Errorf("ntfs-3g: file-0005.dat size %d, %v; want 777", n, err)
+	}
+	if _, err := sizeOf("file-0007.dat"); !os.IsNotExist(err) {
+		t.Errorf("ntfs-3g: file-0007.dat after unlink: %v", err)
+	}
+	for i := 0; i < 20; i++ {
+		if n, err := sizeOf(fmt.Sprintf("new-%02d.dat", i)); err != nil || n != int64(100+i) {
+			t.Errorf("ntfs-3g: new-%02d.dat size %d, %v; want %d", i, n, err, 100+i)
+		}
+	}
+	return sizeOf
 }

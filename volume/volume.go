@@ -152,3 +152,11 @@ type Device interface {
 	io.WriterAt
 	Size() int64
 }
+
+// Prefetcher reads ahead what stats of files ino will need (NTFS: their
+// MFT records, in as few device reads as they lie together), so that the
+// lookups a listing is followed by (readdirplus stats every entry) do not
+// read them one at a time. A hint: errors are left to the lookups.
+type Prefetcher interface {
+	Prefetch(inos []Ino)
+}

@@ -1,0 +1,158 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/offvm/offvm/volume"
+)
+
+// listInos lists /many of v: its entries' numbers and names.
+func listInos(t *testing.T, v *Volume, dir volume.Ino) ([]volume.Ino, []string) {
+	t.Helper()
+	ents, err := v.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inos, names := make([]volume.Ino, len(ents)), make([]string, len(ents))
+	for i, e := range ents {
+		inos[i], names[i] = e.Ino, e.Name
+	}
+	return inos, names
+}
+
+// TestPrefetchReadsListingTogether: the records of a listing's 300 files
+// (created one after another, so lying together in $MFT) are read in a
+// few device reads of up to 64 records, and the lookups that follow read
+// nothing; without the prefetch the same lookups read one record each.
+// The sizes looked up are those the files were written with (by ntfs-3g).
+func TestPrefetchReadsListingTogether(t *testing.T) {
+	requireNTFSTools(t)
+	img := baseImage(t, t.TempDir(), 4096)
+	for _, prefetch := range []bool{true, false} {
+		dev := &readCountDev{Device: openDev(t, img, 0)}
+		v, err := Open(dev, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		many, err := resolve(v, "/many")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inos, names := listInos(t, v, many)
+		if len(inos) != 300 {
+			t.Fatalf("/many lists %d entries, want 300", len(inos))
+		}
+		dev.reads.Store(0)
+		if prefetch {
+			v.Prefetch(inos)
+			if n := dev.reads.Load(); n > 300/maxPrefetchSpan+2 {
+				t.Errorf("prefetch of 300 records: %d device reads, want at most %d", n, 300/maxPrefetchSpan+2)
+			}
+			dev.reads.Store(0)
+		}
+		for i, name := range names {
+			a, err := v.Lookup(many, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := manySize(i); a.Size != want || a.Ino != inos[i] {
+				t.Fatalf("%s: size %d ino %d, want %d and %d", name, a.Size, a.Ino, want, inos[i])
+			}
+		}
+		n := dev.reads.Load()
+		switch {
+		case prefetch && n != 0:
+			t.Errorf("lookups after the prefetch: %d device reads, want none", n)
+		case !prefetch && n < 300:
+			t.Errorf("lookups without a prefetch: %d device reads, want one per record (300)", n)
+		}
+	}
+}
+
+// TestPrefetchParallelThenWrite: readers list /many, prefetch its records
+// and look every file up, in parallel, while a writer truncates one file,
+// removes another and creates new ones; the records the prefetch cached
+// are dropped by the writes (cache.forgetInode), so that what is looked
+// up after each write is what was written, though the readers fill the
+// cache again all along. Checked by ntfs-3g on the written image. Run
+// with -race.
+func TestPrefetchParallelThenWrite(t *testing.T) {
+	requireNTFSTools(t)
+	img := baseImage(t, t.TempDir(), 4096)
+	v := openVol(t, img, 0, Options{})
+	many, err := resolve(v, "/many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inos, names := listInos(t, v, many)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	stop := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for {
+				for lo := g * 16; lo < len(inos); lo += maxPrefetchSpan {
+					v.Prefetch(inos[lo:min(lo+maxPrefetchSpan, len(inos))])
+				}
+				for i, name := range names {
+					if i == 5 || i == 7 { // what the writer changes
+						continue
+					}
+					if a, err := v.Lookup(many, name); err != nil || a.Size != manySize(i) {
+						errs <- fmt.Errorf("%s: size %d, %v; want %d", name, a.Size, err, manySize(i))
+						return
+					}
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}(g)
+	}
+	v.Prefetch(inos)
+	if _, err := v.Lookup(many, names[5]); err != nil { // cached before the write
+		t.Fatal(err)
+	}
+	if err := v.Truncate(inos[5], 777); err != nil {
+		t.Fatal(err)
+	}
+	v.Prefetch(inos)
+	if a, err := v.Lookup(many, names[5]); err != nil || a.Size != 777 {
+		t.Errorf("%s right after its truncate: size %d, %v; want 777", names[5], a.Size, err)
+	}
+	if err := v.Unlink(many, names[7]); err != nil {
+		t.Fatal(err)
+	}
+	v.Prefetch(inos)
+	if _, err := v.Lookup(many, names[7]); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("%s right after its unlink: %v, want ENOENT", names[7], err)
+	}
+	for i := 0; i < 20; i++ {
+		a, err := v.Create(many, fmt.Sprintf("new-%02d.dat", i), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.WriteAt(a.Ino, pattern(100+i, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+		v.Prefetch([]volume.Ino{a.Ino - 1, a.Ino, a.Ino + 1})
+		if b, err := v.Lookup(many, fmt.Sprintf("new-%02d.dat", i)); err != nil || b.Size != int64(100+i) {
+			t.Errorf("new-%02d.dat right after its write: size %d, %v; want %d", i, b.Size, err, 100+i)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	checkManyWritten(t, v, many, img)
+}
