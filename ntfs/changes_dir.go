@@ -41,6 +41,7 @@ func (v *Volume) NarrowListings(dir volume.Ino, after volume.FS, changed []volum
 		return nil, nil, 0, err
 	}
 	s := &sides{v: v, w: w, da: da, db: db, exts: mergeExtents(changed), same: map[int64]bool{}, nodes: map[int64]*indexNode{}}
+	v.prefetchIndex(da)
 	ta, err := treeOf(da, s.beforeNode)
 	if err != nil {
 		return nil, nil, 0, err
@@ -52,6 +53,27 @@ func (v *Volume) NarrowListings(dir volume.Ino, after volume.FS, changed []volum
 	before, left := v.narrow(ta, func(vcn int64) bool { return s.unchanged(vcn) && tb.reached[vcn] }, keep)
 	afterList, _ := w.narrow(tb, func(vcn int64) bool { return s.unchanged(vcn) && ta.reached[vcn] }, keep)
 	return before, afterList, left, nil
+}
+
+// prefetchBytes is how much of an index prefetchIndex reads at a time.
+const prefetchBytes = 1 << 20
+
+// prefetchIndex reads the blocks of di's $INDEX_ALLOCATION in device
+// order, a MiB at a time, and drops them: the walks that follow read
+// every block in key order, one at a time, which a cold page cache
+// serves with a seek each (the 1,700 blocks of a 40,000-entry System32
+// took 180 ms of a commit's 400). A read error is left to the walk.
+func (v *Volume) prefetchIndex(di *dirIndex) {
+	a := di.alloc
+	if a == nil || a.resident || a.dataSize <= 0 {
+		return
+	}
+	buf := make([]byte, min(a.dataSize, prefetchBytes))
+	for off := int64(0); off < a.dataSize; off += int64(len(buf)) {
+		if v.readRuns(a.runs, buf[:min(int64(len(buf)), a.dataSize-off)], off) != nil {
+			return
+		}
+	}
 }
 
 // sides is one directory before (v, da) and after (w, db) a commit.
