@@ -54,7 +54,7 @@ type attr struct {
 
 // parseAttrs decodes every attribute header in a record.
 func parseAttrs(r *record, maxLCN int64) ([]attr, error) {
-	var out []attr
+	out := make([]attr, 0, countAttrs(r))
 	for off := r.attrOff; ; {
 		if off+4 > r.used {
 			return nil, fmt.Errorf("ntfs: MFT record %d: attributes run past the used size: %w", r.num, syscall.EIO)
@@ -74,6 +74,22 @@ func parseAttrs(r *record, maxLCN int64) ([]attr, error) {
 			return nil, fmt.Errorf("ntfs: MFT record %d: too many attributes: %w", r.num, syscall.EIO)
 		}
 	}
+}
+
+// countAttrs counts the attribute headers as far as their lengths say:
+// parseAttrs's capacity (it checks them itself). A big directory's
+// records are parsed for every operation in it, and the slice grown one
+// attribute at a time was most of what that allocated.
+func countAttrs(r *record) int {
+	n := 0
+	for off := r.attrOff; off+8 <= r.used && n < 64; n++ {
+		l := int(binary.LittleEndian.Uint32(r.buf[off+4:]))
+		if binary.LittleEndian.Uint32(r.buf[off:]) == attrEndMark || l < 0x18 {
+			break
+		}
+		off += l
+	}
+	return n
 }
 
 // parseAttr decodes one attribute header at the start of b.
