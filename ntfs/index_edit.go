@@ -260,25 +260,37 @@ func (dw *dirW) readNode(vcn int64) (*wnode, error) {
 	return toWNode(n), nil
 }
 
+// entrySize is the serialised length of one index entry.
+func entrySize(ref uint64, key, data []byte, child int64) int {
+	l := 0x10 + align8(len(key))
+	if len(data) > 0 {
+		l = align8(max(0x10+len(key), int(ref&0xffff)+len(data)))
+	}
+	if child >= 0 {
+		l += 8
+	}
+	return l
+}
+
+// entriesSize is the length of a node's entries and its last entry.
+func entriesSize(n *wnode) int {
+	total := entrySize(0, nil, nil, n.endChild)
+	for _, e := range n.entries {
+		total += entrySize(e.ref, e.key, e.data, e.child)
+	}
+	return total
+}
+
 // entriesBytes serialises a node's entries and its last entry.
 func entriesBytes(n *wnode) []byte {
-	size := func(ref uint64, key, data []byte, child int64) int {
-		l := 0x10 + align8(len(key))
-		if len(data) > 0 {
-			l = align8(max(0x10+len(key), int(ref&0xffff)+len(data)))
-		}
-		if child >= 0 {
-			l += 8
-		}
-		return l
-	}
-	total := size(0, nil, nil, n.endChild)
-	for _, e := range n.entries {
-		total += size(e.ref, e.key, e.data, e.child)
-	}
-	out := make([]byte, 0, total) // one allocation for the node
+	return appendEntries(make([]byte, 0, entriesSize(n)), n)
+}
+
+// appendEntries serialises a node's entries and its last entry after
+// out: a block is written in one buffer.
+func appendEntries(out []byte, n *wnode) []byte {
 	add := func(ref uint64, key, data []byte, child int64, last bool) {
-		l := size(ref, key, data, child)
+		l := entrySize(ref, key, data, child)
 		out = append(out, make([]byte, l)...)
 		b := out[len(out)-l:]
 		binary.LittleEndian.PutUint64(b, ref)
@@ -308,32 +320,31 @@ func entriesBytes(n *wnode) []byte {
 // writeNode stores a node: the root into the record, a block to disk.
 // errNodeFull when it does not fit.
 func (dw *dirW) writeNode(n *wnode) error {
-	eb := entriesBytes(n)
-	var flags byte
-	if !n.leaf() {
-		flags = 1
-	}
-	if n.vcn < 0 {
-		off := dw.root.findAttr(atIndexRoot, dw.idx, false)
-		old := dw.root.residentValue(off)
-		val := make([]byte, 0x20+len(eb))
-		copy(val, old[:0x10])
-		binary.LittleEndian.PutUint32(val[0x10:], 0x10)
-		binary.LittleEndian.PutUint32(val[0x14:], uint32(0x10+len(eb)))
-		binary.LittleEndian.PutUint32(val[0x18:], uint32(0x10+len(eb)))
-		val[0x1c] = flags
-		copy(val[0x20:], eb)
-		// A small root leaves the record room for the allocation's runlist.
-		if len(val) > dw.v.geo.recordSize/2 || dw.root.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
+	if n.vcn >= 0 { // serialised at the op's commit (blockBytes)
+		if align8(0x28+2*(dw.blockSize/fixupStride+1))+entriesSize(n) > dw.blockSize {
 			return errNodeFull
 		}
-		dw.o.add(dw.root)
+		dw.pending[n.vcn] = cloneW(n)
 		return nil
 	}
-	if align8(0x28+2*(dw.blockSize/fixupStride+1))+len(eb) > dw.blockSize {
+	// the root, into its record
+	size := entriesSize(n)
+	off := dw.root.findAttr(atIndexRoot, dw.idx, false)
+	old := dw.root.residentValue(off)
+	val := make([]byte, 0x20, 0x20+size) // the root's header, the node's, then the entries
+	copy(val, old[:0x10])
+	val = appendEntries(val, n)
+	binary.LittleEndian.PutUint32(val[0x10:], 0x10)
+	binary.LittleEndian.PutUint32(val[0x14:], uint32(0x10+size))
+	binary.LittleEndian.PutUint32(val[0x18:], uint32(0x10+size))
+	if !n.leaf() {
+		val[0x1c] = 1
+	}
+	// A small root leaves the record room for the allocation's runlist.
+	if len(val) > dw.v.geo.recordSize/2 || dw.root.replaceAttr(off, residentAttr(atIndexRoot, dw.idx, val)) != nil {
 		return errNodeFull
 	}
-	dw.pending[n.vcn] = cloneW(n)
+	dw.o.add(dw.root)
 	return nil
 }
 
@@ -345,7 +356,6 @@ func cloneW(n *wnode) *wnode {
 
 // blockBytes serialises a block node as an INDX record.
 func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
-	eb := entriesBytes(n)
 	var flags byte
 	if !n.leaf() {
 		flags = 1
@@ -353,19 +363,19 @@ func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
 	bs := dw.blockSize
 	count := bs/fixupStride + 1
 	first := align8(0x28 + 2*count)
-	if first+len(eb) > bs {
+	size := entriesSize(n)
+	if first+size > bs {
 		return nil, fmt.Errorf("ntfs: directory %d: index block %d overflows: %w", dw.r.num, n.vcn, syscall.EIO)
 	}
-	buf := make([]byte, bs)
+	buf := appendEntries(make([]byte, first, bs), n)[:bs] // past the entries: zeros
 	copy(buf, "INDX")
 	binary.LittleEndian.PutUint16(buf[4:], 0x28)
 	binary.LittleEndian.PutUint16(buf[6:], uint16(count))
 	binary.LittleEndian.PutUint64(buf[0x10:], uint64(n.vcn))
 	binary.LittleEndian.PutUint32(buf[0x18:], uint32(first-0x18))
-	binary.LittleEndian.PutUint32(buf[0x1c:], uint32(first-0x18+len(eb)))
+	binary.LittleEndian.PutUint32(buf[0x1c:], uint32(first-0x18+size))
 	binary.LittleEndian.PutUint32(buf[0x20:], uint32(bs-0x18))
 	buf[0x24] = flags
-	copy(buf[first:], eb)
 	protectFixup(buf)
 	return buf, nil
 }

@@ -1,6 +1,7 @@
 package ntfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"syscall"
@@ -128,14 +129,19 @@ func (dw *dirW) find(key []byte, ref uint64) ([]*wnode, []int, error) {
 	return nil, nil, fmt.Errorf("ntfs: directory %d: index too deep: %w", dw.r.num, syscall.EIO)
 }
 
-// update replaces the key of an entry (same name: sizes, times, flags).
+// update replaces the key of an entry (same name: sizes, times, flags);
+// an entry that already holds key is left alone, its node unwritten.
 func (dw *dirW) update(ref uint64, key []byte) error {
 	path, pos, err := dw.find(key, ref)
 	if err != nil {
 		return err
 	}
 	n := path[len(path)-1]
-	n.entries[pos[len(pos)-1]].key = key
+	e := &n.entries[pos[len(pos)-1]]
+	if bytes.Equal(e.key, key) {
+		return nil
+	}
+	e.key = key
 	return dw.writeNode(n)
 }
 

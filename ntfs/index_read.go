@@ -169,6 +169,17 @@ func (v *Volume) node(di *dirIndex, vcn int64) (*indexNode, error) {
 	if err := v.readRuns(di.alloc.runs, buf, off); err != nil {
 		return nil, fmt.Errorf("ntfs: directory %d: index block %d: %w", di.ino, vcn, err)
 	}
+	n, err := v.parseBlock(di, vcn, buf)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.putNode(di.ino, n)
+	return n, nil
+}
+
+// parseBlock decodes the INDX block at vcn from buf, whose update
+// sequence it undoes in place; the node's keys point into buf.
+func (v *Volume) parseBlock(di *dirIndex, vcn int64, buf []byte) (*indexNode, error) {
 	if err := applyFixup(buf, "INDX"); err != nil {
 		return nil, fmt.Errorf("ntfs: directory %d: index block %d: %w", di.ino, vcn, err)
 	}
@@ -176,7 +187,6 @@ func (v *Volume) node(di *dirIndex, vcn int64) (*indexNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: directory %d: %w", di.ino, err)
 	}
-	v.cache.putNode(di.ino, n)
 	return n, nil
 }
 

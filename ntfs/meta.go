@@ -154,8 +154,15 @@ func (o *op) refreshNamesIn(r, rr *record, si []byte, size, alloc int64, keepSiz
 // a parent whose index cannot be edited or lacks the entry does not stop
 // the change of the file; only a failed write of the device does.
 func (o *op) refreshIndexCopy(r *record, parent uint64, fn []byte) error {
+	wasDirty := o.dirty[parent]
 	dw, err := o.dir(parent)
 	if err == nil {
+		// Opening the index marks the parent's record to be written;
+		// a copy in a block changes only the block (and a copy in the
+		// root marks the record again, in writeNode).
+		if !wasDirty {
+			delete(o.dirty, parent)
+		}
 		err = dw.update(fileRef(r), append([]byte(nil), fn...))
 	}
 	if isDeviceError(err) {

@@ -21,6 +21,9 @@ import (
 // widens its bitmap to cover them. r0 is record 0 as read for the
 // running allocation.
 func (v *Volume) growMFT(r0 *record) error {
+	// the growth edits a copy of the bitmap and may move it
+	v.w.mftBits = nil
+	defer func() { v.w.mftBits = nil }()
 	rs := int64(v.geo.recordSize)
 	newSize := v.mftSize + mftGrowRecords*rs
 	o := v.newOp()

@@ -3,6 +3,7 @@ package ntfs
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"github.com/offvm/offvm/internal/alloc"
@@ -98,7 +99,12 @@ func (b *mftBits) bit(n uint64) bool {
 }
 
 // mftBitmap reads $MFT's $BITMAP from record 0, or from the extension
-// record r0's attribute list names for it.
+// record r0's attribute list names for it. A bitmap in clusters is read
+// once and kept (writeState.mftBits): each new file and each deleted one
+// would read all of it again (5 KiB for 40,000 records) to change one
+// bit. What is kept is what the device holds, as every change goes
+// through setBitIn, which writes the byte it changed at once; growMFT and
+// a failed operation, which change the device behind it, drop it.
 func (v *Volume) mftBitmap(r0 *record) (*mftBits, error) {
 	rec, off, err := v.mftBitmapHome(r0)
 	if err != nil {
@@ -116,8 +122,18 @@ func (v *Volume) mftBitmap(r0 *record) (*mftBits, error) {
 	if a.dataSize > 64<<20 || a.startVCN != 0 || (a.lastVCN+1)*v.geo.clusterSize != a.allocSize {
 		return nil, fmt.Errorf("ntfs: $MFT $BITMAP of %d bytes in one extent expected: %w", a.dataSize, syscall.EIO)
 	}
+	if w := v.w; w != nil && int64(len(w.mftBits)) == a.dataSize && slices.Equal(w.mftBitsRuns, a.runs) {
+		bm.bits = w.mftBits
+		return bm, nil
+	}
 	bm.bits = make([]byte, a.dataSize)
-	return bm, v.readRuns(a.runs, bm.bits, 0)
+	if err := v.readRuns(a.runs, bm.bits, 0); err != nil {
+		return nil, err
+	}
+	if w := v.w; w != nil {
+		w.mftBits, w.mftBitsRuns = bm.bits, slices.Clone(a.runs)
+	}
+	return bm, nil
 }
 
 func (v *Volume) mftBitmapHome(r0 *record) (*record, int, error) {

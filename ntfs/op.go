@@ -39,9 +39,11 @@ func (o *op) add(r *record) { o.recs[r.num], o.dirty[r.num] = r, true }
 
 func (o *op) mark(r *record) { o.dirty[r.num] = true }
 
-// dir returns the index editor of directory n; its record is marked dirty.
+// dir returns the index editor of directory n; its record is marked
+// dirty, every time (refreshIndexCopy may have cleared the mark).
 func (o *op) dir(n uint64) (*dirW, error) {
 	if dw := o.dirs[n]; dw != nil {
+		o.dirty[n] = true
 		return dw, nil
 	}
 	r, err := o.rec(n)

@@ -108,6 +108,7 @@ func (v *Volume) undoOp(st opState) {
 	}
 	w.undoWrites = nil
 	w.mftFull = 0
+	w.mftBits = nil // its bytes on the device were put back behind it
 	v.mftRuns, v.mftSize = st.mftRuns, st.mftSize
 	w.secure = nil // it may hold a descriptor the op added
 	v.cache.purge()

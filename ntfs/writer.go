@@ -24,6 +24,11 @@ type writeState struct {
 	mftFull int64
 
 	secure *secureState // $Secure's descriptors, loaded at the first new file
+
+	// $MFT's $BITMAP when it lies in clusters, as on the device, and the
+	// runs it was read from (mftBitmap); nil when not loaded.
+	mftBits     []byte
+	mftBitsRuns []run
 }
 
 // beginWrite is called with v.mu held for writing before any change: it

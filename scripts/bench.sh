@@ -36,6 +36,8 @@ export -f pair single
 . scripts/scan-pair.sh
 # the write figure, shared with scripts/bench-write.sh
 . scripts/write-pair.sh
+# the rsync figures, shared with scripts/bench-rsync.sh
+. scripts/rsync-pair.sh
 
 # --- the read volume: a big file, a directory of small files, a scan tree ---
 VOL_MIB=$((SIZE_MIB + FILES * 4 / 1000 + SCAN * 40 / 1000 + 256))
@@ -122,29 +124,8 @@ write_setup
 write_pair
 
 # --- rsync into a mounted volume, and a second rsync that finds nothing ---
-RB=$B/rsync; mkdir -p "$RB/src" "$RB/peer" "$RB/offvm"
-for d in "$B/src/scan"/d*; do
-  [ "$(find "$RB/src" -type f | wc -l)" -ge "$RSYNC" ] && break
-  cp -a "$d" "$RB/src/"
-done
-cp --sparse=always "$WB/base.img" "$RB/base.img"
-ntfs-3g "$RB/base.img" "$B/m-peer"; rsync -rt "$RB/src/" "$B/m-peer/rs/"; peer_umount "$B/m-peer" "$RB/base.img"
-export RB
-rs_mount() { # the side's fresh copy of IMAGE, mounted writable
-  rm -f "$R"/*; cp --sparse=always "$1" "$R/vol.img"
-  if [ "$SIDE" = peer ]; then ntfs-3g "$R/vol.img" "$B/m-peer"; else "$OFFVM" mount "$R" "$B/m-offvm"; fi
-}
-rs_dir() { if [ "$SIDE" = peer ]; then echo "$B/m-peer/rs"; else echo "$B/m-offvm/vol.img/p0/rs"; fi; }
-rs_umount() { if [ "$SIDE" = peer ]; then peer_umount "$B/m-peer" "$R/vol.img"; else "$OFFVM" unmount --discard "$B/m-offvm" >/dev/null; fi; }
-export -f rs_mount rs_dir rs_umount
-n_rs=$(find "$RB/src" -type f | wc -l)
-pair -id rsync -label "rsync of ${n_rs} files into a mounted volume" -peer ntfs-3g -cold \
-  -ra "$RB/peer" -rb "$RB/offvm" -setup 'rs_mount "$WB/base.img"' -teardown rs_umount \
-  -run 'rsync -rt "$RB/src/" "$(rs_dir)/"' -check 'echo "$(rsync -r --checksum --dry-run --out-format=%n "$RB/src/" "$(rs_dir)/" | grep -vc /\$) differ; $(find "$(rs_dir)" -type f | wc -l) files"'
-pair -id rsync-again -label "second rsync of the ${n_rs} files (nothing to copy)" -peer ntfs-3g -cold -same-output \
-  -ra "$RB/peer" -rb "$RB/offvm" -setup 'rs_mount "$RB/base.img"' -teardown rs_umount \
-  -run 'rsync -rt -i "$RB/src/" "$(rs_dir)/"' -check 'echo "$(find "$(rs_dir)" -type f | wc -l) files"' \
-  -expect "echo '$n_rs files'"
+rsync_setup "$B/src/scan" "$WB/base.img" "$RSYNC"
+rsync_pairs "" ntfs-3g
 
 # --- commit cost follows the change, not the image (go test -bench) ---
 go test -c -o "$B/mount.test" ./mount

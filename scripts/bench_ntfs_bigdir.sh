@@ -11,6 +11,10 @@
 # reads the directory back with its 40,000 names and none of the new ones,
 # and $MFT (read by ntfscat) holds 2,000 records used and freed since the
 # volume was made (a side that made nothing fails the check).
+# Alone, for working on it: OFFVM_BASE=path to an older offvm binary adds
+# that binary against this one (the base as the "peer": above 1, OFFVM is
+# faster), BIGDIR_PEER=0 leaves out ntfs-3g, BENCH_JSON names the records
+# (default bin/bench-bigdir.json); OFFVM_CPUPROFILE reaches the daemons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OFFVM=${OFFVM:-$PWD/bin/offvm}
@@ -21,7 +25,8 @@ else
 fi
 export CHANGES
 if [ -z "${BENCH_TOOL:-}" ]; then # run alone: what bench.sh would provide
-  export B=$(mktemp -d /var/tmp/offvm-bench-bigdir.XXXXXX) PAIRS=${BENCH_PAIRS:-5}
+  export BIGDIR_ALONE=1 OFFVM_BASE=${OFFVM_BASE:-}
+  export B=$(mktemp -d /var/tmp/offvm-bench-bigdir.XXXXXX) PAIRS=${BENCH_PAIRS:-${PAIRS:-5}}
   export RUNS=$B/runs.jsonl BENCH_TOOL=$B/bench-tool
   mkdir -p "$B/m-peer" "$B/m-offvm"
   trap 'for m in "$B"/m-*; do mountpoint -q "$m" && { "$OFFVM" unmount --discard "$m" 2>/dev/null || umount "$m"; }; done; rm -rf "$B"' EXIT
@@ -80,10 +85,21 @@ bigdir_check() { # IMAGE: prints the same line for every run that did the work
 }
 export -f records_freed bigdir_work bigdir_check
 
-pair -id ntfs-bigdir -label "create + delete $CHANGES files in a $NAMES-entry directory, mount to durable" -peer ntfs-3g -cold \
+[ "${BIGDIR_PEER:-1}" = 0 ] || pair -id ntfs-bigdir -label "create + delete $CHANGES files in a $NAMES-entry directory, mount to durable" -peer ntfs-3g -cold \
   -ra "$DB/peer" -rb "$DB/offvm" \
   -setup 'rm -rf "$R"/*; cp --sparse=always "$DB/sys.img" "$R/sys.img"' \
   -run-a 'ntfs-3g "$R/sys.img" "$B/m-peer" && bigdir_work "$B/m-peer/Windows/System32" && peer_umount "$B/m-peer" "$R/sys.img"' \
   -run-b '"$OFFVM" mount "$R" "$B/m-offvm" && bigdir_work "$B/m-offvm/sys.img/p0/Windows/System32" && "$OFFVM" unmount "$B/m-offvm" >/dev/null' \
   -check 'bigdir_check "$R/sys.img"' -expect "echo 'System32 holds $NAMES names, 0 new; $CHANGES MFT records used and freed'"
+if [ -n "${BIGDIR_ALONE:-}" ] && [ -n "${OFFVM_BASE:-}" ]; then
+  pair -id ntfs-bigdir-base -label "create + delete $CHANGES files in a $NAMES-entry directory, mount to durable" -peer "offvm (OFFVM_BASE)" -cold \
+    -ra "$DB/peer" -rb "$DB/offvm" \
+    -setup 'rm -rf "$R"/*; cp --sparse=always "$DB/sys.img" "$R/sys.img"' \
+    -run-a '"$OFFVM_BASE" mount "$R" "$B/m-peer" && bigdir_work "$B/m-peer/sys.img/p0/Windows/System32" && "$OFFVM_BASE" unmount "$B/m-peer" >/dev/null' \
+    -run-b '"$OFFVM" mount "$R" "$B/m-offvm" && bigdir_work "$B/m-offvm/sys.img/p0/Windows/System32" && "$OFFVM" unmount "$B/m-offvm" >/dev/null' \
+    -check 'bigdir_check "$R/sys.img"' -expect "echo 'System32 holds $NAMES names, 0 new; $CHANGES MFT records used and freed'"
+fi
 rm -rf "$DB"
+if [ -n "${BIGDIR_ALONE:-}" ]; then
+  "$BENCH_TOOL" report -in "$RUNS" -json "${BENCH_JSON:-bin/bench-bigdir.json}"
+fi
