@@ -36,7 +36,7 @@ vet:
 unit: deps
 	# -tags offvmfault builds the fault points (OFFVM_FAULT) the crash tests use;
 	# the release binary (make build) has none
-	$(GO) test -race -count=1 -timeout 20m -tags offvmfault $$($(GO) list $(ENGINES) 2>/dev/null)
+	$(GO) test -race -count=1 -timeout 40m -tags offvmfault $$($(GO) list $(ENGINES) 2>/dev/null)
 	$(GO) test -count=1 -timeout 10m ./cmd/...
 	# BitLocker's full-volume comparisons with dislocker (skipped under -race)
 	$(GO) test -count=1 -timeout 15m ./bitlocker/...
