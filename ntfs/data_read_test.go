@@ -126,32 +126,22 @@ func TestReadViewParallel(t *testing.T) {
 		}
 		return nil
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	stop := make(chan struct{})
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) { // readers of the files no one writes
-			defer wg.Done()
-			rnd := mrand.New(mrand.NewSource(int64(g)))
-			for round := 0; ; round++ {
-				for _, i := range rnd.Perm(len(paths)) {
-					if written[paths[i]] != nil {
-						continue
-					}
-					if err := check(paths[i], rnd); err != nil {
-						errs <- err
-						return
-					}
-				}
-				select {
-				case <-stop:
-					return
-				default:
-				}
-			}
-		}(g)
+	// readers of the files no one writes, each with its own random order
+	rnds := make([]*mrand.Rand, 8)
+	for g := range rnds {
+		rnds[g] = mrand.New(mrand.NewSource(int64(g)))
 	}
+	stop := startReaders(t, len(rnds), func(g, _ int) error {
+		for _, i := range rnds[g].Perm(len(paths)) {
+			if written[paths[i]] != nil {
+				continue
+			}
+			if err := check(paths[i], rnds[g]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	rnd := mrand.New(mrand.NewSource(99))
 	for p, write := range written {
 		var same sync.WaitGroup
@@ -160,7 +150,7 @@ func TestReadViewParallel(t *testing.T) {
 			go func(seed int64) {
 				defer same.Done()
 				if err := check(p, mrand.New(mrand.NewSource(seed))); err != nil {
-					errs <- fmt.Errorf("before the write: %w", err)
+					t.Errorf("before the write: %v", err)
 				}
 			}(int64(g))
 		}
@@ -176,12 +166,7 @@ func TestReadViewParallel(t *testing.T) {
 			t.Errorf("after the write: %v", err)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	stop()
 	if t.Failed() {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -34,31 +33,17 @@ func TestDirIndexCacheParallelThenWrite(t *testing.T) {
 	}
 	const files = 60
 	name := func(i int) string { return fmt.Sprintf("entry-with-a-long-name-%03d.txt", i) }
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	stop := make(chan struct{})
-	for g := 0; g < 6; g++ {
-		wg.Add(1)
-		go func(g int) { // lookups of names no one changes, in both
-			defer wg.Done()
-			for round := 0; ; round++ {
-				i := (g*37 + round) % 300
-				if _, err := v.Lookup(many, fmt.Sprintf("file-%04d.dat", i)); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := v.Lookup(small, "missing"); !errors.Is(err, syscall.ENOENT) {
-					errs <- fmt.Errorf("missing in /emptydir: %v, want ENOENT", err)
-					return
-				}
-				select {
-				case <-stop:
-					return
-				default:
-				}
-			}
-		}(g)
-	}
+	// lookups of names no one changes, in both
+	stop := startReaders(t, 6, func(g, round int) error {
+		i := (g*37 + round) % 300
+		if _, err := v.Lookup(many, fmt.Sprintf("file-%04d.dat", i)); err != nil {
+			return err
+		}
+		if _, err := v.Lookup(small, "missing"); !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("missing in /emptydir: %v, want ENOENT", err)
+		}
+		return nil
+	})
 	lookupSize := func(dir volume.Ino, n string) (int64, error) {
 		a, err := v.Lookup(dir, n)
 		return a.Size, err
@@ -92,12 +77,7 @@ func TestDirIndexCacheParallelThenWrite(t *testing.T) {
 	if n, err := lookupSize(many, "moved.txt"); err != nil || n != 2 {
 		t.Errorf("moved.txt after the rename: size %d, %v; want 2", n, err)
 	}
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	stop()
 	if t.Failed() {
 		return
 	}

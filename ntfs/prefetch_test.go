@@ -3,7 +3,6 @@ package ntfs
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -89,34 +88,20 @@ func TestPrefetchParallelThenWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	inos, names := listInos(t, v, many)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	stop := make(chan struct{})
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for {
-				for lo := g * 16; lo < len(inos); lo += maxPrefetchSpan {
-					v.Prefetch(inos[lo:min(lo+maxPrefetchSpan, len(inos))])
-				}
-				for i, name := range names {
-					if i == 5 || i == 7 { // what the writer changes
-						continue
-					}
-					if a, err := v.Lookup(many, name); err != nil || a.Size != manySize(i) {
-						errs <- fmt.Errorf("%s: size %d, %v; want %d", name, a.Size, err, manySize(i))
-						return
-					}
-				}
-				select {
-				case <-stop:
-					return
-				default:
-				}
+	stop := startReaders(t, 4, func(g, _ int) error {
+		for lo := g * 16; lo < len(inos); lo += maxPrefetchSpan {
+			v.Prefetch(inos[lo:min(lo+maxPrefetchSpan, len(inos))])
+		}
+		for i, name := range names {
+			if i == 5 || i == 7 { // what the writer changes
+				continue
 			}
-		}(g)
-	}
+			if a, err := v.Lookup(many, name); err != nil || a.Size != manySize(i) {
+				return fmt.Errorf("%s: size %d, %v; want %d", name, a.Size, err, manySize(i))
+			}
+		}
+		return nil
+	})
 	v.Prefetch(inos)
 	if _, err := v.Lookup(many, names[5]); err != nil { // cached before the write
 		t.Fatal(err)
@@ -148,11 +133,6 @@ func TestPrefetchParallelThenWrite(t *testing.T) {
 			t.Errorf("new-%02d.dat right after its write: size %d, %v; want %d", i, b.Size, err, 100+i)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	stop()
 	checkManyWritten(t, v, many, img)
 }

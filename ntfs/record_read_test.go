@@ -50,50 +50,39 @@ func TestRecordsParallelThenWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 300)
-	lookupAll := func(g int, stop <-chan struct{}) {
-		defer wg.Done()
-		for round := 0; ; round++ {
-			for i := g; i < 300; i += 4 {
-				if i == 5 || i == 7 { // what the writer changes
-					continue
-				}
-				a, err := v.Lookup(many, fmt.Sprintf("file-%04d.dat", i))
-				if err != nil {
-					errs <- err
-					return
-				}
-				if a.Size != manySize(i) {
-					errs <- fmt.Errorf("file-%04d.dat: size %d, want %d", i, a.Size, manySize(i))
-					return
-				}
+	lookupAll := func(g, _ int) error {
+		for i := g; i < 300; i += 4 {
+			if i == 5 || i == 7 { // what the writer changes
+				continue
 			}
-			select {
-			case <-stop:
-				return
-			default:
+			a, err := v.Lookup(many, fmt.Sprintf("file-%04d.dat", i))
+			if err != nil {
+				return err
 			}
-			if stop == nil {
-				return
+			if a.Size != manySize(i) {
+				return fmt.Errorf("file-%04d.dat: size %d, want %d", i, a.Size, manySize(i))
 			}
 		}
+		return nil
 	}
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go lookupAll(g, nil)
+	// first lookups, in parallel: one round each
+	var first sync.WaitGroup
+	for g := range 4 {
+		first.Add(1)
+		go func() {
+			defer first.Done()
+			if err := lookupAll(g, 0); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
-	wg.Wait()
+	first.Wait()
 	if dev.reads.Load() == 0 {
 		t.Fatal("300 first lookups read nothing from the device")
 	}
 	// readers go on while the writer changes records: new files (which
 	// take free records), a size, an unlink
-	stop := make(chan struct{})
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go lookupAll(g, stop)
-	}
+	stop := startReaders(t, 4, lookupAll)
 	five, err := v.Lookup(many, "file-0005.dat")
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +102,7 @@ func TestRecordsParallelThenWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	stop()
 	sizeOf := checkManyWritten(t, v, many, img)
 	if sizeOf == nil {
 		return
