@@ -23,10 +23,7 @@ func TestDirIndexCacheParallelThenWrite(t *testing.T) {
 	requireNTFSTools(t)
 	img := baseImage(t, t.TempDir(), 4096)
 	v := openVol(t, img, 0, Options{})
-	many, err := resolve(v, "/many")
-	if err != nil {
-		t.Fatal(err)
-	}
+	many := mustResolve(t, v, "/many")
 	small, err := resolve(v, "/emptydir")
 	if err != nil {
 		t.Fatal(err)

@@ -32,15 +32,8 @@ func TestPrefetchReadsListingTogether(t *testing.T) {
 	requireNTFSTools(t)
 	img := baseImage(t, t.TempDir(), 4096)
 	for _, prefetch := range []bool{true, false} {
-		dev := &readCountDev{Device: openDev(t, img, 0)}
-		v, err := Open(dev, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		many, err := resolve(v, "/many")
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev, v := openCounted(t, img)
+		many := mustResolve(t, v, "/many")
 		inos, names := listInos(t, v, many)
 		if len(inos) != 300 {
 			t.Fatalf("/many lists %d entries, want 300", len(inos))
@@ -83,10 +76,7 @@ func TestPrefetchParallelThenWrite(t *testing.T) {
 	requireNTFSTools(t)
 	img := baseImage(t, t.TempDir(), 4096)
 	v := openVol(t, img, 0, Options{})
-	many, err := resolve(v, "/many")
-	if err != nil {
-		t.Fatal(err)
-	}
+	many := mustResolve(t, v, "/many")
 	inos, names := listInos(t, v, many)
 	stop := startReaders(t, 4, func(g, _ int) error {
 		for lo := g * 16; lo < len(inos); lo += maxPrefetchSpan {

@@ -3,6 +3,8 @@ package ntfs
 import (
 	"sync"
 	"testing"
+
+	"github.com/offvm/offvm/volume"
 )
 
 // startReaders runs n readers beside a test's writes: reader g calls
@@ -46,4 +48,25 @@ func startReaders(t *testing.T, n int, round func(g, r int) error) (stop func())
 			t.Error(err)
 		}
 	}
+}
+
+// openCounted opens img with its device reads counted.
+func openCounted(t *testing.T, img string) (*readCountDev, *Volume) {
+	t.Helper()
+	dev := &readCountDev{Device: openDev(t, img, 0)}
+	v, err := Open(dev, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev, v
+}
+
+// mustResolve is the inode at path, or the test's end.
+func mustResolve(t *testing.T, v *Volume, path string) volume.Ino {
+	t.Helper()
+	ino, err := resolve(v, path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return ino
 }

@@ -41,15 +41,8 @@ func manySize(i int) int64 { return int64(i * 13) }
 func TestRecordsParallelThenWrite(t *testing.T) {
 	requireNTFSTools(t)
 	img := baseImage(t, t.TempDir(), 4096)
-	dev := &readCountDev{Device: openDev(t, img, 0)}
-	v, err := Open(dev, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	many, err := resolve(v, "/many")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, v := openCounted(t, img)
+	many := mustResolve(t, v, "/many")
 	lookupAll := func(g, _ int) error {
 		for i := g; i < 300; i += 4 {
 			if i == 5 || i == 7 { // what the writer changes
