@@ -103,12 +103,23 @@ func (n *vnode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ 
 	defer guard("lookup", &e)
 	n.vc.mu.RLock()
 	defer n.vc.mu.RUnlock()
-	a, err := n.vc.fs.Lookup(n.ino, name)
+	a, err := n.vc.lookup(n.ino, name)
 	if err != nil {
 		return nil, errno(err)
 	}
 	n.vc.entry(a, out)
 	return n.vc.node(ctx, &n.Inode, a), 0
+}
+
+// lookup is the engine's LookupAhead where it has one: the kernel's
+// lookups mostly come in a directory's order (rsync, cp -a and find stat
+// its names one after the other, none of them listing it through
+// readdirplus), so the engine reads the names after name with it.
+func (vc *volCtx) lookup(dir volume.Ino, name string) (volume.Attr, error) {
+	if al, ok := vc.fs.(volume.AheadLooker); ok {
+		return al.LookupAhead(dir, name)
+	}
+	return vc.fs.Lookup(dir, name)
 }
 
 func (n *vnode) Readdir(ctx context.Context) (_ fs.DirStream, e syscall.Errno) {

@@ -48,9 +48,20 @@ func (v *Volume) dirOf(ino uint64) (*dirIndex, error) {
 
 // Lookup finds name in dir, case-insensitively.
 func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
+	return v.lookupAttr(dir, name, false)
+}
+
+// LookupAhead is Lookup for the FUSE tree, where a directory's names are
+// mostly looked up in their order (rsync, cp -a, find, tar stat them one
+// after the other): see readAhead.
+func (v *Volume) LookupAhead(dir volume.Ino, name string) (volume.Attr, error) {
+	return v.lookupAttr(dir, name, true)
+}
+
+func (v *Volume) lookupAttr(dir volume.Ino, name string, ahead bool) (volume.Attr, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	in, err := v.lookup(uint64(dir), name)
+	in, err := v.lookupIn(uint64(dir), name, ahead)
 	if err != nil {
 		return volume.Attr{}, err
 	}
@@ -63,18 +74,27 @@ func (v *Volume) Lookup(dir volume.Ino, name string) (volume.Attr, error) {
 }
 
 func (v *Volume) lookup(dir uint64, name string) (*inode, error) {
+	return v.lookupIn(dir, name, false)
+}
+
+// lookupIn finds name's inode in dir; with ahead, the records of the
+// names after it are read with its own when the lookups go in order.
+func (v *Volume) lookupIn(dir uint64, name string, ahead bool) (*inode, error) {
 	di, err := v.dirOf(dir)
 	if err != nil {
 		return nil, err
 	}
-	e, err := v.lookupEntry(di, encodeName(name))
+	n, i, err := v.locate(di, encodeName(name))
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
 			return nil, fmt.Errorf("ntfs: %q not in directory %d: %w", name, dir, syscall.ENOENT)
 		}
 		return nil, err
 	}
-	return v.loadInode(e.ref & refNumMask)
+	if ahead {
+		v.readAhead(n, i)
+	}
+	return v.loadInode(n.entries[i].ref & refNumMask)
 }
 
 // GetAttr stats a file.

@@ -194,36 +194,45 @@ func (v *Volume) parseBlock(di *dirIndex, vcn int64, buf []byte) (*indexNode, er
 // node a binary search finds the first entry not below name (the last
 // entry, which has no key, ends every node).
 func (v *Volume) lookupEntry(di *dirIndex, name []uint16) (*indexEntry, error) {
+	n, i, err := v.locate(di, name)
+	if err != nil {
+		return nil, err
+	}
+	return &n.entries[i], nil
+}
+
+// locate is lookupEntry's descent: the node holding name's entry and the
+// entry's place in it (its neighbours are the names next to it).
+func (v *Volume) locate(di *dirIndex, name []uint16) (*indexNode, int, error) {
 	n := di.root
 	for depth := 0; depth < maxIndexDepth; depth++ {
 		keys := n.entries[:len(n.entries)-1]
 		i := sort.Search(len(keys), func(i int) bool { return v.up.collate(name, keys[i].name) <= 0 })
-		var exact, fold *indexEntry
+		exact, fold := -1, -1
 		for ; i < len(keys) && v.up.collate(name, keys[i].name) == 0; i++ {
-			e := &keys[i]
-			if exact == nil && equalUnits(name, e.name) {
-				exact = e
+			if exact < 0 && equalUnits(name, keys[i].name) {
+				exact = i
 			}
-			if fold == nil {
-				fold = e
+			if fold < 0 {
+				fold = i
 			}
 		}
 		next := n.entries[i].child // the first entry above name, or the last
-		if exact != nil {
-			return exact, nil
+		if exact >= 0 {
+			return n, exact, nil
 		}
-		if fold != nil {
-			return fold, nil
+		if fold >= 0 {
+			return n, fold, nil
 		}
 		if next < 0 {
-			return nil, syscall.ENOENT
+			return nil, 0, syscall.ENOENT
 		}
 		var err error
 		if n, err = v.node(di, next); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return nil, fmt.Errorf("ntfs: directory %d: index deeper than %d levels: %w", di.ino, maxIndexDepth, syscall.EIO)
+	return nil, 0, fmt.Errorf("ntfs: directory %d: index deeper than %d levels: %w", di.ino, maxIndexDepth, syscall.EIO)
 }
 
 // walkIndex calls fn for every entry in collation order.

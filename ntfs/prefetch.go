@@ -71,3 +71,32 @@ func (v *Volume) prefetchSpan(nums []uint64) {
 		_, _ = v.inodeOf(r)
 	}
 }
+
+// readAhead reads, with the record of entry i of index node n when it is
+// not cached, the records of the names after it in n that lie within
+// maxPrefetchSpan records past it: one device read of up to 64 KiB where
+// a tree walker's lookups (one per name, in order: rsync, cp -a, find)
+// read 1 KiB each. Only when the walk looks ordered: i is the first
+// name of its node, or the name before it was read already. A lookup of
+// one path (a stat of System32/config/SOFTWARE) thus reads what it did,
+// bar one node in 40-odd. Only leaves: an inner node's neighbours lie
+// far apart. Held under the read lock, like Prefetch.
+func (v *Volume) readAhead(n *indexNode, i int) {
+	keys := n.entries[:len(n.entries)-1]
+	first := keys[i].ref & refNumMask
+	if !n.leaf || first < firstUser || v.cache.getInode(first) != nil {
+		return
+	}
+	if i > 0 && v.cache.getInode(keys[i-1].ref&refNumMask) == nil {
+		return
+	}
+	nums := []uint64{first}
+	for _, e := range keys[i+1:] {
+		num := e.ref & refNumMask
+		if num > first && num-first < maxPrefetchSpan && v.cache.getInode(num) == nil {
+			nums = append(nums, num)
+		}
+	}
+	slices.Sort(nums)
+	v.prefetchSpan(slices.Compact(nums))
+}

@@ -160,3 +160,11 @@ type Device interface {
 type Prefetcher interface {
 	Prefetch(inos []Ino)
 }
+
+// AheadLooker is a Lookup for a caller whose lookups mostly follow a
+// directory's order (the FUSE tree: rsync, cp -a and find stat its names
+// one after the other): the engine may read the metadata of the names
+// that follow with that of name (NTFS: their MFT records, in one read).
+type AheadLooker interface {
+	LookupAhead(dir Ino, name string) (Attr, error)
+}
