@@ -19,23 +19,29 @@ rsync_setup() {
   cp --sparse=always "$2" "$RB/base.img"
   ntfs-3g "$RB/base.img" "$B/m-peer"; rsync -rt "$RB/src/" "$B/m-peer/rs/"; peer_umount "$B/m-peer" "$RB/base.img"
 }
-rs_mount() { # the side's fresh copy of IMAGE, mounted writable
+# rs_mount IMAGE: the side's fresh copy of IMAGE, mounted writable, its
+# volume opened: ntfs-3g opens it (boot sector, $MFT, $UpCase, $Bitmap)
+# as it mounts, offvm at the first lookup inside the image, which would
+# otherwise fall in the timed part on one side only.
+rs_mount() {
   rm -f "$R"/*; cp --sparse=always "$1" "$R/vol.img"
   if [ "$SIDE" = offvm ]; then "$OFFVM" mount "$R" "$B/m-offvm"
   elif [ -n "${RS_BASE:-}" ]; then "$RS_BASE" mount "$R" "$B/m-peer"
   else ntfs-3g "$R/vol.img" "$B/m-peer"; fi
+  stat "$(rs_root)" >/dev/null
 }
-rs_dir() {
-  if [ "$SIDE" = offvm ]; then echo "$B/m-offvm/vol.img/p0/rs"
-  elif [ -n "${RS_BASE:-}" ]; then echo "$B/m-peer/vol.img/p0/rs"
-  else echo "$B/m-peer/rs"; fi
+rs_root() { # the volume's root directory
+  if [ "$SIDE" = offvm ]; then echo "$B/m-offvm/vol.img/p0"
+  elif [ -n "${RS_BASE:-}" ]; then echo "$B/m-peer/vol.img/p0"
+  else echo "$B/m-peer"; fi
 }
+rs_dir() { echo "$(rs_root)/rs"; }
 rs_umount() {
   if [ "$SIDE" = offvm ]; then "$OFFVM" unmount --discard "$B/m-offvm" >/dev/null
   elif [ -n "${RS_BASE:-}" ]; then "$RS_BASE" unmount --discard "$B/m-peer" >/dev/null
   else peer_umount "$B/m-peer" "$R/vol.img"; fi
 }
-export -f rs_mount rs_dir rs_umount
+export -f rs_mount rs_root rs_dir rs_umount
 
 # rsync_pairs ID_SUFFIX PEER_LABEL: the two figures.
 rsync_pairs() {
