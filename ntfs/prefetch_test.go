@@ -23,6 +23,15 @@ func listInos(t *testing.T, v *Volume, dir volume.Ino) ([]volume.Ino, []string) 
 	return inos, names
 }
 
+// openMany is the base image, opened for writing, and its /many.
+func openMany(t *testing.T) (string, *Volume, volume.Ino) {
+	t.Helper()
+	requireNTFSTools(t)
+	img := baseImage(t, t.TempDir(), 4096)
+	v := openVol(t, img, 0, Options{})
+	return img, v, mustResolve(t, v, "/many")
+}
+
 // TestPrefetchReadsListingTogether: the records of a listing's 300 files
 // (created one after another, so lying together in $MFT) are read in a
 // few device reads of up to 64 records, and the lookups that follow read
@@ -73,10 +82,7 @@ func TestPrefetchReadsListingTogether(t *testing.T) {
 // cache again all along. Checked by ntfs-3g on the written image. Run
 // with -race.
 func TestPrefetchParallelThenWrite(t *testing.T) {
-	requireNTFSTools(t)
-	img := baseImage(t, t.TempDir(), 4096)
-	v := openVol(t, img, 0, Options{})
-	many := mustResolve(t, v, "/many")
+	img, v, many := openMany(t)
 	inos, names := listInos(t, v, many)
 	stop := startReaders(t, 4, func(g, _ int) error {
 		for lo := g * 16; lo < len(inos); lo += maxPrefetchSpan {
@@ -200,10 +206,7 @@ func TestLookupAheadReadsInOrder(t *testing.T) {
 // (cache.forgetInode); each file is looked up before its write too.
 // Checked by ntfs-3g on the written image. Run with -race.
 func TestLookupAheadParallelThenWrite(t *testing.T) {
-	requireNTFSTools(t)
-	img := baseImage(t, t.TempDir(), 4096)
-	v := openVol(t, img, 0, Options{})
-	many := mustResolve(t, v, "/many")
+	img, v, many := openMany(t)
 	_, names := listInos(t, v, many)
 	changed := func(i int) bool { return i == 5 || i == 7 }
 	stop := startReaders(t, 4, func(g, _ int) error {
