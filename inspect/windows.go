@@ -35,6 +35,10 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 	problem := func(what string, err error) {
 		inf.Problems = append(inf.Problems, fmt.Sprintf("%s: %v", what, err))
 	}
+	// The hives' problems are looked for while the facts are read: on a
+	// cold image both wait on storage, and their reads overlap.
+	hiveProblems := make(chan []string, 1)
+	go func() { hiveProblems <- reg.Problems() }()
 	if soft, err := load(reg, "HKLM/SOFTWARE"); err != nil {
 		problem("SOFTWARE hive", err)
 	} else {
@@ -52,7 +56,7 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 		systemFacts(o, sys)
 		inf.Drives = driveLetters(sys, im.Table())
 	}
-	inf.Problems = append(inf.Problems, reg.Problems()...) // hives shown read-only, and why
+	inf.Problems = append(inf.Problems, <-hiveProblems...) // hives shown read-only, and why
 	var users []any
 	for _, p := range reg.Profiles() {
 		users = append(users, User{SID: p.SID, Name: strp(p.Name), Profile: strp(p.Path)})
