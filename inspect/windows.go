@@ -53,8 +53,10 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 	if sys, err := load(reg, "HKLM/SYSTEM"); err != nil {
 		problem("SYSTEM hive", err)
 	} else {
+		drives := make(chan map[string]string, 1) // its lookup overlaps the others'
+		go func() { drives <- driveLetters(sys, im.Table()) }()
 		systemFacts(o, sys)
-		inf.Drives = driveLetters(sys, im.Table())
+		inf.Drives = <-drives
 	}
 	inf.Problems = append(inf.Problems, <-hiveProblems...) // hives shown read-only, and why
 	var users []any
@@ -109,9 +111,17 @@ func softwareFacts(o *OS, soft *hive.Hive) {
 // control set Windows boots with.
 func systemFacts(o *OS, sys *hive.Hive) {
 	cs := currentControlSet(sys)
-	if k, err := sys.Lookup(cs + `\Control\Session Manager\Environment`); err == nil {
-		o.Arch = strp(archName(k.StringValue("PROCESSOR_ARCHITECTURE")))
-	}
+	// The two lookups are made at once: on a cold image each waits on
+	// storage for the hive pages on its path.
+	arch := make(chan *string, 1)
+	go func() {
+		var a *string
+		if k, err := sys.Lookup(cs + `\Control\Session Manager\Environment`); err == nil {
+			a = strp(archName(k.StringValue("PROCESSOR_ARCHITECTURE")))
+		}
+		arch <- a
+	}()
+	defer func() { o.Arch = <-arch }()
 	if k, err := sys.Lookup(cs + `\Services\Tcpip\Parameters`); err == nil {
 		o.Hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
 		o.Domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
