@@ -35,12 +35,15 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 	problem := func(what string, err error) {
 		inf.Problems = append(inf.Problems, fmt.Sprintf("%s: %v", what, err))
 	}
-	// The hives' problems are looked for while the facts are read: on a
-	// cold image both wait on storage, and their reads overlap.
+	soft, softErr := load(reg, "HKLM/SOFTWARE")
+	sys, sysErr := load(reg, "HKLM/SYSTEM")
+	// The other hives' problems (these two are loaded: nothing more to
+	// read for them) are looked for while the facts are read: on a cold
+	// image both wait on storage, and their reads overlap.
 	hiveProblems := make(chan []string, 1)
 	go func() { hiveProblems <- reg.Problems() }()
-	if soft, err := load(reg, "HKLM/SOFTWARE"); err != nil {
-		problem("SOFTWARE hive", err)
+	if softErr != nil {
+		problem("SOFTWARE hive", softErr)
 	} else {
 		softwareFacts(o, soft)
 		inf.Applications = applications(soft)
@@ -50,8 +53,8 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 		inf.Patches = patches(soft)
 		inf.Staged = staged(soft)
 	}
-	if sys, err := load(reg, "HKLM/SYSTEM"); err != nil {
-		problem("SYSTEM hive", err)
+	if sysErr != nil {
+		problem("SYSTEM hive", sysErr)
 	} else {
 		drives := make(chan map[string]string, 1) // its lookup overlaps the others'
 		go func() { drives <- driveLetters(sys, im.Table()) }()
