@@ -111,11 +111,28 @@ func softwareFacts(o *OS, soft *hive.Hive) {
 }
 
 // systemFacts reads the architecture and the network name from the
-// control set Windows boots with.
+// control set Windows boots with. Select\Current names ControlSet001 on
+// nearly every install, so that set's lookups start while Select is read
+// (on a cold image each waits on storage) and are made again under the
+// set Select names when it is another.
 func systemFacts(o *OS, sys *hive.Hive) {
+	const guess = "ControlSet001"
+	early := make(chan controlFacts, 1)
+	go func() { early <- controlSetFacts(sys, guess) }()
 	cs := currentControlSet(sys)
-	// The two lookups are made at once: on a cold image each waits on
-	// storage for the hive pages on its path.
+	f := <-early
+	if cs != guess {
+		f = controlSetFacts(sys, cs)
+	}
+	o.Arch, o.Hostname, o.Domain = f.arch, f.hostname, f.domain
+}
+
+// controlFacts is what systemFacts reads from one control set.
+type controlFacts struct{ arch, hostname, domain *string }
+
+// controlSetFacts reads control set cs; the architecture is looked up
+// while the network name is.
+func controlSetFacts(sys *hive.Hive, cs string) controlFacts {
 	arch := make(chan *string, 1)
 	go func() {
 		var a *string
@@ -124,16 +141,18 @@ func systemFacts(o *OS, sys *hive.Hive) {
 		}
 		arch <- a
 	}()
-	defer func() { o.Arch = <-arch }()
+	var f controlFacts
 	if k, err := sys.Lookup(cs + `\Services\Tcpip\Parameters`); err == nil {
-		o.Hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
-		o.Domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
+		f.hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
+		f.domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
 	}
-	if o.Hostname == nil {
+	if f.hostname == nil {
 		if k, err := sys.Lookup(cs + `\Control\ComputerName\ComputerName`); err == nil {
-			o.Hostname = strp(strings.ToLower(k.StringValue("ComputerName")))
+			f.hostname = strp(strings.ToLower(k.StringValue("ComputerName")))
 		}
 	}
+	f.arch = <-arch
+	return f
 }
 
 func archName(s string) string {
