@@ -74,7 +74,8 @@ func (d *spanDev) ReadAt(p []byte, off int64) (int, error) {
 // in an index of several blocks, and each is found by ntfs-3g after a
 // remount and by this package; the rest of the table is not read while
 // only low names are looked up, and with Unicode's table in place of the
-// volume's the changed names are not found (the test can fail).
+// volume's the changed names are not found (the test can fail). A name
+// this package creates is found by ntfs-3g.
 func TestUpcaseFromVolume(t *testing.T) {
 	requireNTFSTools(t)
 	testutil.RequireTool(t, "icat", "sleuthkit")
@@ -158,6 +159,23 @@ func TestUpcaseFromVolume(t *testing.T) {
 					t.Errorf("%s found with Unicode's table in place of the volume's: the test cannot fail", n)
 				}
 			}
+
+			// a write whose first fold is of a changed entry: the name is
+			// inserted where the volume's table puts it, so that ntfs-3g
+			// finds it, and the volume stays consistent for ntfsresize
+			w := openVol(t, img, 0, Options{})
+			created := c.odd[0] + "-new"
+			if _, err := w.Create(w.Root(), created, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			checkConsistent(t, img)
+			mnt, unmount = mount3g(t, img, "ro")
+			for _, n := range append([]string{created}, c.odd...) {
+				if _, err := os.Stat(filepath.Join(mnt, n)); err != nil {
+					t.Errorf("ntfs-3g after this package's create: %v", err)
+				}
+			}
+			unmount()
 		})
 	}
 }
