@@ -35,8 +35,15 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 	problem := func(what string, err error) {
 		inf.Problems = append(inf.Problems, fmt.Sprintf("%s: %v", what, err))
 	}
-	if soft, err := load(reg, "HKLM/SOFTWARE"); err != nil {
-		problem("SOFTWARE hive", err)
+	soft, softErr := load(reg, "HKLM/SOFTWARE")
+	sys, sysErr := load(reg, "HKLM/SYSTEM")
+	// The other hives' problems (these two are loaded: nothing more to
+	// read for them) are looked for while the facts are read: on a cold
+	// image both wait on storage, and their reads overlap.
+	hiveProblems := make(chan []string, 1)
+	go func() { hiveProblems <- reg.Problems() }()
+	if softErr != nil {
+		problem("SOFTWARE hive", softErr)
 	} else {
 		softwareFacts(o, soft)
 		inf.Applications = applications(soft)
@@ -46,13 +53,15 @@ func describeWindows(inf *mount.Info, im *mount.Image) bool {
 		inf.Patches = patches(soft)
 		inf.Staged = staged(soft)
 	}
-	if sys, err := load(reg, "HKLM/SYSTEM"); err != nil {
-		problem("SYSTEM hive", err)
+	if sysErr != nil {
+		problem("SYSTEM hive", sysErr)
 	} else {
+		drives := make(chan map[string]string, 1) // its lookup overlaps the others'
+		go func() { drives <- driveLetters(sys, im.Table()) }()
 		systemFacts(o, sys)
-		inf.Drives = driveLetters(sys, im.Table())
+		inf.Drives = <-drives
 	}
-	inf.Problems = append(inf.Problems, reg.Problems()...) // hives shown read-only, and why
+	inf.Problems = append(inf.Problems, <-hiveProblems...) // hives shown read-only, and why
 	var users []any
 	for _, p := range reg.Profiles() {
 		users = append(users, User{SID: p.SID, Name: strp(p.Name), Profile: strp(p.Path)})
@@ -102,21 +111,48 @@ func softwareFacts(o *OS, soft *hive.Hive) {
 }
 
 // systemFacts reads the architecture and the network name from the
-// control set Windows boots with.
+// control set Windows boots with. Select\Current names ControlSet001 on
+// nearly every install, so that set's lookups start while Select is read
+// (on a cold image each waits on storage) and are made again under the
+// set Select names when it is another.
 func systemFacts(o *OS, sys *hive.Hive) {
+	const guess = "ControlSet001"
+	early := make(chan controlFacts, 1)
+	go func() { early <- controlSetFacts(sys, guess) }()
 	cs := currentControlSet(sys)
-	if k, err := sys.Lookup(cs + `\Control\Session Manager\Environment`); err == nil {
-		o.Arch = strp(archName(k.StringValue("PROCESSOR_ARCHITECTURE")))
+	f := <-early
+	if cs != guess {
+		f = controlSetFacts(sys, cs)
 	}
+	o.Arch, o.Hostname, o.Domain = f.arch, f.hostname, f.domain
+}
+
+// controlFacts is what systemFacts reads from one control set.
+type controlFacts struct{ arch, hostname, domain *string }
+
+// controlSetFacts reads control set cs; the architecture is looked up
+// while the network name is.
+func controlSetFacts(sys *hive.Hive, cs string) controlFacts {
+	arch := make(chan *string, 1)
+	go func() {
+		var a *string
+		if k, err := sys.Lookup(cs + `\Control\Session Manager\Environment`); err == nil {
+			a = strp(archName(k.StringValue("PROCESSOR_ARCHITECTURE")))
+		}
+		arch <- a
+	}()
+	var f controlFacts
 	if k, err := sys.Lookup(cs + `\Services\Tcpip\Parameters`); err == nil {
-		o.Hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
-		o.Domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
+		f.hostname = strp(strings.ToLower(firstOf(k.StringValue("Hostname"), k.StringValue("NV Hostname"))))
+		f.domain = strp(firstOf(k.StringValue("Domain"), k.StringValue("NV Domain")))
 	}
-	if o.Hostname == nil {
+	if f.hostname == nil {
 		if k, err := sys.Lookup(cs + `\Control\ComputerName\ComputerName`); err == nil {
-			o.Hostname = strp(strings.ToLower(k.StringValue("ComputerName")))
+			f.hostname = strp(strings.ToLower(k.StringValue("ComputerName")))
 		}
 	}
+	f.arch = <-arch
+	return f
 }
 
 func archName(s string) string {

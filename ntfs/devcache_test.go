@@ -96,14 +96,14 @@ func TestDevCacheSavesReads(t *testing.T) {
 // TestCollateKeysMatchesCollateExact checks the in-place comparison of
 // $FILE_NAME keys against the one on decoded names.
 func TestCollateKeysMatchesCollateExact(t *testing.T) {
-	up := new(upcase) // Unicode's simple upper case, as loadUpcase's fallback
+	up := new(upcaseTable) // Unicode's simple upper case, as loadUpcase's fallback
 	for i := range up {
 		up[i] = uint16(i)
 		if r := unicode.ToUpper(rune(i)); r <= 0xffff {
 			up[i] = uint16(r)
 		}
 	}
-	v := &Volume{up: up}
+	v := &Volume{up: upcaseOf(up)}
 	names := []string{"", "a", "A", "ab", "aB", "Ab", "b", "ä", "Ä", "z", "Windows", "WINDOWS", "windows",
 		"system32", "System32.dll", "new-patch-file-1-with-a-long-name.dll", "microsoft-windows-component",
 		"日本語", "ǅ", "ǆ", "Ǆ", "ß", "SS", "\U0001F600", "a\U0001F600"}

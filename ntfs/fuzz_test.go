@@ -134,14 +134,14 @@ func FuzzIndex(f *testing.F) {
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(16+len(eb)))
 	f.Add(append(hdr, eb...))
 	f.Add([]byte("INDX(\x00\x09\x00"))
-	up := new(upcase)
+	up := new(upcaseTable)
 	for i := range up {
 		up[i] = uint16(i)
 		if i >= 'a' && i <= 'z' {
 			up[i] = uint16(i - 32)
 		}
 	}
-	v := &Volume{up: up, cache: newCache(1024)}
+	v := &Volume{up: upcaseOf(up), cache: newCache(1024)}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) >= 4096 && string(b[:4]) == "INDX" {
 			blk := bytes.Clone(b[:4096])

@@ -83,7 +83,7 @@ func (v *Volume) collateKeys(a, b []byte) int {
 	n := min(na, nb)
 	u := v.up
 	for i := 0; i < n; i++ {
-		ca, cb := u[keyUnit(a, i)], u[keyUnit(b, i)]
+		ca, cb := u.upper(keyUnit(a, i)), u.upper(keyUnit(b, i))
 		if ca != cb {
 			return cmpInt(int(ca), int(cb))
 		}

@@ -39,3 +39,30 @@ func (w *window) advise(f vdisk.File, off, n int64) {
 		}
 	}
 }
+
+// headBytes is how much of the host file a read-only disk asks for at
+// open, in one request, from its L1 table on: qemu-img writes the header,
+// the refcount table and block (which reads never need), then the L1
+// table, the first L2 table and the guest's first clusters (its partition
+// table, often a file system's first sectors). Opening an image reads
+// these one after another, each read waiting for the one before; asked
+// for together, the storage serves them at once.
+const headBytes = 8 * aroundBytes
+
+// adviseHead asks for headBytes of f from the window holding the L1
+// table at l1 (fewer at the end of the file) and marks their windows as
+// asked for.
+func (w *window) adviseHead(f vdisk.File, l1, fileSize int64) {
+	a, ok := f.(vdisk.Adviser)
+	from := l1 / aroundBytes * aroundBytes
+	if !ok || from < 0 || from >= fileSize {
+		return
+	}
+	n := min(fileSize-from, headBytes)
+	a.Advise(from, n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := from / aroundBytes; i*aroundBytes < from+n; i++ {
+		w.seen[i%int64(len(w.seen))] = i + 1
+	}
+}

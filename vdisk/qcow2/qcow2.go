@@ -91,6 +91,9 @@ func open(f vdisk.File, opts vdisk.Options) (*Disk, error) {
 	d.l2.init(d.cs)
 	d.l2s.init(min(l2SliceBytes, d.cs))
 	d.readOnly = d.whyReadOnly(opts.Writable)
+	if d.readOnly != "" {
+		d.around.adviseHead(f, int64(h.L1TableOffset), fileSize)
+	}
 	if d.l1, err = d.readTable(int64(h.L1TableOffset), int64(h.L1Size)*8); err != nil {
 		return nil, fmt.Errorf("qcow2 %s: L1 table: %w", d.name, err)
 	}
