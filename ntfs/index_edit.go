@@ -348,6 +348,42 @@ func (dw *dirW) writeNode(n *wnode) error {
 	return nil
 }
 
+// toIndexNode is the parsed form of a $I30 node as blockBytes writes it,
+// for the readers' cache. Its keys are copied into one buffer and its
+// names decoded into another, so that nothing the op still holds is
+// shared with readers.
+func toIndexNode(w *wnode) *indexNode {
+	keyBytes, units := 0, 0
+	for _, e := range w.entries {
+		keyBytes += len(e.key)
+		units += keyUnits(e.key)
+	}
+	keys, names := make([]byte, 0, keyBytes), make([]uint16, 0, units)
+	n := &indexNode{vcn: w.vcn, leaf: w.leaf(), entries: make([]indexEntry, 0, len(w.entries)+1)}
+	for _, e := range w.entries {
+		keys = append(keys, e.key...)
+		ie := indexEntry{ref: e.ref, key: keys[len(keys)-len(e.key) : len(keys) : len(keys)], child: e.child}
+		if e.child >= 0 {
+			ie.flags = ieSubnode
+		}
+		nl := keyUnits(e.key)
+		for i := 0; i < nl; i++ {
+			names = append(names, keyUnit(e.key, i))
+		}
+		ie.name = names[len(names)-nl : len(names) : len(names)]
+		if len(e.key) > 0x41 {
+			ie.ns = e.key[0x41]
+		}
+		n.entries = append(n.entries, ie)
+	}
+	last := indexEntry{flags: ieLast, child: w.endChild}
+	if w.endChild >= 0 {
+		last.flags |= ieSubnode
+	}
+	n.entries = append(n.entries, last)
+	return n
+}
+
 func cloneW(n *wnode) *wnode {
 	c := *n
 	c.entries = append([]wentry(nil), n.entries...)
@@ -395,6 +431,11 @@ func (dw *dirW) flushNodes() error {
 		dw.v.cache.forgetNode(dw.r.num, vcn)
 		if err := dw.v.writeRuns(dw.alloc.s.runs, buf, vcn*dw.v.vcnBytes(dw.blockSize)); err != nil {
 			return err
+		}
+		if dw.idx == "$I30" {
+			// What the device now holds, parsed: the next op in a big
+			// directory walks the same leaf (a failed op purges it).
+			dw.v.cache.putNode(dw.r.num, toIndexNode(dw.pending[vcn]))
 		}
 	}
 	clear(dw.pending)
