@@ -349,20 +349,19 @@ func (dw *dirW) writeNode(n *wnode) error {
 }
 
 // toIndexNode is the parsed form of a $I30 node as blockBytes writes it,
-// for the readers' cache. Its keys are copied into one buffer and its
-// names decoded into another, so that nothing the op still holds is
-// shared with readers.
+// for the readers' cache. Its names are decoded into one buffer; its keys
+// are shared with the op's nodes, as toWNode shares the cached ones: no
+// one changes a key in place (an edit puts a new slice in the entry, and
+// every key an op inserts is its own copy), and the op ends at its commit.
 func toIndexNode(w *wnode) *indexNode {
-	keyBytes, units := 0, 0
+	units := 0
 	for _, e := range w.entries {
-		keyBytes += len(e.key)
 		units += keyUnits(e.key)
 	}
-	keys, names := make([]byte, 0, keyBytes), make([]uint16, 0, units)
+	names := make([]uint16, 0, units)
 	n := &indexNode{vcn: w.vcn, leaf: w.leaf(), entries: make([]indexEntry, 0, len(w.entries)+1)}
 	for _, e := range w.entries {
-		keys = append(keys, e.key...)
-		ie := indexEntry{ref: e.ref, key: keys[len(keys)-len(e.key) : len(keys) : len(keys)], child: e.child}
+		ie := indexEntry{ref: e.ref, key: e.key, child: e.child}
 		if e.child >= 0 {
 			ie.flags = ieSubnode
 		}
@@ -403,7 +402,14 @@ func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
 	if first+size > bs {
 		return nil, fmt.Errorf("ntfs: directory %d: index block %d overflows: %w", dw.r.num, n.vcn, syscall.EIO)
 	}
-	buf := appendEntries(make([]byte, first, bs), n)[:bs] // past the entries: zeros
+	scratch := dw.v.w.blockScratch
+	if cap(scratch) < bs {
+		scratch = make([]byte, bs)
+	}
+	scratch = scratch[:first]
+	clear(scratch[:cap(scratch)][:bs])
+	buf := appendEntries(scratch, n)[:bs] // past the entries: zeros
+	dw.v.w.blockScratch = buf // written at once and not kept (flushNodes)
 	copy(buf, "INDX")
 	binary.LittleEndian.PutUint16(buf[4:], 0x28)
 	binary.LittleEndian.PutUint16(buf[6:], uint16(count))
