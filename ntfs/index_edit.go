@@ -408,8 +408,10 @@ func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
 	}
 	scratch = scratch[:first]
 	clear(scratch[:cap(scratch)][:bs])
-	buf := appendEntries(scratch, n)[:bs] // past the entries: zeros
-	dw.v.w.blockScratch = buf // written at once and not kept (flushNodes)
+	// past the entries: zeros; the block is written at once and not kept
+	// (flushNodes), so the next one reuses its memory
+	buf := appendEntries(scratch, n)[:bs]
+	dw.v.w.blockScratch = buf
 	copy(buf, "INDX")
 	binary.LittleEndian.PutUint16(buf[4:], 0x28)
 	binary.LittleEndian.PutUint16(buf[6:], uint16(count))
