@@ -71,6 +71,43 @@ type listEntry struct {
 	id       uint16
 }
 
+// appendListEntries adds the list entries of rr's attributes (all but the
+// list itself) from their headers alone: the list is rebuilt at every
+// commit of a file that has one (syncLists), where decoding the runlists
+// and values would be wasted.
+func appendListEntries(ents []listEntry, rr *record) ([]listEntry, error) {
+	for off, n := rr.attrOff, 0; ; n++ {
+		if off+8 > rr.used || n > 4096 {
+			return nil, fmt.Errorf("ntfs: MFT record %d: attributes run past the used size: %w", rr.num, syscall.EIO)
+		}
+		b := rr.buf[off:rr.used]
+		typ := binary.LittleEndian.Uint32(b)
+		if typ == attrEndMark {
+			return ents, nil
+		}
+		l := int(binary.LittleEndian.Uint32(b[4:]))
+		if l < 0x18 || l > len(b) || l%8 != 0 {
+			return nil, fmt.Errorf("ntfs: MFT record %d, attribute at %d: bad length %d: %w", rr.num, off, l, syscall.EIO)
+		}
+		b = b[:l]
+		nameLen, nameOff := int(b[9]), int(binary.LittleEndian.Uint16(b[10:]))
+		if nameOff+2*nameLen > l || b[8] != 0 && l < 0x20 {
+			return nil, fmt.Errorf("ntfs: MFT record %d, attribute at %d: bad header: %w", rr.num, off, syscall.EIO)
+		}
+		if typ != atAttrList {
+			e := listEntry{typ: typ, ref: fileRef(rr), id: binary.LittleEndian.Uint16(b[14:]), name: make([]uint16, nameLen)}
+			for i := range e.name {
+				e.name[i] = binary.LittleEndian.Uint16(b[nameOff+2*i:])
+			}
+			if b[8] != 0 {
+				e.startVCN = int64(binary.LittleEndian.Uint64(b[0x10:]))
+			}
+			ents = append(ents, e)
+		}
+		off += l
+	}
+}
+
 // writeAttrList rebuilds base's list from what base and exts hold. It
 // returns how many more bytes the base record would need when the list
 // does not fit (the caller keeps that room and lays out again), unless
@@ -78,14 +115,9 @@ type listEntry struct {
 func (v *Volume) writeAttrList(o *op, base *record, exts []*record, spill bool) (int, error) {
 	var ents []listEntry
 	for _, rr := range append([]*record{base}, exts...) {
-		attrs, err := parseAttrs(rr, v.clusters)
-		if err != nil {
+		var err error
+		if ents, err = appendListEntries(ents, rr); err != nil {
 			return 0, err
-		}
-		for _, a := range attrs {
-			if a.typ != atAttrList {
-				ents = append(ents, listEntry{typ: a.typ, name: encodeName(a.name), startVCN: a.startVCN, ref: fileRef(rr), id: a.id})
-			}
 		}
 	}
 	o.mark(base)

@@ -348,6 +348,41 @@ func (dw *dirW) writeNode(n *wnode) error {
 	return nil
 }
 
+// toIndexNode is the parsed form of a $I30 node as blockBytes writes it,
+// for the readers' cache. Its names are decoded into one buffer; its keys
+// are shared with the op's nodes, as toWNode shares the cached ones: no
+// one changes a key in place (an edit puts a new slice in the entry, and
+// every key an op inserts is its own copy), and the op ends at its commit.
+func toIndexNode(w *wnode) *indexNode {
+	units := 0
+	for _, e := range w.entries {
+		units += keyUnits(e.key)
+	}
+	names := make([]uint16, 0, units)
+	n := &indexNode{vcn: w.vcn, leaf: w.leaf(), entries: make([]indexEntry, 0, len(w.entries)+1)}
+	for _, e := range w.entries {
+		ie := indexEntry{ref: e.ref, key: e.key, child: e.child}
+		if e.child >= 0 {
+			ie.flags = ieSubnode
+		}
+		nl := keyUnits(e.key)
+		for i := 0; i < nl; i++ {
+			names = append(names, keyUnit(e.key, i))
+		}
+		ie.name = names[len(names)-nl : len(names) : len(names)]
+		if len(e.key) > 0x41 {
+			ie.ns = e.key[0x41]
+		}
+		n.entries = append(n.entries, ie)
+	}
+	last := indexEntry{flags: ieLast, child: w.endChild}
+	if w.endChild >= 0 {
+		last.flags |= ieSubnode
+	}
+	n.entries = append(n.entries, last)
+	return n
+}
+
 func cloneW(n *wnode) *wnode {
 	c := *n
 	c.entries = append([]wentry(nil), n.entries...)
@@ -367,7 +402,16 @@ func (dw *dirW) blockBytes(n *wnode) ([]byte, error) {
 	if first+size > bs {
 		return nil, fmt.Errorf("ntfs: directory %d: index block %d overflows: %w", dw.r.num, n.vcn, syscall.EIO)
 	}
-	buf := appendEntries(make([]byte, first, bs), n)[:bs] // past the entries: zeros
+	scratch := dw.v.w.blockScratch
+	if cap(scratch) < bs {
+		scratch = make([]byte, bs)
+	}
+	scratch = scratch[:first]
+	clear(scratch[:cap(scratch)][:bs])
+	// past the entries: zeros; the block is written at once and not kept
+	// (flushNodes), so the next one reuses its memory
+	buf := appendEntries(scratch, n)[:bs]
+	dw.v.w.blockScratch = buf
 	copy(buf, "INDX")
 	binary.LittleEndian.PutUint16(buf[4:], 0x28)
 	binary.LittleEndian.PutUint16(buf[6:], uint16(count))
@@ -395,6 +439,11 @@ func (dw *dirW) flushNodes() error {
 		dw.v.cache.forgetNode(dw.r.num, vcn)
 		if err := dw.v.writeRuns(dw.alloc.s.runs, buf, vcn*dw.v.vcnBytes(dw.blockSize)); err != nil {
 			return err
+		}
+		if dw.idx == "$I30" {
+			// What the device now holds, parsed: the next op in a big
+			// directory walks the same leaf (a failed op purges it).
+			dw.v.cache.putNode(dw.r.num, toIndexNode(dw.pending[vcn]))
 		}
 	}
 	clear(dw.pending)

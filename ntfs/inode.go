@@ -46,7 +46,11 @@ func (v *Volume) loadInode(n uint64) (*inode, error) {
 }
 
 // inodeOf parses base record r with its extension records and caches it.
-func (v *Volume) inodeOf(r *record) (*inode, error) {
+func (v *Volume) inodeOf(r *record) (*inode, error) { return v.inodeFrom(r, v.readRecord) }
+
+// inodeFrom is inodeOf with the extension records taken from get (a
+// writer passes the records it just wrote).
+func (v *Volume) inodeFrom(r *record, get func(uint64) (*record, error)) (*inode, error) {
 	n := r.num
 	if r.flags&recInUse == 0 || r.base != 0 {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a file in use: %w", n, syscall.ENOENT)
@@ -56,7 +60,7 @@ func (v *Volume) inodeOf(r *record) (*inode, error) {
 	if in.attrs, err = parseAttrs(r, v.clusters); err != nil {
 		return nil, err
 	}
-	if err := v.expandAttrList(in); err != nil {
+	if err := v.expandAttrList(in, get); err != nil {
 		return nil, err
 	}
 	if err := in.decodeNames(); err != nil {
@@ -67,7 +71,7 @@ func (v *Volume) inodeOf(r *record) (*inode, error) {
 }
 
 // expandAttrList adds the attributes held in extension records.
-func (v *Volume) expandAttrList(in *inode) error {
+func (v *Volume) expandAttrList(in *inode, get func(uint64) (*record, error)) error {
 	var al *attr
 	for i := range in.attrs {
 		if in.attrs[i].typ == atAttrList {
@@ -93,7 +97,7 @@ func (v *Volume) expandAttrList(in *inode) error {
 			continue
 		}
 		seen[ref] = true
-		r, err := v.readRecord(ref)
+		r, err := get(ref)
 		if err != nil {
 			return fmt.Errorf("ntfs: MFT record %d: extension record: %w", in.num, err)
 		}

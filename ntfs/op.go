@@ -78,7 +78,39 @@ func (o *op) commit() error {
 			return err
 		}
 	}
+	o.installInodes(nums)
 	return nil
+}
+
+// installInodes caches the parsed files whose records the op wrote (nums),
+// made from the records it holds, as the device now holds them:
+// writeRecord dropped them, and re-reading a big directory's records and
+// attribute list at the next lookup costs more than parsing them here.
+// Readers see the new inode whole or the old one not at all (they wait on
+// the write lock). NTFS metadata files are left dropped: some of their
+// records are written outside the op (mftalloc.go, mft_grow.go).
+func (o *op) installInodes(nums []uint64) {
+	v := o.v
+	get := func(n uint64) (*record, error) {
+		if r := o.recs[n]; r != nil && o.dirty[n] {
+			return r, nil
+		}
+		return v.readRecord(n)
+	}
+	done := map[uint64]bool{}
+	for _, n := range nums {
+		owner := n
+		if b := o.recs[n].base; b != 0 {
+			owner = b
+		}
+		if owner < firstUser || done[owner] {
+			continue
+		}
+		done[owner] = true
+		if r, err := get(owner); err == nil {
+			_, _ = v.inodeFrom(r, get) // a file it cannot parse is read again when asked for
+		}
+	}
 }
 
 // saveIndexBits writes the index blocks and stores the bitmaps of the

@@ -48,13 +48,25 @@ type undoWrite struct {
 // while an operation runs.
 func (v *Volume) devWrite(p []byte, pos int64) error {
 	if w := v.w; w != nil && w.inOp && !v.freshBytes(pos, int64(len(p))) {
-		old := make([]byte, len(p))
+		old := w.undoBytes(len(p))
 		if _, err := v.dev.ReadAt(old, pos); err != nil {
 			return &deviceError{pos, err}
 		}
 		w.undoWrites = append(w.undoWrites, undoWrite{pos, old})
 	}
 	return devio.Write(v.dev, p, pos)
+}
+
+// undoBytes is room for n old bytes in the op's undo arena: the kept
+// bytes of every op are dropped at its end (endOp, undoOp), so the next
+// op reuses the same memory instead of allocating each write's copy.
+func (w *writeState) undoBytes(n int) []byte {
+	if len(w.undoArena)+n > cap(w.undoArena) {
+		// a new chunk; the kept bytes in the old one stay where they are
+		w.undoArena = make([]byte, 0, max(n, 2*cap(w.undoArena), 64<<10))
+	}
+	w.undoArena = w.undoArena[:len(w.undoArena)+n]
+	return w.undoArena[len(w.undoArena)-n : len(w.undoArena) : len(w.undoArena)]
 }
 
 // freshBytes says whether bytes [pos, pos+n) lie in clusters the running
@@ -80,6 +92,7 @@ type opState struct {
 func (v *Volume) beginOp() opState {
 	w := v.w
 	w.undoClusters, w.undoRecords, w.undoWrites = nil, nil, nil
+	w.undoArena = w.undoArena[:0] // the last op's kept bytes are no longer needed
 	w.inOp = true
 	return opState{mftRuns: append([]run(nil), v.mftRuns...), mftSize: v.mftSize}
 }

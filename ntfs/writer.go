@@ -15,7 +15,13 @@ type writeState struct {
 	undoClusters []undoRun
 	undoRecords  []undoBit
 	undoWrites   []undoWrite
+	undoArena    []byte // holds undoWrites' old bytes (undoBytes)
 	inOp         bool
+
+	// Scratch for what is written and not kept: a record with its update
+	// sequence applied, an INDX block (the devices copy what they are
+	// given, as io.WriterAt requires).
+	recScratch, blockScratch []byte
 
 	// mftFull: the records from firstFreeRecord up to it are all in use
 	// in $MFT's $BITMAP, so allocRecord searches from there. Every bit
@@ -64,7 +70,13 @@ func (v *Volume) beginWrite() error {
 // with its update sequence applied to a copy.
 func (v *Volume) writeRecord(r *record) error {
 	r.syncHeader()
-	buf := append([]byte(nil), r.buf...)
+	var buf []byte
+	if v.w != nil {
+		v.w.recScratch = append(v.w.recScratch[:0], r.buf...)
+		buf = v.w.recScratch
+	} else {
+		buf = append([]byte(nil), r.buf...)
+	}
 	protectFixup(buf)
 	copy(r.buf[:0x30], buf[:0x30]) // keep the sequence number that was used
 	owner := r.num

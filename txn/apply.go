@@ -53,9 +53,11 @@ func applyJournal(image, jpath string, undo bool, faultPoint string, pr *progres
 // applyInPlace writes the new bytes of a sealed undo journal's regions
 // into the files, from the stager that computed them, sets each file's
 // new length and syncs it, and returns what the files look like then.
-// Every byte it writes lies in a region whose old bytes the journal holds
+// Every byte it changes lies in a region whose old bytes the journal holds
 // (or past a file's old length), which is what makes an interrupted apply
-// undoable.
+// undoable. Regions close together are written in one call (inPlaceWrites):
+// the bytes between them are the same before and after, so writing them
+// changes nothing a rollback would have to put back.
 func applyInPlace(image string, j *journalWriter, faultPoint string, pr *progress) ([]fileStat, error) {
 	files, err := openJournalFiles(image, &journal{Files: j.jfiles})
 	if err != nil {
@@ -63,8 +65,9 @@ func applyInPlace(image string, j *journalWriter, faultPoint string, pr *progres
 	}
 	defer closeAll(files)
 	buf := make([]byte, maxChunk)
-	half := max(1, len(j.todo)/2)
-	for i, p := range j.todo {
+	todo := inPlaceWrites(j.todo, j.jfiles)
+	half := max(1, len(todo)/2)
+	for i, p := range todo {
 		b := buf[:p.n]
 		if err := j.src[p.file].readNew(b, p.off); err != nil {
 			return nil, err
@@ -73,7 +76,7 @@ func applyInPlace(image string, j *journalWriter, faultPoint string, pr *progres
 			return nil, fmt.Errorf("txn: write %s at %d: %w", files[p.file].Name(), p.off, err)
 		}
 		traceWrite(files[p.file].Name(), p.off, b)
-		pr.add(p.n)
+		pr.add(p.changed)
 		if i+1 == half {
 			fault(faultPoint)
 			if injectApplyError() {
@@ -82,6 +85,40 @@ func applyInPlace(image string, j *journalWriter, faultPoint string, pr *progres
 		}
 	}
 	return finishFiles(files, j.jfiles, false)
+}
+
+// applyGap is how many unchanged bytes may lie between two regions that
+// applyInPlace writes in one call: a commit's regions are often a few
+// bytes of each MFT record or index block, thousands of system calls
+// when written one by one.
+const applyGap = 4096
+
+// inPlaceWrites merges regions of the same file that follow each other
+// within applyGap bytes inside its old length (the bytes between them are
+// unchanged there: the regions are every difference), up to maxChunk.
+func inPlaceWrites(todo []pending, jfiles []jfile) []inPlaceWrite {
+	out := make([]inPlaceWrite, 0, len(todo))
+	for _, p := range todo {
+		if len(out) > 0 {
+			last := &out[len(out)-1]
+			end := last.off + int64(last.n)
+			if p.file == last.file && p.off >= end && p.off-end <= applyGap &&
+				p.off <= jfiles[p.file].OldLen && p.off+int64(p.n)-last.off <= maxChunk {
+				last.n = int(p.off + int64(p.n) - last.off)
+				last.changed += p.n
+				continue
+			}
+		}
+		out = append(out, inPlaceWrite{p, p.n})
+	}
+	return out
+}
+
+// inPlaceWrite is one write of applyInPlace: regions and the unchanged
+// bytes between them; changed counts the regions' bytes (the progress).
+type inPlaceWrite struct {
+	pending
+	changed int
 }
 
 func openJournalFiles(image string, j *journal) ([]*os.File, error) {
