@@ -162,11 +162,8 @@ func (o *op) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW
 	if dw.blockSize < 512 || dw.blockSize > 1<<16 || !pow2(int64(dw.blockSize)) {
 		return nil, fmt.Errorf("ntfs: directory %d: index block size %d: %w", r.num, dw.blockSize, syscall.EIO)
 	}
-	if dw.alloc, err = o.openAttr(r, atIndexAlloc, idx); err != nil {
-		return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION: %w", r.num, err)
-	}
-	if dw.bmp, err = o.openAttr(r, atBitmap, idx); err != nil {
-		return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", r.num, err)
+	if err := dw.openAttrs(); err != nil {
+		return nil, err
 	}
 	if a := dw.alloc.s; a.resident {
 		if len(a.value) > 0 {
@@ -179,6 +176,27 @@ func (o *op) openIndexW(r *record, idx string, cmp func(a, b []byte) int) (*dirW
 		return nil, err
 	}
 	return dw, nil
+}
+
+// openAttrs opens the index's $INDEX_ALLOCATION and $BITMAP; with an
+// attribute list, both from one pass over the directory's records.
+func (dw *dirW) openAttrs() error {
+	o, r, err := dw.o, dw.r, error(nil)
+	if r.findAttr(atAttrList, "", false) >= 0 {
+		ds, err := o.openSplits(r, dw.idx, atIndexAlloc, atBitmap)
+		if err != nil {
+			return fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION and $BITMAP: %w", r.num, err)
+		}
+		dw.alloc, dw.bmp = ds[0], ds[1]
+		return nil
+	}
+	if dw.alloc, err = o.openAttr(r, atIndexAlloc, dw.idx); err != nil {
+		return fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION: %w", r.num, err)
+	}
+	if dw.bmp, err = o.openAttr(r, atBitmap, dw.idx); err != nil {
+		return fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", r.num, err)
+	}
+	return nil
 }
 
 // readBits reads the index bitmap, resident or not; bytes past the

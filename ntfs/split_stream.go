@@ -45,27 +45,53 @@ func (o *op) openAttr(r *record, typ uint32, name string) (*dataAttr, error) {
 
 // openSplit gathers the extents of a stream of a file with an attribute list.
 func (o *op) openSplit(r *record, typ uint32, name string) (*dataAttr, error) {
-	v := o.v
+	ds, err := o.openSplits(r, name, typ)
+	if err != nil {
+		return nil, err
+	}
+	return ds[0], nil
+}
+
+// openSplits opens streams typs (all named name) of a file with an
+// attribute list, as openSplit does one at a time, reading the list and
+// parsing each record's attributes once for all: an index editor opens
+// $INDEX_ALLOCATION and $BITMAP at every operation in its directory,
+// and System32's records hold long runlists.
+func (o *op) openSplits(r *record, name string, typs ...uint32) ([]*dataAttr, error) {
 	recs, err := o.listRecords(r)
 	if err != nil {
 		return nil, err
 	}
-	var segs []attr
+	segs := make([][]attr, len(typs))
 	for _, n := range append([]uint64{r.num}, recs...) {
 		rr, err := o.rec(n)
 		if err != nil {
 			return nil, fmt.Errorf("ntfs: MFT record %d: extension record %d: %w", r.num, n, err)
 		}
-		attrs, err := parseAttrs(rr, v.clusters)
+		attrs, err := parseAttrs(rr, o.v.clusters)
 		if err != nil {
 			return nil, err
 		}
 		for _, a := range attrs {
-			if a.typ == typ && a.name == name {
-				segs = append(segs, a)
+			if i := slices.Index(typs, a.typ); i >= 0 && a.name == name {
+				segs[i] = append(segs[i], a)
 			}
 		}
 	}
+	out := make([]*dataAttr, len(typs))
+	for i, typ := range typs {
+		// each stream its own list of records: saving one may change it
+		if out[i], err = o.splitFrom(r, typ, name, slices.Clone(recs), segs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// splitFrom makes the editor of stream typ:name of r from its extents
+// (segs, in record order) and the extension records the list names.
+func (o *op) splitFrom(r *record, typ uint32, name string, recs []uint64, segs []attr) (*dataAttr, error) {
+	v := o.v
 	d := &dataAttr{r: r, off: -1, name: name, o: o, sp: &splitState{recs: recs}, typ: typ}
 	if len(segs) == 0 {
 		d.s = &stream{typ: typ, name: name, resident: true}
