@@ -2,6 +2,8 @@ package ntfs
 
 import (
 	"cmp"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"syscall"
@@ -17,8 +19,10 @@ import (
 // both sides with the same file reference, and the walk passes over it
 // unless the file itself changed (keep). NarrowListings leaves such
 // entries out, and reads the after side's unchanged blocks from the
-// before side's parsed copy. The root (in the directory's record) and
-// every changed or moved block are listed whole.
+// before side's parsed copy; an unchanged leaf is read for its file
+// references only (lightLeaf), its names decoded only when one side's
+// tree alone reaches it. The root (in the directory's record) and every
+// changed or moved block are listed whole.
 
 var _ volume.ListingNarrower = (*Volume)(nil)
 
@@ -40,7 +44,8 @@ func (v *Volume) NarrowListings(dir volume.Ino, after volume.FS, changed []volum
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	s := &sides{v: v, w: w, da: da, db: db, exts: mergeExtents(changed), same: map[int64]bool{}, nodes: map[int64]*indexNode{}}
+	s := &sides{v: v, w: w, da: da, db: db, exts: mergeExtents(changed), same: map[int64]bool{}, nodes: map[int64]*indexNode{},
+		light: map[int64]bool{}, fixed: map[int64]bool{}, keep: keep}
 	s.pre = v.prefetchIndex(da)
 	ta, err := treeOf(da, s.beforeNode)
 	if err != nil {
@@ -50,8 +55,14 @@ func (v *Volume) NarrowListings(dir volume.Ino, after volume.FS, changed []volum
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	before, left := v.narrow(ta, func(vcn int64) bool { return s.unchanged(vcn) && tb.reached[vcn] }, keep)
-	afterList, _ := w.narrow(tb, func(vcn int64) bool { return s.unchanged(vcn) && ta.reached[vcn] }, keep)
+	before, left, err := v.narrow(ta, func(vcn int64) bool { return s.unchanged(vcn) && tb.reached[vcn] }, s)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	afterList, _, err := w.narrow(tb, func(vcn int64) bool { return s.unchanged(vcn) && ta.reached[vcn] }, s)
+	if err != nil {
+		return nil, nil, 0, err
+	}
 	return before, afterList, left, nil
 }
 
@@ -87,6 +98,11 @@ type sides struct {
 	// stay in the volume's node cache until the after side needs them
 	nodes map[int64]*indexNode
 	pre   []byte // the before side's $INDEX_ALLOCATION as prefetched
+	// Unchanged leaves are read light (lightLeaf): nearly every block of
+	// a big directory a commit touched, which the walk only counts.
+	light map[int64]bool // nodes[vcn] holds references and flags only
+	fixed map[int64]bool // pre's block at vcn has had its fixups applied
+	keep  func(volume.Ino) bool
 }
 
 func (s *sides) beforeNode(vcn int64) (*indexNode, error) {
@@ -94,19 +110,96 @@ func (s *sides) beforeNode(vcn int64) (*indexNode, error) {
 		return n, nil
 	}
 	var n *indexNode
-	var err error
-	off := vcn * s.v.vcnBytes(s.da.blockSize)
-	if bs := int64(s.da.blockSize); vcn >= 0 && off+bs <= int64(len(s.pre)) {
-		// parsed in place: each block once, its keys kept in s.pre for
-		// the length of the call, not in the volume's node cache
-		n, err = s.v.parseBlock(s.da, vcn, s.pre[off:off+bs])
-	} else {
+	b, err := s.preBlock(vcn)
+	switch {
+	case err != nil:
+	case b == nil:
 		n, err = s.v.node(s.da, vcn)
+	case s.unchanged(vcn):
+		if n = lightLeaf(b, vcn, s.keep); n != nil {
+			s.light[vcn] = true
+			break
+		}
+		fallthrough
+	default:
+		n, err = s.parsePre(b, vcn)
 	}
 	if err == nil {
 		s.nodes[vcn] = n
 	}
 	return n, err
+}
+
+// preBlock is the before side's block at vcn from the prefetched bytes,
+// its fixups applied (once: they are undone in place), or nil when the
+// prefetch does not hold it. Parsed from there, its keys stay in s.pre
+// for the length of the call, not in the volume's node cache.
+func (s *sides) preBlock(vcn int64) ([]byte, error) {
+	off := vcn * s.v.vcnBytes(s.da.blockSize)
+	bs := int64(s.da.blockSize)
+	if vcn < 0 || off+bs > int64(len(s.pre)) {
+		return nil, nil
+	}
+	b := s.pre[off : off+bs]
+	if !s.fixed[vcn] {
+		if err := applyFixup(b, "INDX"); err != nil {
+			return nil, fmt.Errorf("ntfs: directory %d: index block %d: %w", s.da.ino, vcn, err)
+		}
+		s.fixed[vcn] = true
+	}
+	return b, nil
+}
+
+func (s *sides) parsePre(b []byte, vcn int64) (*indexNode, error) {
+	n, err := parseIndexNode(b[0x18:], vcn)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: directory %d: %w", s.da.ino, err)
+	}
+	return n, nil
+}
+
+// fullNode is a light node's block parsed whole, for a side whose tree
+// reaches it when the other's does not: its names are then listed.
+func (s *sides) fullNode(vcn int64) (*indexNode, error) {
+	b, err := s.preBlock(vcn)
+	if err != nil || b == nil {
+		return nil, fmt.Errorf("ntfs: directory %d: index block %d is not prefetched: %w", s.da.ino, vcn, errors.Join(err, syscall.EIO))
+	}
+	return s.parsePre(b, vcn)
+}
+
+// lightLeaf reads leaf block b (fixups applied) for its file references
+// and entry flags only, without keys or names: an unchanged block both
+// trees reach is passed over by the walk, unless it names a file keep asks
+// for. nil when b is not a leaf, names such a file, or is not sound
+// (parseIndexNode then reads it and says what is wrong).
+func lightLeaf(b []byte, vcn int64, keep func(volume.Ino) bool) *indexNode {
+	if len(b) < 0x18+16 {
+		return nil
+	}
+	h := b[0x18:]
+	first, total := int(binary.LittleEndian.Uint32(h)), int(binary.LittleEndian.Uint32(h[4:]))
+	if total > len(h) || first < 16 || first > total || h[12]&1 != 0 {
+		return nil
+	}
+	n := &indexNode{vcn: vcn, leaf: true, entries: make([]indexEntry, 0, countEntries(h[:total], first))}
+	for off := first; off+0x10 <= total; {
+		e := indexEntry{ref: binary.LittleEndian.Uint64(h[off:]), flags: binary.LittleEndian.Uint16(h[off+12:]), child: -1}
+		l := int(binary.LittleEndian.Uint16(h[off+8:]))
+		if l < 0x10 || off+l > total || l%8 != 0 || e.flags&ieSubnode != 0 {
+			return nil
+		}
+		if e.flags&ieLast != 0 {
+			n.entries = append(n.entries, e)
+			return n
+		}
+		if keep(volume.Ino(e.ref & refNumMask)) {
+			return nil
+		}
+		n.entries = append(n.entries, e)
+		off += l
+	}
+	return nil
 }
 
 // afterNode reads the after side's block at vcn, from the before side's
@@ -210,16 +303,35 @@ func treeOf(di *dirIndex, get func(vcn int64) (*indexNode, error)) (*tree, error
 }
 
 // narrow lists t as ReadDir would, leaving out the entries of common
-// blocks whose file keep rejects; left is how many it left out.
-func (v *Volume) narrow(t *tree, common func(vcn int64) bool, keep func(volume.Ino) bool) (out []volume.DirEntry, left int) {
-	for i, e := range t.entries {
-		if common(t.vcns[i]) && !keep(volume.Ino(e.ref&refNumMask)) {
+// blocks whose file s.keep rejects; left is how many it left out. A light
+// block (no names read) that is not common is read whole and listed.
+func (v *Volume) narrow(t *tree, common func(vcn int64) bool, s *sides) (out []volume.DirEntry, left int, err error) {
+	for i := 0; i < len(t.entries); i++ {
+		e, vcn := t.entries[i], t.vcns[i]
+		if common(vcn) && !s.keep(volume.Ino(e.ref&refNumMask)) {
 			left++
 			continue
 		}
-		if d, ok := v.listEntry(e); ok {
-			out = append(out, d)
+		if !s.light[vcn] {
+			if d, ok := v.listEntry(e); ok {
+				out = append(out, d)
+			}
+			continue
+		}
+		n, err := s.fullNode(vcn)
+		if err != nil {
+			return nil, 0, err
+		}
+		for k := range n.entries {
+			if n.entries[k].flags&ieLast == 0 {
+				if d, ok := v.listEntry(&n.entries[k]); ok {
+					out = append(out, d)
+				}
+			}
+		}
+		for i+1 < len(t.entries) && t.vcns[i+1] == vcn { // a leaf's entries are walked together
+			i++
 		}
 	}
-	return out, left
+	return out, left, nil
 }

@@ -150,9 +150,22 @@ func FuzzIndex(f *testing.F) {
 			}
 			b = blk[0x18:]
 		}
+		// the commit summary's light read of an unchanged leaf must
+		// agree with the whole parse wherever both read the node
+		light := lightLeaf(append(make([]byte, 0x18), b...), 0, func(volume.Ino) bool { return false })
 		n, err := parseIndexNode(b, 0)
 		if err != nil {
 			return
+		}
+		if light != nil {
+			if !n.leaf || len(light.entries) != len(n.entries) {
+				t.Fatalf("light read: %d entries (leaf %v), whole parse %d", len(light.entries), n.leaf, len(n.entries))
+			}
+			for i, e := range light.entries {
+				if e.ref != n.entries[i].ref || e.flags != n.entries[i].flags {
+					t.Fatalf("light read entry %d: ref %x flags %x, whole parse %x %x", i, e.ref, e.flags, n.entries[i].ref, n.entries[i].flags)
+				}
+			}
 		}
 		di := &dirIndex{ino: 99, root: n, blockSize: 4096}
 		v.lookupEntry(di, encodeName("hello.txt"))
